@@ -1,0 +1,5 @@
+import sys
+
+from bulkput.cli import main
+
+sys.exit(main())

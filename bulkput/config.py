@@ -1,0 +1,58 @@
+"""Settings as frozen value objects. Running state (attempt counters, current concurrency)
+lives elsewhere; these only say what the user asked for, and what it costs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How one request is retried.
+
+    Delay before attempt n+1 (n >= 1) is ``uniform(0, min(max_delay, base_delay * 2**(n-1)))``
+    ("full jitter"); throttling answers use ``throttle_base_delay`` instead of ``base_delay``.
+    An object gives up after ``max_attempts`` attempts or once ``max_elapsed`` seconds have
+    passed since its first attempt, whichever comes first.
+    """
+
+    max_attempts: int = 10
+    base_delay: float = 0.05
+    throttle_base_delay: float = 0.5
+    max_delay: float = 10.0
+    max_elapsed: float = 600.0
+    # An endpoint never reached at all is given this many attempts before the job aborts.
+    connect_attempts: int = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect: float = 10.0
+    # No byte received or sent for this long ends the attempt (retried).
+    read: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """Limits of one job.
+
+    Peak body memory is about ``concurrency * min(small_body_limit, part_size)`` plus
+    ``max_open_files * chunk_size`` for hashing: 64 * 1 MiB + 64 * 1 MiB = 128 MiB at defaults,
+    whatever the file sizes, because larger bodies stream from disk in ``chunk_size`` pieces.
+    """
+
+    concurrency: int = 64  # HTTP requests in flight
+    per_host: int = 0  # connections per host; 0 = same as concurrency
+    max_open_files: int = 64  # files open at once for hashing and reading
+    small_body_limit: int = 1 * MiB  # bodies up to this are read into memory once
+    chunk_size: int = 1 * MiB  # read size when streaming and hashing
+    multipart_threshold: int = 64 * MiB
+    part_size: int | None = None  # None: chosen per file (fits 10,000 parts, >= service minimum)
+    content_md5: bool = True  # --no-md5 turns it off
+    verify_tls: bool = True
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()

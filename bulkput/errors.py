@@ -1,0 +1,248 @@
+"""The bulkput exception tree, and the one table that maps service answers onto it.
+
+::
+
+    BulkputError
+    ├── UsageError                 bad command line, target URL or option (exit 2)
+    │   └── CredentialsError       no credential found; names where it looked
+    ├── LocalInputError            one object's local side: missing, unreadable, changed (object fails alone)
+    │   ├── ManifestError          a malformed manifest line (carries the line number)
+    │   └── FileChangedError       the file changed size or mtime while it was read
+    ├── ValidationError            the object breaks a service rule before sending (key, metadata, class)
+    ├── JournalError               the job journal cannot be written (job stops cleanly)
+    └── RemoteError                the service or the network said no
+        ├── AuthError              InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied (job aborts)
+        ├── NotFoundError          NoSuchBucket (job aborts), NoSuchKey, NoSuchUpload
+        ├── ThrottledError         SlowDown, 429 and other throttling codes (retried, slows the job)
+        ├── TransportError         connection refused/reset, DNS, timeouts (retried)
+        │   └── EndpointUnreachable   retries exhausted without ever reaching the server (job aborts)
+        └── ServiceError           everything else the service answered (retried when transient)
+
+Every RemoteError carries the service ``code``, HTTP ``status``, ``request_id``, ``bucket``
+and ``key``; ``retryable`` says whether the retry loop may try again and ``fatal_for_job``
+whether the whole job must stop at once (no storm of a million identical failures).
+Secrets never reach these objects: they hold only what the server sent back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class BulkputError(Exception):
+    """Base of every error bulkput raises on purpose."""
+
+    retryable: bool = False
+    fatal_for_job: bool = False
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, key: str | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.key = key
+        self.path = path
+
+    @property
+    def code(self) -> str:
+        """A short machine-readable name for reports (service code, or the class name)."""
+        return type(self).__name__
+
+    def one_line(self) -> str:
+        """The one-line error a user sees: the object, then the cause."""
+        subject = self.key if self.key is not None else self.path
+        text = " ".join(self.message.split())
+        return f"{subject}: {text}" if subject else text
+
+
+class UsageError(BulkputError):
+    exit_code = 2
+    fatal_for_job = True
+
+
+class CredentialsError(UsageError):
+    pass
+
+
+class LocalInputError(BulkputError):
+    pass
+
+
+class ManifestError(LocalInputError):
+    def __init__(self, message: str, *, line: int, source: str = "manifest") -> None:
+        super().__init__(f"{source} line {line}: {message}")
+        self.line = line
+        self.source = source
+
+
+class FileChangedError(LocalInputError):
+    pass
+
+
+class ValidationError(BulkputError):
+    pass
+
+
+class JournalError(BulkputError):
+    fatal_for_job = True
+    exit_code = 3
+
+
+class RemoteError(BulkputError):
+    exit_code = 1
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        request_id: str | None = None,
+        bucket: str | None = None,
+        key: str | None = None,
+        retryable: bool | None = None,
+        fatal_for_job: bool | None = None,
+    ) -> None:
+        super().__init__(message, key=key)
+        self.service_code = code
+        self.status = status
+        self.request_id = request_id
+        self.bucket = bucket
+        if retryable is not None:
+            self.retryable = retryable
+        if fatal_for_job is not None:
+            self.fatal_for_job = fatal_for_job
+
+    @property
+    def code(self) -> str:
+        return self.service_code or (f"HTTP{self.status}" if self.status else type(self).__name__)
+
+    def one_line(self) -> str:
+        subject = self.key if self.key is not None else (self.bucket or "")
+        parts = [self.code]
+        if self.status:
+            parts.append(str(self.status))
+        detail = " ".join(self.message.split())
+        tail = f" (request id {self.request_id})" if self.request_id else ""
+        head = f"{subject}: " if subject else ""
+        return f"{head}{' '.join(parts)}: {detail}{tail}"
+
+    def __reduce__(self):  # keep keyword state across pickling (Dask ships errors between processes)
+        return (_rebuild_remote, (type(self), self.message, self.__dict__.copy()))
+
+
+def _rebuild_remote(cls: type[RemoteError], message: str, state: dict) -> RemoteError:
+    err = cls.__new__(cls)
+    Exception.__init__(err, message)
+    err.__dict__.update(state)
+    return err
+
+
+class AuthError(RemoteError):
+    fatal_for_job = True
+    exit_code = 3
+
+
+class NotFoundError(RemoteError):
+    pass
+
+
+class ThrottledError(RemoteError):
+    retryable = True
+
+
+class TransportError(RemoteError):
+    retryable = True
+
+
+class EndpointUnreachable(TransportError):
+    retryable = False
+    fatal_for_job = True
+    exit_code = 3
+
+
+class ServiceError(RemoteError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    cls: type[RemoteError]
+    retryable: bool = False
+    fatal_for_job: bool = False
+
+
+# Service codes, across the three dialects, and what they mean for the job.
+_CODE_RULES: dict[str, _Rule] = {
+    # job-fatal: nothing else will succeed either
+    "InvalidAccessKeyId": _Rule(AuthError, fatal_for_job=True),
+    "SignatureDoesNotMatch": _Rule(AuthError, fatal_for_job=True),
+    "AccessDenied": _Rule(AuthError, fatal_for_job=True),
+    "InvalidSecurityToken": _Rule(AuthError, fatal_for_job=True),
+    "SecurityTokenExpired": _Rule(AuthError, fatal_for_job=True),
+    "ExpiredToken": _Rule(AuthError, fatal_for_job=True),
+    "InvalidToken": _Rule(AuthError, fatal_for_job=True),
+    "InvalidSessionToken": _Rule(AuthError, fatal_for_job=True),
+    "NoSuchBucket": _Rule(NotFoundError, fatal_for_job=True),
+    # per object, not retried
+    "NoSuchKey": _Rule(NotFoundError),
+    "NoSuchUpload": _Rule(NotFoundError),
+    "InvalidObjectName": _Rule(ServiceError),
+    "KeyTooLongError": _Rule(ServiceError),
+    "EntityTooLarge": _Rule(ServiceError),
+    "EntityTooSmall": _Rule(ServiceError),
+    "InvalidArgument": _Rule(ServiceError),
+    "InvalidDigest": _Rule(ServiceError),
+    "InvalidPart": _Rule(ServiceError),
+    "InvalidPartOrder": _Rule(ServiceError),
+    "MetadataTooLarge": _Rule(ServiceError),
+    "InvalidStorageClass": _Rule(ServiceError),
+    "InvalidEncryptionAlgorithmError": _Rule(ServiceError),
+    "MissingContentLength": _Rule(ServiceError),
+    # transient: retried with backoff
+    "BadDigest": _Rule(ServiceError, retryable=True),  # body corrupted on the way: resend
+    "RequestTimeout": _Rule(ServiceError, retryable=True),
+    "RequestTimeoutException": _Rule(ServiceError, retryable=True),
+    "PriorRequestNotComplete": _Rule(ServiceError, retryable=True),
+    "RequestTimeTooSkewed": _Rule(ServiceError, retryable=True),
+    "RequestExpired": _Rule(ServiceError, retryable=True),
+    "InternalError": _Rule(ServiceError, retryable=True),
+    "ServiceUnavailable": _Rule(ThrottledError, retryable=True),
+    "SlowDown": _Rule(ThrottledError, retryable=True),
+    "Throttling": _Rule(ThrottledError, retryable=True),
+    "ThrottlingException": _Rule(ThrottledError, retryable=True),
+    "RequestLimitExceeded": _Rule(ThrottledError, retryable=True),
+    "TooManyRequests": _Rule(ThrottledError, retryable=True),
+    "TooManyRequestsException": _Rule(ThrottledError, retryable=True),
+    "RequestThrottled": _Rule(ThrottledError, retryable=True),
+    "QpsLimitExceeded": _Rule(ThrottledError, retryable=True),
+}
+
+_RETRYABLE_STATUS = {408, 500, 502, 503, 504}
+
+
+def error_from_response(
+    status: int,
+    code: str | None,
+    message: str | None = None,
+    *,
+    request_id: str | None = None,
+    bucket: str | None = None,
+    key: str | None = None,
+) -> RemoteError:
+    """Translate one service answer into the tree: the single place this decision is made."""
+    msg = message or code or f"HTTP {status}"
+    kwargs = {"code": code, "status": status, "request_id": request_id, "bucket": bucket, "key": key}
+    rule = _CODE_RULES.get(code or "")
+    if rule is not None:
+        return rule.cls(msg, retryable=rule.retryable, fatal_for_job=rule.fatal_for_job, **kwargs)
+    if status == 429:
+        return ThrottledError(msg, retryable=True, **kwargs)
+    if status == 503:
+        return ThrottledError(msg, retryable=True, **kwargs)
+    if status in _RETRYABLE_STATUS:
+        return ServiceError(msg, retryable=True, **kwargs)
+    if status in (401, 403):
+        return AuthError(msg, fatal_for_job=True, **kwargs)
+    if status == 404:
+        return NotFoundError(msg, **kwargs)
+    return ServiceError(msg, retryable=False, **kwargs)

@@ -1,0 +1,57 @@
+"""What flows through the engine: one upload item in, one result out."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+@dataclass(slots=True)
+class UploadItem:
+    """One object to store, as a manifest line or a walked file describes it."""
+
+    path: str
+    key: str  # the full object key (destination prefix already applied)
+    content_type: str | None = None
+    cache_control: str | None = None
+    content_disposition: str | None = None
+    content_encoding: str | None = None
+    expires: str | None = None
+    acl: str | None = None
+    storage_class: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    md5: str | None = None  # trusted precomputed Content-MD5, base64
+    size: int | None = None  # known size (from a walk), else stat'ed by the engine
+    mtime_ns: int | None = None
+    line: int | None = None  # manifest line number, for errors
+
+
+class Status(str, Enum):
+    STORED = "stored"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    DELETED = "deleted"
+    PLANNED = "planned"  # --dry-run
+
+
+@dataclass(slots=True)
+class ObjectResult:
+    """One report line: what happened to one object. ``stored`` only after the server confirmed."""
+
+    key: str
+    path: str | None
+    status: Status
+    size: int | None = None
+    md5: str | None = None  # hex
+    etag: str | None = None
+    attempts: int = 0
+    error_code: str | None = None
+    message: str | None = None
+    request_id: str | None = None
+    reason: str | None = None  # why skipped / planned (sync)
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["status"] = self.status.value
+        return {k: v for k, v in record.items() if v is not None}

@@ -1,0 +1,1 @@
+"""Request signing: one module per algorithm behind :class:`bulkput.signing.base.Signer`."""

@@ -1,0 +1,3 @@
+"""Shared fixtures. Servers run on 127.0.0.1 only."""
+
+from __future__ import annotations
