@@ -15,6 +15,7 @@
         ├── NotFoundError          NoSuchBucket (job aborts), NoSuchKey, NoSuchUpload
         ├── ThrottledError         SlowDown, 429 and other throttling codes (retried, slows the job)
         ├── TransportError         connection refused/reset, DNS, timeouts (retried)
+        │   ├── ConnectError          no connection was made (refused, DNS, connect timeout): the server never saw it
         │   └── EndpointUnreachable   retries exhausted without ever reaching the server (job aborts)
         └── ServiceError           everything else the service answered (retried when transient)
 
@@ -152,6 +153,12 @@ class ThrottledError(RemoteError):
 
 class TransportError(RemoteError):
     retryable = True
+
+
+class ConnectError(TransportError):
+    """The connection was never established, so the request cannot have reached the server.
+    The retry loop gives these ``RetryPolicy.connect_attempts`` tries, then raises
+    ``EndpointUnreachable``."""
 
 
 class EndpointUnreachable(TransportError):
