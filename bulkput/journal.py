@@ -98,7 +98,9 @@ def _k(key: str) -> bytes:
 # One pending write: (sql, parameters), applied in order.
 _Op = tuple[str, tuple[Any, ...]]
 
-_SQL_STORED = "INSERT OR REPLACE INTO stored (key, size, mtime_ns, md5, etag) VALUES (?, ?, ?, ?, ?)"
+_SQL_STORED = (
+    "INSERT OR REPLACE INTO stored (key, size, mtime_ns, md5, etag) VALUES (?, ?, ?, ?, ?)"
+)
 _SQL_BEGIN = (
     "INSERT OR REPLACE INTO uploads (key, upload_id, part_size, size, mtime_ns, md5, started)"
     " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -156,8 +158,12 @@ class Journal:
             raise JournalError(f"journal {path}: cannot write: {exc}", path=str(path)) from None
         # A fresh job has nothing to skip: answer is_stored without a query until the first
         # batch commits (the common case of a first run costs no read at all).
-        self._maybe_stored = self._reader.execute("SELECT 1 FROM stored LIMIT 1").fetchone() is not None
-        self._thread = threading.Thread(target=self._flush_loop, name="bulkput-journal", daemon=True)
+        self._maybe_stored = (
+            self._reader.execute("SELECT 1 FROM stored LIMIT 1").fetchone() is not None
+        )
+        self._thread = threading.Thread(
+            target=self._flush_loop, name="bulkput-journal", daemon=True
+        )
         self._thread.start()
 
     # --- opening -------------------------------------------------------------------------
@@ -202,7 +208,9 @@ class Journal:
             except FileNotFoundError:
                 pass
             except OSError as exc:
-                raise JournalError(f"journal {path}: cannot remove: {exc}", path=str(path)) from None
+                raise JournalError(
+                    f"journal {path}: cannot remove: {exc}", path=str(path)
+                ) from None
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -390,7 +398,9 @@ class Journal:
             with self._read_lock:
                 return self._reader.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise JournalError(f"journal {self.path}: read failed: {exc}", path=str(self.path)) from None
+            raise JournalError(
+                f"journal {self.path}: read failed: {exc}", path=str(self.path)
+            ) from None
 
     def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
         """True when an earlier batch committed ``key`` as stored with this size and mtime."""
@@ -410,7 +420,8 @@ class Journal:
     def upload_for(self, key: str) -> UploadRecord | None:
         """The committed multipart upload in flight for ``key``, if any."""
         rows = self._read(
-            "SELECT upload_id, part_size, size, mtime_ns, md5 FROM uploads WHERE key = ?", (_k(key),)
+            "SELECT upload_id, part_size, size, mtime_ns, md5 FROM uploads WHERE key = ?",
+            (_k(key),),
         )
         if not rows:
             return None

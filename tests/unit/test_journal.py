@@ -22,7 +22,9 @@ def committed_keys(path: Path) -> set[str]:
 
 
 def test_default_state_dir_follows_xdg_then_home() -> None:
-    assert default_state_dir({"XDG_CACHE_HOME": "/x/cache", "HOME": "/h"}) == Path("/x/cache/bulkput")
+    assert default_state_dir({"XDG_CACHE_HOME": "/x/cache", "HOME": "/h"}) == Path(
+        "/x/cache/bulkput"
+    )
     assert default_state_dir({"HOME": "/h"}) == Path("/h/.cache/bulkput")
 
 
@@ -87,7 +89,12 @@ def test_resume_lookup_matches_size_and_mtime(tmp_path: Path) -> None:
         assert not journal.is_stored("photo.jpg", 4096, 1_700_000_000_000_000_001)  # touched
         assert not journal.is_stored("other.jpg", 4096, 1_700_000_000_000_000_000)
         assert journal.is_stored("unicode é/☃ key", 1, 5)
-        assert journal.stored_record("photo.jpg") == (4096, 1_700_000_000_000_000_000, "ab" * 16, "e")
+        assert journal.stored_record("photo.jpg") == (
+            4096,
+            1_700_000_000_000_000_000,
+            "ab" * 16,
+            "e",
+        )
         assert journal.stored_count() == 2
 
 
@@ -160,7 +167,9 @@ def test_read_only_state_dir_is_a_journal_error(tmp_path: Path) -> None:
     state.mkdir()
     if os.geteuid() == 0:
         # root ignores permission bits: make the directory read-only with a bind mount instead.
-        done = subprocess.run(["mount", "--bind", "-o", "ro", str(state), str(state)], capture_output=True)
+        done = subprocess.run(
+            ["mount", "--bind", "-o", "ro", str(state), str(state)], capture_output=True
+        )
         if done.returncode != 0:
             pytest.skip("cannot make a read-only directory as root here")
         try:
