@@ -1,0 +1,194 @@
+"""Retrying one request, and sharing the request budget fairly when the service pushes back.
+
+``call_with_retry`` runs one operation (a zero-argument coroutine factory, so every attempt is
+built and signed afresh) until it succeeds, fails for good, or uses up its budget:
+
+- only errors whose ``retryable`` is true are tried again (see the table in
+  :mod:`bulkput.errors`); anything else propagates at once, job-fatal errors included;
+- the delay before attempt ``n + 1`` is "full jitter": ``uniform(0, min(max_delay,
+  base * 2**(n-1)))``, with ``throttle_base_delay`` as the base for throttling answers;
+- an object gives up after ``policy.max_attempts`` attempts, or when the next delay would take it
+  past ``policy.max_elapsed`` seconds since its first attempt;
+- a connection that was never made (:class:`~bulkput.errors.ConnectError`) gets
+  ``policy.connect_attempts`` tries; if none of the object's attempts ever reached the server,
+  the loop raises :class:`~bulkput.errors.EndpointUnreachable`, which stops the job.
+
+Clock, sleep and random source are parameters, so tests run the whole policy without sleeping.
+
+``AdaptiveLimiter`` is the job's AIMD concurrency limit: halved when the service throttles
+(once per round of requests, not once per throttled answer), raised by one after a window of
+successes as large as the current limit, always within ``[minimum, maximum]``. It keeps the
+(time, limit) history the benchmark docs draw as the request-rate curve.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from bulkput.config import RetryPolicy
+from bulkput.errors import BulkputError, ConnectError, EndpointUnreachable, ThrottledError
+
+T = TypeVar("T")
+
+# on_retry(error, attempt_that_failed, delay_before_next_attempt)
+RetryHook = Callable[[BulkputError, int, float], object]
+
+
+def backoff_delay(policy: RetryPolicy, attempt: int, throttled: bool, rng: Callable[[], float]) -> float:
+    """The full-jitter delay to wait after failed attempt number ``attempt`` (1-based)."""
+    base = policy.throttle_base_delay if throttled else policy.base_delay
+    ceiling = min(policy.max_delay, base * (2.0 ** min(attempt - 1, 62)))
+    return rng() * ceiling
+
+
+def attempts_of(error: BaseException, default: int = 1) -> int:
+    """How many attempts were made before ``error`` was raised by :func:`call_with_retry`."""
+    value = getattr(error, "attempts", default)
+    return value if isinstance(value, int) else default
+
+
+async def call_with_retry(
+    op: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    rng: Callable[[], float] = random.random,
+    on_retry: RetryHook | None = None,
+) -> tuple[T, int]:
+    """Run ``op`` under ``policy``; return ``(result, attempts)``.
+
+    The error that ends the loop is raised with an ``attempts`` attribute (read it with
+    :func:`attempts_of`). ``rng`` returns floats in ``[0, 1)`` (e.g. ``random.Random(7).random``).
+    """
+    attempt = 0
+    started: float | None = None
+    connect_failures = 0
+    reached_server = False
+    while True:
+        attempt += 1
+        try:
+            return await op(), attempt
+        except BulkputError as error:
+            if started is None:
+                started = clock()
+            if isinstance(error, ConnectError):
+                connect_failures += 1
+                if not reached_server and connect_failures >= policy.connect_attempts:
+                    unreachable = EndpointUnreachable(
+                        f"endpoint unreachable after {connect_failures} attempts: {error.message}",
+                        code="EndpointUnreachable",
+                        status=None,
+                        bucket=error.bucket,
+                        key=None,
+                    )
+                    unreachable.attempts = attempt  # type: ignore[attr-defined]
+                    raise unreachable from error
+            else:
+                reached_server = True
+            error.attempts = attempt  # type: ignore[attr-defined]
+            if not error.retryable or attempt >= policy.max_attempts:
+                raise
+            delay = backoff_delay(policy, attempt, isinstance(error, ThrottledError), rng)
+            if clock() - started + delay > policy.max_elapsed:
+                raise
+            if on_retry is not None:
+                on_retry(error, attempt, delay)
+            await sleep(delay)
+
+
+class AdaptiveLimiter:
+    """An AIMD limit on requests in flight.
+
+    ``epoch = await acquire()`` takes a slot (waiting while ``in_flight >= limit``) and returns
+    the current epoch; ``release()`` gives it back. ``record_throttle(epoch)`` halves the limit
+    unless a request started in an older epoch than the last decrease reports it (that burst was
+    already answered); ``record_success()`` adds one after ``limit`` successes in a row.
+    """
+
+    def __init__(
+        self,
+        maximum: int,
+        *,
+        minimum: int = 1,
+        initial: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        history_size: int = 100_000,
+    ) -> None:
+        if maximum < 1:
+            raise ValueError("maximum must be at least 1")
+        self.maximum = maximum
+        self.minimum = max(1, min(minimum, maximum))
+        self._limit = min(maximum, max(self.minimum, initial if initial is not None else maximum))
+        self._clock = clock
+        self._in_flight = 0
+        self._epoch = 0
+        self._successes = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.decreases = 0
+        self.history: deque[tuple[float, int]] = deque(maxlen=history_size)
+        self.history.append((clock(), self._limit))
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    async def acquire(self) -> int:
+        if self._in_flight < self._limit and not self._waiters:
+            self._in_flight += 1
+            return self._epoch
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted just as we were cancelled: hand the slot on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+        return self._epoch
+
+    def release(self) -> None:
+        self._in_flight -= 1
+        self._wake()
+
+    def record_success(self) -> None:
+        self._successes += 1
+        if self._successes >= self._limit and self._limit < self.maximum:
+            self._successes = 0
+            self._set_limit(self._limit + 1)
+            self._wake()
+
+    def record_throttle(self, epoch: int | None = None) -> None:
+        if epoch is not None and epoch < self._epoch:
+            return
+        self._epoch += 1
+        self._successes = 0
+        self.decreases += 1
+        self._set_limit(max(self.minimum, self._limit // 2))
+
+    def _set_limit(self, value: int) -> None:
+        if value != self._limit:
+            self._limit = value
+            self.history.append((self._clock(), value))
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters and self._in_flight < self._limit:
+            waiter = waiters.popleft()
+            if waiter.done():
+                continue
+            self._in_flight += 1
+            waiter.set_result(None)
