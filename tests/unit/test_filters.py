@@ -1,0 +1,222 @@
+from __future__ import annotations
+
+import argparse
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bulkput.errors import UsageError
+from bulkput.filters import Filter, add_filter_arguments, filter_from_args, parse_size
+
+
+def included(flt: Filter, key: str, size: int | None = None) -> bool:
+    return flt.exclude_reason(key, size) is None
+
+
+def test_no_rules_includes_everything_including_hidden_files() -> None:
+    flt = Filter.from_patterns()
+    assert flt.is_empty
+    assert included(flt, "a/b.txt")
+    assert included(flt, ".git/config")
+    assert included(flt, "a/.hidden")
+
+
+def test_first_match_wins_in_the_order_given() -> None:
+    keep_a = Filter.from_patterns([("include", "a.txt"), ("exclude", "*.txt")])
+    assert included(keep_a, "a.txt")
+    assert not included(keep_a, "b.txt")
+    assert included(keep_a, "b.jpg") is False  # an include was given: unmatched keys are out
+
+    drop_all = Filter.from_patterns([("exclude", "*.txt"), ("include", "a.txt")])
+    assert not included(drop_all, "a.txt")
+    assert "--exclude '*.txt'" in (drop_all.exclude_reason("a.txt") or "")
+
+
+def test_only_excludes_leave_unmatched_keys_included() -> None:
+    flt = Filter.from_patterns([("exclude", "*.tmp")])
+    assert included(flt, "x.jpg")
+    assert not included(flt, "deep/dir/x.tmp")
+
+
+def test_include_alone_means_only_those() -> None:
+    flt = Filter.from_patterns([("include", "*.jpg")])
+    assert included(flt, "photos/2024/a.jpg")
+    assert flt.exclude_reason("notes.txt") == "excluded: matches no --include"
+
+
+def test_pattern_matches_parent_directories() -> None:
+    flt = Filter.from_patterns([("exclude", "node_modules")])
+    assert not included(flt, "web/node_modules/react/index.js")
+    assert not included(flt, "node_modules")  # a file of that name too
+    assert included(flt, "web/node_modules_old/x.js")
+
+    docs_only = Filter.from_patterns([("include", "docs"), ("exclude", "*")])
+    assert included(docs_only, "docs/a/b.md")
+    assert not included(docs_only, "readme.md")
+    assert not included(docs_only, "src/docs.md")
+
+
+def test_trailing_slash_matches_directories_only() -> None:
+    flt = Filter.from_patterns([("exclude", "build/")])
+    assert not included(flt, "build/out.o")
+    assert not included(flt, "sub/build/out.o")
+    assert included(flt, "build")  # a file named build
+
+
+def test_leading_slash_anchors_at_the_root() -> None:
+    flt = Filter.from_patterns([("exclude", "/top.txt"), ("exclude", "/cache/")])
+    assert not included(flt, "top.txt")
+    assert included(flt, "sub/top.txt")
+    assert not included(flt, "cache/x")
+    assert included(flt, "sub/cache/x")
+
+
+def test_unanchored_pattern_with_slash_matches_trailing_elements() -> None:
+    flt = Filter.from_patterns([("exclude", "b/*.tmp")])
+    assert not included(flt, "a/b/c.tmp")
+    assert not included(flt, "b/c.tmp")
+    assert included(flt, "ab/c.tmp")  # whole path elements only
+    assert included(flt, "b/c/d.txt")
+
+
+def test_star_stays_in_one_element_double_star_crosses() -> None:
+    one = Filter.from_patterns([("exclude", "/logs/*.log")])
+    assert not included(one, "logs/a.log")
+    assert included(one, "logs/2024/a.log")
+    deep = Filter.from_patterns([("exclude", "/logs/**.log")])
+    assert not included(deep, "logs/2024/01/a.log")
+
+
+def test_question_mark_classes_braces_and_escapes() -> None:
+    flt = Filter.from_patterns([
+        ("exclude", "file?.txt"),
+        ("exclude", "img[0-9].png"),
+        ("exclude", "keep[!a-z].md"),
+        ("exclude", "*.{bak,swp}"),
+        ("exclude", r"literal\*.txt"),
+    ])
+    assert not included(flt, "file1.txt")
+    assert included(flt, "file12.txt")
+    assert not included(flt, "img7.png")
+    assert included(flt, "imgx.png")
+    assert not included(flt, "keep1.md")
+    assert included(flt, "keepa.md")
+    assert not included(flt, "x.bak") and not included(flt, "y.swp")
+    assert included(flt, "z.bakx")
+    assert not included(flt, "literal*.txt")
+    assert included(flt, "literalX.txt")
+
+
+def test_unbalanced_brace_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        Filter.from_patterns([("exclude", "a{b")])
+    with pytest.raises(UsageError):
+        Filter.from_patterns([("exclude", "/")])
+
+
+def test_exclude_hidden_wins_over_includes() -> None:
+    flt = Filter.from_patterns([("include", "*.txt")], exclude_hidden=True)
+    assert not included(flt, ".secret.txt")
+    assert not included(flt, "a/.git/notes.txt")
+    assert included(flt, "a/notes.txt")
+    assert flt.prunes_dir(".git")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", 0),
+        ("123", 123),
+        ("10B", 10),
+        ("1K", 1024),
+        ("1k", 1024),
+        ("1Ki", 1024),
+        ("1KiB", 1024),
+        ("1KB", 1000),
+        ("2M", 2 * 1024**2),
+        ("2MB", 2_000_000),
+        ("1.5G", 1536 * 1024**2),
+        ("1T", 1024**4),
+    ],
+)
+def test_parse_size_units(text: str, expected: int) -> None:
+    assert parse_size(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "K", "1X", "-1", "1 KBB"])
+def test_parse_size_rejects_garbage(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_size(text)
+
+
+def test_size_limits_are_inclusive_and_apply_to_files_only() -> None:
+    flt = Filter.from_patterns(min_size="10", max_size="1K")
+    assert flt.exclude_reason("a", 9) is not None
+    assert included(flt, "a", 10)
+    assert included(flt, "a", 1024)
+    assert "--max-size" in (flt.exclude_reason("a", 1025) or "")
+    assert included(flt, "a")  # size unknown (not a file): no size rule
+
+
+def test_prunes_dir_only_when_no_include_comes_first() -> None:
+    flt = Filter.from_patterns([("exclude", "*.o"), ("exclude", "build/")])
+    assert flt.prunes_dir("build")
+    assert flt.prunes_dir("src/build")
+    assert not flt.prunes_dir("src")
+    guarded = Filter.from_patterns([("include", "*.keep"), ("exclude", "build/")])
+    assert not guarded.prunes_dir("build")  # build/x.keep is included
+
+
+_name = st.text(alphabet="ab.-_*", min_size=1, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rules=st.lists(st.tuples(st.sampled_from(["include", "exclude"]),
+                             st.sampled_from(["a", "b/", "/a", "*.b", "a*", "**", "a/b", "/b/", "{a,b}", "?"])),
+                   max_size=4),
+    dir_parts=st.lists(_name, min_size=1, max_size=3),
+    rest=st.lists(_name, min_size=1, max_size=3),
+)
+def test_a_pruned_directory_holds_only_excluded_keys(
+    rules: list[tuple[str, str]], dir_parts: list[str], rest: list[str]
+) -> None:
+    flt = Filter.from_patterns(rules)
+    dir_key = "/".join(dir_parts)
+    if flt.prunes_dir(dir_key):
+        assert flt.exclude_reason(dir_key + "/" + "/".join(rest)) is not None
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_filter_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_command_line_keeps_the_order_across_options(tmp_path) -> None:
+    patterns = tmp_path / "excludes.txt"
+    patterns.write_text("# comment\n\n*.log\n  \ncache/\n", encoding="utf-8")
+    args = parse(["--include", "keep.log", "--exclude-from", str(patterns), "--include", "*.txt",
+                  "--max-size", "1M", "--exclude-hidden"])
+    flt = filter_from_args(args)
+    assert [(rule.include, rule.pattern) for rule in flt.rules] == [
+        (True, "keep.log"), (False, "*.log"), (False, "cache/"), (True, "*.txt")]
+    assert included(flt, "keep.log")
+    assert not included(flt, "other.log")
+    assert not included(flt, "cache/a.txt")
+    assert included(flt, "a.txt", 1024)
+    assert not included(flt, "a.txt", 2 * 1024 * 1024)
+    assert not included(flt, ".a.txt")
+
+
+def test_missing_pattern_file_is_a_usage_error(tmp_path) -> None:
+    args = parse(["--exclude-from", str(tmp_path / "missing")])
+    with pytest.raises(UsageError, match="missing"):
+        filter_from_args(args)
+
+
+def test_hidden_default_and_explicit_include_hidden() -> None:
+    assert parse([]).exclude_hidden is False
+    assert parse(["--include-hidden"]).exclude_hidden is False
+    assert parse(["--exclude-hidden"]).exclude_hidden is True
