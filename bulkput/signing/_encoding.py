@@ -1,0 +1,116 @@
+"""Percent-encoding, date formats and key caches shared by the signers.
+
+Everything here is on the per-request hot path, so the common case (a key made only of
+unreserved characters and slashes) costs one ``bytes.translate`` and no per-character Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from datetime import datetime, timezone
+from typing import Generic, TypeVar
+
+_UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
+_UNRESERVED_BYTES = _UNRESERVED.encode("ascii")
+_UNRESERVED_AND_SLASH_BYTES = _UNRESERVED_BYTES + b"/"
+
+
+class _EncodingTable(dict[int, str]):
+    """``str.translate`` table: code point -> its UTF-8 bytes as ``%XX``; filled on first use."""
+
+    def __missing__(self, code_point: int) -> str:
+        encoded = "".join(f"%{byte:02X}" for byte in chr(code_point).encode("utf-8"))
+        if len(self) < 4096:  # bounded: keys may hold any of a million code points
+            self[code_point] = encoded
+        return encoded
+
+
+def _table(keep: str) -> _EncodingTable:
+    table = _EncodingTable()
+    for code_point in range(128):  # ASCII fully precomputed
+        char = chr(code_point)
+        table[code_point] = char if char in keep else f"%{code_point:02X}"
+    return table
+
+
+_TABLE = _table(_UNRESERVED)
+_TABLE_KEEP_SLASH = _table(_UNRESERVED + "/")
+
+
+def uri_encode(s: str, keep_slash: bool = False) -> str:
+    """UTF-8, every byte outside ``A-Za-z0-9-._~`` (and ``/`` when kept) as upper-case ``%XX``."""
+    if s.isascii() and not s.encode("ascii").translate(
+        None, _UNRESERVED_AND_SLASH_BYTES if keep_slash else _UNRESERVED_BYTES
+    ):
+        return s  # nothing to encode: the usual case for keys and header names
+    return s.translate(_TABLE_KEEP_SLASH if keep_slash else _TABLE)
+
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _utc(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("signing time must be timezone-aware (UTC)")
+    if now.utcoffset():
+        return now.astimezone(timezone.utc)
+    return now
+
+
+def iso8601_basic(now: datetime) -> str:
+    """``20240102T030405Z``: x-amz-date and x-oss-date."""
+    t = _utc(now)
+    return (
+        f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
+    )
+
+
+def iso8601_extended(now: datetime) -> str:
+    """``2024-01-02T03:04:05Z``: x-bce-date and the bce-auth-v1 timestamp."""
+    t = _utc(now)
+    return (
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
+    )
+
+
+def http_date(now: datetime) -> str:
+    """RFC 1123 ``Tue, 02 Jan 2024 03:04:05 GMT``, independent of the locale."""
+    t = _utc(now)
+    return (
+        f"{_WEEKDAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
+    )
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class SmallCache(Generic[K, V]):
+    """A tiny bounded map for derived signing keys.
+
+    Keys hold the ``Credentials`` object (hashed by value, never printed), so a wrong secret
+    under the same access key can never hit a right secret's entry. When full it is emptied:
+    entries are per date or per second, so old ones are dead anyway.
+    """
+
+    __slots__ = ("_entries", "_max_entries")
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._entries: dict[K, V] = {}
+        self._max_entries = max_entries
+
+    def get(self, key: K) -> V | None:
+        return self._entries.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[key] = value
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:  # never show keys: they contain credentials
+        return f"SmallCache({len(self._entries)}/{self._max_entries} entries)"
