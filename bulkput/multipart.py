@@ -35,7 +35,9 @@ import contextlib
 import hashlib
 import mimetypes
 import os
+import random
 import re
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
@@ -51,9 +53,10 @@ from bulkput.errors import (
     UsageError,
     ValidationError,
 )
-from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.items import UploadItem
 from bulkput.journal import Journal, UploadRecord
-from bulkput.store import FileRange, ObjectHeaders, ObjectStore, PartInfo
+from bulkput.retry import RetryHook, call_with_retry
+from bulkput.store import FileRange, ObjectHeaders, ObjectStore, PartInfo, PutResult
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -133,8 +136,8 @@ def needs_multipart(size: int, config: TransferConfig) -> bool:
 class RequestRunner(Protocol):
     """How one request of an object is sent: concurrency slot, retries, retry events.
 
-    Returns ``(result, attempts)``. The engine passes its own so that parts share the job's
-    limiter; :class:`RetryingRunner` is the stand-alone default.
+    Returns ``(result, attempts)``. :class:`RetryingRunner` is the usual one; tests may pass
+    their own.
     """
 
     def __call__(self, key: str, op: Callable[[], Awaitable[T]]) -> Awaitable[tuple[T, int]]: ...
@@ -164,16 +167,17 @@ class Limiter(Protocol):
 
 @dataclass
 class RetryingRunner:
-    """``call_with_retry`` around each request; each attempt holds one limiter slot (none while
-    backing off), and throttling answers lower the limiter."""
+    """``call_with_retry`` around each request; each attempt holds one slot of the job's
+    limiter (none while backing off), and throttling answers lower it, as single PUTs do."""
 
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     limiter: Limiter | None = None
-    on_retry: Callable[[str, BulkputError], object] | None = None
+    on_retry: RetryHook | None = None
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+    rng: Callable[[], float] = random.random
 
     async def __call__(self, key: str, op: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-        from bulkput.retry import call_with_retry
-
         limiter = self.limiter
 
         async def attempt() -> T:
@@ -190,11 +194,14 @@ class RetryingRunner:
             limiter.record_success()
             return result
 
-        def retried(error: BulkputError, _attempt: int, _delay: float) -> None:
-            if self.on_retry is not None:
-                self.on_retry(key, error)
-
-        return await call_with_retry(attempt, self.policy, on_retry=retried)
+        return await call_with_retry(
+            attempt,
+            self.policy,
+            clock=self.clock,
+            sleep=self.sleep,
+            rng=self.rng,
+            on_retry=self.on_retry,
+        )
 
 
 # --- the hash pass ------------------------------------------------------------------------
@@ -282,6 +289,18 @@ class _Progress:
         self.attempts += attempts - 1
 
 
+@dataclass(frozen=True, slots=True)
+class MultipartResult(PutResult):
+    """What :func:`upload_file` returns: a :class:`PutResult` (the multipart ETag, the complete
+    request's id, the stored CRC-64) plus what the report needs."""
+
+    md5_hex: str = ""  # the whole file's MD5 (also stored as user metadata ``md5``)
+    attempts: int = 1  # one plus every retry of every request of this object
+    parts_sent: int = 0
+    parts_reused: int = 0  # confirmed by an earlier run and found on the server
+    resumed: bool = False
+
+
 async def upload_file(
     store: ObjectStore,
     item: UploadItem,
@@ -291,29 +310,71 @@ async def upload_file(
     config: TransferConfig,
     journal: Journal | None = None,
     headers: ObjectHeaders | None = None,
-    runner: RequestRunner | None = None,
-    file_slots: asyncio.Semaphore | None = None,
+    limiter: Limiter | None = None,
+    open_files: asyncio.Semaphore | None = None,
+    on_retry: RetryHook | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    rng: Callable[[], float] = random.random,
     on_bytes: Callable[[int], object] | None = None,
+    runner: RequestRunner | None = None,
     executor_run: ExecutorRun | None = None,
-) -> ObjectResult:
+) -> MultipartResult:
     """Upload one file as a multipart upload, resuming from the journal when possible.
 
     ``size`` and ``mtime_ns`` are what the engine stat'ed; the file must still match them when
     read and before completing. ``headers`` are the object's headers (built from ``item`` when
-    None); the whole file's MD5 is added as user metadata ``md5``. ``runner`` sends each request
-    (the engine's, sharing its limiter and retry events); ``file_slots`` bounds files open for
-    hashing; ``on_bytes`` is told each part's size as it is confirmed (or found already stored).
+    None); the whole file's MD5 is added as user metadata ``md5``.
 
-    Returns a ``STORED`` result (``md5`` the whole file's, ``etag`` the multipart ETag,
-    ``attempts`` one plus all retries). The object is journaled as stored only after the server
-    confirmed it. Raises :class:`~bulkput.errors.BulkputError` subclasses on failure; cancelled,
-    it leaves the upload for the next run.
+    Shared with the engine: ``limiter`` (each request attempt holds one slot, throttling lowers
+    it), ``open_files`` (held while hashing and while each part's body is read from disk),
+    ``on_retry(error, attempt, delay)`` and ``clock``/``sleep``/``rng`` for the retry loop
+    (``runner`` replaces all of those when given). ``on_bytes`` is told each part's size as the
+    server confirms it (parts found from an earlier run are told at once).
+
+    The object is journaled as stored (with the whole file's MD5) only after the server
+    confirmed it. Raises :class:`~bulkput.errors.BulkputError` subclasses on failure (with an
+    ``attempts`` attribute); cancelled, it leaves the upload for the next run.
     """
-    runner = runner or RetryingRunner(config.retry)
+    runner = runner or RetryingRunner(config.retry, limiter, on_retry, clock, sleep, rng)
+    progress = _Progress()
+    try:
+        return await _upload_file(
+            store,
+            item,
+            size,
+            mtime_ns,
+            config,
+            journal,
+            headers,
+            runner,
+            open_files,
+            on_bytes,
+            executor_run,
+            progress,
+        )
+    except BulkputError as error:
+        error.attempts = progress.attempts  # type: ignore[attr-defined]
+        raise
+
+
+async def _upload_file(
+    store: ObjectStore,
+    item: UploadItem,
+    size: int,
+    mtime_ns: int,
+    config: TransferConfig,
+    journal: Journal | None,
+    headers: ObjectHeaders | None,
+    runner: RequestRunner,
+    file_slots: asyncio.Semaphore | None,
+    on_bytes: Callable[[int], object] | None,
+    executor_run: ExecutorRun | None,
+    progress: _Progress,
+) -> MultipartResult:
     key = item.key
     dialect = store.dialect_name
     base_headers = headers if headers is not None else headers_for(item)
-    progress = _Progress()
 
     # 1. what an earlier run left
     record = journal.upload_for(key) if journal is not None else None
@@ -397,6 +458,7 @@ async def upload_file(
             done[number] = PartInfo(number, listed_part.etag, length)
 
     # 3. initiate
+    resumed = record is not None
     if record is None:
         metadata = {**base_headers.metadata, MD5_METADATA: md5_hex}
         object_headers = replace(base_headers, metadata=metadata)
@@ -428,6 +490,7 @@ async def upload_file(
             done,
             progress,
             on_bytes,
+            file_slots,
         )
         # 5. the file must not have changed while the parts were sent
         if await _in_executor(executor_run, lambda: _file_state(item.path)) != (size, mtime_ns):
@@ -477,15 +540,15 @@ async def upload_file(
         )
     if journal is not None:
         journal.record_stored(key, size, mtime_ns, md5_hex, result.etag)
-    return ObjectResult(
-        key=key,
-        path=item.path,
-        status=Status.STORED,
-        size=size,
-        md5=md5_hex,
+    return MultipartResult(
         etag=result.etag,
-        attempts=progress.attempts,
         request_id=result.request_id,
+        crc64=result.crc64,
+        md5_hex=md5_hex,
+        attempts=progress.attempts,
+        parts_sent=progress.parts_sent,
+        parts_reused=progress.parts_reused,
+        resumed=resumed,
     )
 
 
@@ -502,6 +565,7 @@ async def _send_parts(
     done: dict[int, PartInfo],
     progress: _Progress,
     on_bytes: Callable[[int], object] | None,
+    file_slots: asyncio.Semaphore | None,
 ) -> None:
     """Send ``todo`` with a few workers; each request takes its slot from ``runner``, so the
     number of workers only bounds how many parts of this file wait for a slot."""
@@ -514,7 +578,15 @@ async def _send_parts(
         body = FileRange(path, offset, length)
 
         async def op() -> PartInfo:
-            info = await store.upload_part(key, upload_id, number, body, content_md5=content_md5)
+            if file_slots is None:
+                info = await store.upload_part(
+                    key, upload_id, number, body, content_md5=content_md5
+                )
+            else:
+                async with file_slots:  # the body is read from disk while it is sent
+                    info = await store.upload_part(
+                        key, upload_id, number, body, content_md5=content_md5
+                    )
             etag = info.etag.strip('"').lower()
             if _MD5_HEX.match(etag) and etag != expected:
                 raise ServiceError(

@@ -26,13 +26,12 @@ from bulkput.errors import (
     ValidationError,
     error_from_response,
 )
-from bulkput.items import Status, UploadItem
+from bulkput.items import UploadItem
 from bulkput.journal import Journal
 from bulkput.multipart import (
     DEFAULT_PART_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
-    RetryingRunner,
     choose_part_size,
     hash_parts,
     needs_multipart,
@@ -272,10 +271,10 @@ async def test_upload_stores_exact_bytes_with_md5_metadata(
     item, data = make_file(tmp_path, 4 * PART + 123)
     seen: list[int] = []
     result = await upload_file(store, item, *stat(item), config=CONFIG, on_bytes=seen.append)  # type: ignore[arg-type]
-    assert result.status is Status.STORED
     assert store.objects[item.key] == data
     assert store.metadata[item.key] == {"owner": "me", "md5": hashlib.md5(data).hexdigest()}
-    assert result.md5 == hashlib.md5(data).hexdigest()
+    assert result.md5_hex == hashlib.md5(data).hexdigest()
+    assert (result.parts_sent, result.parts_reused, result.resumed) == (5, 0, False)
     assert result.etag == "etag-5"
     assert sum(seen) == len(data)
     assert set(store.part_puts.values()) == {1}
@@ -288,11 +287,17 @@ async def test_parts_share_the_jobs_request_limit(
     store = MemoryMultipartStore()
     item, data = make_file(tmp_path, 30 * PART)
     limiter = AdaptiveLimiter(3)
-    runner = RetryingRunner(CONFIG.retry, limiter)
-    await upload_file(store, item, *stat(item), config=CONFIG, runner=runner)  # type: ignore[arg-type]
+    open_files = asyncio.Semaphore(2)
+    await upload_file(
+        store, item, *stat(item), config=CONFIG, limiter=limiter, open_files=open_files
+    )  # type: ignore[arg-type]
     assert store.objects[item.key] == data
-    assert 1 < store.max_in_flight <= 3
+    assert store.max_in_flight == 2  # open files bound it below the limiter's 3
     assert limiter.in_flight == 0
+    limiter = AdaptiveLimiter(3)
+    store = MemoryMultipartStore()
+    await upload_file(store, item, *stat(item), config=CONFIG, limiter=limiter)  # type: ignore[arg-type]
+    assert store.max_in_flight == 3
 
 
 async def test_a_failing_part_is_retried_alone(
@@ -303,8 +308,13 @@ async def test_a_failing_part_is_retried_alone(
     store.fail_part = {2: 2}
     item, data = make_file(tmp_path, 3 * PART)
     retried: list[str] = []
-    runner = RetryingRunner(CONFIG.retry, on_retry=lambda key, error: retried.append(error.code))
-    result = await upload_file(store, item, *stat(item), config=CONFIG, runner=runner)  # type: ignore[arg-type]
+    result = await upload_file(
+        store,  # type: ignore[arg-type]
+        item,
+        *stat(item),
+        config=CONFIG,
+        on_retry=lambda error, attempt, delay: retried.append(error.code),
+    )
     assert store.objects[item.key] == data
     assert retried == ["InternalError", "InternalError"]
     assert result.attempts == 3
@@ -343,7 +353,7 @@ async def test_resume_sends_only_the_missing_parts(
         journal.flush()
         assert journal.upload_for(item.key) is None
         assert journal.is_stored(item.key, *stat(item))
-    assert result.status is Status.STORED
+    assert result.resumed and result.parts_reused == len(confirmed)
     assert store.objects[item.key] == data
     assert store.calls["create"] == 1
     for part_key in confirmed:
