@@ -1,0 +1,253 @@
+"""``bulkput abort-incomplete DEST [--older-than AGE] [--dry-run]``: list and abort the multipart
+uploads left under a destination (by interrupted jobs that were not resumed, or by other tools).
+
+Interrupted bulkput jobs leave their uploads on purpose, so that running the job again resumes
+them; this command is how they are cleaned up on demand. ``--older-than`` spares recent uploads
+(a job still running, or one about to be resumed); an upload whose start time the service does
+not report is spared too when ``--older-than`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+from bulkput.errors import BulkputError, UsageError
+from bulkput.store import ObjectStore, UploadInfo
+
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> timedelta:
+    """``90``, ``45s``, ``30m``, ``12h``, ``7d``, ``2w`` -> a timedelta."""
+    match = _AGE.match(text)
+    if not match:
+        raise UsageError(f"--older-than {text!r}: expected a number with s, m, h, d or w (e.g. 7d)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+def parse_initiated(value: str | None) -> datetime | None:
+    """The start time a listing reports (ISO 8601, ``Z`` or offset), or None if absent/odd."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class AbortSummary:
+    found: int = 0
+    aborted: list[UploadInfo] = field(default_factory=list)
+    spared: list[UploadInfo] = field(default_factory=list)  # too recent, or undated
+    failed: list[tuple[UploadInfo, BulkputError]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+
+async def abort_incomplete(
+    store: ObjectStore,
+    prefix: str = "",
+    *,
+    older_than: timedelta | None = None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    on_upload: Callable[[str, UploadInfo], object] | None = None,
+) -> AbortSummary:
+    """Abort every multipart upload under ``prefix`` (started before ``now - older_than`` when
+    given). ``on_upload(action, upload)`` is told ``"abort"``, ``"would-abort"``, ``"spare"`` or
+    ``"fail"`` for each one. Job-fatal errors (auth, missing bucket) propagate."""
+    from bulkput.retry import call_with_retry
+
+    moment = now or datetime.now(timezone.utc)
+    summary = AbortSummary()
+    uploads = store.list_multipart_uploads(prefix)
+    async for upload in uploads:
+        summary.found += 1
+        if older_than is not None:
+            started = parse_initiated(upload.initiated)
+            if started is None or moment - started < older_than:
+                summary.spared.append(upload)
+                if on_upload is not None:
+                    on_upload("spare", upload)
+                continue
+        if dry_run:
+            summary.aborted.append(upload)
+            if on_upload is not None:
+                on_upload("would-abort", upload)
+            continue
+
+        def abort_one(upload: UploadInfo = upload) -> Any:
+            return store.abort_multipart_upload(upload.key, upload.upload_id)
+
+        try:
+            await call_with_retry(abort_one, _retry_policy())
+        except BulkputError as error:
+            if error.fatal_for_job:
+                raise
+            if getattr(error, "service_code", None) == "NoSuchUpload":
+                summary.aborted.append(upload)  # gone meanwhile: the result is the same
+                if on_upload is not None:
+                    on_upload("abort", upload)
+                continue
+            summary.failed.append((upload, error))
+            if on_upload is not None:
+                on_upload("fail", upload)
+            continue
+        summary.aborted.append(upload)
+        if on_upload is not None:
+            on_upload("abort", upload)
+    return summary
+
+
+def _retry_policy() -> Any:
+    from bulkput.config import RetryPolicy
+
+    return RetryPolicy(max_attempts=5, max_elapsed=60.0)
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "abort-incomplete",
+        help="list and abort multipart uploads left under a destination",
+        description=(
+            "List and abort the multipart uploads left under DEST by interrupted jobs (which"
+            " leave them so that running the job again resumes them) or by other tools."
+        ),
+    )
+    parser.add_argument("dest", metavar="DEST", help="bos://BUCKET/PREFIX, oss://... or s3://...")
+    parser.add_argument(
+        "--older-than",
+        metavar="AGE",
+        type=parse_age,
+        default=None,
+        help="only uploads started at least AGE ago (e.g. 90s, 30m, 12h, 7d, 2w)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list what would be aborted; change nothing"
+    )
+    _add_connection_options(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _put_module() -> Any:
+    try:
+        return importlib.import_module("bulkput.commands.put")
+    except ModuleNotFoundError as exc:
+        if exc.name == "bulkput.commands.put":
+            return None
+        raise
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    """The same endpoint and credential options as ``bulkput put``."""
+    adder = getattr(_put_module(), "add_connection_options", None)
+    if adder is not None:
+        adder(parser)
+        return
+    group = parser.add_argument_group("connection")
+    group.add_argument(
+        "--endpoint", metavar="URL", help="service endpoint, e.g. http://127.0.0.1:9000"
+    )
+    group.add_argument("--region")
+    group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto")
+    group.add_argument("--signature-version", choices=("v1", "v4"), default="v4")
+    group.add_argument("--access-key")
+    group.add_argument("--secret-key")
+    group.add_argument("--session-token")
+    group.add_argument("--profile")
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+
+
+async def _open_store(args: argparse.Namespace) -> tuple[ObjectStore, str]:
+    """The store and prefix of ``args.dest``, opened the way ``bulkput put`` opens it."""
+    opener = getattr(_put_module(), "open_store_from_args", None)
+    if opener is not None:
+        store, prefix = await opener(args, args.dest)
+        return store, prefix
+    from bulkput.client import open_store
+    from bulkput.config import TransferConfig
+    from bulkput.credentials import (
+        resolve_credentials,
+        resolve_endpoint_from_env,
+        resolve_region_from_env,
+    )
+    from bulkput.target import Target, resolve_endpoint
+
+    target = Target.parse(args.dest)
+    endpoint_url = args.endpoint or resolve_endpoint_from_env(target.scheme, profile=args.profile)
+    region = args.region or resolve_region_from_env(target.scheme, profile=args.profile)
+    endpoint = resolve_endpoint(
+        target, endpoint_url, region, args.addressing, verify_tls=not args.insecure
+    )
+    credentials = resolve_credentials(
+        target.scheme,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        session_token=args.session_token,
+        profile=args.profile,
+    )
+    config = TransferConfig(concurrency=8, verify_tls=not args.insecure)
+    store = open_store(
+        target,
+        endpoint=endpoint,
+        credentials=credentials,
+        config=config,
+        signature_version=args.signature_version,
+    )
+    return store, target.prefix
+
+
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    try:
+        return asyncio.run(_run(args, out))
+    except BulkputError as error:
+        print(f"bulkput abort-incomplete: {error.one_line()}", file=sys.stderr)
+        return error.exit_code if error.exit_code != 1 else 3
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(args: argparse.Namespace, out: TextIO) -> int:
+    store, prefix = await _open_store(args)
+    verb = {"abort": "aborted", "would-abort": "would abort", "spare": "kept", "fail": "FAILED"}
+
+    def show(action: str, upload: UploadInfo) -> None:
+        started = f"  started {upload.initiated}" if upload.initiated else ""
+        print(f"{verb[action]:<11} {upload.key}  upload {upload.upload_id}{started}", file=out)
+
+    try:
+        summary = await abort_incomplete(
+            store, prefix, older_than=args.older_than, dry_run=args.dry_run, on_upload=show
+        )
+    finally:
+        await store.close()
+    for upload, error in summary.failed:
+        print(f"bulkput abort-incomplete: {upload.key}: {error.one_line()}", file=sys.stderr)
+    done = "would abort" if args.dry_run else "aborted"
+    print(
+        f"{summary.found} incomplete upload(s) under {args.dest}: {len(summary.aborted)} {done},"
+        f" {len(summary.spared)} kept, {len(summary.failed)} failed",
+        file=out,
+    )
+    return summary.exit_code
