@@ -33,7 +33,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,58 @@ def job_id(dest: str, source_description: str, shard: object | None = None) -> s
     shard_text = str(shard) if shard is not None else "0/1"
     payload = json.dumps([dest, source_description, shard_text], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+
+def describe_source(paths: Sequence[str] = (), manifest: str | None = None) -> str:
+    """The source half of a job's identity: the manifest, or the local paths, made absolute
+    (so the same command from another directory is another job only if it names other files)."""
+    if manifest is not None:
+        return "manifest:" + (manifest if manifest == "-" else os.path.abspath(manifest))
+    return "paths:" + json.dumps([os.path.abspath(p) for p in paths], ensure_ascii=False)
+
+
+def open_job_journal(
+    dest: str,
+    source_description: str,
+    *,
+    shard: object | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+    restart: bool = False,
+    enabled: bool = True,
+    **options: Any,
+) -> Journal | None:
+    """The journal of one job (None with ``enabled=False``, i.e. ``--no-journal``).
+
+    Call it before the first upload: an unwritable state directory raises
+    :class:`JournalError` (exit 3) here, not halfway through the job.
+    """
+    if not enabled:
+        return None
+    job = job_id(dest, source_description, shard)
+    meta = {"dest": dest, "source": source_description, "shard": str(shard or "0/1")}
+    return Journal.open(state_dir, job, restart=restart, meta=meta, **options)
+
+
+def add_journal_arguments(parser: Any) -> None:
+    """``--state-dir``, ``--restart``, ``--no-journal`` on an argparse parser (put and sync)."""
+    group = parser.add_argument_group("resume")
+    group.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=None,
+        help="where job journals live (default $XDG_CACHE_HOME/bulkput or ~/.cache/bulkput)",
+    )
+    group.add_argument(
+        "--restart",
+        action="store_true",
+        help="forget what an earlier run of this job recorded and start over",
+    )
+    group.add_argument(
+        "--no-journal",
+        dest="journal",
+        action="store_false",
+        help="keep no journal: an interrupted job starts over",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 
 from bulkput.errors import JournalError
-from bulkput.journal import Journal, default_state_dir, job_id
+from bulkput.journal import (
+    Journal,
+    add_journal_arguments,
+    default_state_dir,
+    describe_source,
+    job_id,
+    open_job_journal,
+)
 from bulkput.store import PartInfo
 
 
@@ -233,3 +240,28 @@ def test_full_disk_stops_the_journal(tmp_path: Path) -> None:
         assert 0 < count < 100_000
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_open_job_journal_names_the_job_and_honours_no_journal(tmp_path: Path) -> None:
+    source = describe_source(manifest="list.txt")
+    assert source == "manifest:" + os.path.abspath("list.txt")
+    assert describe_source(manifest="-") == "manifest:-"
+    assert open_job_journal("s3://b/p", source, state_dir=tmp_path, enabled=False) is None
+    journal = open_job_journal("s3://b/p", source, shard="1/3", state_dir=tmp_path)
+    assert journal is not None
+    with journal:
+        assert journal.path == tmp_path / f"{job_id('s3://b/p', source, '1/3')}.sqlite"
+    with sqlite3.connect(journal.path) as connection:
+        meta = dict(connection.execute("SELECT name, value FROM meta"))
+    assert meta["dest"] == "s3://b/p" and meta["shard"] == "1/3"
+
+
+def test_journal_arguments() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_journal_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.state_dir, args.restart, args.journal) == (None, False, True)
+    args = parser.parse_args(["--state-dir", "/s", "--restart", "--no-journal"])
+    assert (args.state_dir, args.restart, args.journal) == ("/s", True, False)
