@@ -1,0 +1,775 @@
+"""The upload engine: items in, one honest result per object out.
+
+Pipeline (three stages, long-lived tasks, bounded queues)::
+
+    items ──producer──▶ pending (batches) ──P preparers──▶ ready ──C senders──▶ results
+          (sync iterators     (executor: open, fstat,         (AIMD limiter, retry loop,
+           pulled in a         read + MD5, re-check,           PUT, ETag check, journal)
+           thread)             journal skip, validate)
+
+- The **producer** reads the items (a sync iterator is pulled in a worker thread, a batch at a
+  time, so a slow stdin never blocks the loop), drops keys another shard owns, and turns error
+  items (a bad manifest line) into failed results.
+- **Preparers** run one executor call per batch: for each file one ``open``, ``fstat``, one
+  read and MD5 for bodies up to ``small_body_limit`` (larger files are hashed in
+  ``chunk_size`` pieces and streamed later as a ``FileRange``), a second ``fstat`` to catch a
+  file that changed while it was read (re-read once, then ``FileChangedError``), the journal
+  check, header building and dialect validation. A semaphore of ``max_open_files`` covers every
+  file descriptor opened for reading: each executor call holds one at a time, and each send of
+  a ``FileRange`` body holds one, so the job never has more open.
+- **Senders** (``concurrency`` of them, further limited by the :class:`AdaptiveLimiter`) PUT
+  through the store (which signs at send time, so every retry is signed afresh), compare the
+  ETag with the MD5, record the object in the journal, and report it.
+
+Honest results. ``stored`` only after the server confirmed the PUT (and the ETag matched).
+When a job-fatal error happens (auth, missing bucket, unreachable endpoint, journal write), the
+job stops at once with that one error in ``summary.aborted``: the object that met it is
+reported failed with its own code, and every other object the engine had taken in but not
+confirmed is reported failed with code ``JobAborted`` (no storm of identical errors, and no
+object silently missing from the report). Items not yet read from the input are not reported.
+An interrupt (:meth:`Engine.stop`) stops reading input, lets requests in flight finish for
+``stop_grace`` seconds, reports the rest failed with code ``Interrupted``, flushes the journal
+and sets ``summary.interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import importlib
+import logging
+import mimetypes
+import os
+import random
+import stat
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from typing import Any, Protocol, TypeVar
+
+from bulkput.config import GiB, TransferConfig
+from bulkput.digest import md5_file
+from bulkput.errors import (
+    BulkputError,
+    FileChangedError,
+    LocalInputError,
+    ServiceError,
+    ThrottledError,
+    ValidationError,
+)
+from bulkput.events import JobSummary, SummaryCollector
+from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.retry import AdaptiveLimiter, attempts_of, call_with_retry
+from bulkput.shard import Shard
+from bulkput.store import Body, FileRange, ObjectHeaders, ObjectStore, PutResult
+
+log = logging.getLogger("bulkput.engine")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_SINGLE_PUT = 5 * GiB
+BATCH_SIZE = 32  # items per executor call
+_DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+ItemSource = Iterable["UploadItem | BulkputError"] | AsyncIterable["UploadItem | BulkputError"]
+
+
+class Journal(Protocol):
+    """What the engine needs of :class:`bulkput.journal.Journal`."""
+
+    def is_stored(self, key: str, size: int, mtime_ns: int) -> bool: ...
+
+    def record_stored(
+        self, key: str, size: int, mtime_ns: int, md5_hex: str | None, etag: str | None
+    ) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> None: ...
+
+
+class Subscriber(Protocol):
+    def on_result(self, result: ObjectResult) -> None: ...
+
+
+class _Prepared:
+    """One file read (or hashed) and ready to send."""
+
+    __slots__ = ("body", "headers", "item", "md5_b64", "md5_hex", "mtime_ns", "multipart", "size")
+
+    def __init__(
+        self,
+        item: UploadItem,
+        size: int,
+        mtime_ns: int,
+        body: Body | None,
+        md5_b64: str | None,
+        md5_hex: str | None,
+        headers: ObjectHeaders,
+        multipart: bool = False,
+    ) -> None:
+        self.item = item
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.body = body
+        self.md5_b64 = md5_b64
+        self.md5_hex = md5_hex
+        self.headers = headers
+        self.multipart = multipart
+
+
+_STOP = object()  # end-of-stream marker in the queues
+
+
+def _failed(item: UploadItem, error: BulkputError, attempts: int = 0) -> ObjectResult:
+    return ObjectResult(
+        key=item.key,
+        path=item.path,
+        status=Status.FAILED,
+        size=item.size,
+        attempts=attempts,
+        error_code=error.code,
+        message=error.one_line(),
+        request_id=getattr(error, "request_id", None),
+    )
+
+
+def error_item_result(error: BulkputError) -> ObjectResult:
+    """The failed result of an error that came instead of an item (e.g. a bad manifest line)."""
+    return ObjectResult(
+        key=error.key or "",
+        path=error.path,
+        status=Status.FAILED,
+        error_code=error.code,
+        message=error.one_line(),
+    )
+
+
+def _load_multipart() -> Callable[..., Awaitable[PutResult]] | None:
+    try:
+        module = importlib.import_module("bulkput.multipart")
+    except ModuleNotFoundError as exc:
+        if exc.name == "bulkput.multipart":
+            return None
+        raise
+    return getattr(module, "upload_file", None)
+
+
+class Engine:
+    """Uploads items to one store. One ``run`` per engine.
+
+    ``defaults`` are the job's object headers (``--cache-control``, ``--acl``, ``--meta`` ...);
+    an item's own fields win, and metadata is merged. ``clock``, ``sleep`` and ``rng`` go to the
+    retry loop (tests inject them). ``multipart`` is the large-file uploader (by default
+    ``bulkput.multipart.upload_file`` when that module exists; ``None`` turns it off).
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        config: TransferConfig | None = None,
+        *,
+        journal: Journal | None = None,
+        subscribers: Sequence[Any] = (),
+        shard: Shard | None = None,
+        dry_run: bool = False,
+        defaults: ObjectHeaders | None = None,
+        stop_grace: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        multipart: Callable[..., Awaitable[PutResult]] | str | None = "auto",
+    ) -> None:
+        self.store = store
+        self.config = config or TransferConfig()
+        self.journal = journal
+        self.shard = shard if shard is not None and shard.count > 1 else None
+        self.dry_run = dry_run
+        self.defaults = defaults or ObjectHeaders()
+        self.stop_grace = stop_grace
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._multipart: Callable[..., Awaitable[PutResult]] | None = (
+            _load_multipart() if isinstance(multipart, str) else multipart
+        )
+        self.limiter = AdaptiveLimiter(max(1, self.config.concurrency), clock=clock)
+        self._collector = SummaryCollector()
+        self._subscribers = (self._collector, *subscribers)
+        self._on_result = [s.on_result for s in self._subscribers if hasattr(s, "on_result")]
+        self._on_bytes = [s.on_bytes for s in self._subscribers if hasattr(s, "on_bytes")]
+        self._on_retry = [s.on_retry for s in self._subscribers if hasattr(s, "on_retry")]
+        dialect = getattr(store, "dialect", None)
+        self._validate: Callable[[str, ObjectHeaders], object] | None = getattr(
+            dialect, "validate", None
+        )
+        self._headers_cache: dict[str, ObjectHeaders] = {}
+        self._type_cache: dict[str, str] = {}
+        self._aborted: BulkputError | None = None
+        self._stopping = False
+        self._started = False
+        self._producer: asyncio.Task[None] | None = None
+        self._preparers: list[asyncio.Task[None]] = []
+        self._senders: list[asyncio.Task[None]] = []
+        self._pending: asyncio.Queue[Any] | None = None
+        self._ready: asyncio.Queue[Any] | None = None
+        self._grace_timer: asyncio.TimerHandle | None = None
+        self.summary: JobSummary | None = None
+
+    # --- public ---------------------------------------------------------------------------
+
+    async def run(self, items: ItemSource) -> JobSummary:
+        if self._started:
+            raise RuntimeError("an Engine runs once")
+        self._started = True
+        config = self.config
+        preparer_count = max(1, min(config.max_open_files, 4))
+        sender_count = max(1, config.concurrency)
+        self._pending = asyncio.Queue(maxsize=preparer_count * 2)
+        self._ready = asyncio.Queue(maxsize=sender_count)
+        self._open_files = asyncio.Semaphore(max(1, config.max_open_files))
+        self._pool = ThreadPoolExecutor(preparer_count + 1, thread_name_prefix="bulkput-read")
+        self._preparers_left = preparer_count
+        if self._stopping:  # stopped before it started
+            self._pool.shutdown(wait=False)
+            self.summary = self._collector.summary(aborted=None, interrupted=True)
+            return self.summary
+        try:
+            self._producer = asyncio.create_task(self._produce(items, preparer_count))
+            self._preparers = [
+                asyncio.create_task(self._prepare_loop(sender_count)) for _ in range(preparer_count)
+            ]
+            self._senders = [asyncio.create_task(self._send_loop()) for _ in range(sender_count)]
+            tasks = [self._producer, *self._preparers, *self._senders]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._drain_unsent()
+            if self.journal is not None and not self.dry_run:
+                await self._flush_journal()
+        finally:
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.summary = self._collector.summary(aborted=self._aborted, interrupted=self._stopping)
+        for subscriber in self._subscribers:
+            on_done = getattr(subscriber, "on_done", None)
+            if on_done is not None and subscriber is not self._collector:
+                on_done(self.summary)
+        return self.summary
+
+    def stop(self) -> None:
+        """Stop taking new items; let requests in flight finish for ``stop_grace`` seconds."""
+        if self._stopping or not self._started:
+            self._stopping = True
+            return
+        self._stopping = True
+        for task in (self._producer, *self._preparers):
+            if task is not None:
+                task.cancel()
+        self._drain_unsent()
+        ready = self._ready
+        if ready is not None:
+            for _ in self._senders:
+                ready.put_nowait(_STOP)  # idle senders leave; busy ones leave after this object
+        loop = asyncio.get_running_loop()
+        self._grace_timer = loop.call_later(self.stop_grace, self._cancel_senders)
+
+    @property
+    def aborted(self) -> BulkputError | None:
+        return self._aborted
+
+    # --- stages ---------------------------------------------------------------------------
+
+    async def _produce(self, items: ItemSource, preparer_count: int) -> None:
+        assert self._pending is not None
+        pending = self._pending
+        try:
+            if isinstance(items, AsyncIterable):
+                batch: list[UploadItem] = []
+                async for entry in items:
+                    if self._accept(entry, batch) and len(batch) >= BATCH_SIZE:
+                        await pending.put(batch)
+                        batch = []
+                if batch:
+                    await pending.put(batch)
+            elif isinstance(items, (list, tuple)):
+                await self._produce_from(iter(items), pending, pull=None)
+            else:
+                await self._produce_from(iter(items), pending, pull=self._pool)
+        except BulkputError as error:  # the input itself failed (e.g. manifest unreadable)
+            if error.fatal_for_job:
+                self._abort(error)
+            else:
+                self._emit(error_item_result(error))
+        finally:
+            if not self._stopping and self._aborted is None:
+                for _ in range(preparer_count):
+                    await pending.put(_STOP)
+
+    async def _produce_from(
+        self, iterator: Iterator[Any], pending: asyncio.Queue[Any], pull: ThreadPoolExecutor | None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        chunk: list[Any] = []
+        batch: list[UploadItem] = []
+        index = 0
+        try:
+            while True:
+                if pull is None:
+                    chunk = list(islice(iterator, BATCH_SIZE * 8))
+                else:
+                    chunk = await loop.run_in_executor(pull, _take, iterator, BATCH_SIZE * 8)
+                if not chunk:
+                    return
+                for index, entry in enumerate(chunk, 1):  # noqa: B007 (read on cancel)
+                    if self._accept(entry, batch) and len(batch) >= BATCH_SIZE:
+                        await pending.put(batch)
+                        batch = []
+                index = len(chunk)
+                if batch:
+                    await pending.put(batch)
+                    batch = []
+        except asyncio.CancelledError:
+            # Items read from the input but not handed on: report them, keep the report whole.
+            held = batch + [e for e in chunk[index:] if isinstance(e, UploadItem)]
+            for item in held:
+                if self.shard is None or self.shard.owns(item.key):
+                    self._emit(self._unsent(item))
+            raise
+
+    def _accept(self, entry: Any, batch: list[UploadItem]) -> bool:
+        """Add one input entry to ``batch``; report error entries. True when one was added."""
+        if isinstance(entry, UploadItem):
+            if self.shard is None or self.shard.owns(entry.key):
+                batch.append(entry)
+                return True
+            return False
+        if isinstance(entry, BulkputError):
+            self._emit(error_item_result(entry))
+            return False
+        raise TypeError(f"engine items must be UploadItem or BulkputError, not {type(entry)!r}")
+
+    async def _prepare_loop(self, sender_count: int) -> None:
+        assert self._pending is not None and self._ready is not None
+        pending, ready = self._pending, self._ready
+        loop = asyncio.get_running_loop()
+        batch: list[UploadItem] = []
+        try:
+            while True:
+                batch = await pending.get()
+                if batch is _STOP:
+                    break
+                async with self._open_files:
+                    prepared = await loop.run_in_executor(self._pool, self._prepare_batch, batch)
+                batch = []
+                for entry in prepared:
+                    if isinstance(entry, ObjectResult):
+                        self._emit(entry)
+                    else:
+                        await ready.put(entry)
+        except asyncio.CancelledError:
+            for item in batch if isinstance(batch, list) else ():
+                self._emit(self._unsent(item))
+            raise
+        finally:
+            self._preparers_left -= 1
+            if self._preparers_left == 0 and not self._stopping and self._aborted is None:
+                for _ in range(sender_count):
+                    await ready.put(_STOP)
+
+    async def _send_loop(self) -> None:
+        assert self._ready is not None
+        ready = self._ready
+        send = self._send
+        emit = self._emit
+        while not self._stopping and self._aborted is None:
+            prepared = await ready.get()
+            if prepared is _STOP:
+                return
+            try:
+                result = await send(prepared)
+            except asyncio.CancelledError:
+                emit(self._unsent(prepared.item, prepared.size))
+                raise
+            emit(result)
+
+    # --- one object -----------------------------------------------------------------------
+
+    def _prepare_batch(self, batch: list[UploadItem]) -> list[_Prepared | ObjectResult]:
+        """Executor side: stat, read, hash, check each item of a batch (one fd at a time)."""
+        out: list[_Prepared | ObjectResult] = []
+        for item in batch:
+            try:
+                out.append(self._prepare_one(item))
+            except BulkputError as error:
+                out.append(_failed(item, error))
+            except OSError as exc:
+                out.append(_failed(item, _local_error(item, exc)))
+        return out
+
+    def _prepare_one(self, item: UploadItem) -> _Prepared | ObjectResult:
+        config = self.config
+        try:
+            fd = os.open(item.path, _OPEN_FLAGS)
+        except OSError as exc:
+            raise _local_error(item, exc) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+                raise LocalInputError(f"{item.path} is {kind}", key=item.key, path=item.path)
+            size, mtime_ns = info.st_size, info.st_mtime_ns
+            journal = self.journal
+            if journal is not None and journal.is_stored(item.key, size, mtime_ns):
+                return ObjectResult(
+                    key=item.key, path=item.path, status=Status.SKIPPED, size=size, reason="journal"
+                )
+            headers = self._headers_for(item)
+            if self._validate is not None:
+                self._validate(item.key, headers)
+            multipart = self._multipart is not None and (
+                size > config.multipart_threshold or size > MAX_SINGLE_PUT
+            )
+            if not multipart and size > MAX_SINGLE_PUT:
+                raise ValidationError(
+                    f"{size} bytes is over the 5 GiB limit of a single PUT (multipart not available)",
+                    key=item.key,
+                    path=item.path,
+                )
+            if self.dry_run:
+                return ObjectResult(
+                    key=item.key,
+                    path=item.path,
+                    status=Status.PLANNED,
+                    size=size,
+                    reason="multipart" if multipart else "put",
+                )
+            if multipart:
+                return _Prepared(item, size, mtime_ns, None, None, None, headers, multipart=True)
+            trusted = item.md5
+            if size <= config.small_body_limit:
+                data, size, mtime_ns = _read_stable(fd, item, size, mtime_ns)
+                if trusted is None:
+                    digest = hashlib.md5(data)
+                    return _Prepared(
+                        item,
+                        size,
+                        mtime_ns,
+                        data,
+                        _b64(digest.digest()),
+                        digest.hexdigest(),
+                        headers,
+                    )
+                return _Prepared(item, size, mtime_ns, data, trusted, _b64_to_hex(trusted), headers)
+        finally:
+            os.close(fd)
+        # A large body: hash it now (unless trusted), stream it at send time.
+        if trusted is None:
+            md5_bytes, hashed = md5_file(item.path, config.chunk_size)
+            after = os.stat(item.path)
+            if hashed != size or after.st_size != size or after.st_mtime_ns != mtime_ns:
+                # Changed while hashed: hash once more, then give up on this object.
+                size, mtime_ns = after.st_size, after.st_mtime_ns
+                md5_bytes, hashed = md5_file(item.path, config.chunk_size)
+                again = os.stat(item.path)
+                if hashed != size or again.st_size != size or again.st_mtime_ns != mtime_ns:
+                    raise FileChangedError(
+                        "changed while it was read (size or mtime moved); not sent",
+                        key=item.key,
+                        path=item.path,
+                    )
+            md5_b64: str = _b64(md5_bytes)
+            md5_hex: str | None = md5_bytes.hex()
+        else:
+            md5_b64, md5_hex = trusted, _b64_to_hex(trusted)
+        body = FileRange(item.path, 0, size)
+        return _Prepared(item, size, mtime_ns, body, md5_b64, md5_hex, headers)
+
+    async def _send(self, prepared: _Prepared) -> ObjectResult:
+        item = prepared.item
+        key = item.key
+
+        def on_retry(error: BulkputError, attempt: int, delay: float) -> None:
+            for callback in self._on_retry:
+                callback(key, error)
+
+        try:
+            if prepared.multipart:
+                return await self._multipart_upload(prepared, on_retry)
+            put, attempts = await call_with_retry(
+                lambda: self._put_once(prepared),
+                self.config.retry,
+                clock=self._clock,
+                sleep=self._sleep,
+                rng=self._rng,
+                on_retry=on_retry,
+            )
+        except BulkputError as error:
+            if error.fatal_for_job:
+                first = self._abort(error)
+                if not first:
+                    return self._unsent(item, prepared.size)
+            elif self._aborted is not None:
+                return self._unsent(item, prepared.size)
+            result = _failed(item, error, attempts_of(error))
+            result.size = prepared.size
+            result.md5 = prepared.md5_hex
+            return result
+        journal = self.journal
+        if journal is not None:
+            try:
+                journal.record_stored(key, prepared.size, prepared.mtime_ns, prepared.md5_hex, put.etag)
+            except BulkputError as error:  # JournalError: stop the job, but this one is stored
+                self._abort(error)
+        for callback in self._on_bytes:
+            callback(prepared.size)
+        return ObjectResult(
+            key=key,
+            path=item.path,
+            status=Status.STORED,
+            size=prepared.size,
+            md5=prepared.md5_hex,
+            etag=put.etag,
+            attempts=attempts,
+            request_id=put.request_id,
+        )
+
+    async def _put_once(self, prepared: _Prepared) -> PutResult:
+        limiter = self.limiter
+        epoch = await limiter.acquire()
+        streamed = isinstance(prepared.body, FileRange)
+        try:
+            if streamed:
+                await self._open_files.acquire()
+            try:
+                put = await self.store.put_object(
+                    prepared.item.key,
+                    prepared.body,  # type: ignore[arg-type]
+                    content_md5=prepared.md5_b64 if self.config.content_md5 else None,
+                    headers=prepared.headers,
+                )
+            finally:
+                if streamed:
+                    self._open_files.release()
+        except ThrottledError:
+            limiter.record_throttle(epoch)
+            raise
+        finally:
+            limiter.release()
+        limiter.record_success()
+        etag = put.etag
+        md5_hex = prepared.md5_hex
+        if md5_hex is not None and etag is not None and etag != md5_hex:
+            lowered = etag.lower()
+            if lowered != md5_hex and len(lowered) == 32 and _HEX_DIGITS.issuperset(lowered):
+                raise ServiceError(
+                    f"stored ETag {etag} does not match the MD5 {md5_hex} of what was sent",
+                    code="BadDigest",
+                    request_id=put.request_id,
+                    key=prepared.item.key,
+                    retryable=True,
+                )
+        return put
+
+    async def _multipart_upload(
+        self, prepared: _Prepared, on_retry: Callable[[BulkputError, int, float], None]
+    ) -> ObjectResult:
+        """A large file through ``multipart.upload_file``: its requests share the limiter, the
+        open-file slots and the retry policy; it journals the object once confirmed and reports
+        bytes part by part."""
+        assert self._multipart is not None
+        on_bytes = self._on_bytes
+        item = prepared.item
+        put = await self._multipart(
+            self.store,
+            item,
+            prepared.size,
+            prepared.mtime_ns,
+            config=self.config,
+            journal=self.journal,
+            headers=prepared.headers,
+            limiter=self.limiter,
+            open_files=self._open_files,
+            on_retry=on_retry,
+            clock=self._clock,
+            sleep=self._sleep,
+            rng=self._rng,
+            on_bytes=(lambda n: [callback(n) for callback in on_bytes]) if on_bytes else None,
+            executor_run=self._executor_run,
+        )
+        return ObjectResult(
+            key=item.key,
+            path=item.path,
+            status=Status.STORED,
+            size=prepared.size,
+            md5=getattr(put, "md5_hex", None) or None,
+            etag=put.etag,
+            attempts=getattr(put, "attempts", 1),
+            request_id=put.request_id,
+        )
+
+    def _executor_run(self, fn: Callable[[], R]) -> Awaitable[R]:
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    # --- headers --------------------------------------------------------------------------
+
+    def _headers_for(self, item: UploadItem) -> ObjectHeaders:
+        content_type = item.content_type or self._guess_type(item.key)
+        if (
+            item.cache_control is None
+            and item.content_disposition is None
+            and item.content_encoding is None
+            and item.expires is None
+            and item.acl is None
+            and item.storage_class is None
+            and not item.metadata
+        ):
+            cached = self._headers_cache.get(content_type)
+            if cached is None:
+                cached = self._merge(item, content_type)
+                self._headers_cache[content_type] = cached
+            return cached
+        return self._merge(item, content_type)
+
+    def _merge(self, item: UploadItem, content_type: str) -> ObjectHeaders:
+        d = self.defaults
+        metadata = {**d.metadata, **item.metadata} if item.metadata else d.metadata
+        return ObjectHeaders(
+            content_type=content_type,
+            cache_control=item.cache_control or d.cache_control,
+            content_disposition=item.content_disposition or d.content_disposition,
+            content_encoding=item.content_encoding or d.content_encoding,
+            expires=item.expires or d.expires,
+            acl=item.acl or d.acl,
+            storage_class=item.storage_class or d.storage_class,
+            server_side_encryption=d.server_side_encryption,
+            metadata=metadata,
+        )
+
+    def _guess_type(self, key: str) -> str:
+        if self.defaults.content_type:
+            return self.defaults.content_type
+        slash = key.rfind("/")
+        dot = key.rfind(".")
+        suffix = key[dot:].lower() if dot > slash + 1 else ""
+        cached = self._type_cache.get(suffix)
+        if cached is None:
+            guessed = mimetypes.guess_type("x" + suffix, strict=False)[0] if suffix else None
+            cached = guessed or _DEFAULT_CONTENT_TYPE
+            self._type_cache[suffix] = cached
+        return cached
+
+    # --- results, abort, stop -------------------------------------------------------------
+
+    def _emit(self, result: ObjectResult) -> None:
+        for callback in self._on_result:
+            callback(result)
+
+    def _unsent(self, item: UploadItem, size: int | None = None) -> ObjectResult:
+        if self._aborted is not None:
+            code, why = "JobAborted", f"not confirmed: the job aborted ({self._aborted.code})"
+        else:
+            code, why = "Interrupted", "not confirmed: the job was interrupted"
+        return ObjectResult(
+            key=item.key,
+            path=item.path,
+            status=Status.FAILED,
+            size=size if size is not None else item.size,
+            error_code=code,
+            message=f"{item.key}: {why}",
+        )
+
+    def _abort(self, error: BulkputError) -> bool:
+        """Stop the job at once because of ``error``. True for the first fatal error."""
+        if self._aborted is not None:
+            return False
+        self._aborted = error
+        log.debug("job aborted: %s", error.one_line())
+        current = asyncio.current_task()
+        for task in (self._producer, *self._preparers, *self._senders):
+            if task is not None and task is not current:
+                task.cancel()
+        return True
+
+    def _cancel_senders(self) -> None:
+        for task in self._senders:
+            task.cancel()
+
+    def _drain_unsent(self) -> None:
+        """Report what sat in the queues when the job stopped early."""
+        for queue in (self._pending, self._ready):
+            if queue is None:
+                continue
+            while not queue.empty():
+                entry = queue.get_nowait()
+                if isinstance(entry, list):
+                    for item in entry:
+                        self._emit(self._unsent(item))
+                elif isinstance(entry, _Prepared):
+                    self._emit(self._unsent(entry.item, entry.size))
+
+    async def _flush_journal(self) -> None:
+        journal = self.journal
+        assert journal is not None
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, journal.flush)
+        except BulkputError as error:
+            self._abort(error)
+
+
+def _take(iterator: Iterator[Any], count: int) -> list[Any]:
+    return list(islice(iterator, count))
+
+
+def _read_stable(fd: int, item: UploadItem, size: int, mtime_ns: int) -> tuple[bytes, int, int]:
+    """Read a whole small file; re-read once if it changed while read, then give up."""
+    for attempt in range(2):
+        data = _read_all(fd, size)
+        after = os.fstat(fd)
+        if len(data) == size and after.st_size == size and after.st_mtime_ns == mtime_ns:
+            return data, size, mtime_ns
+        size, mtime_ns = after.st_size, after.st_mtime_ns
+        if attempt == 0:
+            os.lseek(fd, 0, os.SEEK_SET)
+    raise FileChangedError(
+        "changed while it was read (size or mtime moved); not sent", key=item.key, path=item.path
+    )
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    data = os.read(fd, size + 1)  # one byte more shows a file that grew
+    if len(data) >= size:
+        return data
+    parts = [data]
+    got = len(data)
+    while got <= size:
+        chunk = os.read(fd, size + 1 - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _local_error(item: UploadItem, exc: OSError) -> LocalInputError:
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, FileNotFoundError):
+        reason = "no such file"
+    elif isinstance(exc, PermissionError):
+        reason = "permission denied"
+    return LocalInputError(f"{item.path}: {reason}", key=item.key, path=item.path)
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _b64_to_hex(value: str) -> str | None:
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None

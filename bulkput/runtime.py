@@ -1,0 +1,112 @@
+"""Running a job's event loop: uvloop where available, and interrupts that stop cleanly.
+
+``run_async(coro)`` runs one coroutine to the end on a fresh loop. While it runs, SIGINT and
+SIGTERM call every stop callback registered with :func:`on_stop` (an engine registers its
+``stop``: no new objects, requests in flight finish, the journal is flushed, exit 130). With no
+callback registered, the first signal cancels the coroutine (``KeyboardInterrupt`` is raised).
+A second SIGINT exits at once with status 130, for a user who will not wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+INTERRUPTED_EXIT = 130
+
+_callbacks: list[Callable[[], None]] = []
+_signals_seen = 0
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """A uvloop loop when uvloop is installed, else the standard one."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def on_stop(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` on SIGINT/SIGTERM while :func:`run_async` runs; returns the remover."""
+    _callbacks.append(callback)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _callbacks.remove(callback)
+
+    return remove
+
+
+def interrupted() -> bool:
+    """True once a stop signal arrived during the current :func:`run_async`."""
+    return _signals_seen > 0
+
+
+def _handle(signum: int, main: asyncio.Task[Any]) -> None:
+    global _signals_seen
+    _signals_seen += 1
+    if _signals_seen > 1 and signum == signal.SIGINT:
+        sys.stderr.write("bulkput: interrupted again, exiting now\n")
+        sys.stderr.flush()
+        os._exit(INTERRUPTED_EXIT)
+    if _signals_seen > 1:
+        return
+    name = signal.Signals(signum).name
+    if _callbacks:
+        sys.stderr.write(f"bulkput: {name}: stopping (in-flight requests finish; again to quit)\n")
+        sys.stderr.flush()
+        for callback in list(_callbacks):
+            callback()
+    else:
+        main.cancel()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on a new (uvloop) event loop with stop signals handled; close the loop."""
+    global _signals_seen
+    _signals_seen = 0
+    loop = new_event_loop()
+    installed: list[int] = []
+    try:
+        asyncio.set_event_loop(loop)
+        main = loop.create_task(coro)
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                try:
+                    loop.add_signal_handler(signum, _handle, signum, main)
+                    installed.append(signum)
+                except (NotImplementedError, RuntimeError, ValueError):
+                    pass
+        try:
+            return loop.run_until_complete(main)
+        except asyncio.CancelledError:
+            if _signals_seen:
+                raise KeyboardInterrupt from None
+            raise
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        try:
+            _cancel_leftovers(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))

@@ -1,0 +1,476 @@
+"""The engine against an in-memory fake store: honest results, failures alone, one abort."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from bulkput import engine as engine_module
+from bulkput.config import RetryPolicy, TransferConfig
+from bulkput.engine import Engine
+from bulkput.errors import (
+    BulkputError,
+    ConnectError,
+    ManifestError,
+    ValidationError,
+    error_from_response,
+)
+from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.shard import Shard
+from bulkput.store import Body, FileRange, ObjectHeaders, PutResult
+
+FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.0, throttle_base_delay=0.0, connect_attempts=3)
+
+
+class FakeDialect:
+    def validate(self, key: str, headers: ObjectHeaders) -> None:
+        if len(key.encode()) > 1023:
+            raise ValidationError("key is longer than 1023 bytes", key=key)
+        if headers.storage_class not in (None, "STANDARD", "IA"):
+            raise ValidationError(f"unknown storage class {headers.storage_class}", key=key)
+
+
+class FakeStore:
+    """One bucket in memory. ``failures[key]`` lists errors the next PUTs of that key raise;
+    ``every_put`` is raised by every PUT."""
+
+    bucket = "bkt"
+    dialect_name = "s3"
+
+    def __init__(self) -> None:
+        self.dialect = FakeDialect()
+        self.objects: dict[str, tuple[bytes, ObjectHeaders]] = {}
+        self.failures: dict[str, list[BaseException]] = {}
+        self.every_put: BaseException | None = None
+        self.puts = 0
+        self.wrong_etag: set[str] = set()
+        self.streaming = 0
+        self.max_streaming = 0
+        self.gate: asyncio.Event | None = None
+
+    async def put_object(
+        self, key: str, body: Body, *, content_md5: str | None, headers: ObjectHeaders
+    ) -> PutResult:
+        self.puts += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.every_put is not None:
+            raise self.every_put
+        pending = self.failures.get(key)
+        if pending:
+            raise pending.pop(0)
+        if isinstance(body, FileRange):
+            self.streaming += 1
+            self.max_streaming = max(self.max_streaming, self.streaming)
+            try:
+                await asyncio.sleep(0)
+                with open(body.path, "rb") as handle:
+                    handle.seek(body.offset)
+                    data = handle.read(body.length)
+            finally:
+                self.streaming -= 1
+        else:
+            data = bytes(body)
+        digest = hashlib.md5(data)
+        if content_md5 is not None and base64.b64decode(content_md5) != digest.digest():
+            raise error_from_response(400, "BadDigest", key=key)
+        self.objects[key] = (data, headers)
+        etag = "0" * 32 if key in self.wrong_etag else digest.hexdigest()
+        return PutResult(etag=etag, request_id=f"req-{self.puts}")
+
+    async def close(self) -> None:
+        pass
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.results: list[ObjectResult] = []
+        self.retries: list[tuple[str, str]] = []
+        self.bytes = 0
+        self.done = None
+
+    def on_result(self, result: ObjectResult) -> None:
+        self.results.append(result)
+
+    def on_bytes(self, n: int) -> None:
+        self.bytes += n
+
+    def on_retry(self, key: str, error: BulkputError) -> None:
+        self.retries.append((key, error.code))
+
+    def on_done(self, summary) -> None:
+        self.done = summary
+
+    def by_key(self) -> dict[str, ObjectResult]:
+        return {r.key: r for r in self.results}
+
+
+async def no_sleep(_seconds: float) -> None:
+    await asyncio.sleep(0)
+
+
+def make_engine(store, config=None, **kwargs) -> tuple[Engine, Recorder]:
+    recorder = Recorder()
+    config = config or TransferConfig(concurrency=8, max_open_files=4, retry=FAST_RETRY)
+    engine = Engine(
+        store, config, subscribers=[recorder], sleep=no_sleep, multipart=None, **kwargs
+    )
+    return engine, recorder
+
+
+def make_files(root: Path, count: int, size: int = 100) -> list[UploadItem]:
+    items = []
+    for n in range(count):
+        path = root / f"d{n % 3}" / f"file-{n}.txt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(size) + str(n).encode())
+        items.append(UploadItem(path=str(path), key=f"pre/d{n % 3}/file-{n}.txt"))
+    return items
+
+
+def stored_bytes_equal(store: FakeStore, items: Sequence[UploadItem]) -> bool:
+    return all(store.objects[i.key][0] == Path(i.path).read_bytes() for i in items)
+
+
+async def test_every_file_stored_byte_exact_with_md5_and_etag(tmp_path: Path) -> None:
+    store = FakeStore()
+    items = make_files(tmp_path, 50)
+    engine, rec = make_engine(store)
+    summary = await engine.run(items)
+    assert stored_bytes_equal(store, items)
+    assert len(rec.results) == 50
+    for result in rec.results:
+        data = store.objects[result.key][0]
+        assert result.status is Status.STORED
+        assert result.md5 == hashlib.md5(data).hexdigest() == result.etag
+        assert result.size == len(data) and result.attempts == 1
+        assert result.request_id
+    assert summary.exit_code == 0
+    assert rec.bytes == sum(len(store.objects[i.key][0]) for i in items)
+    assert store.objects["pre/d0/file-0.txt"][1].content_type == "text/plain"
+    assert rec.done is summary
+
+
+async def test_content_type_guessed_unless_given_and_defaults_merged(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "b.json").write_text("[]")
+    (tmp_path / "noext").write_text("x")
+    items = [
+        UploadItem(str(tmp_path / "a.json"), "a.json"),
+        UploadItem(str(tmp_path / "b.json"), "b.json", content_type="text/x-mine", metadata={"k": "v"}),
+        UploadItem(str(tmp_path / "noext"), "dir.d/noext"),
+    ]
+    store = FakeStore()
+    defaults = ObjectHeaders(cache_control="max-age=60", metadata={"job": "7"})
+    engine, _ = make_engine(store, defaults=defaults)
+    await engine.run(items)
+    a, b, c = (store.objects[k][1] for k in ("a.json", "b.json", "dir.d/noext"))
+    assert a.content_type == "application/json" and a.cache_control == "max-age=60"
+    assert a.metadata == {"job": "7"}
+    assert b.content_type == "text/x-mine" and b.metadata == {"job": "7", "k": "v"}
+    assert c.content_type == "application/octet-stream"
+
+
+async def test_bad_inputs_fail_alone_with_one_line_each(tmp_path: Path) -> None:
+    good = make_files(tmp_path, 5)
+    (tmp_path / "adir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "empty").write_bytes(b"")
+    bad = [
+        UploadItem(str(tmp_path / "missing.txt"), "missing.txt"),
+        UploadItem(str(tmp_path / "adir"), "adir"),
+        UploadItem(str(tmp_path / "fifo"), "fifo"),
+        UploadItem(good[0].path, "k" * 1024),
+        UploadItem(good[0].path, "cold", storage_class="FROZEN"),
+        ManifestError("no path field", line=7, source="m.jsonl"),
+    ]
+    items = [*good[:2], *bad, *good[2:], UploadItem(str(tmp_path / "empty"), "empty")]
+    store = FakeStore()
+    engine, rec = make_engine(store)
+    summary = await engine.run(items)
+    results = rec.by_key()
+    assert stored_bytes_equal(store, good)
+    assert store.objects["empty"][0] == b""
+    assert results["empty"].status is Status.STORED
+    assert results["missing.txt"].error_code == "LocalInputError"
+    assert "no such file" in results["missing.txt"].message
+    assert "directory" in results["adir"].message
+    assert "not a regular file" in results["fifo"].message
+    assert results["k" * 1024].error_code == "ValidationError"
+    assert "FROZEN" in results["cold"].message
+    manifest_failure = results[""]
+    assert manifest_failure.error_code == "ManifestError" and "line 7" in manifest_failure.message
+    failed = [r for r in rec.results if r.status is Status.FAILED]
+    assert len(failed) == 6 and all("\n" not in r.message for r in failed)
+    assert summary.exit_code == 1
+    assert store.puts == 6  # failed inputs never reached the store
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
+async def test_unreadable_file_fails_alone(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 3)
+    os.chmod(items[1].path, 0)
+    engine, rec = make_engine(FakeStore())
+    await engine.run(items)
+    assert rec.by_key()[items[1].key].message.endswith("permission denied")
+    assert [r.status for r in rec.results].count(Status.STORED) == 2
+
+
+async def test_a_job_fatal_error_aborts_once_and_stores_nothing_falsely(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 200, size=10)
+    store = FakeStore()
+    store.every_put = error_from_response(403, "InvalidAccessKeyId", bucket="bkt")
+    engine, rec = make_engine(store)
+    summary = await engine.run(items)
+    assert summary.exit_code == 3
+    assert summary.aborted is not None and summary.aborted.code == "InvalidAccessKeyId"
+    codes = [r.error_code for r in rec.results]
+    assert codes.count("InvalidAccessKeyId") == 1
+    assert set(codes) <= {"InvalidAccessKeyId", "JobAborted"}
+    assert all(r.status is Status.FAILED for r in rec.results)
+    assert store.puts <= 8  # the requests already in flight, not one per object
+    assert len(rec.results) < 200  # the rest of the input was never read into the job
+    assert len({r.key for r in rec.results}) == len(rec.results)
+
+
+async def test_unreachable_endpoint_aborts_after_bounded_tries(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 30, size=10)
+    store = FakeStore()
+    store.every_put = ConnectError("connection refused", code="ConnectionRefused")
+    engine, rec = make_engine(store)
+    summary = await engine.run(items)
+    assert summary.exit_code == 3 and summary.aborted.code == "EndpointUnreachable"
+    assert store.puts <= 8 * FAST_RETRY.connect_attempts
+    assert [r.error_code for r in rec.results].count("EndpointUnreachable") == 1
+
+
+async def test_transient_errors_are_retried_and_counted(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 10)
+    store = FakeStore()
+    store.failures[items[3].key] = [
+        error_from_response(500, "InternalError", key=items[3].key),
+        error_from_response(400, "RequestTimeout", key=items[3].key),
+    ]
+    engine, rec = make_engine(store)
+    summary = await engine.run(items)
+    assert summary.exit_code == 0 and stored_bytes_equal(store, items)
+    assert rec.by_key()[items[3].key].attempts == 3
+    assert rec.retries == [(items[3].key, "InternalError"), (items[3].key, "RequestTimeout")]
+    assert summary.retries == 2
+
+
+async def test_an_object_failing_every_time_fails_alone_after_its_budget(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 10)
+    store = FakeStore()
+    store.failures[items[5].key] = [error_from_response(503, "SlowDown") for _ in range(10)]
+    engine, rec = make_engine(store)
+    summary = await engine.run(items)
+    failed = rec.by_key()[items[5].key]
+    assert failed.status is Status.FAILED and failed.error_code == "SlowDown"
+    assert failed.attempts == FAST_RETRY.max_attempts
+    assert summary.exit_code == 1
+    assert sum(r.status is Status.STORED for r in rec.results) == 9
+    assert engine.limiter.decreases >= 1  # throttling lowered the concurrency
+
+
+async def test_etag_not_matching_the_md5_is_a_failure(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 3)
+    store = FakeStore()
+    store.wrong_etag.add(items[1].key)
+    engine, rec = make_engine(store)
+    summary = await engine.run(items)
+    result = rec.by_key()[items[1].key]
+    assert result.status is Status.FAILED and result.error_code == "BadDigest"
+    assert "does not match" in result.message
+    assert summary.exit_code == 1
+
+
+async def test_large_bodies_stream_and_open_files_stay_bounded(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 30, size=5000)
+    config = TransferConfig(
+        concurrency=16, max_open_files=2, small_body_limit=1024, chunk_size=1024, retry=FAST_RETRY
+    )
+    store = FakeStore()
+    engine, _ = make_engine(store, config)
+    summary = await engine.run(items)
+    assert summary.exit_code == 0 and stored_bytes_equal(store, items)
+    assert 1 <= store.max_streaming <= 2
+
+
+async def test_trusted_md5_is_sent_as_given(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"hello")
+    right = base64.b64encode(hashlib.md5(b"hello").digest()).decode()
+    wrong = base64.b64encode(hashlib.md5(b"other").digest()).decode()
+    items = [UploadItem(str(path), "right", md5=right), UploadItem(str(path), "wrong", md5=wrong)]
+    store = FakeStore()
+    engine, rec = make_engine(store)
+    await engine.run(items)
+    assert rec.by_key()["right"].status is Status.STORED
+    assert rec.by_key()["wrong"].error_code == "BadDigest"  # the server refused the lie
+    assert "wrong" not in store.objects
+
+
+async def test_file_growing_while_read_is_reread_or_refused(tmp_path: Path, monkeypatch) -> None:
+    items = make_files(tmp_path, 2)
+    grow_once, grow_always = items[0].path, items[1].path
+    reads: dict[str, int] = {}
+    real_read_all = engine_module._read_all
+
+    def growing_read(fd: int, size: int) -> bytes:
+        data = real_read_all(fd, size)
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        reads[path] = reads.get(path, 0) + 1
+        if path == grow_always or (path == grow_once and reads[path] == 1):
+            with open(path, "ab") as handle:
+                handle.write(b"more")
+        return data
+
+    monkeypatch.setattr(engine_module, "_read_all", growing_read)
+    store = FakeStore()
+    engine, rec = make_engine(store)
+    await engine.run(items)
+    first, second = rec.by_key()[items[0].key], rec.by_key()[items[1].key]
+    assert first.status is Status.STORED
+    assert store.objects[items[0].key][0] == Path(grow_once).read_bytes()
+    assert second.error_code == "FileChangedError" and items[1].key not in store.objects
+
+
+class FakeJournal:
+    def __init__(self, stored: dict[str, tuple[int, int]]) -> None:
+        self.stored = dict(stored)
+        self.recorded: list[tuple[str, int, int, str | None, str | None]] = []
+        self.flushed = 0
+
+    def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
+        return self.stored.get(key) == (size, mtime_ns)
+
+    def record_stored(self, key, size, mtime_ns, md5_hex, etag) -> None:
+        self.recorded.append((key, size, mtime_ns, md5_hex, etag))
+
+    def flush(self, timeout=None) -> None:
+        self.flushed += 1
+
+
+async def test_journal_skips_confirmed_objects_without_a_request(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 6)
+    st = os.stat(items[0].path)
+    changed = os.stat(items[1].path)
+    journal = FakeJournal(
+        {items[0].key: (st.st_size, st.st_mtime_ns), items[1].key: (changed.st_size, 1)}
+    )
+    store = FakeStore()
+    engine, rec = make_engine(store, journal=journal)
+    summary = await engine.run(items)
+    skipped = rec.by_key()[items[0].key]
+    assert skipped.status is Status.SKIPPED and skipped.reason == "journal"
+    assert items[0].key not in store.objects and store.puts == 5
+    assert sorted(k for k, *_ in journal.recorded) == sorted(i.key for i in items[1:])
+    for key, size, _mtime, md5_hex, etag in journal.recorded:
+        assert md5_hex == etag == hashlib.md5(store.objects[key][0]).hexdigest()
+        assert size == len(store.objects[key][0])
+    assert journal.flushed >= 1 and summary.exit_code == 0
+
+
+async def test_dry_run_plans_without_requests(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 4)
+    items.append(UploadItem(str(tmp_path / "nope"), "nope"))
+    store = FakeStore()
+    engine, rec = make_engine(store, dry_run=True)
+    await engine.run(items)
+    assert store.puts == 0
+    statuses = [r.status for r in rec.results]
+    assert statuses.count(Status.PLANNED) == 4 and statuses.count(Status.FAILED) == 1
+    assert all(r.size for r in rec.results if r.status is Status.PLANNED)
+
+
+async def test_shards_split_the_job_without_overlap(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 40, size=5)
+    seen: list[str] = []
+    for index in range(3):
+        store = FakeStore()
+        engine, _ = make_engine(store, shard=Shard(index, 3))
+        await engine.run(list(items))
+        seen.extend(store.objects)
+    assert sorted(seen) == sorted(i.key for i in items)
+
+
+async def test_sync_generators_and_async_iterables(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 300, size=3)
+
+    def generate():
+        yield from items
+
+    async def agenerate() -> AsyncIterator[UploadItem]:
+        for item in items:
+            yield item
+
+    for source in (generate(), agenerate()):
+        store = FakeStore()
+        engine, rec = make_engine(store)
+        summary = await engine.run(source)
+        assert len(store.objects) == 300 and summary.exit_code == 0
+        assert len(rec.results) == 300
+
+
+async def test_stop_lets_in_flight_finish_and_reports_the_rest(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 100, size=5)
+    store = FakeStore()
+    store.gate = asyncio.Event()
+    engine, rec = make_engine(store)
+    job = asyncio.create_task(engine.run(iter(items)))
+    while store.puts < 8:  # every sender holds one object at the gate
+        await asyncio.sleep(0.001)
+    engine.stop()
+    store.gate.set()
+    summary = await job
+    assert summary.interrupted and summary.exit_code == 130
+    stored = [r for r in rec.results if r.status is Status.STORED]
+    assert len(stored) == 8 and len(store.objects) == 8
+    others = [r for r in rec.results if r.status is not Status.STORED]
+    assert {r.error_code for r in others} <= {"Interrupted"}
+    assert len({r.key for r in rec.results}) == len(rec.results)
+
+
+async def test_stop_cancels_requests_that_outlive_the_grace(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 20, size=5)
+    store = FakeStore()
+    store.gate = asyncio.Event()  # never opened
+    engine, rec = make_engine(store, stop_grace=0.01)
+    job = asyncio.create_task(engine.run(items))
+    while store.puts < 8:
+        await asyncio.sleep(0.001)
+    engine.stop()
+    summary = await job
+    assert summary.interrupted and not store.objects
+    assert all(r.error_code == "Interrupted" for r in rec.results)
+
+
+async def test_large_files_go_to_the_multipart_hook(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 4, size=10)
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3000))
+    items.append(UploadItem(str(big), "big.bin"))
+    calls: list[tuple[str, int]] = []
+
+    async def fake_upload_file(store, item, size, mtime_ns, **kwargs) -> PutResult:
+        calls.append((item.key, size))
+        assert kwargs["limiter"] is engine.limiter and kwargs["open_files"] is not None
+        kwargs["on_bytes"](size)
+        return PutResult(etag="etag-2", request_id="r")
+
+    store = FakeStore()
+    recorder = Recorder()
+    config = TransferConfig(concurrency=4, multipart_threshold=2000, retry=FAST_RETRY)
+    engine = Engine(store, config, subscribers=[recorder], sleep=no_sleep, multipart=fake_upload_file)
+    summary = await engine.run(items)
+    assert calls == [("big.bin", 3000)]
+    assert recorder.by_key()["big.bin"].etag == "etag-2" and "big.bin" not in store.objects
+    assert summary.exit_code == 0 and recorder.bytes == sum(os.path.getsize(i.path) for i in items)
+
