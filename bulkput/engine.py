@@ -222,7 +222,14 @@ class Engine:
 
     # --- public ---------------------------------------------------------------------------
 
-    async def run(self, items: ItemSource) -> JobSummary:
+    async def run(
+        self,
+        items: ItemSource,
+        *,
+        total_objects: int | None = None,
+        total_bytes: int | None = None,
+    ) -> JobSummary:
+        """Upload ``items``; the totals, when known, go to subscribers' ``on_start``."""
         if self._started:
             raise RuntimeError("an Engine runs once")
         self._started = True
@@ -234,6 +241,10 @@ class Engine:
         self._open_files = asyncio.Semaphore(max(1, config.max_open_files))
         self._pool = ThreadPoolExecutor(preparer_count + 1, thread_name_prefix="bulkput-read")
         self._preparers_left = preparer_count
+        for subscriber in self._subscribers:
+            on_start = getattr(subscriber, "on_start", None)
+            if on_start is not None:
+                on_start(total_objects, total_bytes)
         if self._stopping:  # stopped before it started
             self._pool.shutdown(wait=False)
             self.summary = self._collector.summary(aborted=None, interrupted=True)

@@ -93,8 +93,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
                 raise KeyboardInterrupt from None
             raise
     finally:
-        for signum in installed:
-            loop.remove_signal_handler(signum)
+        for installed_signum in installed:
+            loop.remove_signal_handler(installed_signum)
         try:
             _cancel_leftovers(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())

@@ -9,8 +9,6 @@ import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import pytest
-
 from bulkput import engine as engine_module
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.engine import Engine
@@ -212,10 +210,17 @@ async def test_bad_inputs_fail_alone_with_one_line_each(tmp_path: Path) -> None:
     assert store.puts == 6  # failed inputs never reached the store
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads anything")
-async def test_unreadable_file_fails_alone(tmp_path: Path) -> None:
+async def test_unreadable_file_fails_alone(tmp_path: Path, monkeypatch) -> None:
     items = make_files(tmp_path, 3)
     os.chmod(items[1].path, 0)
+    real_open = os.open
+
+    def open_as_unprivileged(path, flags, *args):  # the tests may run as root
+        if path == items[1].path:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(engine_module.os, "open", open_as_unprivileged)
     engine, rec = make_engine(FakeStore())
     await engine.run(items)
     assert rec.by_key()[items[1].key].message.endswith("permission denied")
@@ -229,7 +234,8 @@ async def test_a_job_fatal_error_aborts_once_and_stores_nothing_falsely(tmp_path
     engine, rec = make_engine(store)
     summary = await engine.run(items)
     assert summary.exit_code == 3
-    assert summary.aborted is not None and summary.aborted.code == "InvalidAccessKeyId"
+    assert engine.aborted is not None and engine.aborted.code == "InvalidAccessKeyId"
+    assert summary.aborted is not None and "InvalidAccessKeyId" in summary.aborted
     codes = [r.error_code for r in rec.results]
     assert codes.count("InvalidAccessKeyId") == 1
     assert set(codes) <= {"InvalidAccessKeyId", "JobAborted"}
@@ -245,7 +251,7 @@ async def test_unreachable_endpoint_aborts_after_bounded_tries(tmp_path: Path) -
     store.every_put = ConnectError("connection refused", code="ConnectionRefused")
     engine, rec = make_engine(store)
     summary = await engine.run(items)
-    assert summary.exit_code == 3 and summary.aborted.code == "EndpointUnreachable"
+    assert summary.exit_code == 3 and engine.aborted.code == "EndpointUnreachable"
     assert store.puts <= 8 * FAST_RETRY.connect_attempts
     assert [r.error_code for r in rec.results].count("EndpointUnreachable") == 1
 
