@@ -98,6 +98,7 @@ class WalkEntry:
 _FILE, _DIR, _LINK, _SPECIAL = 0, 1, 2, 3
 _LINK_FILE, _LINK_DIR, _LINK_BROKEN = 4, 5, 6
 _DUPLICATE = 7  # a second name equal to the previous one after NFC
+_UNKNOWN = 8  # the type could not be read
 
 _SPECIAL_NAMES = {
     stat.S_IFSOCK: "socket",
@@ -213,9 +214,13 @@ class _Walker:
         else:
             try:
                 mode = os.lstat(path).st_mode
-                what = _SPECIAL_NAMES.get(stat.S_IFMT(mode), "special file")
-            except OSError:
-                what = "special file"
+            except OSError as exc:
+                yield LocalInputError(f"cannot stat {display_path(path)}: {exc.strerror or exc}", key=key, path=path)
+                return
+            if kind == _UNKNOWN and stat.S_ISREG(mode):
+                yield from self._leaf(path, key, _FILE, via_link)
+                return
+            what = _SPECIAL_NAMES.get(stat.S_IFMT(mode), "special file")
             yield SkippedPath(f"skipped {what} {display_path(path)}: not a regular file",
                               key=key, path=path, reason=what.replace(" ", "-"))
 
@@ -281,10 +286,8 @@ class _Walker:
                 return (key_name + "/", name, _DIR)
             if entry.is_file(follow_symlinks=False):
                 return (key_name, name, _FILE)
-        except OSError as exc:
-            errors.append(LocalInputError(f"cannot stat {display_path(entry.path)}: {exc.strerror or exc}",
-                                          key=prefix + key_name, path=entry.path))
-            return None
+        except OSError:
+            return (key_name, name, _UNKNOWN)  # reported at its place in the order
         return (key_name, name, _SPECIAL)
 
 
