@@ -1,0 +1,57 @@
+"""``bulkput report merge FILES... [--json]``: one summary for the report files of a sharded job.
+
+Prints the merged summary (human lines, or one JSON object with ``--json``) on standard output
+and exits with the merged exit code: 0 all stored or skipped, 1 some failed, 3 a shard aborted
+or never finished (its report has no summary line), 130 a shard was interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from bulkput.errors import UsageError
+from bulkput.events import merge_reports, print_summary
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "report",
+        help="work with --report files",
+        description="Work with the JSON-lines files written by --report.",
+    )
+    verbs = parser.add_subparsers(dest="report_command", metavar="VERB")
+    merge = verbs.add_parser(
+        "merge",
+        help="merge the reports of a sharded job into one summary",
+        description=(
+            "Add up the --report files of the shards of one job (e.g. --shard 0/4 .. 3/4) and "
+            "print one summary. Exit code: 0 every object stored or skipped, 1 some failed, "
+            "3 a shard aborted or did not finish, 130 a shard was interrupted."
+        ),
+    )
+    merge.add_argument("files", nargs="+", metavar="FILE", help="report files (JSON lines)")
+    merge.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if getattr(args, "report_command", None) != "merge":
+        sys.stderr.write("usage: bulkput report merge FILE... [--json]\n")
+        return 2
+    try:
+        summary = merge_reports(args.files)
+    except UsageError as error:
+        sys.stderr.write(f"bulkput: {error.one_line()}\n")
+        return error.exit_code
+    if args.json:
+        record = summary.to_json()
+        record["reports"] = len(args.files)
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
+    else:
+        print_summary(summary, sys.stdout)
+    return summary.exit_code
