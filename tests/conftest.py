@@ -1,3 +1,4 @@
 """Shared fixtures. Servers run on 127.0.0.1 only."""
 
 from __future__ import annotations
+from tests.fixtures.rclone import rclone_server  # noqa: F401

@@ -1,0 +1,273 @@
+"""HTTP for every store of a job: one aiohttp session, bounded connections, bodies streamed
+from disk, and the network's exceptions mapped onto :mod:`bulkput.errors` in one table.
+
+``Transport.send`` is on the hot path (thousands of small PUTs a second), so it does as little
+as possible: the URL is already encoded (``yarl.URL(url, encoded=True)`` skips re-quoting),
+aiohttp's automatic ``Accept``, ``Accept-Encoding`` and ``Content-Type`` headers are off (a
+header aiohttp added behind the signer's back would break OSS V1 and BOS signatures), and
+answers are read whole (error and listing bodies are small; GET is for checks).
+
+A :class:`~bulkput.store.FileRange` body is read from disk in ``config.chunk_size`` pieces
+in a worker thread with an explicit ``Content-Length`` (never chunked encoding, which OSS and
+BOS refuse with 411), and is opened afresh for every attempt, so a retry re-reads the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from bulkput import __version__
+from bulkput.config import TransferConfig
+from bulkput.errors import (
+    BulkputError,
+    ConnectError,
+    FileChangedError,
+    LocalInputError,
+    TransportError,
+)
+from bulkput.store import Body, FileRange
+
+USER_AGENT = f"bulkput/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A whole answer: status, headers (case-insensitive) and body bytes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def response(status: int, headers: Mapping[str, str] | None = None, body: bytes = b"") -> Response:
+    """A Response with case-insensitive headers, as ``send`` returns (for tests and fakes)."""
+    return Response(status, CIMultiDictProxy(CIMultiDict(headers or {})), body)
+
+
+# --- aiohttp and OS exceptions -> bulkput.errors, first match wins ------------------------------
+#
+# ConnectError means no connection was made, so the server cannot have seen the request: the
+# retry loop counts those toward EndpointUnreachable. Everything else may have reached it.
+
+_DNS_ERROR: type[BaseException] = getattr(
+    aiohttp, "ClientConnectorDNSError", aiohttp.ClientConnectorError
+)
+_CONNECT_TIMEOUT: type[BaseException] = getattr(
+    aiohttp, "ConnectionTimeoutError", aiohttp.ServerTimeoutError
+)
+_READ_TIMEOUT: type[BaseException] = getattr(
+    aiohttp, "SocketTimeoutError", aiohttp.ServerTimeoutError
+)
+
+ERROR_TABLE: tuple[tuple[type[BaseException], type[TransportError], str], ...] = (
+    (_DNS_ERROR, ConnectError, "cannot resolve the endpoint's host name"),
+    (
+        aiohttp.ClientConnectorCertificateError,
+        ConnectError,
+        "the endpoint's TLS certificate was not accepted",
+    ),
+    (aiohttp.ClientSSLError, ConnectError, "TLS handshake with the endpoint failed"),
+    (aiohttp.ClientConnectorError, ConnectError, "cannot connect to the endpoint"),
+    (_CONNECT_TIMEOUT, ConnectError, "timed out connecting to the endpoint"),
+    (ConnectionRefusedError, ConnectError, "the endpoint refused the connection"),
+    (_READ_TIMEOUT, TransportError, "timed out waiting for the server"),
+    (aiohttp.ServerDisconnectedError, TransportError, "the server closed the connection"),
+    (aiohttp.ClientPayloadError, TransportError, "the server's answer was cut short"),
+    (ConnectionResetError, TransportError, "the connection was reset"),
+    (aiohttp.ClientOSError, TransportError, "connection error"),
+    (asyncio.TimeoutError, TransportError, "timed out"),
+    (aiohttp.ClientError, TransportError, "HTTP error"),
+    (OSError, TransportError, "network error"),
+)
+
+
+def _classify(exc: BaseException) -> tuple[type[TransportError], str]:
+    for exc_type, error_type, what in ERROR_TABLE:
+        if isinstance(exc, exc_type):
+            return error_type, what
+    return TransportError, "network error"
+
+
+def map_transport_error(exc: BaseException, method: str, url: str) -> TransportError:
+    """The :class:`TransportError` (or :class:`ConnectError`) for one exception of a request."""
+    error_type, what = _classify(exc)
+    host = URL(url, encoded=True).host or "?"
+    detail = str(exc) or type(exc).__name__
+    return error_type(f"{what} ({method} {host}: {detail})", code=type(exc).__name__)
+
+
+_MAPPED: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+class FileRangePayload(aiohttp.Payload):
+    """``length`` bytes of a file from ``offset``, read in ``chunk_size`` pieces off the loop.
+
+    The file is opened by :meth:`open` (once per attempt). A local failure is kept in
+    ``local_error`` so :meth:`Transport.send` reports it as the file's fault, not the network's.
+    """
+
+    def __init__(self, file_range: FileRange, chunk_size: int) -> None:
+        super().__init__(file_range, content_type=None)
+        self._range = file_range
+        self._size = file_range.length
+        self._chunk_size = max(1, chunk_size)
+        self._fd: int | None = None
+        self.local_error: LocalInputError | None = None
+
+    def open(self) -> None:
+        path = self._range.path
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError as exc:
+            raise LocalInputError(f"cannot open: {exc.strerror or exc}", path=path) from None
+        try:
+            size = os.fstat(fd).st_size
+        except OSError as exc:
+            os.close(fd)
+            raise LocalInputError(f"cannot stat: {exc.strerror or exc}", path=path) from None
+        if size < self._range.offset + self._range.length:
+            os.close(fd)
+            raise FileChangedError(
+                f"file is {size} bytes now, shorter than the {self._range.offset + self._range.length}"
+                " bytes being sent (it changed during the upload)",
+                path=path,
+            )
+        self._fd = fd
+
+    def close_file(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a file body is not text")
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        fd = self._fd
+        if fd is None:
+            raise RuntimeError("FileRangePayload.open() was not called")
+        remaining = (
+            self._range.length
+            if content_length is None
+            else min(content_length, self._range.length)
+        )
+        position = self._range.offset
+        loop = asyncio.get_running_loop()
+        while remaining > 0:
+            want = min(self._chunk_size, remaining)
+            try:
+                chunk = await loop.run_in_executor(None, os.pread, fd, want, position)
+            except OSError as exc:
+                self.local_error = LocalInputError(
+                    f"read failed at byte {position}: {exc.strerror or exc}", path=self._range.path
+                )
+                raise self.local_error from None
+            if not chunk:
+                self.local_error = FileChangedError(
+                    f"file ended at byte {position}, before the {self._range.length} bytes being "
+                    "sent (it shrank during the upload)",
+                    path=self._range.path,
+                )
+                raise self.local_error
+            await writer.write(chunk)
+            position += len(chunk)
+            remaining -= len(chunk)
+
+
+class Transport:
+    """One aiohttp session for a job; shared by every store of the job.
+
+    The session is created on first use (inside the running event loop), with
+    ``TCPConnector(limit=concurrency, limit_per_host=per_host or concurrency)``.
+    """
+
+    def __init__(self, config: TransferConfig | None = None) -> None:
+        self.config = config or TransferConfig()
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open_session(self) -> aiohttp.ClientSession:
+        config = self.config
+        ssl_option: ssl.SSLContext | bool = bool(config.verify_tls)
+        connector = aiohttp.TCPConnector(
+            limit=config.concurrency,
+            limit_per_host=config.per_host or config.concurrency,
+            ssl=ssl_option,
+            ttl_dns_cache=300,
+        )
+        # sock_connect/sock_read only: ``connect`` would also count time queued for a free
+        # connection, which is the scheduler's business, not a network fault.
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=config.timeouts.connect, sock_read=config.timeouts.read
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=timeout,
+            headers={"User-Agent": USER_AGENT},
+            skip_auto_headers=("Accept", "Accept-Encoding", "Content-Type"),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        return self._session
+
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], body: Body | None = None
+    ) -> Response:
+        """Send one request and read the whole answer. Never retries.
+
+        Raises :class:`ConnectError` / :class:`TransportError` for network failures,
+        :class:`LocalInputError` when a file body cannot be read.
+        """
+        session = self._session
+        if session is None or session.closed:
+            session = self._open_session()
+        payload: FileRangePayload | None = None
+        data: Any = body
+        if isinstance(body, FileRange):
+            payload = FileRangePayload(body, self.config.chunk_size)
+            payload.open()
+            data = payload
+        try:
+            async with session.request(
+                method,
+                URL(url, encoded=True),
+                headers=headers,
+                data=data,
+                allow_redirects=False,
+            ) as answer:
+                content = await answer.read()
+                return Response(answer.status, answer.headers, content)
+        except BulkputError:
+            raise
+        except _MAPPED as exc:
+            if payload is not None and payload.local_error is not None:
+                raise payload.local_error from None
+            raise map_transport_error(exc, method, url) from exc
+        finally:
+            if payload is not None:
+                payload.close_file()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()
+
+    async def __aenter__(self) -> Transport:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
