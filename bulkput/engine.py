@@ -772,7 +772,7 @@ def _local_error(item: UploadItem, exc: OSError) -> LocalInputError:
         reason = "no such file"
     elif isinstance(exc, PermissionError):
         reason = "permission denied"
-    return LocalInputError(f"{item.path}: {reason}", key=item.key, path=item.path)
+    return LocalInputError(f"cannot read {item.path}: {reason}", key=item.key, path=item.path)
 
 
 def _b64(digest: bytes) -> str:

@@ -1,0 +1,385 @@
+"""``bulkput put``: upload files, directories or a manifest to ``bos://``, ``oss://`` or ``s3://``.
+
+::
+
+    bulkput put [OPTIONS] SOURCE... DEST
+    bulkput put [OPTIONS] --manifest FILE DEST      (FILE may be - for stdin)
+
+DEST is always a prefix: a file ``a/b.txt`` goes to ``PREFIX/b.txt``, a directory's files to
+``PREFIX/<path relative to the directory>``, manifest lines to ``PREFIX/<key or path>``.
+Exit status: 0 every object stored (or skipped by rule), 1 some objects failed, 2 usage error,
+3 the job aborted (auth, missing bucket, unreachable endpoint, journal), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from bulkput.config import MiB, RetryPolicy, Timeouts, TransferConfig
+from bulkput.errors import BulkputError, UsageError
+from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.shard import Shard
+from bulkput.store import ObjectHeaders
+from bulkput.target import Target
+
+log = logging.getLogger("bulkput.put")
+
+# Results that stand for "not sent because the job stopped": counted and reported, but not
+# printed one line each (the one abort or interrupt message says why).
+_STOPPED_CODES = frozenset(("JobAborted", "Interrupted"))
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "put",
+        help="upload files, directories or a manifest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_put_arguments(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def parse_size(text: str) -> int:
+    """``64M``, ``8MiB``, ``1G``, ``5000``: bytes (binary units)."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    units = {"K": 1024, "M": MiB, "G": 1024 * MiB, "T": 1024 * 1024 * MiB}
+    factor = units.get(value[-1:], 1)
+    number = value[:-1] if value[-1:] in units else value
+    try:
+        size = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 64M)") from None
+    if size < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a size cannot be negative")
+    return size
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def _meta(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--meta {text!r}: expected NAME=VALUE")
+    return name, value
+
+
+def add_put_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``put`` (``sync`` shares the connection and transfer ones)."""
+    parser.add_argument("paths", nargs="+", metavar="SOURCE... DEST", help="files or directories, then the destination URL")
+    parser.add_argument("--manifest", metavar="FILE", help="read objects from FILE (list, CSV or JSONL; - for stdin)")
+    parser.add_argument("--manifest-format", choices=("auto", "list", "csv", "jsonl"), default="auto")
+    add_connection_arguments(parser)
+    add_transfer_arguments(parser)
+    headers = parser.add_argument_group("object headers (a manifest's own fields win)")
+    headers.add_argument("--content-type", help="Content-Type (default: guessed from the extension)")
+    headers.add_argument("--cache-control")
+    headers.add_argument("--content-disposition")
+    headers.add_argument("--content-encoding")
+    headers.add_argument("--expires")
+    headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
+    headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
+    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption, e.g. AES256")
+    headers.add_argument("--meta", action="append", type=_meta, default=[], metavar="NAME=VALUE", help="user metadata (repeatable)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary")
+    output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
+    output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
+    output.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
+    output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
+    parser.add_argument("--shard", metavar="K/N", help="upload only the keys of shard K of N (0-based)")
+    from bulkput.journal import add_journal_arguments
+
+    add_journal_arguments(parser)
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("--endpoint", metavar="URL", help="e.g. http://127.0.0.1:9000 (default: the provider's, or from the environment)")
+    group.add_argument("--region")
+    group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto")
+    group.add_argument("--signature-version", choices=("v1", "v4"), default="v4", help="OSS only (default v4)")
+    group.add_argument("--access-key", default=None)
+    group.add_argument("--secret-key", default=None, help="prefer the environment or a credentials file")
+    group.add_argument("--session-token", default=None)
+    group.add_argument("--profile", default=None)
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+
+
+def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TransferConfig()
+    group = parser.add_argument_group("transfer")
+    group.add_argument("--concurrency", type=_positive, default=defaults.concurrency, help="requests in flight")
+    group.add_argument("--per-host", type=int, default=defaults.per_host, help="connections per host (0: as --concurrency)")
+    group.add_argument("--max-open-files", type=_positive, default=defaults.max_open_files)
+    group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
+    group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
+    group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
+    group.add_argument("--multipart-threshold", type=parse_size, default=defaults.multipart_threshold)
+    group.add_argument("--part-size", type=parse_size, default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> TransferConfig:
+    if args.retries < 0:
+        raise UsageError("--retries cannot be negative")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    base = TransferConfig()
+    return TransferConfig(
+        concurrency=args.concurrency,
+        per_host=max(0, args.per_host),
+        max_open_files=args.max_open_files,
+        multipart_threshold=args.multipart_threshold,
+        part_size=args.part_size,
+        content_md5=not args.no_md5,
+        verify_tls=not args.insecure,
+        timeouts=Timeouts(connect=min(base.timeouts.connect, args.timeout), read=args.timeout),
+        retry=RetryPolicy(max_attempts=args.retries + 1),
+    )
+
+
+def headers_from_args(args: argparse.Namespace) -> ObjectHeaders:
+    return ObjectHeaders(
+        content_type=args.content_type,
+        cache_control=args.cache_control,
+        content_disposition=args.content_disposition,
+        content_encoding=args.content_encoding,
+        expires=args.expires,
+        acl=args.acl,
+        storage_class=args.storage_class,
+        server_side_encryption=args.sse,
+        metadata=dict(args.meta),
+    )
+
+
+def source_items(sources: Sequence[str], target: Target) -> Iterator[UploadItem | BulkputError]:
+    """Files as ``PREFIX/<name>``, directories walked as ``PREFIX/<relative path>``."""
+    from bulkput.walk import WalkEntry, walk_tree
+
+    for source in sources:
+        if os.path.isdir(source):
+            for entry in walk_tree(source):
+                if isinstance(entry, WalkEntry):
+                    yield UploadItem(
+                        path=entry.path,
+                        key=target.key_for(entry.key),
+                        size=entry.size,
+                        mtime_ns=entry.mtime_ns,
+                    )
+                else:
+                    yield entry
+        else:
+            name = os.path.basename(source.rstrip("/")) or source
+            yield UploadItem(path=source, key=target.key_for(name))
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    level = logging.WARNING
+    if args.verbose == 1:
+        level = logging.INFO
+    if args.verbose >= 2 or args.debug:
+        level = logging.DEBUG
+    logger = logging.getLogger("bulkput")
+    logger.setLevel(level)
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+
+
+class _FailureFilter:
+    """Passes every event to the progress display except the results the one abort or
+    interrupt message already explains (objects only stopped by it, and the object that met
+    the fatal error): the report has them all."""
+
+    def __init__(self, inner: Any, aborted: Callable[[], BulkputError | None]) -> None:
+        self.inner = inner
+        self.aborted = aborted
+
+    def on_start(self, total_objects: int | None, total_bytes: int | None) -> None:
+        self.inner.on_start(total_objects, total_bytes)
+
+    def on_result(self, result: ObjectResult) -> None:
+        if not _explained_by_stop(result, self.aborted()):
+            self.inner.on_result(result)
+
+    def on_bytes(self, n: int) -> None:
+        self.inner.on_bytes(n)
+
+    def on_retry(self, key: str, error: BulkputError) -> None:
+        self.inner.on_retry(key, error)
+
+    def on_done(self, summary: Any) -> None:
+        self.inner.on_done(summary)
+
+
+class _FailurePrinter:
+    """``--quiet`` / ``--progress none``: no progress, but one line per failed object."""
+
+    def __init__(self, aborted: Callable[[], BulkputError | None], limit: int = 200) -> None:
+        self.aborted = aborted
+        self.limit = limit
+        self.shown = 0
+
+    def on_result(self, result: ObjectResult) -> None:
+        from bulkput.events import failure_line
+
+        if result.status is Status.FAILED and not _explained_by_stop(result, self.aborted()):
+            self.shown += 1
+            if self.shown <= self.limit:
+                sys.stderr.write(failure_line(result) + "\n")
+            elif self.shown == self.limit + 1:
+                sys.stderr.write("error: more objects failed; the --report file lists them all\n")
+
+
+def _explained_by_stop(result: ObjectResult, aborted: BulkputError | None) -> bool:
+    if result.error_code in _STOPPED_CODES:
+        return True
+    return aborted is not None and result.error_code == aborted.code
+
+
+def _progress(args: argparse.Namespace, aborted: Callable[[], BulkputError | None]) -> Any:
+    from bulkput.events import ProgressDisplay
+
+    mode = "none" if args.quiet else args.progress
+    if mode == "none":
+        return _FailurePrinter(aborted)
+    tty = None if mode == "auto" else mode == "rich"
+    return _FailureFilter(ProgressDisplay(sys.stderr, tty=tty), aborted)
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args)
+    try:
+        return _run(args)
+    except UsageError as error:
+        sys.stderr.write(f"bulkput put: {error.one_line()}\n")
+        return 2
+    except BulkputError as error:  # job-fatal before the first upload (journal, ...)
+        sys.stderr.write(f"bulkput put: aborted: {error.one_line()}\n")
+        return error.exit_code if error.exit_code != 1 else 3
+    except KeyboardInterrupt:
+        sys.stderr.write("bulkput put: interrupted\n")
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bulkput import runtime
+
+    if args.manifest is not None:
+        if len(args.paths) != 1:
+            raise UsageError("with --manifest give only DEST (no SOURCE paths)")
+        sources: list[str] = []
+    elif len(args.paths) < 2:
+        raise UsageError("give SOURCE... DEST, or --manifest FILE DEST")
+    else:
+        sources = list(args.paths[:-1])
+    dest = args.paths[-1]
+    target = Target.parse(dest)
+    config = config_from_args(args)
+    shard = Shard.parse(args.shard) if args.shard else None
+    if args.insecure:
+        sys.stderr.write("bulkput put: warning: --insecure: TLS certificates are not verified\n")
+    return runtime.run_async(_upload(args, dest, target, sources, config, shard))
+
+
+async def _upload(
+    args: argparse.Namespace,
+    dest: str,
+    target: Target,
+    sources: list[str],
+    config: TransferConfig,
+    shard: Shard | None,
+) -> int:
+    import asyncio
+
+    from bulkput import runtime
+    from bulkput.api import open_destination
+    from bulkput.engine import Engine
+    from bulkput.events import ReportWriter, print_summary
+    from bulkput.journal import describe_source, open_job_journal
+
+    _, store = await open_destination(
+        dest,
+        endpoint=args.endpoint,
+        region=args.region,
+        addressing=args.addressing,
+        signature_version=args.signature_version,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        session_token=args.session_token,
+        profile=args.profile,
+        config=config,
+    )
+    journal = None
+    report = None
+    try:
+        if args.manifest is not None:
+            from bulkput.manifest import read_manifest
+
+            items: Any = read_manifest(args.manifest, target.prefix, fmt=args.manifest_format)
+            description = describe_source(manifest=args.manifest)
+        else:
+            items = source_items(sources, target)
+            description = describe_source(paths=sources)
+        journal = open_job_journal(
+            dest,
+            description,
+            shard=shard,
+            state_dir=args.state_dir,
+            restart=args.restart,
+            enabled=args.journal and not args.dry_run,
+        )
+        engine_ref: list[Engine] = []
+        subscribers: list[Any] = [
+            _progress(args, lambda: engine_ref[0].aborted if engine_ref else None)
+        ]
+        if args.report:
+            try:
+                report = ReportWriter(args.report)
+            except OSError as exc:
+                raise UsageError(f"--report {args.report}: {exc.strerror or exc}") from None
+            subscribers.append(report)
+        engine = Engine(
+            store,
+            config,
+            journal=journal,
+            subscribers=subscribers,
+            shard=shard,
+            dry_run=args.dry_run,
+            defaults=headers_from_args(args),
+        )
+        engine_ref.append(engine)
+        remove = runtime.on_stop(engine.stop)
+        try:
+            summary = await engine.run(items)
+        finally:
+            remove()
+    finally:
+        try:
+            if journal is not None:
+                await asyncio.get_running_loop().run_in_executor(None, journal.close)
+        except BulkputError as error:
+            sys.stderr.write(f"bulkput put: {error.one_line()}\n")
+        finally:
+            if report is not None:
+                report.close()
+            await store.close()
+    if not args.quiet or summary.exit_code != 0:
+        print_summary(summary)
+    return summary.exit_code
