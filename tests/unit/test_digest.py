@@ -38,9 +38,23 @@ def test_crc64_check_value_fast_and_pure():
     assert crc64_ecma(b"") == 0
 
 
-def test_crcmod_c_extension_is_used():
-    # oss2 installs crcmod with its C extension; without it uploads to OSS would crawl.
+def test_a_native_crc64_is_used():
+    # fastcrc is a dependency (crcmod's C extension the fallback); pure Python would crawl.
     assert digest.CRC64_ACCELERATED
+    assert digest.CRC64_IMPLEMENTATION in ("fastcrc", "crcmod")
+
+
+NATIVE = [f for f in (digest._fast_crc64, digest._crcmod_crc64) if f is not None]
+
+
+@pytest.mark.parametrize("native", NATIVE, ids=lambda f: getattr(f, "__module__", "crc"))
+def test_every_native_implementation_matches_oss2(native):
+    rng = random.Random(42)
+    data = rng.randbytes(100_003)
+    assert native(b"123456789", 0) == CHECK_VALUE
+    assert native(data, 0) == oss2_crc64(data)
+    assert native(data[500:], native(data[:500], 0)) == oss2_crc64(data)
+    assert native(memoryview(bytearray(data))[:1000], 0) == oss2_crc64(data[:1000])
 
 
 @pytest.mark.parametrize("seed", range(5))
