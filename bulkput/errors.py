@@ -238,18 +238,28 @@ def error_from_response(
 ) -> RemoteError:
     """Translate one service answer into the tree: the single place this decision is made."""
     msg = message or code or f"HTTP {status}"
-    kwargs = {"code": code, "status": status, "request_id": request_id, "bucket": bucket, "key": key}
+
+    def make(cls: type[RemoteError], retryable: bool, fatal_for_job: bool = False) -> RemoteError:
+        return cls(
+            msg,
+            code=code,
+            status=status,
+            request_id=request_id,
+            bucket=bucket,
+            key=key,
+            retryable=retryable,
+            fatal_for_job=fatal_for_job,
+        )
+
     rule = _CODE_RULES.get(code or "")
     if rule is not None:
-        return rule.cls(msg, retryable=rule.retryable, fatal_for_job=rule.fatal_for_job, **kwargs)
-    if status == 429:
-        return ThrottledError(msg, retryable=True, **kwargs)
-    if status == 503:
-        return ThrottledError(msg, retryable=True, **kwargs)
+        return make(rule.cls, rule.retryable, rule.fatal_for_job)
+    if status in (429, 503):
+        return make(ThrottledError, True)
     if status in _RETRYABLE_STATUS:
-        return ServiceError(msg, retryable=True, **kwargs)
+        return make(ServiceError, True)
     if status in (401, 403):
-        return AuthError(msg, fatal_for_job=True, **kwargs)
+        return make(AuthError, False, True)
     if status == 404:
-        return NotFoundError(msg, **kwargs)
-    return ServiceError(msg, retryable=False, **kwargs)
+        return make(NotFoundError, False)
+    return make(ServiceError, False)
