@@ -20,19 +20,41 @@ read each other's modification times. Multipart uploads also store the file's MD
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import contextlib
+import os
+import random
 import re
-from collections.abc import AsyncIterator, Mapping
+import tempfile
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from enum import Enum
-from typing import Protocol
+from itertools import islice
+from typing import IO, Any, Protocol, TextIO
 
-from bulkput.errors import BulkputError
+from bulkput.config import TransferConfig
+from bulkput.digest import md5_file
+from bulkput.errors import BulkputError, LocalInputError, ThrottledError
+from bulkput.events import JobSummary, SummaryCollector
 from bulkput.filters import Filter
+from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.retry import backoff_delay, call_with_retry
 from bulkput.shard import Shard
-from bulkput.store import ObjectInfo
-from bulkput.walk import SkippedPath, UnreadableDirectoryError, WalkEntry
+from bulkput.store import ObjectHeaders, ObjectInfo, ObjectStore
+from bulkput.walk import SkippedPath, UnreadableDirectoryError, WalkEntry, WalkOptions, walk_tree
 
 MTIME_METADATA = "mtime"
 MD5_METADATA = "md5"
@@ -111,8 +133,6 @@ def metadata_md5(metadata: Mapping[str, str]) -> str | None:
     if _MD5_HEX.match(value):
         return value.lower()
     try:
-        import base64
-
         raw = base64.b64decode(value, validate=True)
     except ValueError:
         return None
@@ -196,7 +216,8 @@ _HASH = Decision(Action.HASH, Reason.NEED_HASH)
 
 
 class Strategy(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def decide(self, local: LocalFile, remote: RemoteFile) -> Decision:
         """Upload or skip ``local`` given the existing ``remote``; or ask for HEAD / HASH."""
@@ -408,7 +429,7 @@ def _guard_prefix(item: BulkputError) -> str | None:
 
 async def merge_join(
     local: AsyncIterator[LocalItem], remote: AsyncIterator[ObjectInfo], prefix: str
-) -> AsyncIterator[Pair]:
+) -> AsyncGenerator[Pair, None]:
     """Pair local items (relative keys) with listed objects (full keys, all under ``prefix``)
     by key, both sides in UTF-8 byte order (for valid Unicode, Python's ``str`` order).
 
@@ -513,7 +534,8 @@ class PlanEntry:
     remote: ObjectInfo | None = None
     error: BulkputError | None = None
     decision: Decision | None = None  # for RESOLVE: what the strategy asked for
-    warning: bool = field(default=False)  # a skip that is a warning (symlink, special file)
+    warning: bool = False  # a skip that is a warning (symlink, special file)
+    md5_hex: str | None = None  # the local MD5, when a strategy had it computed
 
 
 @dataclass(frozen=True, slots=True)
@@ -579,3 +601,529 @@ def decide_entry(
         entry.action = PlanAction.RESOLVE
     return entry
 
+
+
+# --- running a sync ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What ``bulkput sync`` was asked to do (the command line's options, as data)."""
+
+    strategy: Strategy = field(default_factory=SizeAndMtime)
+    delete: bool = False
+    max_delete: int | None = None  # refuse (nothing deleted, exit 3) beyond this many deletes
+    dry_run: bool = False
+    filter: Filter | None = None
+    follow_symlinks: bool = False
+    normalize: bool = True
+    shard: Shard | None = None
+    sort_memory_entries: int = 100_000
+    temp_dir: str | None = None  # where the delete list and walk sort runs are spooled
+
+
+def sync_prefix(prefix: str) -> str:
+    """The destination prefix as a directory: ``""`` stays, ``"a/b"`` becomes ``"a/b/"``."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+class _Forward:
+    """Passes a subscriber every call but ``on_start``/``on_done``, which the sync makes itself
+    (once, with totals it knows and with the summary that includes deletes)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        for name in ("on_result", "on_bytes", "on_retry"):
+            method = getattr(inner, name, None)
+            if method is not None:
+                setattr(self, name, method)
+
+
+class SyncRun:
+    """One sync of a local directory to ``prefix`` in ``store``. ``await run()`` once.
+
+    Pipeline: a thread walks the tree (batches handed to the loop); the loop merge-joins it
+    with the paginated listing and plans each key; entries that need a HEAD or a local MD5 go
+    to ``resolvers`` tasks; uploads feed the :class:`~bulkput.engine.Engine` through a bounded
+    queue; deletes are spooled to a temporary file and sent, 1000 keys a request, after the
+    uploads finished (and only when the job was not aborted or interrupted). Memory holds the
+    queues, not the tree or the listing.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        source_dir: str | os.PathLike[str],
+        prefix: str,
+        options: SyncOptions | None = None,
+        *,
+        config: TransferConfig | None = None,
+        subscribers: Sequence[Any] = (),
+        journal: Any = None,
+        defaults: ObjectHeaders | None = None,
+        plan_out: TextIO | None = None,
+        engine_factory: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.source_dir = os.fspath(source_dir)
+        self.prefix = sync_prefix(prefix)
+        self.options = options or SyncOptions()
+        self.config = config or TransferConfig()
+        self.subscribers = tuple(subscribers)
+        self.journal = journal
+        self.defaults = defaults
+        self.plan_out = plan_out
+        self._engine_factory = engine_factory
+        self._clock, self._sleep, self._rng = clock, sleep, rng
+        self.rules = PlanRules(
+            strategy=self.options.strategy,
+            prefix=self.prefix,
+            delete=self.options.delete,
+            filter=self.options.filter,
+            shard=self.options.shard if self.options.shard is not None and self.options.shard.count > 1 else None,
+        )
+        self._collector = SummaryCollector(clock)
+        self._on_result = [s.on_result for s in (self._collector, *self.subscribers) if hasattr(s, "on_result")]
+        self._on_retry = [s.on_retry for s in (self._collector, *self.subscribers) if hasattr(s, "on_retry")]
+        self._aborted: BulkputError | None = None
+        self._stopping = False
+        self._engine: Any = None
+        self._planner: asyncio.Task[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.deletes_planned = 0
+        self.summary: JobSummary | None = None
+
+    # --- public ---------------------------------------------------------------------------
+
+    async def run(self) -> JobSummary:
+        for subscriber in self.subscribers:
+            on_start = getattr(subscriber, "on_start", None)
+            if on_start is not None:
+                on_start(None, None)
+        self._collector.on_start(None, None)
+        walk_options = WalkOptions(
+            follow_symlinks=self.options.follow_symlinks,
+            normalize=self.options.normalize,
+            filter=self.options.filter,
+            report_excluded=True,
+            sort_memory_entries=self.options.sort_memory_entries,
+            temp_dir=self.options.temp_dir,
+        )
+        walk_tree(self.source_dir, walk_options)  # a missing or non-directory source: UsageError now
+        self._walk_options = walk_options
+        self._pool = ThreadPoolExecutor(max(2, min(8, self.config.max_open_files)),
+                                        thread_name_prefix="bulkput-sync")
+        engine_summary: JobSummary | None = None
+        try:
+            refused = await self._check_max_delete()
+            if refused is None:
+                with tempfile.TemporaryFile(dir=self.options.temp_dir, prefix="bulkput-deletes-") as spool:
+                    engine_summary = await self._main_pass(spool)
+                    if self._may_delete():
+                        await self._send_deletes(spool)
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        summary = self._collector.summary(aborted=self._aborted, interrupted=self._stopping)
+        if engine_summary is not None:
+            summary.merge(engine_summary)
+            summary.elapsed = max(summary.elapsed, engine_summary.elapsed)
+        self.summary = summary
+        for subscriber in self.subscribers:
+            on_done = getattr(subscriber, "on_done", None)
+            if on_done is not None:
+                on_done(summary)
+        return summary
+
+    def stop(self) -> None:
+        """SIGINT/SIGTERM: plan nothing more, let the engine finish what is in flight, delete nothing."""
+        self._stopping = True
+        if self._planner is not None:
+            self._planner.cancel()
+        if self._engine is not None:
+            self._engine.stop()
+
+    # --- passes ---------------------------------------------------------------------------
+
+    async def _check_max_delete(self) -> BulkputError | None:
+        """With --delete --max-delete N (not a dry run): count the deletes first, refuse beyond N."""
+        limit = self.options.max_delete
+        if not self.options.delete or limit is None or self.options.dry_run:
+            return None
+        count = 0
+        try:
+            pairs = merge_join(self._local_items(), self._listing(), self.prefix)
+            async with contextlib.aclosing(pairs):
+                async for pair in pairs:
+                    if pair.local is None and plan_pair(pair, self.rules).action is PlanAction.DELETE:
+                        count += 1
+                        if count > limit:
+                            break
+        except BulkputError as error:
+            self._aborted = error
+            return error
+        if count > limit:
+            self._aborted = MaxDeleteExceeded(
+                f"refusing to delete more than --max-delete {limit} objects under "
+                f"{self.prefix or 'the bucket'} (at least {count} have no local file); nothing was changed")
+            return self._aborted
+        return None
+
+    async def _main_pass(self, spool: IO[bytes]) -> JobSummary | None:
+        concurrency = max(1, self.config.concurrency)
+        self._uploads: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
+        self._resolve: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
+        self._spool = spool
+        resolvers = [asyncio.create_task(self._resolve_loop()) for _ in range(concurrency)]
+        engine_task: asyncio.Task[JobSummary] | None = None
+        if not self.options.dry_run:
+            factory = self._engine_factory or _default_engine
+            self._engine = factory(
+                self.store, self.config, journal=self.journal,
+                subscribers=[_Forward(s) for s in self.subscribers],
+                defaults=self.defaults, clock=self._clock, sleep=self._sleep, rng=self._rng)
+            engine_task = asyncio.create_task(self._engine.run(self._feed()))
+        self._planner = asyncio.create_task(self._plan_all())
+        try:
+            # Plan everything, then let the resolvers finish; stop early if the engine ends
+            # first (it aborted), since nobody would read the upload queue any more.
+            if not await self._until_engine_ends(self._planner, engine_task):
+                self._planner.cancel()
+            await asyncio.gather(self._planner, return_exceptions=True)
+            planned_all = not self._planner.cancelled() and self._aborted is None
+            if planned_all:
+                for _ in resolvers:
+                    await self._resolve.put(_STOP)  # resolvers read until they see it
+                drained = asyncio.ensure_future(asyncio.gather(*resolvers, return_exceptions=True))
+                await self._until_engine_ends(drained, engine_task)
+            for task in resolvers:
+                task.cancel()
+            await asyncio.gather(*resolvers, return_exceptions=True)
+            if engine_task is None:
+                return None
+            while not engine_task.done():
+                try:
+                    self._uploads.put_nowait(_STOP)
+                    break
+                except asyncio.QueueFull:
+                    await asyncio.wait({engine_task}, timeout=0.05)
+            return await engine_task
+        finally:
+            for task in resolvers:
+                task.cancel()
+            if engine_task is not None and not engine_task.done():
+                engine_task.cancel()
+
+    @staticmethod
+    async def _until_engine_ends(work: asyncio.Future[Any], engine_task: asyncio.Task[Any] | None) -> bool:
+        """Wait for ``work``; False when the engine ended first (``work`` is left running)."""
+        if engine_task is None:
+            await asyncio.wait({work})
+            return True
+        await asyncio.wait({work, engine_task}, return_when=asyncio.FIRST_COMPLETED)
+        return work.done()
+
+    async def _feed(self) -> AsyncIterator[UploadItem]:
+        while True:
+            item = await self._uploads.get()
+            if item is _STOP:
+                return
+            yield item
+
+    async def _plan_all(self) -> None:
+        try:
+            async for pair in merge_join(self._local_items(), self._listing(), self.prefix):
+                await self._handle(plan_pair(pair, self.rules))
+        except BulkputError as error:
+            # the listing failed after its retries, or an order check: no deletes, exit 3
+            self._aborted = self._aborted or error
+
+    async def _handle(self, entry: PlanEntry) -> None:
+        action = entry.action
+        if action is PlanAction.IGNORE:
+            return
+        if action is PlanAction.RESOLVE:
+            await self._resolve.put(entry)
+            return
+        if self.plan_out is not None:
+            self._print_plan(entry)
+        if action is PlanAction.UPLOAD:
+            if self.options.dry_run:
+                self._emit_entry(entry, Status.PLANNED)
+            else:
+                await self._uploads.put(self._upload_item(entry))
+        elif action is PlanAction.SKIP:
+            self._emit_entry(entry, Status.SKIPPED)
+        elif action is PlanAction.DELETE:
+            self.deletes_planned += 1
+            if self.options.dry_run:
+                self._emit_entry(entry, Status.PLANNED)
+            else:
+                key_bytes = (entry.key or "").encode("utf-8")
+                self._spool.write(len(key_bytes).to_bytes(4, "big") + key_bytes)
+        elif action is PlanAction.FAIL:
+            self._emit_entry(entry, Status.FAILED)
+
+    async def _resolve_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            entry = await self._resolve.get()
+            if entry is _STOP:
+                return
+            headed: ObjectInfo | None = None
+            md5_hex: str | None = None
+            try:
+                while entry.action is PlanAction.RESOLVE:
+                    assert entry.decision is not None and entry.local is not None
+                    if entry.decision.action is Action.HEAD:
+                        info = await self._head(entry.key or "")
+                        if info is None:  # gone since the listing: a new upload
+                            entry.action, entry.reason, entry.remote = PlanAction.UPLOAD, Reason.NEW, None
+                            break
+                        headed = info
+                    else:
+                        path = entry.local.path
+                        digest, _size = await loop.run_in_executor(
+                            self._pool, md5_file, path, self.config.chunk_size)
+                        md5_hex = digest.hex()
+                    decide_entry(entry, self.rules.strategy, headed=headed, md5_hex=md5_hex)
+                entry.md5_hex = md5_hex
+            except OSError as exc:
+                error = LocalInputError(f"cannot read {entry.local.path if entry.local else ''}: "
+                                        f"{exc.strerror or exc}", key=entry.key,
+                                        path=entry.local.path if entry.local else None)
+                entry.action, entry.reason, entry.error = PlanAction.FAIL, error.code, error
+            except BulkputError as error:
+                if error.fatal_for_job:
+                    # plan nothing more; what the engine holds finishes (or meets the same error)
+                    self._aborted = self._aborted or error
+                    if self._planner is not None:
+                        self._planner.cancel()
+                    return
+                entry.action, entry.reason, entry.error = PlanAction.FAIL, error.code, error
+            await self._handle(entry)
+
+    async def _head(self, key: str) -> ObjectInfo | None:
+        def on_retry(error: BulkputError, attempt: int, delay: float) -> None:
+            for callback in self._on_retry:
+                callback(key, error)
+
+        info, _attempts = await call_with_retry(
+            lambda: self.store.head_object(key), self.config.retry,
+            clock=self._clock, sleep=self._sleep, rng=self._rng, on_retry=on_retry)
+        return info
+
+    def _may_delete(self) -> bool:
+        if self.options.dry_run:
+            limit = self.options.max_delete
+            if self.options.delete and limit is not None and self.deletes_planned > limit:
+                self._aborted = self._aborted or MaxDeleteExceeded(
+                    f"the plan deletes {self.deletes_planned} objects, more than --max-delete {limit}: "
+                    "a real run would refuse and change nothing")
+            return False
+        if self._aborted is not None or self._stopping or not self.deletes_planned:
+            return False
+        engine = self._engine
+        if engine is not None and (getattr(engine, "aborted", None) is not None or getattr(engine, "_stopping", False)):
+            return False
+        limit = self.options.max_delete
+        if limit is not None and self.deletes_planned > limit:
+            # the tree changed between the counting pass and this one
+            self._aborted = MaxDeleteExceeded(
+                f"refusing to delete {self.deletes_planned} objects: more than --max-delete {limit}; "
+                "nothing was deleted")
+            return False
+        return True
+
+    async def _send_deletes(self, spool: IO[bytes]) -> None:
+        spool.seek(0)
+        batch: list[str] = []
+        while True:
+            head = spool.read(4)
+            if len(head) == 4:
+                batch.append(spool.read(int.from_bytes(head, "big")).decode("utf-8"))
+            if batch and (len(batch) >= DELETE_BATCH or len(head) < 4):
+                if not await self._delete_batch(batch):
+                    return
+                batch = []
+            if len(head) < 4:
+                return
+
+    async def _delete_batch(self, keys: list[str]) -> bool:
+        try:
+            failures, _attempts = await call_with_retry(
+                lambda: self.store.delete_objects(keys), self.config.retry,
+                clock=self._clock, sleep=self._sleep, rng=self._rng)
+        except BulkputError as error:
+            for key in keys:
+                self._emit(ObjectResult(key, None, Status.FAILED, error_code=error.code,
+                                        message=f"{key}: delete failed: {error.one_line()}"))
+            if error.fatal_for_job:
+                self._aborted = self._aborted or error
+                return False
+            return True
+        failed = {failure.key: failure for failure in failures}
+        for key in keys:
+            failure = failed.get(key)
+            if failure is None:
+                self._emit(ObjectResult(key, None, Status.DELETED, reason=Reason.NO_LOCAL))
+            else:
+                self._emit(ObjectResult(key, None, Status.FAILED, error_code=failure.code,
+                                        message=f"{key}: delete failed: {failure.code}: {failure.message}"))
+        return True
+
+    # --- sources --------------------------------------------------------------------------
+
+    async def _local_items(self) -> AsyncIterator[LocalItem]:
+        """The walk, run in a worker thread a batch at a time, so disk waits never block the loop."""
+        loop = asyncio.get_running_loop()
+        iterator = walk_tree(self.source_dir, self._walk_options)
+        while True:
+            batch = await loop.run_in_executor(self._pool, _take, iterator, WALK_BATCH)
+            if not batch:
+                return
+            for item in batch:
+                yield item
+
+    async def _listing(self) -> AsyncIterator[ObjectInfo]:
+        """The listing, restarted after the last key seen when a page fails transiently."""
+        last: str | None = None
+        failures = 0
+        while True:
+            try:
+                async for info in self.store.list_objects(self.prefix):
+                    if last is not None and info.key <= last:
+                        continue  # already seen before the restart
+                    last = info.key
+                    failures = 0
+                    yield info
+                return
+            except BulkputError as error:
+                failures += 1
+                if not error.retryable or failures >= self.config.retry.max_attempts:
+                    raise
+                for callback in self._on_retry:
+                    callback(self.prefix, error)
+                delay = backoff_delay(self.config.retry, failures, isinstance(error, ThrottledError), self._rng)
+                await self._sleep(delay)
+
+    # --- results --------------------------------------------------------------------------
+
+    def _upload_item(self, entry: PlanEntry) -> UploadItem:
+        local = entry.local
+        assert local is not None and entry.key is not None
+        md5_hex = entry.md5_hex
+        return UploadItem(
+            path=local.path,
+            key=entry.key,
+            size=local.size,
+            mtime_ns=local.mtime_ns,
+            metadata={MTIME_METADATA: format_mtime(local.mtime_ns)},
+            md5=base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii") if md5_hex else None,
+        )
+
+    def _emit_entry(self, entry: PlanEntry, status: Status) -> None:
+        local, remote, error = entry.local, entry.remote, entry.error
+        if status is Status.PLANNED:
+            reason = f"{entry.action.value}: {entry.reason}"
+        else:
+            reason = entry.reason
+        self._emit(ObjectResult(
+            key=entry.key or "",
+            path=local.path if local is not None else (error.path if error is not None else None),
+            status=status,
+            size=local.size if local is not None else (remote.size if remote is not None else None),
+            etag=remote.etag if remote is not None and status is not Status.FAILED else None,
+            error_code=error.code if error is not None and status is Status.FAILED else None,
+            message=error.one_line() if error is not None else None,
+            reason=None if status is Status.FAILED else reason,
+        ))
+
+    def _emit(self, result: ObjectResult) -> None:
+        for callback in self._on_result:
+            callback(result)
+
+    def _print_plan(self, entry: PlanEntry) -> None:
+        assert self.plan_out is not None
+        subject = entry.key if entry.key is not None else (entry.error.path if entry.error else "")
+        detail = entry.reason
+        if entry.action is PlanAction.FAIL and entry.error is not None:
+            detail = entry.error.one_line()
+        self.plan_out.write(f"{entry.action.value:<7} {subject}  ({detail})\n")
+
+
+class MaxDeleteExceeded(BulkputError):
+    """``--max-delete N`` would be exceeded: the sync refuses, nothing is deleted (exit 3)."""
+
+    fatal_for_job = True
+    exit_code = 3
+
+
+_STOP = object()
+DELETE_BATCH = 1000
+WALK_BATCH = 512
+
+
+def _take(iterator: Iterator[Any], count: int) -> list[Any]:
+    return list(islice(iterator, count))
+
+
+def _default_engine(*args: Any, **kwargs: Any) -> Any:
+    from bulkput.engine import Engine
+
+    return Engine(*args, **kwargs)
+
+
+async def sync_dir(
+    source_dir: str | os.PathLike[str],
+    dest: str,
+    *,
+    strategy: Strategy | str = "size+mtime",
+    delete: bool = False,
+    max_delete: int | None = None,
+    dry_run: bool = False,
+    filter: Filter | None = None,
+    follow_symlinks: bool = False,
+    normalize: bool = True,
+    shard: Shard | str | None = None,
+    config: TransferConfig | None = None,
+    subscribers: Sequence[Any] = (),
+    journal: Any = None,
+    defaults: ObjectHeaders | None = None,
+    plan_out: TextIO | None = None,
+    store: ObjectStore | None = None,
+    **store_options: Any,
+) -> JobSummary:
+    """Sync ``source_dir`` to ``dest`` (``s3://bucket/prefix``, ``oss://...``, ``bos://...``).
+
+    ``store_options`` are :func:`bulkput.api.open_destination`'s (``endpoint``, ``region``,
+    ``credentials``, ``access_key`` ...); pass ``store`` to use an open store instead (not
+    closed here). Returns the :class:`~bulkput.events.JobSummary`; ``summary.exit_code`` is the
+    command line's exit code. ``plan_out`` receives one line per planned action (the
+    ``--dry-run`` listing).
+    """
+    from bulkput.target import Target
+
+    config = config or TransferConfig()
+    chosen = STRATEGIES[strategy]() if isinstance(strategy, str) else strategy
+    options = SyncOptions(
+        strategy=chosen, delete=delete, max_delete=max_delete, dry_run=dry_run, filter=filter,
+        follow_symlinks=follow_symlinks, normalize=normalize,
+        shard=Shard.parse(shard) if isinstance(shard, str) else shard,
+    )
+    owned = store is None
+    if store is None:
+        from bulkput.api import open_destination
+
+        target, store = await open_destination(dest, config=config, **store_options)
+    else:
+        target = Target.parse(dest)
+    try:
+        run = SyncRun(store, source_dir, target.prefix, options, config=config,
+                      subscribers=subscribers, journal=journal, defaults=defaults, plan_out=plan_out)
+        return await run.run()
+    finally:
+        if owned:
+            await store.close()
