@@ -1,0 +1,240 @@
+"""``bulkput sync DIR DEST``: upload only what changed under DIR, in constant memory.
+
+::
+
+    bulkput sync [OPTIONS] DIR DEST        (DEST: s3://bucket/prefix, oss://..., bos://...)
+
+Keys are the paths relative to DIR with ``/`` separators (Unicode NFC unless
+``--no-normalize``) under DEST's prefix, taken as a folder (``s3://b/photos`` syncs into
+``photos/``). A file is uploaded when it has no object or the comparison says it changed:
+
+  default            size and modification time (stored as ``mtime`` user metadata, rclone's
+                     format; read with a HEAD only when the listing's LastModified cannot tell)
+  --size-only        size alone
+  --checksum         MD5 against the ETag (or the ``md5`` metadata of multipart objects)
+  --update           only when the local file is newer than the object
+  --ignore-existing  never replace an existing object
+
+``--delete`` removes objects under the prefix that have no local file (excluded keys are left
+alone), after the uploads; ``--max-delete N`` refuses, before changing anything, when more than
+N would go. ``--dry-run`` prints the whole plan with reasons and changes nothing. Symbolic links
+are skipped with a warning unless ``--follow-symlinks``; sockets, fifos and devices are skipped
+and reported; names that are not valid UTF-8 are reported and skipped.
+
+Exit status: 0 every object stored or skipped by rule, 1 some failed, 2 usage error, 3 the job
+aborted (auth, missing bucket, unreachable endpoint, --max-delete exceeded), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from bulkput.errors import BulkputError, UsageError
+from bulkput.items import ObjectResult, Status
+
+_STRATEGY_FLAGS = {
+    "size_only": "size-only",
+    "checksum": "checksum",
+    "update": "update",
+    "ignore_existing": "ignore-existing",
+}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "sync",
+        help="upload what changed in a directory (optionally delete what is gone)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_sync_arguments(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
+    from bulkput.commands.put import _meta, add_connection_arguments, add_transfer_arguments
+    from bulkput.filters import add_filter_arguments
+
+    parser.add_argument("source", metavar="DIR", help="the local directory")
+    parser.add_argument("dest", metavar="DEST", help="s3://bucket/prefix, oss://... or bos://...")
+    compare = parser.add_argument_group("comparison (default: size and modification time)")
+    chosen = compare.add_mutually_exclusive_group()
+    chosen.add_argument("--size-only", action="store_true", help="compare sizes only")
+    chosen.add_argument("--checksum", action="store_true", help="compare MD5s (hashes files of equal size)")
+    chosen.add_argument("--update", action="store_true", help="upload only files newer than their object")
+    chosen.add_argument("--ignore-existing", action="store_true", help="never replace an existing object")
+    deletion = parser.add_argument_group("deletion")
+    deletion.add_argument("--delete", action="store_true", help="delete objects under the prefix with no local file")
+    deletion.add_argument("--max-delete", type=_count, metavar="N",
+                          help="with --delete: refuse (change nothing, exit 3) if more than N would be deleted")
+    walk = parser.add_argument_group("walk")
+    walk.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (loops are reported)")
+    walk.add_argument("--no-normalize", dest="normalize", action="store_false",
+                      help="keep file names as they are (default: Unicode NFC keys)")
+    walk.add_argument("--temp-dir", metavar="DIR", help="where huge directories are sorted and deletes spooled")
+    add_filter_arguments(parser)
+    add_connection_arguments(parser)
+    add_transfer_arguments(parser)
+    headers = parser.add_argument_group("object headers")
+    headers.add_argument("--content-type", help="Content-Type (default: guessed from the extension)")
+    headers.add_argument("--cache-control")
+    headers.add_argument("--content-disposition")
+    headers.add_argument("--content-encoding")
+    headers.add_argument("--expires")
+    headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
+    headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
+    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption, e.g. AES256")
+    headers.add_argument("--meta", action="append", type=_meta, default=[], metavar="NAME=VALUE",
+                         help="user metadata (repeatable)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary")
+    output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
+    output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
+    output.add_argument("--dry-run", action="store_true",
+                        help="print the plan (upload, skip, delete, with reasons); change nothing")
+    output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
+    parser.add_argument("--shard", metavar="K/N",
+                        help="sync only the keys of shard K of N (0-based); --delete deletes only those")
+
+
+def strategy_name(args: argparse.Namespace) -> str:
+    for flag, name in _STRATEGY_FLAGS.items():
+        if getattr(args, flag, False):
+            return name
+    return "size+mtime"
+
+
+class _WarningPrinter:
+    """One ``warning:`` line per path skipped by rule (symbolic link, fifo...), up to a limit."""
+
+    def __init__(self, limit: int = 200) -> None:
+        self.limit = limit
+        self.shown = 0
+
+    def on_result(self, result: ObjectResult) -> None:
+        if result.status is Status.SKIPPED and result.message:
+            self.shown += 1
+            if self.shown <= self.limit:
+                sys.stderr.write(f"warning: {result.message}\n")
+            elif self.shown == self.limit + 1:
+                sys.stderr.write("warning: more paths skipped; the --report file lists them all\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    from bulkput.commands.put import setup_logging
+
+    setup_logging(args)
+    try:
+        return _run(args)
+    except UsageError as error:
+        sys.stderr.write(f"bulkput sync: {error.one_line()}\n")
+        return 2
+    except BulkputError as error:  # job-fatal before anything was planned
+        sys.stderr.write(f"bulkput sync: aborted: {error.one_line()}\n")
+        return error.exit_code if error.exit_code != 1 else 3
+    except KeyboardInterrupt:
+        sys.stderr.write("bulkput sync: interrupted\n")
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    from bulkput import runtime
+    from bulkput.commands.put import config_from_args
+    from bulkput.target import Target
+
+    Target.parse(args.dest)  # a bad DEST is a usage error before anything else
+    config = config_from_args(args)
+    if args.insecure:
+        sys.stderr.write("bulkput sync: warning: --insecure: TLS certificates are not verified\n")
+    return runtime.run_async(_sync(args, config))
+
+
+async def _sync(args: argparse.Namespace, config: Any) -> int:
+    from bulkput import runtime
+    from bulkput.api import open_destination
+    from bulkput.commands.put import _progress, headers_from_args
+    from bulkput.events import ReportWriter, print_summary
+    from bulkput.filters import filter_from_args
+    from bulkput.shard import Shard
+    from bulkput.sync import STRATEGIES, SyncOptions, SyncRun
+
+    options = SyncOptions(
+        strategy=STRATEGIES[strategy_name(args)](),
+        delete=args.delete,
+        max_delete=args.max_delete,
+        dry_run=args.dry_run,
+        filter=filter_from_args(args),
+        follow_symlinks=args.follow_symlinks,
+        normalize=args.normalize,
+        shard=Shard.parse(args.shard) if args.shard else None,
+        temp_dir=args.temp_dir,
+    )
+    target, store = await open_destination(
+        args.dest,
+        endpoint=args.endpoint,
+        region=args.region,
+        addressing=args.addressing,
+        signature_version=args.signature_version,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        session_token=args.session_token,
+        profile=args.profile,
+        config=config,
+    )
+    report = None
+    try:
+        run_ref: list[SyncRun] = []
+
+        def aborted() -> BulkputError | None:
+            if not run_ref:
+                return None
+            engine = getattr(run_ref[0], "_engine", None)
+            return getattr(engine, "aborted", None)
+
+        subscribers: list[Any] = [_progress(args, aborted)]
+        if not args.quiet:
+            subscribers.append(_WarningPrinter())
+        if args.report:
+            try:
+                report = ReportWriter(args.report)
+            except OSError as exc:
+                raise UsageError(f"--report {args.report}: {exc.strerror or exc}") from None
+            subscribers.append(report)
+        sync_run = SyncRun(
+            store,
+            args.source,
+            target.prefix,
+            options,
+            config=config,
+            subscribers=subscribers,
+            defaults=headers_from_args(args),
+            plan_out=sys.stdout if args.dry_run else None,
+        )
+        run_ref.append(sync_run)
+        remove = runtime.on_stop(sync_run.stop)
+        try:
+            summary = await sync_run.run()
+        finally:
+            remove()
+    finally:
+        if report is not None:
+            report.close()
+        await store.close()
+    sys.stdout.flush()
+    if not args.quiet or summary.exit_code != 0:
+        print_summary(summary)
+    return summary.exit_code
