@@ -42,7 +42,7 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from bulkput.errors import BulkputError, ManifestError
+from bulkput.errors import BulkputError, ManifestError, UsageError
 from bulkput.items import UploadItem
 
 FORMATS = ("auto", "list", "csv", "jsonl")
@@ -92,7 +92,10 @@ def read_manifest(
     base_dir: str | os.PathLike[str] | None = None,
 ) -> Iterator[UploadItem | BulkputError]:
     """Yield an ``UploadItem`` per manifest line, or a ``ManifestError`` for a line that cannot be
-    used. ``source`` is a file path, or ``-`` for standard input (read as bytes)."""
+    used. ``source`` is a file path, or ``-`` for standard input (read as bytes).
+
+    The file is opened at once, so a missing or unreadable manifest raises ``UsageError`` here,
+    before any upload starts; lines are read only as the result is iterated."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown manifest format {fmt!r}; expected one of {FORMATS}")
     source_text = os.fspath(source)
@@ -101,10 +104,21 @@ def read_manifest(
         fmt = _EXTENSIONS.get(os.path.splitext(source_text)[1].lower(), "auto")
     keys = _KeyMaker(dest_prefix, None if base_dir is None else os.fspath(base_dir))
     if source_text == "-":
-        yield from _read_stream(sys.stdin.buffer, name, fmt, keys)
-        return
-    with open(source_text, "rb") as stream:
-        yield from _read_stream(stream, name, fmt, keys)
+        return _read_stream(sys.stdin.buffer, name, fmt, keys)
+    try:
+        stream = open(source_text, "rb")  # noqa: SIM115 - closed by _closing
+    except OSError as exc:
+        raise UsageError(f"manifest {source_text}: {exc.strerror or exc}") from None
+    return _closing(stream, _read_stream(stream, name, fmt, keys))
+
+
+def _closing(
+    stream: IO[bytes], items: Iterator[UploadItem | BulkputError]
+) -> Iterator[UploadItem | BulkputError]:
+    try:
+        yield from items
+    finally:
+        stream.close()
 
 
 def count_manifest_lines(source: str | os.PathLike[str]) -> int | None:
@@ -144,7 +158,10 @@ def _read_stream(
 
 def _text_lines(stream: IO[bytes], name: str) -> Iterator[tuple[int, str]]:
     """``(line_number, text)`` for every line, its ending kept (the csv module wants it)."""
-    head = stream.read(4)
+    try:
+        head = stream.read(4)
+    except OSError as exc:
+        raise _StopReading(_read_error(exc, 1, name)) from None
     if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
         raise _StopReading(
             ManifestError("UTF-32 is not supported: convert the manifest to UTF-8", line=1,
@@ -175,28 +192,35 @@ def _raw_lines(head: bytes, stream: IO[bytes]) -> Iterator[bytes]:
 def _utf8_lines(head: bytes, stream: IO[bytes], name: str) -> Iterator[tuple[int, str]]:
     number = 0
     too_long = False  # inside a line longer than the limit: drop its pieces
-    for raw in _raw_lines(head, stream):
-        if too_long:
-            too_long = not raw.endswith(b"\n")
-            continue
-        number += 1
-        if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
-            too_long = True
-            yield number, _TOO_LONG
-            continue
-        if b"\0" in raw:
-            raise _StopReading(
-                ManifestError(
-                    "not UTF-8: the line holds NUL bytes (UTF-16 without a BOM?); "
-                    "convert the manifest to UTF-8",
-                    line=number,
-                    source=name,
+    try:
+        for raw in _raw_lines(head, stream):
+            if too_long:
+                too_long = not raw.endswith(b"\n")
+                continue
+            number += 1
+            if len(raw) >= MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                too_long = True
+                yield number, _TOO_LONG
+                continue
+            if b"\0" in raw:
+                raise _StopReading(
+                    ManifestError(
+                        "not UTF-8: the line holds NUL bytes (UTF-16 without a BOM?); "
+                        "convert the manifest to UTF-8",
+                        line=number,
+                        source=name,
+                    )
                 )
-            )
-        try:
-            yield number, raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise _StopReading(_decode_error("UTF-8", raw, exc, number, name)) from None
+            try:
+                yield number, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _StopReading(_decode_error("UTF-8", raw, exc, number, name)) from None
+    except OSError as exc:  # the disk or the pipe failed: the rest cannot be read
+        raise _StopReading(_read_error(exc, number + 1, name)) from None
+
+
+def _read_error(exc: OSError, line: int, name: str) -> ManifestError:
+    return ManifestError(f"read failed: {exc.strerror or exc}", line=line, source=name)
 
 
 def _utf16_lines(
@@ -232,7 +256,10 @@ def _utf16_lines(
             )
         if not data:
             break
-        data = stream.read(_READ_SIZE)
+        try:
+            data = stream.read(_READ_SIZE)
+        except OSError as exc:
+            raise _StopReading(_read_error(exc, number + 1, name)) from None
     if pending:
         yield number + 1, pending
 
@@ -310,6 +337,8 @@ class _KeyMaker:
         """The full key; raises ValueError with the reason when there is none."""
         if key is not None:
             return self.prefix + key
+        if self.base_abs is None and path[:1] not in ("/", ".") and path[-1:] != "/":
+            return self.prefix + path  # the common case, at once
         if self.base_abs is not None:
             full = os.path.abspath(self.local_path(path))
             relative = os.path.relpath(full, self.base_abs)
@@ -353,31 +382,27 @@ def _make_item(
     name: str,
     keys: _KeyMaker,
 ) -> UploadItem | ManifestError:
-    path = fields.get("path")
+    """An item from the non-empty ``fields`` of one line (names as in ``_KNOWN_FIELDS``)."""
+    path = fields.pop("path", None)
     if not path:
         return ManifestError("missing path", line=number, source=name)
     try:
-        key = keys.key_for(path, fields.get("key"))
-        md5 = fields.get("md5")
-        item = UploadItem(
+        key = keys.key_for(path, fields.pop("key", None))
+        md5 = fields.pop("md5", None)
+        # what is left are the header fields, named as UploadItem names them
+        headers: dict[str, Any] = fields
+        return UploadItem(
             path=keys.local_path(path),
             key=key,
-            content_type=fields.get("content_type"),
-            cache_control=fields.get("cache_control"),
-            content_disposition=fields.get("content_disposition"),
-            content_encoding=fields.get("content_encoding"),
-            expires=fields.get("expires"),
-            acl=fields.get("acl"),
-            storage_class=fields.get("storage_class"),
             metadata=metadata,
             md5=_normal_md5(md5) if md5 else None,
             line=number,
+            **headers,
         )
     except ValueError as exc:
         error = ManifestError(str(exc), line=number, source=name)
         error.path = path
         return error
-    return item
 
 
 def _read_list(
@@ -387,10 +412,17 @@ def _read_list(
         if text is _TOO_LONG:
             yield _too_long(number, name)
             continue
-        if _is_skipped(text):
+        stripped = text.strip()
+        if not stripped or stripped[0] == "#":
             continue
         path = text.rstrip("\r\n")
-        yield _make_item({"path": path}, {}, number, name, keys)
+        try:
+            yield UploadItem(path=keys.local_path(path), key=keys.key_for(path, None),
+                             line=number)
+        except ValueError as exc:
+            error = ManifestError(str(exc), line=number, source=name)
+            error.path = path
+            yield error
 
 
 def _too_long(number: int, name: str) -> ManifestError:
