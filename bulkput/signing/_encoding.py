@@ -49,38 +49,57 @@ def uri_encode(s: str, keep_slash: bool = False) -> str:
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
+# The three date forms of the last second seen: thousands of requests share one second.
+_last_second: list[tuple[int, tuple[str, str, str]]] = [(-(2**62), ("", "", ""))]
 
-def _utc(now: datetime) -> datetime:
+
+def _date_forms(now: datetime) -> tuple[str, str, str]:
+    """(basic ISO 8601, extended ISO 8601, RFC 1123) of ``now`` in UTC, to the second."""
     if now.tzinfo is None:
         raise ValueError("signing time must be timezone-aware (UTC)")
-    if now.utcoffset():
-        return now.astimezone(timezone.utc)
-    return now
+    second = int(now.timestamp() // 1)
+    cached = _last_second[0]  # one read: safe if another thread replaces it meanwhile
+    if cached[0] == second:
+        return cached[1]
+    t = now.astimezone(timezone.utc)
+    forms = (
+        f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z",
+        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z",
+        f"{_WEEKDAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
+        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT",
+    )
+    _last_second[0] = (second, forms)
+    return forms
 
 
 def iso8601_basic(now: datetime) -> str:
     """``20240102T030405Z``: x-amz-date and x-oss-date."""
-    t = _utc(now)
-    return (
-        f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
-    )
+    return _date_forms(now)[0]
 
 
 def iso8601_extended(now: datetime) -> str:
     """``2024-01-02T03:04:05Z``: x-bce-date and the bce-auth-v1 timestamp."""
-    t = _utc(now)
-    return (
-        f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}Z"
-    )
+    return _date_forms(now)[1]
 
 
 def http_date(now: datetime) -> str:
     """RFC 1123 ``Tue, 02 Jan 2024 03:04:05 GMT``, independent of the locale."""
-    t = _utc(now)
-    return (
-        f"{_WEEKDAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year:04d} "
-        f"{t.hour:02d}:{t.minute:02d}:{t.second:02d} GMT"
-    )
+    return _date_forms(now)[2]
+
+
+_encoded_cache: dict[str, str] = {}
+
+
+def uri_encode_cached(s: str) -> str:
+    """:func:`uri_encode` memoised for the short strings that repeat from request to request
+    (header names, hosts, content types); bounded."""
+    encoded = _encoded_cache.get(s)
+    if encoded is None:
+        encoded = uri_encode(s)
+        if len(_encoded_cache) >= 1024:
+            _encoded_cache.clear()
+        _encoded_cache[s] = encoded
+    return encoded
 
 
 K = TypeVar("K", bound=Hashable)

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from bulkput.credentials import Credentials
-from bulkput.signing._encoding import SmallCache, iso8601_extended, uri_encode
+from bulkput.signing._encoding import SmallCache, iso8601_extended, uri_encode, uri_encode_cached
 from bulkput.signing.base import SignableRequest
 
 ALGORITHM_PREFIX = "bce-auth-v1"
@@ -103,9 +103,7 @@ class BceV1Signer:
         cache_key = (credentials, timestamp, expiration_seconds)
         cached = self._keys.get(cache_key)
         if cached is None:
-            prefix = (
-                f"{ALGORITHM_PREFIX}/{credentials.access_key}/{timestamp}/{expiration_seconds}"
-            )
+            prefix = f"{ALGORITHM_PREFIX}/{credentials.access_key}/{timestamp}/{expiration_seconds}"
             key_hex = hmac.digest(
                 credentials.secret_key.encode("utf-8"), prefix.encode("utf-8"), "sha256"
             ).hex()
@@ -142,10 +140,10 @@ def _canonical_headers(
         ):
             value = raw_value.strip(_ASCII_WHITESPACE)
             if value:  # empty values are not signed
-                lines.append(f"{uri_encode(name)}:{uri_encode(value)}")
+                lines.append(f"{uri_encode_cached(name)}:{uri_encode_cached(value)}")
     if not seen_host and (wanted is None or "host" in wanted):
         value = host.strip(_ASCII_WHITESPACE)
         if value:
-            lines.append(f"host:{uri_encode(value)}")
+            lines.append(f"host:{uri_encode_cached(value)}")
     lines.sort()
     return "\n".join(lines)
