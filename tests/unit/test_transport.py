@@ -1,0 +1,249 @@
+"""Transport: what goes on the wire, file bodies streamed, and network failures mapped.
+
+Servers here are tiny asyncio servers on 127.0.0.1 that record requests, or misbehave on
+purpose (reset, close, never answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.client_reqrep import ConnectionKey
+
+from bulkput.config import Timeouts, TransferConfig
+from bulkput.errors import ConnectError, FileChangedError, LocalInputError, TransportError
+from bulkput.store import FileRange
+from bulkput.transport import ERROR_TABLE, Transport, map_transport_error
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Recorded:
+    def __init__(self) -> None:
+        self.requests: list[tuple[bytes, dict[str, str], bytes]] = []
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, str], bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = {}
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.decode("latin-1").partition(":")
+            headers[name.strip().lower()] = value.strip()
+    body = await reader.readexactly(int(headers.get("content-length", "0")))
+    return lines[0], headers, body
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[str]]]:
+    servers: list[asyncio.base_events.Server] = []
+
+    async def start(handler: Handler) -> str:
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        servers.append(server)
+        port = server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+def recording_handler(recorded: Recorded) -> Handler:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await read_request(reader)
+                recorded.requests.append(request)
+                body = b"<ok/>"
+                writer.write(
+                    b'HTTP/1.1 200 OK\r\nX-Amz-Request-Id: RID\r\nETag: "abc"\r\n'
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    return handle
+
+
+async def test_bytes_body_goes_out_as_given(serve: Callable[[Handler], Awaitable[str]]) -> None:
+    recorded = Recorded()
+    base = await serve(recording_handler(recorded))
+    async with Transport(TransferConfig()) as transport:
+        answer = await transport.send(
+            "PUT",
+            f"{base}/bkt/a%20b%2Bc%25d",
+            {"content-length": "5", "content-md5": "XrY7u+Ae7tCTyyK7j1rNww==", "x-amz-date": "x"},
+            b"hello",
+        )
+    assert answer.status == 200
+    assert answer.headers["x-amz-request-id"] == "RID" == answer.headers["X-AMZ-REQUEST-ID"]
+    assert answer.body == b"<ok/>"
+    line, headers, body = recorded.requests[0]
+    assert line == b"PUT /bkt/a%20b%2Bc%25d HTTP/1.1"  # the path exactly as encoded
+    assert body == b"hello"
+    assert headers["content-length"] == "5"
+    # nothing added behind the signer's back
+    assert "content-type" not in headers
+    assert "accept-encoding" not in headers and "accept" not in headers
+    assert "transfer-encoding" not in headers
+    assert headers["user-agent"].startswith("bulkput/")
+
+
+async def test_file_range_streams_exact_slice_with_length(
+    serve: Callable[[Handler], Awaitable[str]], tmp_path: Path
+) -> None:
+    recorded = Recorded()
+    base = await serve(recording_handler(recorded))
+    path = tmp_path / "data.bin"
+    data = bytes(range(256)) * 40
+    path.write_bytes(data)
+    config = TransferConfig(chunk_size=7)  # many small reads
+    async with Transport(config) as transport:
+        body = FileRange(str(path), 13, 5000)
+        await transport.send("PUT", f"{base}/b/k", {"content-length": "5000"}, body)
+        path.write_bytes(data[::-1])  # a retry re-reads the file as it is now
+        await transport.send("PUT", f"{base}/b/k", {"content-length": "5000"}, body)
+    (_, first_headers, first), (_, _, second) = recorded.requests
+    assert first == data[13:5013]
+    assert second == data[::-1][13:5013]
+    assert first_headers["content-length"] == "5000"
+    assert "transfer-encoding" not in first_headers
+
+
+async def test_missing_or_shrunk_file_is_a_local_error(
+    serve: Callable[[Handler], Awaitable[str]], tmp_path: Path
+) -> None:
+    recorded = Recorded()
+    base = await serve(recording_handler(recorded))
+    path = tmp_path / "short.bin"
+    path.write_bytes(b"x" * 10)
+    async with Transport(TransferConfig()) as transport:
+        with pytest.raises(LocalInputError) as missing:
+            await transport.send(
+                "PUT",
+                f"{base}/b/k",
+                {"content-length": "5"},
+                FileRange(str(tmp_path / "nope"), 0, 5),
+            )
+        with pytest.raises(FileChangedError):
+            await transport.send(
+                "PUT", f"{base}/b/k", {"content-length": "20"}, FileRange(str(path), 0, 20)
+            )
+    assert missing.value.path == str(tmp_path / "nope")
+    assert not isinstance(missing.value, TransportError)
+    assert recorded.requests == []  # nothing was sent
+
+
+async def test_connection_refused_is_a_connect_error() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        async with Transport(TransferConfig()) as transport:
+            with pytest.raises(ConnectError) as info:
+                await transport.send("GET", f"http://127.0.0.1:{port}/b/k", {})
+    assert info.value.retryable
+    assert "cannot connect" in info.value.message
+
+
+async def test_reset_after_request_is_transport_error_not_connect(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def reset(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        writer.transport.abort()  # RST
+
+    base = await serve(reset)
+    async with Transport(TransferConfig()) as transport:
+        with pytest.raises(TransportError) as info:
+            await transport.send("PUT", f"{base}/b/k", {"content-length": "3"}, b"abc")
+    assert not isinstance(info.value, ConnectError)
+    assert info.value.retryable
+
+
+async def test_close_without_answer_is_server_disconnected(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.close()
+
+    base = await serve(hang_up)
+    async with Transport(TransferConfig()) as transport:
+        with pytest.raises(TransportError) as info:
+            await transport.send("GET", f"{base}/b/k", {})
+    assert type(info.value) is TransportError
+    assert "closed the connection" in info.value.message
+
+
+async def test_silent_server_times_out_on_read(serve: Callable[[Handler], Awaitable[str]]) -> None:
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        await release.wait()
+        writer.close()
+
+    base = await serve(silent)
+    config = TransferConfig(timeouts=Timeouts(connect=5, read=0.2))
+    async with Transport(config) as transport:
+        with pytest.raises(TransportError) as info:
+            await transport.send("GET", f"{base}/b/k", {})
+    release.set()
+    assert type(info.value) is TransportError
+    assert "timed out waiting for the server" in info.value.message
+
+
+def _key() -> ConnectionKey:
+    return ConnectionKey("h.invalid", 443, True, True, None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("exc", "cls", "fragment"),
+    [
+        (
+            aiohttp.ClientConnectorDNSError(_key(), OSError(-2, "Name or service not known")),
+            ConnectError,
+            "resolve",
+        ),
+        (
+            aiohttp.ClientConnectorError(_key(), ConnectionRefusedError(111, "refused")),
+            ConnectError,
+            "cannot connect",
+        ),
+        (aiohttp.ConnectionTimeoutError("connect"), ConnectError, "timed out connecting"),
+        (aiohttp.SocketTimeoutError("read"), TransportError, "timed out waiting"),
+        (aiohttp.ServerDisconnectedError(), TransportError, "closed the connection"),
+        (aiohttp.ClientPayloadError("short"), TransportError, "cut short"),
+        (
+            aiohttp.ClientOSError(104, "Connection reset by peer"),
+            TransportError,
+            "connection error",
+        ),
+        (ConnectionResetError(104, "reset"), TransportError, "reset"),
+        (asyncio.TimeoutError(), TransportError, "timed out"),
+    ],
+)
+def test_error_table(exc: BaseException, cls: type[TransportError], fragment: str) -> None:
+    error = map_transport_error(exc, "PUT", "http://127.0.0.1:9/b/k?uploadId=1")
+    assert type(error) is cls
+    assert fragment in error.message
+    assert error.retryable
+    assert "127.0.0.1" in error.message
+
+
+def test_every_connect_phase_row_maps_to_connect_error() -> None:
+    connect_rows = {row[0] for row in ERROR_TABLE if row[1] is ConnectError}
+    assert aiohttp.ClientConnectorError in connect_rows
+    assert all(issubclass(row[1], TransportError) for row in ERROR_TABLE)
