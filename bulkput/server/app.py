@@ -1046,7 +1046,7 @@ class BulkputServer:
             min_size = call.dialect.min_part_size
         chosen: list[PartRecord] = []
         previous = 0
-        for index, (number, etag) in enumerate(requested):
+        for number, etag in requested:
             if number <= previous:
                 raise ServeError(
                     "InvalidPartOrder", "The list of parts was not in ascending order."
@@ -1055,18 +1055,16 @@ class BulkputServer:
             part = stored.get(number)
             if part is None or etag.strip().strip('"').lower() != part.md5_hex:
                 raise ServeError(
-                    "InvalidPart",
-                    f"Part {number} was not found or its ETag did not match.",
+                    "InvalidPart", f"Part {number} was not found or its ETag did not match.",
                     key=call.key,
-                )
-            if index < len(requested) - 1 and part.size < min_size:
-                raise ServeError(
-                    "EntityTooSmall",
-                    f"Part {number} is {part.size} bytes; every part "
-                    f"but the last must be at least {min_size} bytes.",
-                    key=call.key,
-                )
+                )  # fmt: skip
             chosen.append(part)
+        for part in chosen[:-1]:
+            if part.size < min_size:
+                raise ServeError(
+                    "EntityTooSmall", f"Part {part.number} is {part.size} bytes; every part but "
+                    f"the last must be at least {min_size} bytes.", key=call.key,
+                )  # fmt: skip
         md5s = b"".join(bytes.fromhex(p.md5_hex) for p in chosen)
         etag = f"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"
         extra_metadata = (

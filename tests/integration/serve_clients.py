@@ -65,6 +65,8 @@ def send_s3(
     now: datetime | None = None,
     content_length: int | None = None,
     query: tuple[tuple[str, str | None], ...] = (),
+    payload_hash: str | None = None,
+    secret: str | None = None,
 ) -> tuple[int, dict[str, str], bytes]:
     """One SigV4-signed request written by hand (for what SDKs refuse to send)."""
     host = host or f"{server.host}:{server.port}"
@@ -73,8 +75,9 @@ def send_s3(
     if content_length is not None:
         request_headers["content-length"] = str(content_length)
     request = SignableRequest(method=method, host=host, path=wire_path, query=query,
-                              headers={"host": host, **request_headers})  # fmt: skip
-    creds = Credentials(server.access_key, server.secret_key)
+                              headers={"host": host, **request_headers},
+                              payload_hash=payload_hash)  # fmt: skip
+    creds = Credentials(server.access_key, secret or server.secret_key)
     signed = SigV4Signer("us-east-1").sign(request, creds, now or datetime.now(timezone.utc))
     connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
     try:
