@@ -47,7 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     verb = arguments[0] if arguments and arguments[0] in COMMANDS else None
     parser = build_parser(verb)
-    args = parser.parse_args(arguments)
+    args, extra = parser.parse_known_args(arguments)
+    # A verb may take positionals on both sides of its options (``put SRC --opt X DEST``): it
+    # names the list they join with ``set_defaults(intermixed_positionals="paths")``.
+    joined = getattr(args, "intermixed_positionals", None)
+    if extra and joined and not any(arg.startswith("-") and arg != "-" for arg in extra):
+        getattr(args, joined).extend(extra)
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -42,7 +42,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_put_arguments(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, intermixed_positionals="paths")
     return parser
 
 

@@ -1,0 +1,45 @@
+"""The Python API: `Uploader` yields results as objects finish, from sync or async inputs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bulkput.api import Uploader
+from bulkput.items import Status, UploadItem
+
+
+async def test_uploader_paths_pairs_items_and_async_sources(bulkput_server, bulkput_bucket, tmp_path: Path) -> None:
+    files = {}
+    for n in range(6):
+        path = tmp_path / f"f{n}.bin"
+        path.write_bytes(os.urandom(100 + n))
+        files[n] = path
+    options = dict(
+        endpoint=bulkput_server.endpoint_url,
+        access_key=bulkput_server.access_key,
+        secret_key=bulkput_server.secret_key,
+    )
+    async with Uploader(f"oss://{bulkput_bucket}/api", **options) as up:
+        results = [r async for r in up.upload([
+            str(files[0]),
+            (str(files[1]), "pairs/one.bin"),
+            UploadItem(str(files[2]), "absolute/key.bin"),
+            str(tmp_path / "missing"),
+        ])]  # fmt: skip
+        assert up.summary is not None and up.summary.exit_code == 1
+
+        async def more():
+            for n in (3, 4, 5):
+                yield str(files[n])
+
+        again = [r async for r in up.upload(more())]
+        assert up.summary.exit_code == 0
+        stored = {r.key: r for r in results + again if r.status is Status.STORED}
+        assert set(stored) == {
+            "api/f0.bin", "api/pairs/one.bin", "absolute/key.bin", "api/f3.bin", "api/f4.bin", "api/f5.bin"
+        }  # fmt: skip
+        assert await up.store.get_object("api/pairs/one.bin") == files[1].read_bytes()
+        assert await up.store.get_object("absolute/key.bin") == files[2].read_bytes()
+        [failed] = [r for r in results if r.status is Status.FAILED]
+        assert failed.key == "api/missing" and "no such file" in (failed.message or "")
