@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import re
 import sys
 from collections.abc import Callable
@@ -144,75 +143,29 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="list what would be aborted; change nothing"
     )
-    _add_connection_options(parser)
+    from bulkput.commands.put import add_connection_arguments
+
+    add_connection_arguments(parser)
     parser.set_defaults(run=run)
     return parser
 
 
-def _put_module() -> Any:
-    try:
-        return importlib.import_module("bulkput.commands.put")
-    except ModuleNotFoundError as exc:
-        if exc.name == "bulkput.commands.put":
-            return None
-        raise
-
-
-def _add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """The same endpoint and credential options as ``bulkput put``."""
-    adder = getattr(_put_module(), "add_connection_options", None)
-    if adder is not None:
-        adder(parser)
-        return
-    group = parser.add_argument_group("connection")
-    group.add_argument(
-        "--endpoint", metavar="URL", help="service endpoint, e.g. http://127.0.0.1:9000"
-    )
-    group.add_argument("--region")
-    group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto")
-    group.add_argument("--signature-version", choices=("v1", "v4"), default="v4")
-    group.add_argument("--access-key")
-    group.add_argument("--secret-key")
-    group.add_argument("--session-token")
-    group.add_argument("--profile")
-    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-
-
 async def _open_store(args: argparse.Namespace) -> tuple[ObjectStore, str]:
     """The store and prefix of ``args.dest``, opened the way ``bulkput put`` opens it."""
-    opener = getattr(_put_module(), "open_store_from_args", None)
-    if opener is not None:
-        store, prefix = await opener(args, args.dest)
-        return store, prefix
-    from bulkput.client import open_store
+    from bulkput.api import open_destination
     from bulkput.config import TransferConfig
-    from bulkput.credentials import (
-        resolve_credentials,
-        resolve_endpoint_from_env,
-        resolve_region_from_env,
-    )
-    from bulkput.target import Target, resolve_endpoint
 
-    target = Target.parse(args.dest)
-    endpoint_url = args.endpoint or resolve_endpoint_from_env(target.scheme, profile=args.profile)
-    region = args.region or resolve_region_from_env(target.scheme, profile=args.profile)
-    endpoint = resolve_endpoint(
-        target, endpoint_url, region, args.addressing, verify_tls=not args.insecure
-    )
-    credentials = resolve_credentials(
-        target.scheme,
+    target, store = await open_destination(
+        args.dest,
+        endpoint=args.endpoint,
+        region=args.region,
+        addressing=args.addressing,
+        signature_version=args.signature_version,
         access_key=args.access_key,
         secret_key=args.secret_key,
         session_token=args.session_token,
         profile=args.profile,
-    )
-    config = TransferConfig(concurrency=8, verify_tls=not args.insecure)
-    store = open_store(
-        target,
-        endpoint=endpoint,
-        credentials=credentials,
-        config=config,
-        signature_version=args.signature_version,
+        config=TransferConfig(concurrency=8, verify_tls=not args.insecure),
     )
     return store, target.prefix
 
