@@ -83,6 +83,9 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("huge", 4, 1 * GIB, description="4 files of 1 GiB"),
         DatasetSpec("tree", 100_000, 4 * KIB, min_size=256, files_per_dir=100, nested=True,
                     description="100,000 files of 256 B to 4 KiB in 1,000 nested folders"),
+        DatasetSpec("manifest-5k", 5_000, 4 * KIB, files_per_dir=25, nested=True,
+                    manifest_lines=5_000,
+                    description="a 5,000-line CSV manifest (path,key) over 5,000 files of 4 KiB"),
         DatasetSpec("manifest-1m", 1_000, 1 * KIB, files_per_dir=100, manifest_lines=1_000_000,
                     description="a 1,000,000-line CSV manifest (path,key) over 1,000 files "
                                 "of 1 KiB, each line its own key"),

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -29,9 +31,16 @@ from typing import Any
 from bulkput.bench import report
 from bulkput.bench.contenders import CONTENDERS, RunContext
 from bulkput.bench.datasets import DATASETS, DEFAULT_SEED, Dataset, ensure_dataset
-from bulkput.bench.measure import run_measured
+from bulkput.bench.measure import ProcessMeasurement, run_measured
 from bulkput.bench.scenarios import SCENARIOS, Lane, Scenario
-from bulkput.bench.servers import RunningServer, bulkput_serve_available, start_server
+from bulkput.bench.servers import (
+    DaskCluster,
+    RunningServer,
+    bulkput_serve_available,
+    start_dask_cluster,
+    start_server,
+)
+from bulkput.bench.tools import find_tool, module_available
 from bulkput.bench.verify import verify_listing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +91,20 @@ def lane_unavailable(lane: Lane, scenario: Scenario) -> str | None:
     reason = contender.unavailable(scenario.action)
     if reason is None and lane.server.kind == "bulkput":
         reason = bulkput_serve_available()
+    if reason is None and lane.cluster_workers:
+        reason = _dask_unavailable()
     return reason
+
+
+@functools.cache
+def _dask_unavailable() -> str | None:
+    if find_tool("dask") is None or not module_available("distributed"):
+        return "dask.distributed is not installed (pip install 'bulkput[dask]')"
+    shown = subprocess.run([sys.executable, "-m", "bulkput", "put", "--help"],
+                           capture_output=True, text=True, check=False).stdout
+    if "--dask" not in shown:
+        return "bulkput put has no --dask option yet in this checkout"
+    return None
 
 
 def _put_count(stats: dict[str, Any] | None) -> int | None:
@@ -102,15 +124,23 @@ def _one_run(scenario: Scenario, lane: Lane, dataset: Dataset, round_index: int,
     workdir.mkdir(parents=True)
     record: dict[str, Any] = {"lane": lane.name, "round": round_index, "warmup": warmup}
     server: RunningServer | None = None
+    cluster: DaskCluster | None = None
     try:
         server = start_server(lane.server, workdir / "server")
         ctx = RunContext(dataset, server, workdir, scenario.action, lane.extra_args)
         invocation = contender.build(ctx)
+        if lane.cluster_workers:
+            cluster = start_dask_cluster(lane.cluster_workers, workdir / "dask", invocation.env)
+            ctx = RunContext(dataset, server, workdir, scenario.action,
+                             tuple(a.replace("{dask}", cluster.address) for a in lane.extra_args))
+            invocation = contender.build(ctx)
+        helper_cpu = cluster.cpu_seconds if cluster is not None else None
         since: dt.datetime | None = None
         if scenario.resync:
             initial = run_measured(invocation.argv, env=invocation.env, cwd=workdir,
                                    log_path=workdir / "initial.log",
-                                   timeout_s=scenario.timeout_s, server_cpu=server.cpu_seconds)
+                                   timeout_s=scenario.timeout_s, server_cpu=server.cpu_seconds,
+                                   helper_cpu=helper_cpu)
             record["initial"] = _measurement_record(initial)
             if initial.exit_code != 0:
                 record.update(ok=False, failure=_exit_failure(initial.exit_code, initial.timed_out,
@@ -121,7 +151,7 @@ def _one_run(scenario: Scenario, lane: Lane, dataset: Dataset, round_index: int,
         puts_before = _put_count(server.stats())
         measured = run_measured(invocation.argv, env=invocation.env, cwd=workdir,
                                 log_path=workdir / "run.log", timeout_s=scenario.timeout_s,
-                                server_cpu=server.cpu_seconds)
+                                server_cpu=server.cpu_seconds, helper_cpu=helper_cpu)
         puts_after = _put_count(server.stats())
         record.update(_measurement_record(measured))
         if puts_before is not None and puts_after is not None:
@@ -145,19 +175,24 @@ def _one_run(scenario: Scenario, lane: Lane, dataset: Dataset, round_index: int,
         record.update(ok=False, failure=f"{exc.__class__.__name__}: {exc}")
         return record
     finally:
+        if cluster is not None:
+            cluster.stop()
         if server is not None:
             server.stop()
         if record.get("ok"):
             shutil.rmtree(workdir, ignore_errors=True)  # keep the logs of failed runs only
 
 
-def _measurement_record(measured: Any) -> dict[str, Any]:
+def _measurement_record(measured: ProcessMeasurement) -> dict[str, Any]:
+    helper = measured.helper_cpu_s
     return {
         "exit_code": measured.exit_code,
         "wall_s": round(measured.wall_s, 4),
         "user_s": round(measured.user_s, 4),
         "sys_s": round(measured.sys_s, 4),
-        "cpu_s": round(measured.cpu_s, 4),
+        # CPU spent for the client outside its own process tree (Dask workers) counts as its own
+        "cpu_s": round(measured.cpu_s + (helper or 0.0), 4),
+        "helper_cpu_s": round(helper, 4) if helper is not None else None,
         "max_rss_mb": round(measured.max_rss_bytes / 1e6, 1),
         "tree_peak_rss_mb": round(measured.tree_peak_rss_bytes / 1e6, 1)
         if measured.tree_peak_rss_bytes else None,
@@ -240,7 +275,9 @@ def _display_commands(scenario: Scenario, lanes: list[Lane], dataset: Dataset,
     shown: dict[str, str] = {}
     for lane in lanes:
         placeholder = RunningServer(lane.server, "127.0.0.1", 0, "AK", "SK", process=None)
-        ctx = RunContext(dataset, placeholder, options.work_dir, scenario.action, lane.extra_args)
+        shown_args = tuple(a.replace("{dask}", "tcp://127.0.0.1:SCHEDULER_PORT")
+                           for a in lane.extra_args)
+        ctx = RunContext(dataset, placeholder, options.work_dir, scenario.action, shown_args)
         shown[lane.name] = CONTENDERS[lane.contender].build(ctx).display.replace(
             "http://127.0.0.1:0", "http://127.0.0.1:PORT")
     return shown

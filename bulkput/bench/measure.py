@@ -32,6 +32,7 @@ class ProcessMeasurement:
     max_rss_bytes: int
     tree_peak_rss_bytes: int | None
     server_cpu_s: float | None
+    helper_cpu_s: float | None  # processes that work for the client outside its tree (Dask)
     timed_out: bool
     output_tail: str  # the end of stdout+stderr, for failed runs
 
@@ -97,10 +98,11 @@ def _tail(path: Path) -> str:
 
 def run_measured(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_path: Path,
                  timeout_s: float, server_cpu: Callable[[], float] | None = None,
-                 ) -> ProcessMeasurement:
+                 helper_cpu: Callable[[], float] | None = None) -> ProcessMeasurement:
     """Run ``argv`` to completion (its own session, output to ``log_path``) and measure it."""
     poll_rss = _psutil_available()
     server_before = server_cpu() if server_cpu else None
+    helper_before = helper_cpu() if helper_cpu else None
     with open(log_path, "wb") as log:
         started = time.monotonic()
         process = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
@@ -125,6 +127,7 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_
         process.returncode = os.waitstatus_to_exitcode(status)  # wait4 reaped it, tell Popen
         tree_peak = poller.stop() if poller is not None else None
     server_after = server_cpu() if server_cpu else None
+    helper_after = helper_cpu() if helper_cpu else None
     # ru_maxrss is in KiB on Linux
     return ProcessMeasurement(
         exit_code=process.returncode,
@@ -135,6 +138,8 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_
         tree_peak_rss_bytes=tree_peak or None,
         server_cpu_s=(server_after - server_before)
         if server_after is not None and server_before is not None else None,
+        helper_cpu_s=(helper_after - helper_before)
+        if helper_after is not None and helper_before is not None else None,
         timed_out=timed_out.is_set(),
         output_tail="" if process.returncode == 0 else _tail(log_path),
     )

@@ -54,6 +54,9 @@ class Lane:
     label: str = ""  # defaults to the contender's name (plus the dialect when not S3)
     subject: bool | None = None  # ratios are computed for subject lanes; default: bulkput
     quick: bool = True  # part of --quick
+    # a Dask cluster of this many single-threaded worker processes is started for each run;
+    # "{dask}" in extra_args becomes its address, and its CPU counts as the client's
+    cluster_workers: int = 0
 
     @property
     def name(self) -> str:
@@ -213,6 +216,21 @@ SCENARIOS: dict[str, Scenario] = {
             pairs=(("bulkput (journal)", "bulkput --no-journal"),),
             targets=(Target("issue 6: journal overhead under 5% of wall time", "overhead", 0.05,
                             subject="bulkput (journal)", peers=("bulkput --no-journal",)),),
+        ),
+        Scenario(
+            "dask", "Dask overhead: a 5,000-line manifest, one process vs shards on Dask",
+            "manifest-5k",
+            (Lane("bulkput", label="bulkput (one process)", subject=False),
+             Lane("bulkput", extra_args=("--dask", "{dask}", "--shards", "4"),
+                  label="bulkput --dask (2 workers, 4 shards)", subject=True,
+                  cluster_workers=2)),
+            action="manifest",
+            description="The same manifest job run by one process and as 4 shards on a local "
+                        "Dask cluster of 2 single-threaded worker processes (started before "
+                        "the clock starts). The cluster's CPU is counted as client CPU. This "
+                        "machine has 2 cores, so the Dask path can only show its overhead here.",
+            targets=(Target("issue 9: Dask path overhead against one process (measured, no "
+                            "target)", "info"),),
         ),
         Scenario(
             "signing", "Signing throughput against the official SDKs' signers", "",

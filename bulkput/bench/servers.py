@@ -10,20 +10,19 @@ The credentials are generated per server and passed in the environment, never on
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal
+from typing import Any, Literal
 
 from bulkput.bench.datasets import BUCKET
 from bulkput.bench.tools import find_tool
@@ -65,7 +64,7 @@ class RunningServer:
     port: int
     access_key: str
     secret_key: str
-    process: subprocess.Popen[bytes] | None  # None: a placeholder, to show commands
+    process: subprocess.Popen[Any] | None  # None: a placeholder, to show commands
     bucket: str = BUCKET
     region: str = "us-east-1"
     workdir: Path | None = None
@@ -135,7 +134,7 @@ def new_credentials() -> tuple[str, str]:
     return "BENCH" + secrets.token_hex(8).upper(), secrets.token_urlsafe(30)
 
 
-def _wait_listening(host: str, port: int, process: subprocess.Popen[bytes], what: str) -> None:
+def _wait_listening(host: str, port: int, process: subprocess.Popen[Any], what: str) -> None:
     deadline = time.monotonic() + _START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -197,61 +196,106 @@ def _create_bucket(server: RunningServer) -> None:
     s3_client(server).create_bucket(Bucket=server.bucket)
 
 
-_PORT_PATTERN = re.compile(rb"(?:127\.0\.0\.1:|port[ =:]+)(\d{2,5})", re.IGNORECASE)
-
-
 def _start_bulkput(spec: ServerSpec, workdir: Path) -> RunningServer:
-    """``python -m bulkput serve --port 0 --memory``; its first line of output names the port."""
+    """``python -m bulkput serve --memory --port 0`` through H2's ``serve_in_subprocess``.
+
+    ``--no-key-stats``: the per-key PUT counters are for tests; the per-operation counters the
+    harness reads stay on.
+    """
+    from bulkput.server.testing import serve_in_subprocess
+
     access_key, secret_key = new_credentials()
-    host = "127.0.0.1"
-    argv = [sys.executable, "-m", "bulkput", "serve", "--memory", "--host", host,
-            "--port", "0", "--credentials", f"{access_key}:{secret_key}", "--bucket", BUCKET]
-    with open(workdir / "server.log", "ab") as log:
-        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                   stderr=log, start_new_session=True)
-    port = _read_port(process)
-    server = RunningServer(spec, host, port, access_key, secret_key, process, workdir=workdir)
+    handle = serve_in_subprocess(memory=True, credentials=[f"{access_key}:{secret_key}"],
+                                 buckets=[BUCKET], extra_args=["--no-key-stats"])
+    assert handle.process is not None
+    server = RunningServer(spec, handle.host, handle.port, access_key, secret_key,
+                           handle.process, workdir=workdir)
     try:
-        _wait_listening(host, port, process, "bulkput serve")
+        _wait_listening(handle.host, handle.port, handle.process, "bulkput serve")
     except BaseException:
         server.stop()
         raise
     return server
 
 
-def _read_port(process: subprocess.Popen[bytes]) -> int:
-    assert process.stdout is not None
-    deadline = time.monotonic() + _START_TIMEOUT
-    seen = b""
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        seen += line
-        found = _PORT_PATTERN.search(line)
-        if found:
-            # keep draining stdout so the server never blocks on a full pipe
-            _drain_in_background(process.stdout)
-            return int(found.group(1))
-    process.kill()
-    process.wait()
-    raise RuntimeError(f"bulkput serve did not print its port (said: {seen[-300:]!r})")
+@dataclass
+class DaskCluster:
+    """A ``dask scheduler`` and ``dask worker --nworkers N`` on 127.0.0.1, for the Dask lanes."""
+
+    address: str
+    processes: list[subprocess.Popen[bytes]]
+
+    def cpu_seconds(self) -> float:
+        """CPU of the scheduler, the nannies and the worker processes (live ones included)."""
+        import psutil
+
+        total = 0.0
+        for process in self.processes:
+            try:
+                root = psutil.Process(process.pid)
+                members = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for member in members:
+                try:
+                    times = member.cpu_times()
+                except psutil.Error:
+                    continue
+                total += times.user + times.system + times.children_user + times.children_system
+        return total
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):  # workers first, then the scheduler
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
-def _drain_in_background(stream: IO[bytes]) -> None:
-    import threading
+def start_dask_cluster(workers: int, workdir: Path, env: dict[str, str]) -> DaskCluster:
+    """Start a scheduler and ``workers`` single-threaded worker processes; wait for them."""
+    dask = find_tool("dask")
+    if dask is None:
+        raise RuntimeError("dask is not installed (pip install 'bulkput[dask]')")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    cluster = DaskCluster(address, [])
+    try:
+        with open(workdir / "dask.log", "ab") as log:
+            cluster.processes.append(subprocess.Popen(
+                [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                 "--no-dashboard"],
+                env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True))
+            _wait_listening("127.0.0.1", port, cluster.processes[0], "dask scheduler")
+            cluster.processes.append(subprocess.Popen(
+                [dask, "worker", address, "--nworkers", str(workers), "--nthreads", "1",
+                 "--host", "127.0.0.1", "--no-dashboard", "--local-directory",
+                 str(workdir / "dask-worker")],
+                env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                start_new_session=True))
+        from distributed import Client
 
-    def drain() -> None:
-        for _ in iter(stream.readline, b""):
-            pass
-
-    threading.Thread(target=drain, daemon=True).start()
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(workers, timeout=60)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster
 
 
 def bulkput_serve_available() -> str | None:
     """None when ``bulkput serve`` exists in this checkout, else why not."""
     import importlib.util
 
-    if importlib.util.find_spec("bulkput.commands.serve") is None:
-        return "bulkput serve is not in this checkout yet (bulkput/commands/serve.py)"
+    for module in ("bulkput.commands.serve", "bulkput.server.testing"):
+        if importlib.util.find_spec(module) is None:
+            return f"bulkput serve is not in this checkout yet ({module})"
     return None
