@@ -279,6 +279,10 @@ def _b64(digest: bytes) -> str:
     return base64.b64encode(digest).decode("ascii")
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass
 class _Progress:
     attempts: int = 1  # 1 + every retry of every request of this object
@@ -319,6 +323,7 @@ async def upload_file(
     on_bytes: Callable[[int], object] | None = None,
     runner: RequestRunner | None = None,
     executor_run: ExecutorRun | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> MultipartResult:
     """Upload one file as a multipart upload, resuming from the journal when possible.
 
@@ -330,7 +335,9 @@ async def upload_file(
     it), ``open_files`` (held while hashing and while each part's body is read from disk),
     ``on_retry(error, attempt, delay)`` and ``clock``/``sleep``/``rng`` for the retry loop
     (``runner`` replaces all of those when given). ``on_bytes`` is told each part's size as the
-    server confirms it (parts found from an earlier run are told at once).
+    server confirms it (parts found from an earlier run are told at once). ``should_stop``
+    (the engine's "interrupted" flag) is checked before each part: once true, parts in flight
+    finish, no new part starts, and the upload is left for the next run (``CancelledError``).
 
     The object is journaled as stored (with the whole file's MD5) only after the server
     confirmed it. Raises :class:`~bulkput.errors.BulkputError` subclasses on failure (with an
@@ -352,6 +359,7 @@ async def upload_file(
             on_bytes,
             executor_run,
             progress,
+            should_stop or _never,
         )
     except BulkputError as error:
         error.attempts = progress.attempts  # type: ignore[attr-defined]
@@ -371,6 +379,7 @@ async def _upload_file(
     on_bytes: Callable[[int], object] | None,
     executor_run: ExecutorRun | None,
     progress: _Progress,
+    should_stop: Callable[[], bool],
 ) -> MultipartResult:
     key = item.key
     dialect = store.dialect_name
@@ -458,6 +467,8 @@ async def _upload_file(
             done[number] = PartInfo(number, listed_part.etag, length)
 
     # 3. initiate
+    if should_stop():
+        raise asyncio.CancelledError  # interrupted while hashing: nothing started yet
     resumed = record is not None
     if record is None:
         metadata = {**base_headers.metadata, MD5_METADATA: md5_hex}
@@ -491,7 +502,10 @@ async def _upload_file(
             progress,
             on_bytes,
             file_slots,
+            should_stop,
         )
+        if len(done) < len(ranges):
+            raise asyncio.CancelledError  # interrupted: parts in flight ended, the rest wait
         # 5. the file must not have changed while the parts were sent
         if await _in_executor(executor_run, lambda: _file_state(item.path)) != (size, mtime_ns):
             raise FileChangedError(
@@ -566,6 +580,7 @@ async def _send_parts(
     progress: _Progress,
     on_bytes: Callable[[int], object] | None,
     file_slots: asyncio.Semaphore | None,
+    should_stop: Callable[[], bool],
 ) -> None:
     """Send ``todo`` with a few workers; each request takes its slot from ``runner``, so the
     number of workers only bounds how many parts of this file wait for a slot."""
@@ -608,6 +623,8 @@ async def _send_parts(
 
     async def worker() -> None:
         for number, offset, length in pending:
+            if should_stop():
+                return
             await send_one(number, offset, length)
 
     workers = [asyncio.ensure_future(worker()) for _ in range(min(len(todo), config.concurrency))]

@@ -519,3 +519,37 @@ async def test_a_missing_upload_during_parts_is_forgotten(
             await task
         journal.flush()
         assert journal.upload_for(item.key) is None
+
+
+async def test_a_stop_leaves_the_upload_for_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_parts(monkeypatch)
+    store = MemoryMultipartStore()
+    item, data = make_file(tmp_path, 10 * PART)
+    stopping = False
+    sent: list[int] = []
+
+    def count(n: int) -> None:
+        nonlocal stopping
+        sent.append(n)
+        stopping = len(sent) >= 3  # interrupted after the third confirmed part
+
+    config = replace(CONFIG, concurrency=1)
+    with Journal.open(tmp_path / "state", "job") as journal:
+        with pytest.raises(asyncio.CancelledError):
+            await upload_file(
+                store,  # type: ignore[arg-type]
+                item,
+                *stat(item),
+                config=config,
+                journal=journal,
+                on_bytes=count,
+                should_stop=lambda: stopping,
+            )
+        assert store.calls["part"] == 3
+    assert store.calls["abort"] == 0 and len(store.uploads) == 1
+    with Journal.open(tmp_path / "state", "job") as journal:
+        result = await upload_file(store, item, *stat(item), config=config, journal=journal)  # type: ignore[arg-type]
+    assert (result.parts_reused, result.parts_sent) == (3, 7)
+    assert store.objects[item.key] == data
