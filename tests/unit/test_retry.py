@@ -323,3 +323,175 @@ async def test_cancelled_waiter_does_not_leak_a_slot() -> None:
     assert limiter.in_flight == 0
     await limiter.acquire()
     assert limiter.in_flight == 1
+
+
+# ---------------------------------------------------------------- real HTTP answers
+# aioresponses 0.7.9 cannot build responses for aiohttp 3.14 (ClientResponse gained a required
+# argument), so a scripted aiohttp server on 127.0.0.1 plays the service instead.
+
+import json as _json  # noqa: E402
+import socket  # noqa: E402
+
+from aiohttp import web  # noqa: E402
+
+from bulkput.client import open_store  # noqa: E402
+from bulkput.credentials import Credentials  # noqa: E402
+from bulkput.store import ObjectHeaders, PartInfo  # noqa: E402
+from bulkput.target import Target, resolve_endpoint  # noqa: E402
+
+RESET = "reset"
+
+
+def error_answer(scheme: str, status: int, code: str | None) -> tuple[int, str, dict[str, str]]:
+    if code is None:
+        return status, "", {}
+    if scheme == "bos":
+        body = _json.dumps({"code": code, "message": "m", "requestId": "rid"})
+        return status, body, {"Content-Type": "application/json"}
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>'
+        f"{code}</Code><Message>m</Message><RequestId>rid</RequestId></Error>"
+    )
+    return status, xml, {"Content-Type": "application/xml"}
+
+
+class ScriptedService:
+    """Answers each request with the next scripted answer (the last one repeats)."""
+
+    def __init__(self, answers: list) -> None:
+        self.answers = answers
+        self.requests = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        answer = self.answers[min(self.requests, len(self.answers) - 1)]
+        self.requests += 1
+        if answer == RESET:
+            assert request.transport is not None
+            request.transport.abort()  # the connection dies mid-request
+            return web.Response(status=500)
+        status, body, headers = answer
+        return web.Response(status=status, body=body.encode(), headers=headers)
+
+
+async def start_service(answers: list) -> tuple[ScriptedService, web.AppRunner, str]:
+    service = ScriptedService(answers)
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", service.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return service, runner, f"http://127.0.0.1:{port}"
+
+
+def http_store(scheme: str, endpoint: str):
+    target = Target.parse(f"{scheme}://bkt/")
+    return open_store(
+        target,
+        endpoint=resolve_endpoint(target, endpoint, "us-east-1", "path"),
+        credentials=Credentials("ak", "sk"),
+    )
+
+
+async def put_through(scheme: str, answers: list, policy: RetryPolicy = DEFAULT_POLICY):
+    service, runner, endpoint = await start_service(answers)
+    store = http_store(scheme, endpoint)
+    fake = FakeTime()
+    try:
+        return await call_with_retry(
+            lambda: store.put_object("k", b"body", content_md5=None, headers=ObjectHeaders()),
+            policy, clock=fake.clock, sleep=fake.sleep, rng=lambda: 0.5,
+        ), service  # fmt: skip
+    except BulkputError as error:
+        error.service_requests = service.requests  # type: ignore[attr-defined]
+        raise
+    finally:
+        await store.close()
+        await runner.cleanup()
+
+
+OK = (200, "", {"ETag": '"abc"'})
+HTTP_RETRYABLE = [
+    (503, "SlowDown"),
+    (500, "InternalError"),
+    (400, "RequestTimeout"),
+    (429, "TooManyRequests"),
+    (502, None),
+    (504, None),
+    (408, None),
+]
+HTTP_JOB_FATAL = [
+    (403, "SignatureDoesNotMatch"),
+    (403, "InvalidAccessKeyId"),
+    (403, "AccessDenied"),
+    (404, "NoSuchBucket"),
+]
+HTTP_OBJECT_FATAL = [(400, "InvalidObjectName"), (400, "InvalidArgument"), (400, "InvalidDigest")]
+
+
+@pytest.mark.parametrize("scheme", ["s3", "oss", "bos"])
+@pytest.mark.parametrize(("status", "code"), HTTP_RETRYABLE)
+async def test_http_transient_answers_are_retried(scheme: str, status: int, code: str | None) -> None:
+    failure = error_answer(scheme, status, code)
+    (result, attempts), service = await put_through(scheme, [failure, failure, OK])
+    assert attempts == 3 == service.requests and result.etag == "abc"
+
+
+@pytest.mark.parametrize("scheme", ["s3", "oss", "bos"])
+@pytest.mark.parametrize(("status", "code"), HTTP_JOB_FATAL + HTTP_OBJECT_FATAL)
+async def test_http_fatal_answers_are_not_retried(scheme: str, status: int, code: str) -> None:
+    with pytest.raises(BulkputError) as caught:
+        await put_through(scheme, [error_answer(scheme, status, code), OK])
+    assert caught.value.service_requests == 1  # type: ignore[attr-defined]
+    assert caught.value.code == code and caught.value.request_id == "rid"
+    assert caught.value.fatal_for_job == ((status, code) in HTTP_JOB_FATAL)
+
+
+async def test_http_connection_reset_is_retried() -> None:
+    (result, attempts), service = await put_through("s3", [RESET, RESET, OK])
+    # aiohttp itself resends an idempotent PUT once when a kept-alive connection drops, so
+    # two resets may cost our loop one or two attempts; either way the object gets through.
+    assert result.etag == "abc" and attempts >= 2 and service.requests == 3
+
+
+async def test_http_refused_connection_ends_as_endpoint_unreachable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    store = http_store("oss", closed)
+    attempts = 0
+
+    def attempt():
+        nonlocal attempts
+        attempts += 1
+        return store.put_object("k", b"x", content_md5=None, headers=ObjectHeaders())
+
+    fake = FakeTime()
+    try:
+        with pytest.raises(EndpointUnreachable):
+            await call_with_retry(attempt, RetryPolicy(connect_attempts=3), clock=fake.clock, sleep=fake.sleep)
+    finally:
+        await store.close()
+    assert attempts == 3
+
+
+async def test_http_200_whose_body_is_an_error_is_retried() -> None:
+    _, error, headers = error_answer("s3", 200, "InternalError")
+    ok = (
+        '<?xml version="1.0"?><CompleteMultipartUploadResult><Bucket>bkt</Bucket><Key>k</Key>'
+        "<ETag>&quot;x-2&quot;</ETag></CompleteMultipartUploadResult>"
+    )
+    service, runner, endpoint = await start_service([(200, error, headers), (200, ok, headers)])
+    store = http_store("s3", endpoint)
+    fake = FakeTime()
+    try:
+        result, attempts = await call_with_retry(
+            lambda: store.complete_multipart_upload("k", "u1", [PartInfo(1, "a"), PartInfo(2, "b")]),
+            DEFAULT_POLICY, clock=fake.clock, sleep=fake.sleep, rng=lambda: 0.0,
+        )  # fmt: skip
+    finally:
+        await store.close()
+        await runner.cleanup()
+    assert attempts == 2 == service.requests and result.etag == "x-2"
