@@ -386,6 +386,7 @@ def _make_item(
     path = fields.pop("path", None)
     if not path:
         return ManifestError("missing path", line=number, source=name)
+    key: str | None = None
     try:
         key = keys.key_for(path, fields.pop("key", None))
         md5 = fields.pop("md5", None)
@@ -402,6 +403,7 @@ def _make_item(
     except ValueError as exc:
         error = ManifestError(str(exc), line=number, source=name)
         error.path = path
+        error.key = key  # known when only a later field was wrong: the report names the object
         return error
 
 

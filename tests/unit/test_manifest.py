@@ -257,7 +257,7 @@ def test_bad_md5_fails_that_line(tmp_path, given):
     path = write(tmp_path, "o.csv", f"path,md5\nx,{given}\ny,\n")
     error, item = read(path)
     assert isinstance(error, ManifestError) and error.line == 2
-    assert error.path == "x" and error.one_line().startswith("x: ")
+    assert error.path == "x" and error.key == "x" and error.one_line().startswith("x: ")
     assert item.key == "y"
 
 
