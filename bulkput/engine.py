@@ -610,6 +610,7 @@ class Engine:
             rng=self._rng,
             on_bytes=(lambda n: [callback(n) for callback in on_bytes]) if on_bytes else None,
             executor_run=self._executor_run,
+            should_stop=self._should_stop,
         )
         return ObjectResult(
             key=item.key,
@@ -621,6 +622,9 @@ class Engine:
             attempts=getattr(put, "attempts", 1),
             request_id=put.request_id,
         )
+
+    def _should_stop(self) -> bool:
+        return self._stopping or self._aborted is not None
 
     def _executor_run(self, fn: Callable[[], R]) -> Awaitable[R]:
         return asyncio.get_running_loop().run_in_executor(self._pool, fn)
