@@ -39,7 +39,7 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HEX_ETAG = re.compile(r"^[0-9A-Fa-f]{32}(-\d+)?$")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per request on the hot path
 class Request:
     """One HTTP request as it will be sent, before signing.
 

@@ -292,3 +292,25 @@ async def test_clock_skew_is_learned_from_the_server(env: Env) -> None:
     finally:
         await store.close()
     assert await env.store.get_object("skew") == b"x"
+
+
+async def test_session_token_is_sent_and_checked(env: Env, request: pytest.FixtureRequest) -> None:
+    if env.case.server != "bulkput":
+        pytest.skip("rclone serve s3 has no session tokens")
+    factory = request.getfixturevalue("bulkput_server_factory")
+    server = factory(credentials=["sts-ak:sts-sk:sts-token-1"], buckets=["sts-bucket"])
+    good = make_store(
+        env.case, server.endpoint_url, Credentials("sts-ak", "sts-sk", "sts-token-1"), "sts-bucket"
+    )
+    bad = make_store(
+        env.case, server.endpoint_url, Credentials("sts-ak", "sts-sk", "sts-token-2"), "sts-bucket"
+    )
+    try:
+        await good.put_object("t", b"tok", content_md5=md5_b64(b"tok"), headers=ObjectHeaders())
+        assert await good.get_object("t") == b"tok"
+        with pytest.raises(AuthError) as info:
+            await bad.put_object("t", b"tok", content_md5=md5_b64(b"tok"), headers=ObjectHeaders())
+    finally:
+        await good.close()
+        await bad.close()
+    assert "sts-token-2" not in info.value.one_line()
