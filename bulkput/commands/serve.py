@@ -158,7 +158,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         keys=tuple(args.fault_keys),
         keys_kind=args.fault_keys_kind,
         throttle_rps=args.throttle_rps,
-        operations=frozenset(FaultConfig.parse_mix(args.fault_ops)) or DEFAULT_OPERATIONS,
+        operations=frozenset(op.strip() for op in args.fault_ops.split(",") if op.strip())
+        or DEFAULT_OPERATIONS,
     )
     return ServerConfig(
         host=args.host,

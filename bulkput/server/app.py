@@ -381,8 +381,9 @@ class BulkputServer:
                 call.request_id = call.dialect.new_request_id()
             response = self._error(call, error)
         except _ConnectionCut:
+            # the transport is already aborted: this answer goes nowhere, by design
             self.stats.request(request.method, call.operation if call else "Unknown", 0)
-            raise
+            return web.Response(status=500)
         self.stats.request(call.method, call.operation, response.status)
         return response
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,8 +45,12 @@ def http_date(timestamp: float) -> str:
     return formatdate(timestamp, usegmt=True)
 
 
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 def _x(text: str | int | None) -> str:
-    return "" if text is None else escape(str(text))
+    # XML 1.0 cannot carry most control characters at all: show them as U+FFFD
+    return "" if text is None else escape(_XML_INVALID.sub("\ufffd", str(text)))
 
 
 def _el(name: str, value: str | int | None) -> str:
@@ -107,7 +112,6 @@ _DEFAULT_STATUS: dict[str, int] = {
 
 _OVERRIDES: dict[str, dict[str, str]] = {
     "s3": {
-        "InvalidObjectName": "KeyTooLongError",
         "InvalidSecurityToken": "InvalidToken",
         "InvalidEncryptionAlgorithmError": "InvalidArgument",
     },

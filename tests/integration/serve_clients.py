@@ -30,7 +30,7 @@ def s3_client(server: ServerHandle, *, secret: str | None = None, access: str | 
         aws_access_key_id=access or server.access_key,
         aws_secret_access_key=secret or server.secret_key,
         region_name="us-east-1",
-        config=Config(s3={"addressing_style": addressing}, retries={"max_attempts": 1}),
+        config=Config(s3={"addressing_style": addressing}, retries={"mode": "standard", "total_max_attempts": 1}),
     )
 
 
