@@ -466,6 +466,11 @@ def write_docs(results_dir: Path, docs_path: Path, img_dir: Path,
                 seen.add(line)
                 parts.append(line)
         parts.append("")
+    missing = [name for name in rank if name not in {d["scenario"] for d in documents}]
+    if missing and not only_quick:
+        parts += ["## Scenarios not run yet", "",
+                  ", ".join(f"`{name}`" for name in missing)
+                  + " (run them with `python -m benchmarks --scenario NAME`).", ""]
     for document in documents:
         parts.append(scenario_section(document, img_dir, docs_path))
     docs_path.parent.mkdir(parents=True, exist_ok=True)

@@ -60,3 +60,37 @@ def test_quick_benchmark_verifies_every_run_and_writes_its_outputs(tmp_path: Pat
         chart = img / "bench-small.png"
         assert chart.read_bytes().startswith(b"\x89PNG")
         assert "img/bench-small.png" in text
+
+
+def test_verification_fails_a_missing_or_altered_object(tmp_path: Path) -> None:
+    """What makes a run FAILED: the listing must hold every object, byte count and MD5."""
+    from bulkput.bench.datasets import BUCKET, DatasetSpec, generate_dataset
+    from bulkput.bench.servers import BULKPUT_S3, RunningServer
+    from bulkput.bench.verify import s3_client, verify_listing
+    from bulkput.server.testing import serve_in_thread
+
+    dataset = generate_dataset(DatasetSpec("v", 12, 2048, files_per_dir=5, nested=True),
+                               tmp_path, seed=5)
+    files = sorted(p for p in dataset.source_dir.rglob("*") if p.is_file())
+    with serve_in_thread(buckets=[BUCKET]) as handle:
+        server = RunningServer(BULKPUT_S3, handle.host, handle.port, handle.access_key,
+                               handle.secret_key, process=None)
+        client = s3_client(server)
+
+        def put(path: Path, body: bytes | None = None) -> None:
+            key = path.relative_to(dataset.source_dir).as_posix()
+            client.put_object(Bucket=BUCKET, Key=key, Body=path.read_bytes() if body is None else body)
+
+        for path in files[1:]:
+            put(path)
+        missing = verify_listing(server, dataset)
+        assert not missing.ok and missing.objects == 11 and "expected 12" in missing.message
+
+        put(files[0])
+        assert verify_listing(server, dataset).ok
+
+        original = files[3].read_bytes()
+        put(files[3], bytes(b ^ 0xFF for b in original))  # same key, same size, other bytes
+        altered = verify_listing(server, dataset)
+        assert not altered.ok and altered.bytes == dataset.bytes
+        assert "MD5" in altered.message

@@ -1,0 +1,77 @@
+"""Figures from raw runs: failed runs never become numbers, ratios are paired run by run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bulkput.bench.report import lane_table, summarize
+
+
+def _run(lane: str, wall: float, cpu: float = 1.0, ok: bool = True, warmup: bool = False,
+         **extra: Any) -> dict[str, Any]:
+    run = {"lane": lane, "warmup": warmup, "ok": ok, "wall_s": wall, "cpu_s": cpu,
+           "max_rss_mb": 50.0, "tree_peak_rss_mb": 40.0, "server_cpu_s": 0.5, **extra}
+    if not ok:
+        run["failure"] = "verification: 4999 objects, expected 5000"
+    return run
+
+
+def _document(runs: list[dict[str, Any]], targets: list[dict[str, Any]] | None = None,
+              lanes: tuple[str, ...] = ("bulkput", "peer")) -> dict[str, Any]:
+    return {
+        "dataset": {"files": 1000, "bytes": 4_000_000},
+        "lanes": [{"name": n, "subject": n == "bulkput", "available": True, "reason": None}
+                  for n in lanes],
+        "runs": runs,
+        "targets": targets or [],
+        "pairs": [],
+    }
+
+
+def test_a_failed_counted_run_fails_the_lane_and_shows_no_number() -> None:
+    document = _document([_run("bulkput", 1.0), _run("bulkput", 1.1, ok=False),
+                          _run("peer", 2.0), _run("peer", 2.0)])
+    summary = summarize(document)
+    assert summary["lanes"]["bulkput"]["status"] == "failed"
+    assert "wall_s" not in summary["lanes"]["bulkput"]
+    assert summary["ratios"][0]["status"] == "not measured"
+    document["summary"] = summary
+    row = next(line for line in lane_table(document).splitlines() if "bulkput" in line)
+    assert "FAILED (1 of 2 runs)" in row and "4999 objects" in row
+    assert "1.1" not in row and "1,000" not in row
+
+
+def test_warmup_runs_are_not_counted() -> None:
+    summary = summarize(_document([_run("bulkput", 9.0, ok=False, warmup=True),
+                                   _run("bulkput", 1.0), _run("peer", 2.0)]))
+    lane = summary["lanes"]["bulkput"]
+    assert lane["status"] == "ok" and lane["runs"] == 1
+    assert lane["wall_s"]["median"] == 1.0
+    assert lane["files_per_s"]["median"] == 1000.0
+    assert lane["cpu_ms_per_file"]["median"] == 1.0
+    assert lane["cpu_s_per_gb"]["median"] == 250.0
+    assert lane["peak_rss_mb"]["median"] == 50.0
+
+
+def test_ratios_are_medians_of_pairwise_ratios() -> None:
+    # pairwise time ratios 1/2, 4/4, 3/1 -> median 1.0; the ratio of medians would be 3/2
+    runs = [_run("bulkput", w) for w in (1.0, 4.0, 3.0)] + [_run("peer", w) for w in (2.0, 4.0, 1.0)]
+    ratio = summarize(_document(runs))["ratios"][0]
+    assert ratio["pairs"] == 3
+    assert ratio["time_ratio"] == {"median": 1.0, "min": 0.5, "max": 3.0}
+    assert ratio["speed_ratio"]["median"] == 1.0
+
+
+def test_targets_are_met_or_missed_from_the_figures() -> None:
+    targets = [
+        {"text": "faster than peer", "kind": "speed", "value": 1.0, "metric": "",
+         "subject": "bulkput", "peers": ["peer"]},
+        {"text": "cpu", "kind": "max", "value": 0.5, "metric": "cpu_ms_per_file",
+         "subject": "bulkput", "peers": []},
+        {"text": "no rewrite", "kind": "zero", "value": 0, "metric": "rewritten",
+         "subject": "bulkput", "peers": []},
+    ]
+    runs = [_run("bulkput", 1.0, cpu=1.0, rewritten=0), _run("bulkput", 1.0, cpu=1.0, rewritten=2),
+            _run("peer", 2.0), _run("peer", 2.0)]
+    verdicts = {t["text"]: t["verdict"] for t in summarize(_document(runs, targets))["targets"]}
+    assert verdicts == {"faster than peer": "met", "cpu": "missed", "no rewrite": "missed"}
