@@ -10,6 +10,7 @@ Path-style addressing (``http://host/bucket/key``) is the default for IP address
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -114,6 +115,7 @@ class Endpoint:
         return self.netloc if self.path_style else f"{bucket}.{self.netloc}"
 
 
+@functools.lru_cache(maxsize=64)
 def is_ip_or_localhost(host: str) -> bool:
     if host == "localhost" or host.endswith(".localhost"):
         return True

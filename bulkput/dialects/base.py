@@ -26,7 +26,7 @@ from bulkput.store import (
     PutResult,
     UploadInfo,
 )
-from bulkput.target import Endpoint, validate_key
+from bulkput.target import Endpoint, is_ip_or_localhost, validate_key
 
 Query = tuple[tuple[str, "str | None"], ...]
 T = TypeVar("T")
@@ -129,14 +129,17 @@ class Dialect:
     ) -> Request:
         """Build the request for ``bucket`` (and ``key``): path-style or virtual-hosted."""
         if endpoint.path_style:
-            host = endpoint.netloc
+            host = dial = endpoint.netloc
             path = (
                 f"/{bucket}/{uri_encode(key, keep_slash=True)}" if key is not None else f"/{bucket}"
             )
         else:
             host = f"{bucket}.{endpoint.netloc}"
             path = "/" + uri_encode(key, keep_slash=True) if key is not None else "/"
-        url = f"{endpoint.scheme}://{host}{path}"
+            # a local store (bucket.localhost) is dialled at its own address, with the bucket
+            # in the Host header: no resolver is bound to know bucket.localhost
+            dial = endpoint.netloc if is_ip_or_localhost(endpoint.host) else host
+        url = f"{endpoint.scheme}://{dial}{path}"
         if query:
             url = f"{url}?{encode_query(query)}"
         return Request(

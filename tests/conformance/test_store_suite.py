@@ -314,3 +314,26 @@ async def test_session_token_is_sent_and_checked(env: Env, request: pytest.Fixtu
         await good.close()
         await bad.close()
     assert "sts-token-2" not in info.value.one_line()
+
+
+async def test_virtual_hosted_addressing(env: Env) -> None:
+    if env.case.server != "bulkput":
+        pytest.skip("rclone serve s3 runs path-style here")
+    target = Target.parse(f"{env.case.scheme}://{env.bucket}")
+    local = env.endpoint_url.replace("127.0.0.1", "localhost")
+    endpoint = resolve_endpoint(target, local, addressing="virtual")
+    assert not endpoint.path_style
+    store = open_store(
+        target,
+        endpoint=endpoint,
+        credentials=env.credentials,
+        signature_version=env.case.signature_version,
+    )
+    key = "virtual/a b+c#d?e.txt"
+    try:
+        await store.put_object(key, b"vh", content_md5=md5_b64(b"vh"), headers=ObjectHeaders())
+        assert await store.get_object(key) == b"vh"
+        assert [info.key async for info in store.list_objects("virtual/")] == [key]
+    finally:
+        await store.close()
+    assert await env.store.get_object(key) == b"vh"  # the same bucket, seen path-style

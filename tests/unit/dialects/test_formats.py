@@ -526,3 +526,12 @@ def test_create_bucket_body_only_outside_us_east_1() -> None:
 )
 def test_signer_names(scheme: str, version: str, name: str) -> None:
     assert dialect_for(scheme).signer_name(version) == name
+
+
+def test_virtual_hosted_local_store_is_dialled_at_its_own_address() -> None:
+    endpoint = resolve_endpoint(
+        Target.parse("s3://bkt"), "http://localhost:9000", addressing="virtual"
+    )
+    request = dialect_for("s3").request(endpoint, "GET", "bkt", "k")
+    assert request.host == "bkt.localhost:9000"  # the Host header names the bucket
+    assert request.url == "http://localhost:9000/k"  # the connection goes to the store itself
