@@ -60,6 +60,7 @@ MTIME_METADATA = "mtime"
 MD5_METADATA = "md5"
 
 _NS = 1_000_000_000
+_MS = 1_000_000
 
 
 # --- time and checksum formats ----------------------------------------------------------------
@@ -95,11 +96,28 @@ def same_mtime(local_ns: int, stored: tuple[int, int]) -> bool:
     return local_ns - local_ns % precision == value
 
 
+_last_modified_cache: dict[str, int | None] = {}
+
+
 def parse_last_modified(text: str | None) -> int | None:
     """A listing's ISO 8601 or a HEAD's RFC 1123 ``Last-Modified``, as ns since the epoch."""
     if not text:
         return None
-    text = text.strip()
+    # A listing repeats the same few timestamps (uploads of one second): parse each once.
+    cached = _last_modified_cache.get(text, _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[return-value]
+    value = _parse_last_modified(text.strip())
+    if len(_last_modified_cache) >= 4096:
+        _last_modified_cache.clear()
+    _last_modified_cache[text] = value
+    return value
+
+
+_MISSING = object()
+
+
+def _parse_last_modified(text: str) -> int | None:
     try:
         if text[:4].isdigit():
             moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -241,10 +259,15 @@ class SizeAndMtime:
     equal         equal to local mtime        -                                    skip unchanged
     equal         differs from local mtime    -                                    upload mtime
     equal         not fetched yet             LM >= local mtime + margin           skip unchanged
-    equal         not fetched yet             LM < local mtime + margin, or none   HEAD
+    equal         not fetched yet             LM = local mtime, to the millisecond  skip unchanged
+    equal         not fetched yet             otherwise, or LM unknown             HEAD
     equal         absent from the object      LM >= local mtime + margin           skip unchanged
     equal         absent from the object      LM < local mtime + margin, or none   upload mtime
     ============  ==========================  ===================================  ===========
+
+    The "LM = local mtime" row is for servers that report the stored ``mtime`` as LastModified
+    (``rclone serve s3`` does): an upload time that falls on the file's mtime to the millisecond
+    is not a coincidence worth a HEAD per object.
 
     "Equal" mtimes compare at the precision the stored value was written with. The known
     limit (shared with s5cmd and aws s3 sync): a file replaced by different content of the
@@ -264,6 +287,8 @@ class SizeAndMtime:
         if lm is not None and lm >= local.mtime_ns + self.margin_ns:
             return _skip(Reason.UNCHANGED)
         if remote.metadata is None:
+            if lm is not None and lm == local.mtime_ns - local.mtime_ns % _MS:
+                return _skip(Reason.UNCHANGED)
             return _HEAD
         return _upload(Reason.MTIME)
 
@@ -988,6 +1013,39 @@ class SyncRun:
                 yield item
 
     async def _listing(self) -> AsyncIterator[ObjectInfo]:
+        """The listing, read ahead by one page in a task, so the next page's request overlaps
+        with planning the current one (at most ``LISTING_READ_AHEAD`` objects held)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2)
+
+        async def read_ahead() -> None:
+            chunk: list[ObjectInfo] = []
+            try:
+                async for info in self._listing_pages():
+                    chunk.append(info)
+                    if len(chunk) >= LISTING_READ_AHEAD // 2:
+                        await queue.put(chunk)
+                        chunk = []
+                await queue.put(chunk)
+                await queue.put(_STOP)
+            except Exception as error:  # handed to the reader, who raises it in its place
+                await queue.put(chunk)
+                await queue.put(error)
+
+        reader = asyncio.create_task(read_ahead())
+        try:
+            while True:
+                chunk = await queue.get()
+                if chunk is _STOP:
+                    return
+                if isinstance(chunk, Exception):
+                    raise chunk
+                for info in chunk:
+                    yield info
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _listing_pages(self) -> AsyncIterator[ObjectInfo]:
         """The listing, restarted after the last key seen when a page fails transiently."""
         last: str | None = None
         failures = 0
@@ -1064,6 +1122,7 @@ class MaxDeleteExceeded(BulkputError):
 _STOP = object()
 DELETE_BATCH = 1000
 WALK_BATCH = 512
+LISTING_READ_AHEAD = 2000
 
 
 def _take(iterator: Iterator[Any], count: int) -> list[Any]:

@@ -95,9 +95,22 @@ async def test_rclone_first_sync_uploads_all_second_uploads_nothing(
     assert await contents(rclone_server, dest) == TREE
     before = await listing(rclone_server, dest)
 
-    summary, collect = await sync(rclone_server, tmp_path, dest)
+    # rclone lists the stored mtime as LastModified: the re-sync decides from the listing alone
+    _, store = await open_destination(dest, **store_options(rclone_server))  # type: ignore[arg-type]
+    heads: list[str] = []
+    real_head = store.head_object
+
+    async def counting_head(key: str) -> ObjectInfo | None:
+        heads.append(key)
+        return await real_head(key)
+
+    store.head_object = counting_head  # type: ignore[method-assign]
+    try:
+        summary, collect = await sync(rclone_server, tmp_path, dest, store=store)
+    finally:
+        await store.close()
     assert (summary.exit_code, summary.stored, summary.skipped) == (0, 0, len(TREE))
-    assert collect.keys(Status.STORED) == []
+    assert collect.keys(Status.STORED) == [] and heads == []
     assert await listing(rclone_server, dest) == before  # same ETags, same LastModified: no PUT
 
 

@@ -72,9 +72,15 @@ class TestSizeAndMtime:
     def test_not_fetched_stored_long_after_the_change_skip(self) -> None:
         assert self.strategy.decide(local(), remote(lm=T0 + S)) == skip(Reason.UNCHANGED)
 
-    def test_not_fetched_stored_before_or_near_the_change_head(self) -> None:
+    def test_not_fetched_last_modified_is_the_mtime_to_the_millisecond_skip(self) -> None:
+        # rclone serve s3 lists the stored mtime as LastModified (milliseconds)
+        lm = T0 - T0 % 1_000_000
+        assert self.strategy.decide(local(), remote(lm=lm)) == skip(Reason.UNCHANGED)
+
+    def test_not_fetched_otherwise_head(self) -> None:
         assert self.strategy.decide(local(), remote(lm=T0 + S - 1)) == HEAD
         assert self.strategy.decide(local(), remote(lm=T0 - 60 * S)) == HEAD
+        assert self.strategy.decide(local(), remote(lm=T0 - T0 % 1_000_000 - 1_000_000)) == HEAD
         assert self.strategy.decide(local(), remote(lm=None)) == HEAD
 
     def test_absent_after_head_stored_long_after_skip(self) -> None:
