@@ -15,6 +15,7 @@ BOS refuse with 411), and is opened afresh for every attempt, so a retry re-read
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import ssl
 from collections.abc import Mapping
@@ -38,6 +39,7 @@ from bulkput.errors import (
 from bulkput.store import Body, FileRange
 
 USER_AGENT = f"bulkput/{__version__}"
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,20 +111,64 @@ def map_transport_error(exc: BaseException, method: str, url: str) -> TransportE
 _MAPPED: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
-class FileRangePayload(aiohttp.Payload):
+class _GuardedPayload(aiohttp.Payload):
+    """A body written in pieces, each of which must leave within ``stall_timeout`` seconds.
+
+    aiohttp starts its read timeout only once the body is sent, so a server that stops reading
+    in the middle of a body would otherwise hang the request for ever.
+    """
+
+    def __init__(self, value: object, size: int, chunk_size: int, stall_timeout: float) -> None:
+        super().__init__(value, content_type=None)
+        self._size = size
+        self._chunk_size = max(1, chunk_size)
+        self._stall_timeout = stall_timeout
+        self.stalled = False
+        self.local_error: LocalInputError | None = None
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        raise TypeError("a request body is not text")
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def _send(self, writer: AbstractStreamWriter, chunk: bytes | memoryview) -> None:
+        try:
+            await asyncio.wait_for(writer.write(chunk), self._stall_timeout)
+        except asyncio.TimeoutError:
+            self.stalled = True
+            raise
+
+    def close_file(self) -> None:
+        """Release what one attempt opened (nothing for in-memory bodies)."""
+
+
+class BytesBodyPayload(_GuardedPayload):
+    """An in-memory body too large to be sure it fits the socket buffers: sent piecewise."""
+
+    def __init__(self, body: bytes, chunk_size: int, stall_timeout: float) -> None:
+        super().__init__(body, len(body), chunk_size, stall_timeout)
+        self._view = memoryview(body)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        end = len(self._view) if content_length is None else min(content_length, len(self._view))
+        for start in range(0, end, self._chunk_size):
+            await self._send(writer, self._view[start : min(start + self._chunk_size, end)])
+
+
+class FileRangePayload(_GuardedPayload):
     """``length`` bytes of a file from ``offset``, read in ``chunk_size`` pieces off the loop.
 
     The file is opened by :meth:`open` (once per attempt). A local failure is kept in
     ``local_error`` so :meth:`Transport.send` reports it as the file's fault, not the network's.
     """
 
-    def __init__(self, file_range: FileRange, chunk_size: int) -> None:
-        super().__init__(file_range, content_type=None)
+    def __init__(self, file_range: FileRange, chunk_size: int, stall_timeout: float = 60.0) -> None:
+        super().__init__(file_range, file_range.length, chunk_size, stall_timeout)
         self._range = file_range
-        self._size = file_range.length
-        self._chunk_size = max(1, chunk_size)
         self._fd: int | None = None
-        self.local_error: LocalInputError | None = None
 
     def open(self) -> None:
         path = self._range.path
@@ -148,12 +194,6 @@ class FileRangePayload(aiohttp.Payload):
         if self._fd is not None:
             fd, self._fd = self._fd, None
             os.close(fd)
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        raise TypeError("a file body is not text")
-
-    async def write(self, writer: AbstractStreamWriter) -> None:
-        await self.write_with_length(writer, None)
 
     async def write_with_length(
         self, writer: AbstractStreamWriter, content_length: int | None
@@ -184,9 +224,14 @@ class FileRangePayload(aiohttp.Payload):
                     path=self._range.path,
                 )
                 raise self.local_error
-            await writer.write(chunk)
+            await self._send(writer, chunk)
             position += len(chunk)
             remaining -= len(chunk)
+
+
+# In-memory bodies up to this size go to aiohttp as they are (the hot path); the socket
+# buffers take them whole, so aiohttp's read timeout covers a server that never answers.
+DIRECT_BODY_LIMIT = 64 * 1024
 
 
 class Transport:
@@ -202,6 +247,8 @@ class Transport:
 
     def _open_session(self) -> aiohttp.ClientSession:
         config = self.config
+        if not config.verify_tls:
+            _log.warning("TLS certificate verification is off (--insecure): answers may be forged")
         ssl_option: ssl.SSLContext | bool = bool(config.verify_tls)
         connector = aiohttp.TCPConnector(
             limit=config.concurrency,
@@ -235,12 +282,16 @@ class Transport:
         session = self._session
         if session is None or session.closed:
             session = self._open_session()
-        payload: FileRangePayload | None = None
+        payload: _GuardedPayload | None = None
         data: Any = body
         if isinstance(body, FileRange):
-            payload = FileRangePayload(body, self.config.chunk_size)
-            payload.open()
-            data = payload
+            file_payload = FileRangePayload(body, self.config.chunk_size, self.config.timeouts.read)
+            file_payload.open()
+            payload = data = file_payload
+        elif body is not None and len(body) > DIRECT_BODY_LIMIT:
+            payload = data = BytesBodyPayload(
+                body, self.config.chunk_size, self.config.timeouts.read
+            )
         try:
             async with session.request(
                 method,
@@ -254,8 +305,15 @@ class Transport:
         except BulkputError:
             raise
         except _MAPPED as exc:
-            if payload is not None and payload.local_error is not None:
-                raise payload.local_error from None
+            if payload is not None:
+                if payload.local_error is not None:
+                    raise payload.local_error from None
+                if payload.stalled:
+                    raise TransportError(
+                        f"the server stopped reading the request body for "
+                        f"{self.config.timeouts.read:g} s ({method} {URL(url, encoded=True).host})",
+                        code="WriteTimeout",
+                    ) from exc
             raise map_transport_error(exc, method, url) from exc
         finally:
             if payload is not None:

@@ -107,7 +107,7 @@ async def test_file_range_streams_exact_slice_with_length(
     path = tmp_path / "data.bin"
     data = bytes(range(256)) * 40
     path.write_bytes(data)
-    config = TransferConfig(chunk_size=7)  # many small reads
+    config = TransferConfig(chunk_size=97)  # many small reads
     async with Transport(config) as transport:
         body = FileRange(str(path), 13, 5000)
         await transport.send("PUT", f"{base}/b/k", {"content-length": "5000"}, body)
@@ -247,3 +247,48 @@ def test_every_connect_phase_row_maps_to_connect_error() -> None:
     connect_rows = {row[0] for row in ERROR_TABLE if row[1] is ConnectError}
     assert aiohttp.ClientConnectorError in connect_rows
     assert all(issubclass(row[1], TransportError) for row in ERROR_TABLE)
+
+
+async def test_large_bytes_body_is_sent_exactly(serve: Callable[[Handler], Awaitable[str]]) -> None:
+    recorded = Recorded()
+    base = await serve(recording_handler(recorded))
+    body = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4: sent piecewise
+    async with Transport(TransferConfig(chunk_size=100_000)) as transport:
+        await transport.send("PUT", f"{base}/b/k", {"content-length": str(len(body))}, body)
+    assert recorded.requests[0][2] == body
+
+
+@pytest.mark.parametrize("kind", ["bytes", "file"])
+async def test_server_that_stops_reading_the_body_times_out(
+    serve: Callable[[Handler], Awaitable[str]], tmp_path: Path, kind: str
+) -> None:
+    release = asyncio.Event()
+
+    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.close()
+
+    base = await serve(never_reads)
+    size = 32 * 1024 * 1024  # more than the socket buffers hold
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    body: bytes | FileRange = bytes(size) if kind == "bytes" else FileRange(str(path), 0, size)
+    config = TransferConfig(timeouts=Timeouts(connect=5, read=0.3))
+    async with Transport(config) as transport:
+        with pytest.raises(TransportError) as info:
+            await transport.send("PUT", f"{base}/b/k", {"content-length": str(size)}, body)
+    release.set()
+    assert type(info.value) is TransportError and info.value.retryable
+    assert "stopped reading the request body" in info.value.message
+
+
+async def test_insecure_transport_warns(
+    caplog: pytest.LogCaptureFixture, serve: Callable[[Handler], Awaitable[str]]
+) -> None:
+    recorded = Recorded()
+    base = await serve(recording_handler(recorded))
+    with caplog.at_level("WARNING", logger="bulkput.transport"):
+        async with Transport(TransferConfig(verify_tls=False)) as transport:
+            await transport.send("GET", f"{base}/b/k", {})
+    assert "TLS certificate verification is off" in caplog.text
