@@ -337,3 +337,15 @@ async def test_virtual_hosted_addressing(env: Env) -> None:
     finally:
         await store.close()
     assert await env.store.get_object(key) == b"vh"  # the same bucket, seen path-style
+
+
+async def test_create_bucket_is_idempotent(env: Env) -> None:
+    bucket = f"made-{env.case.scheme}-{next(_bucket_numbers)}"
+    store = env.other_store(bucket=bucket)
+    try:
+        await store.create_bucket()
+        await store.create_bucket()  # already yours: not an error
+        await store.put_object("k", b"v", content_md5=md5_b64(b"v"), headers=ObjectHeaders())
+        assert [info.key async for info in store.list_objects("")] == ["k"]
+    finally:
+        await store.close()
