@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -13,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkput.config import RetryPolicy, TransferConfig
-from bulkput.errors import BulkputError, LocalInputError, ServiceError
+from bulkput.errors import AuthError, BulkputError, LocalInputError, ServiceError
 from bulkput.filters import Filter
 from bulkput.items import ObjectResult, Status
 from bulkput.shard import Shard
@@ -120,7 +121,7 @@ async def test_out_of_order_listing_stops_the_join() -> None:
         await join([entry("b"), entry("a")], [])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     local_keys=st.sets(st.text(alphabet="ab/.-é😀", min_size=1, max_size=5)),
     remote_keys=st.sets(st.text(alphabet="ab/.-é😀", min_size=1, max_size=5)),
@@ -403,3 +404,42 @@ async def test_walk_problems_are_reported_and_protect_remote_objects(tmp_path: P
     assert summary.exit_code == 1
     failed = [r for r in results.results if r.status is Status.FAILED]
     assert "not valid UTF-8" in (failed[0].message or "")
+
+
+async def test_interrupt_stops_cleanly_deletes_nothing_exit_130(tmp_path: Path) -> None:
+    store = MemoryStore()
+    store.objects["dst/orphan"] = (b"o", {}, "2030-01-01T00:00:00Z")
+    for i in range(20):
+        write(tmp_path, f"f{i:02d}", b"x")
+    release = asyncio.Event()
+    real_put = store.put_object
+    holder: list[SyncRun] = []
+
+    async def slow_put(key, body, *, content_md5, headers):  # type: ignore[no-untyped-def]
+        if not release.is_set():
+            holder[0].stop()  # SIGINT arrives while the first PUT is in flight
+            release.set()
+        return await real_put(key, body, content_md5=content_md5, headers=headers)
+
+    store.put_object = slow_put  # type: ignore[method-assign]
+    run = SyncRun(store, tmp_path, "dst", SyncOptions(delete=True), config=FAST)
+    holder.append(run)
+    summary = await run.run()
+    assert summary.exit_code == 130 and summary.interrupted
+    assert "dst/orphan" in store.objects and store.delete_requests == []
+    assert len(store.puts) < 20
+
+
+async def test_fatal_error_on_head_aborts_with_exit_3_and_no_deletes(tmp_path: Path) -> None:
+    store = MemoryStore()
+    write(tmp_path, "same", b"s", mtime_s=1_999_999_999)  # after LastModified: needs a HEAD
+    store.objects["dst/same"] = (b"s", {}, "2030-01-01T00:00:00Z")
+    store.objects["dst/orphan"] = (b"o", {}, "2030-01-01T00:00:00Z")
+
+    async def denied_head(key: str) -> ObjectInfo | None:
+        raise AuthError("Access Denied", code="AccessDenied", status=403, key=key)
+
+    store.head_object = denied_head  # type: ignore[method-assign]
+    summary, _, _ = await run_sync(store, tmp_path, delete=True)
+    assert summary.exit_code == 3 and "AccessDenied" in (summary.aborted or "")
+    assert store.delete_requests == [] and store.puts == []
