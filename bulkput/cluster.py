@@ -12,8 +12,9 @@ A shard is just a filtered job (``--shard K/N``), so nothing here moves data or 
 uploads what. When a worker dies, the scheduler runs the shard again elsewhere; the shard's
 journal (under a ``--state-dir`` the workers share) makes that a resume: objects it confirmed
 are skipped without a request. Each attempt writes its own report file
-(``shard-K-of-N.attempt-A.jsonl``), so the merged summary counts every object stored exactly
-once across attempts (an attempt that died has no summary line; its object lines count).
+(``shard-K-of-N.attempt-A.jsonl``); a finished attempt accounts for every key of its shard
+(stored by it, or skipped with reason ``journal`` because an earlier attempt stored it), so the
+merged summary takes each shard's last finished attempt: every object counted exactly once.
 
 Credentials travel as a :class:`~bulkput.credentials.Credentials` object (masked ``repr``),
 never on a command line; or leave them out and let each worker read its own environment.
@@ -297,8 +298,10 @@ def run_put_on_dask(
 
 
 def merge_attempt_reports(files: Sequence[str]) -> JobSummary:
-    """Merge every attempt of every shard; an attempt that died is superseded (not "partial")
-    when a later attempt of the same shard finished, since that attempt resumed its work."""
+    """One summary for the job: each shard's last attempt, when it finished, stands for the
+    shard (it went over every key of the shard: stored now, or skipped because the journal
+    says an earlier attempt stored it); a shard whose last attempt did not finish counts all of
+    its attempts and stays ``partial``."""
     by_shard: dict[str, list[tuple[int, str]]] = {}
     for path in files:
         stem, _, attempt = os.path.basename(path).removesuffix(".jsonl").rpartition(".attempt-")
@@ -306,11 +309,8 @@ def merge_attempt_reports(files: Sequence[str]) -> JobSummary:
     total = JobSummary()
     for attempts in by_shard.values():
         attempts.sort()
-        shard_summary = merge_reports(path for _, path in attempts)
-        last_path = attempts[-1][1]
-        if last_path not in shard_summary.partial_reports:
-            shard_summary.partial_reports.clear()
-        total.merge(shard_summary)
+        last = merge_reports([attempts[-1][1]])
+        total.merge(last if not last.partial_reports else merge_reports(p for _, p in attempts))
     return total
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import importlib
 import logging
@@ -45,6 +46,7 @@ import os
 import random
 import stat
 import time
+from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -218,6 +220,9 @@ class Engine:
         self._pending: asyncio.Queue[Any] | None = None
         self._ready: asyncio.Queue[Any] | None = None
         self._grace_timer: asyncio.TimerHandle | None = None
+        # "stored" results waiting for their journal record to be committed: (sequence, result)
+        self._held: deque[tuple[int, ObjectResult]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.summary: JobSummary | None = None
 
     # --- public ---------------------------------------------------------------------------
@@ -241,6 +246,10 @@ class Engine:
         self._open_files = asyncio.Semaphore(max(1, config.max_open_files))
         self._pool = ThreadPoolExecutor(preparer_count + 1, thread_name_prefix="bulkput-read")
         self._preparers_left = preparer_count
+        self._loop = asyncio.get_running_loop()
+        journal = self.journal
+        if journal is not None and hasattr(journal, "commit_listener"):
+            journal.commit_listener = self._on_journal_commit
         for subscriber in self._subscribers:
             on_start = getattr(subscriber, "on_start", None)
             if on_start is not None:
@@ -263,6 +272,11 @@ class Engine:
         finally:
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
+            if journal is not None and hasattr(journal, "commit_listener"):
+                journal.commit_listener = None
+            # Flushed (or failed): every held result goes out now. They are all confirmed by the
+            # server; a journal failure only means a later run may send them again.
+            self._release_held(everything=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.summary = self._collector.summary(aborted=self._aborted, interrupted=self._stopping)
         for subscriber in self._subscribers:
@@ -396,6 +410,7 @@ class Engine:
         ready = self._ready
         send = self._send
         emit = self._emit
+        journal = self.journal if hasattr(self.journal, "committed") else None
         while not self._stopping and self._aborted is None:
             prepared = await ready.get()
             if prepared is _STOP:
@@ -405,7 +420,10 @@ class Engine:
             except asyncio.CancelledError:
                 emit(self._unsent(prepared.item, prepared.size))
                 raise
-            emit(result)
+            if journal is not None and result.status is Status.STORED:
+                self._hold(result, journal)
+            else:
+                emit(result)
 
     # --- one object -----------------------------------------------------------------------
 
@@ -682,6 +700,31 @@ class Engine:
     def _emit(self, result: ObjectResult) -> None:
         for callback in self._on_result:
             callback(result)
+
+    # A "stored" result is reported only once the journal has committed its record, so that
+    # what the report calls stored is exactly what a resumed run will skip: a kill can never
+    # make an object reported stored be sent again.
+    def _hold(self, result: ObjectResult, journal: Any) -> None:
+        sequence = journal.submitted
+        if journal.committed >= sequence and not self._held:
+            self._emit(result)
+        else:
+            self._held.append((sequence, result))
+
+    def _on_journal_commit(self) -> None:
+        """Writer thread: a batch is durable; release its results on the loop's thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # loop closing at the very end of a run
+                loop.call_soon_threadsafe(self._release_held)
+
+    def _release_held(self, everything: bool = False) -> None:
+        held = self._held
+        if not held:
+            return
+        committed = 1 << 62 if everything else getattr(self.journal, "committed", 0)
+        while held and held[0][0] <= committed:
+            self._emit(held.popleft()[1])
 
     def _unsent(self, item: UploadItem, size: int | None = None) -> ObjectResult:
         if self._aborted is not None:

@@ -190,6 +190,9 @@ class Journal:
         self._pending: list[_Op] = []
         self._submitted = 0  # ops handed to record_* so far
         self._committed = 0  # ops committed so far
+        # Called from the writer thread after each batch commit (the engine releases the
+        # "stored" results it held back until their records were durable).
+        self.commit_listener: Callable[[], None] | None = None
         self._cond = threading.Condition()
         self._closing = False
         self._read_lock = threading.Lock()
@@ -303,6 +306,16 @@ class Journal:
     # --- writes (batched) ----------------------------------------------------------------
 
     @property
+    def submitted(self) -> int:
+        """How many records were handed to ``record_*`` so far (a sequence number)."""
+        return self._submitted
+
+    @property
+    def committed(self) -> int:
+        """How many of them are committed (durable); compare with :attr:`submitted`."""
+        return self._committed
+
+    @property
     def error(self) -> JournalError | None:
         """The write failure that stopped the journal, if any."""
         return self._error
@@ -363,15 +376,19 @@ class Journal:
                     self._cond.wait(self.flush_interval)
                 batch, self._pending = self._pending, []
                 closing = self._closing
-            if batch and self._error is None:
-                self._commit(batch)
+            durable = bool(batch) and self._error is None and self._commit(batch)
             with self._cond:
-                self._committed += len(batch)
+                if durable:  # a failed batch never counts as committed
+                    self._committed += len(batch)
                 self._cond.notify_all()
-                if closing and not self._pending:
-                    return
+                listener = self.commit_listener
+                finished = closing and not self._pending
+            if batch and listener is not None:
+                listener()
+            if finished:
+                return
 
-    def _commit(self, batch: list[_Op]) -> None:
+    def _commit(self, batch: list[_Op]) -> bool:
         try:
             if self._write_fault is not None:
                 self._write_fault()
@@ -386,12 +403,14 @@ class Journal:
                 raise
             if not self._maybe_stored and any(sql is _SQL_STORED for sql, _ in batch):
                 self._maybe_stored = True
+            return True
         except (sqlite3.Error, OSError) as exc:
             with self._cond:
                 self._error = JournalError(
                     f"journal {self.path}: write failed, job stopped: {exc}", path=str(self.path)
                 )
                 self._cond.notify_all()
+            return False
 
     def flush(self, timeout: float | None = None) -> None:
         """Block until every record submitted before this call is committed.
