@@ -45,6 +45,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     make_tree(src, {"new": b"n", "keep": b"kk"})
     capsys.readouterr()
     puts_before = dict(bulkput_server.stats.puts_by_key)
+    deletes_before = bulkput_server.stats.count("DeleteObjects") + bulkput_server.stats.count("DeleteObject")
 
     assert cli(str(src), dest, "--delete", "--dry-run") == 0
     out, err = capsys.readouterr()
@@ -55,7 +56,10 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
     ]
     assert "planned 3 (dry run)" in err
     assert bulkput_server.stats.puts_by_key == puts_before
-    assert bulkput_server.stats.count("DeleteObjects") + bulkput_server.stats.count("DeleteObject") == 0
+    deletes_after = bulkput_server.stats.count("DeleteObjects") + bulkput_server.stats.count("DeleteObject")
+    assert deletes_after == deletes_before
+    assert cli(str(src), dest, "--dry-run", "--delete", "--quiet") == 0  # still planned: nothing was done
+    assert capsys.readouterr().out.count("delete  d/old") == 1
 
 
 def test_report_and_summary_count_uploaded_skipped_deleted(
