@@ -265,3 +265,28 @@ def test_journal_arguments() -> None:
     assert (args.state_dir, args.restart, args.journal) == (None, False, True)
     args = parser.parse_args(["--state-dir", "/s", "--restart", "--no-journal"])
     assert (args.state_dir, args.restart, args.journal) == ("/s", True, False)
+
+
+def test_commit_counters_and_listener(tmp_path: Path) -> None:
+    commits = threading.Semaphore(0)
+    failing = threading.Event()
+
+    def disk() -> None:
+        if failing.is_set():
+            raise OSError(5, "Input/output error")
+
+    journal = Journal.open(tmp_path, "job", flush_interval=60, write_fault=disk)
+    journal.commit_listener = commits.release
+    journal.record_stored("a", 1, 1, None, None)
+    journal.record_part("b", "u", 1, "e")
+    assert (journal.submitted, journal.committed) == (2, 0)
+    journal.flush()
+    assert commits.acquire(timeout=10)
+    assert journal.committed == 2
+    failing.set()
+    journal.record_stored("c", 1, 1, None, None)
+    with pytest.raises(JournalError):
+        journal.flush()
+    assert (journal.submitted, journal.committed) == (3, 2)  # the failed batch is not durable
+    with pytest.raises(JournalError):
+        journal.close()
