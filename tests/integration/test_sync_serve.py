@@ -247,3 +247,41 @@ async def test_missing_bucket_aborts_with_exit_3(tmp_path: Path, bulkput_server:
     assert summary.exit_code == 3
     assert "NoSuchBucket" in (summary.aborted or "")
 
+
+
+async def test_checksum_compares_multipart_objects_by_their_md5_metadata(
+    tmp_path: Path, bulkput_server: ServerHandle, bulkput_bucket: str
+) -> None:
+    big = bytes(range(256)) * 1200  # 300 KiB: multipart above a 256 KiB threshold
+    make_tree(tmp_path, {"big.bin": big, "small": b"s"})
+    dest = f"s3://{bulkput_bucket}/mp"
+    multipart = TransferConfig(concurrency=4, max_open_files=4, multipart_threshold=256 * 1024,
+                               part_size=5 * 1024 * 1024, retry=CONFIG.retry)
+    collect = Collect()
+    options = dict(endpoint=bulkput_server.endpoint_url, access_key=bulkput_server.access_key,
+                   secret_key=bulkput_server.secret_key, config=multipart, subscribers=[collect])
+    summary = await sync_dir(tmp_path, dest, **options)  # type: ignore[arg-type]
+    assert summary.stored == 2
+    _, store = await open_destination(dest, endpoint=bulkput_server.endpoint_url,
+                                      access_key=bulkput_server.access_key, secret_key=bulkput_server.secret_key)
+    try:
+        info = await store.head_object("mp/big.bin")
+    finally:
+        await store.close()
+    assert info is not None and (info.etag or "").endswith("-1")  # not an MD5: needs the metadata
+    assert info.metadata.get("mtime") == f"{PAST}.000000000"
+
+    heads = bulkput_server.stats.count("HeadObject")
+    summary = await sync_dir(tmp_path, dest, strategy="checksum", **options)  # type: ignore[arg-type]
+    assert (summary.stored, summary.skip_reasons) == (0, {"same-checksum": 2})
+    assert bulkput_server.stats.count("HeadObject") - heads == 1  # only the multipart object
+
+    changed = bytearray(big)
+    changed[1000] ^= 0xFF  # same size, same mtime, different bytes: only --checksum sees it
+    (tmp_path / "big.bin").write_bytes(bytes(changed))
+    os.utime(tmp_path / "big.bin", (PAST, PAST))
+    summary = await sync_dir(tmp_path, dest, **options)  # type: ignore[arg-type]
+    assert summary.stored == 0
+    summary = await sync_dir(tmp_path, dest, strategy="checksum", **options)  # type: ignore[arg-type]
+    assert summary.stored == 1
+    assert (await stored(bulkput_server, dest))["big.bin"] == bytes(changed)
