@@ -58,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    args.argv = arguments  # the verb's own words, for commands that re-run parts of themselves
     return int(args.run(args))
 
 

@@ -103,6 +103,10 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
     parser.add_argument("--shard", metavar="K/N", help="upload only the keys of shard K of N (0-based)")
+    cluster = parser.add_argument_group("Dask cluster (pip install 'bulkput[dask]')")
+    cluster.add_argument("--dask", metavar="ADDRESS", help="run the job as --shards tasks on this dask.distributed scheduler")
+    cluster.add_argument("--shards", type=_positive, default=None, help="how many shards with --dask (default: one per worker thread)")
+    cluster.add_argument("--report-dir", metavar="DIR", help="with --dask: where shard reports go (default ./bulkput-reports)")
     from bulkput.journal import add_journal_arguments
 
     add_journal_arguments(parser)
@@ -266,6 +270,8 @@ def _progress(args: argparse.Namespace, aborted: Callable[[], BulkputError | Non
 def run(args: argparse.Namespace) -> int:
     setup_logging(args)
     try:
+        if getattr(args, "dask", None):
+            return _run_on_dask(args)
         return _run(args)
     except UsageError as error:
         sys.stderr.write(f"bulkput put: {error.one_line()}\n")
@@ -276,6 +282,65 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("bulkput put: interrupted\n")
         return 130
+
+
+def _run_on_dask(args: argparse.Namespace) -> int:
+    """``--dask ADDRESS``: the same job as shard tasks on a Dask cluster; Dask schedules."""
+    import json
+    import time
+
+    from bulkput import cluster
+    from bulkput.api import resolve_store_settings
+    from bulkput.events import print_summary
+
+    if args.shard:
+        raise UsageError("--shard and --dask do not go together (--dask makes the shards)")
+    if args.report:
+        raise UsageError("with --dask use --report-dir (one report per shard, then merged)")
+    put_args = _without_options(getattr(args, "argv", [])[1:], ("--dask", "--shards", "--report-dir"))
+    put_args = _without_options(put_args, ("--access-key", "--secret-key", "--session-token"))
+    target = Target.parse(args.paths[-1])
+    _, _, credentials = resolve_store_settings(
+        target, endpoint=args.endpoint, region=args.region, access_key=args.access_key,
+        secret_key=args.secret_key, session_token=args.session_token, profile=args.profile,
+    )  # fmt: skip
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--dask needs: pip install 'bulkput[dask]'") from None
+    started = time.monotonic()
+    with Client(args.dask) as client:
+        shards = args.shards or max(1, sum(client.nthreads().values()))
+
+        def show(progress: list[cluster.ShardProgress]) -> None:
+            if not args.quiet:
+                sys.stderr.write(cluster.progress_line(progress, started) + "\n")
+
+        result = cluster.run_put_on_dask(
+            put_args, scheduler=client, shards=shards,
+            report_dir=args.report_dir or "bulkput-reports", credentials=credentials,
+            on_progress=show, poll_interval=2.0,
+        )  # fmt: skip
+    print_summary(result.summary)
+    if not args.quiet:
+        sys.stderr.write(json.dumps({"report_files": result.report_files}) + "\n")
+    return result.summary.exit_code
+
+
+def _without_options(argv: Sequence[str], names: Sequence[str]) -> list[str]:
+    """``argv`` less the given options and their values (``--opt V`` and ``--opt=V``)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in names:
+            skip = "=" not in arg
+            continue
+        out.append(arg)
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:

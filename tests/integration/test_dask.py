@@ -148,3 +148,26 @@ def test_killing_a_worker_mid_job_still_stores_every_object_once(
     _assert_all_stored_once(result, server, "dask-kill", contents)
     assert len(result.report_files) > 3, "the killed worker's shard ran again"
     assert result.summary.skip_reasons.get("journal", 0) > 0, "the re-run resumed from the journal"
+
+
+def test_put_command_with_dask_flag_runs_the_shards_and_merges_reports(
+    cluster: distributed.Client, bulkput_server: ServerHandle, bulkput_bucket: str,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from bulkput.cli import main
+
+    manifest, contents = _make_files(tmp_path / "data", 300)
+    for name, value in bulkput_server.env("s3").items():
+        monkeypatch.setenv(name, value)
+    code = main([
+        "put", "--manifest", str(manifest), f"s3://{bulkput_bucket}/", "--endpoint",
+        bulkput_server.endpoint_url, "--state-dir", str(tmp_path / "state"),
+        "--dask", cluster.scheduler.address, "--shards", "4", "--report-dir", str(tmp_path / "r"),
+    ])  # fmt: skip
+    assert code == 0
+    reports = sorted((tmp_path / "r").glob("*.jsonl"))
+    assert len(reports) == 4
+    stored = [r["key"] for p in reports for r in _records(str(p)) if r.get("status") == "stored"]
+    assert sorted(stored) == sorted(contents)
+    err = capsys.readouterr().err
+    assert '"progress"' in err and bulkput_server.secret_key not in err
