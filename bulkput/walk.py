@@ -213,7 +213,7 @@ class _Walker:
                                   key=key, path=path)
         else:
             try:
-                mode = os.lstat(path).st_mode
+                mode = (os.stat(path) if self.options.follow_symlinks else os.lstat(path)).st_mode
             except OSError as exc:
                 yield LocalInputError(f"cannot stat {display_path(path)}: {exc.strerror or exc}", key=key, path=path)
                 return

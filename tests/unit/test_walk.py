@@ -224,6 +224,13 @@ def test_fifo_and_socket_are_skipped_and_reported(tmp_path: Path) -> None:
     assert skipped == {"pipe": "fifo", "sock": "socket"}
 
 
+def test_followed_link_to_a_fifo_is_reported_as_a_fifo(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "to-pipe").symlink_to(tmp_path / "pipe")
+    items = list(walk_tree(tmp_path, WalkOptions(follow_symlinks=True)))
+    assert {i.key: i.reason for i in items if isinstance(i, SkippedPath)} == {"pipe": "fifo", "to-pipe": "fifo"}
+
+
 def test_unreadable_directory_is_reported_at_its_place_and_the_rest_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
