@@ -349,3 +349,16 @@ async def test_create_bucket_is_idempotent(env: Env) -> None:
         assert [info.key async for info in store.list_objects("")] == ["k"]
     finally:
         await store.close()
+
+
+async def test_keys_with_dot_segments_and_repeated_slashes(env: Env) -> None:
+    if env.case.server != "bulkput":
+        pytest.skip("rclone serve s3 refuses these names (a file system behind it)")
+    keys = ["a//b", "dot/./x", "dd/../y", "trail/"]  # sent as is: no path normalisation
+    for key in keys:
+        await env.store.put_object(
+            key, key.encode(), content_md5=md5_b64(key.encode()), headers=ObjectHeaders()
+        )
+    for key in keys:
+        assert await env.store.get_object(key) == key.encode()
+    assert [info.key async for info in env.store.list_objects("")] == sorted(keys)
