@@ -141,7 +141,16 @@ def _failed(item: UploadItem, error: BulkputError, attempts: int = 0) -> ObjectR
 
 
 def error_item_result(error: BulkputError) -> ObjectResult:
-    """The failed result of an error that came instead of an item (e.g. a bad manifest line)."""
+    """The result of an error that came instead of an item: failed (a bad manifest line), or
+    skipped when the error is only a warning (a symbolic link not followed, a fifo)."""
+    if getattr(error, "warning", False):
+        return ObjectResult(
+            key=error.key or "",
+            path=error.path,
+            status=Status.SKIPPED,
+            reason=getattr(error, "reason", None) or error.code,
+            message=error.one_line(),
+        )
     return ObjectResult(
         key=error.key or "",
         path=error.path,

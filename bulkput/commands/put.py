@@ -102,6 +102,7 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
     output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
+    parser.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links inside directories (loops are reported)")
     parser.add_argument("--shard", metavar="K/N", help="upload only the keys of shard K of N (0-based)")
     cluster = parser.add_argument_group("Dask cluster (pip install 'bulkput[dask]')")
     cluster.add_argument("--dask", metavar="ADDRESS", help="run the job as --shards tasks on this dask.distributed scheduler")
@@ -171,13 +172,17 @@ def headers_from_args(args: argparse.Namespace) -> ObjectHeaders:
     )
 
 
-def source_items(sources: Sequence[str], target: Target) -> Iterator[UploadItem | BulkputError]:
-    """Files as ``PREFIX/<name>``, directories walked as ``PREFIX/<relative path>``."""
-    from bulkput.walk import WalkEntry, walk_tree
+def source_items(
+    sources: Sequence[str], target: Target, *, follow_symlinks: bool = False
+) -> Iterator[UploadItem | BulkputError]:
+    """Files as ``PREFIX/<name>``, directories walked as ``PREFIX/<relative path>``; symbolic
+    links inside directories are skipped (reported) unless followed, with loop detection."""
+    from bulkput.walk import WalkEntry, WalkOptions, walk_tree
 
+    options = WalkOptions(follow_symlinks=follow_symlinks)
     for source in sources:
         if os.path.isdir(source):
-            for entry in walk_tree(source):
+            for entry in walk_tree(source, options):
                 if isinstance(entry, WalkEntry):
                     yield UploadItem(
                         path=entry.path,
@@ -186,6 +191,8 @@ def source_items(sources: Sequence[str], target: Target) -> Iterator[UploadItem 
                         mtime_ns=entry.mtime_ns,
                     )
                 else:
+                    if entry.key is not None:  # report it under its full key, as objects are
+                        entry.key = target.key_for(entry.key)
                     yield entry
         else:
             name = os.path.basename(source.rstrip("/")) or source
@@ -400,7 +407,7 @@ async def _upload(
             items: Any = read_manifest(args.manifest, target.prefix, fmt=args.manifest_format)
             description = describe_source(manifest=args.manifest)
         else:
-            items = source_items(sources, target)
+            items = source_items(sources, target, follow_symlinks=args.follow_symlinks)
             description = describe_source(paths=sources)
         journal = open_job_journal(
             dest,

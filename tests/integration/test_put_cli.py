@@ -310,3 +310,35 @@ def test_sigint_stops_cleanly_with_130(bulkput_server_factory, tmp_path) -> None
     for key in stored_keys:  # every object reported stored is really there, byte-exact
         n = int(key.rsplit("/f", 1)[1].split(".")[0])
         assert stored[key][0] == b"x" * n
+
+
+def test_symlinks_and_fifos_in_a_directory_are_skipped_not_failed(bulkput_server, bulkput_bucket, tmp_path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a")
+    (src / "sub" / "loop").symlink_to(src)
+    os.mkfifo(src / "fifo")
+    report = tmp_path / "report.jsonl"
+    code = put(
+        str(src), *server_args(bulkput_server, f"s3://{bulkput_bucket}/p/", tmp_path / "state"),
+        "--report", str(report), "--quiet",
+    )  # fmt: skip
+    assert code == 0
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    by_key = {r["key"]: r for r in records if "key" in r}
+    assert by_key["p/a.txt"]["status"] == "stored"
+    assert by_key["p/fifo"]["status"] == "skipped" and by_key["p/fifo"]["reason"] == "fifo"
+    assert by_key["p/sub/loop"]["status"] == "skipped" and by_key["p/sub/loop"]["reason"] == "symlink"
+    assert records[-1]["summary"]["skip_reasons"] == {"fifo": 1, "symlink": 1}
+
+    # Followed, the link leads back up: a loop, reported as one failed entry; the rest is stored.
+    code = put(
+        str(src), *server_args(bulkput_server, f"s3://{bulkput_bucket}/q/", tmp_path / "state"),
+        "--report", str(report), "--quiet", "--follow-symlinks",
+    )  # fmt: skip
+    assert code == 1
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    failed = [r for r in records if r.get("status") == "failed"]
+    assert [r["error_code"] for r in failed] == ["SymlinkLoopError"]
+    assert "loop" in failed[0]["message"]
+    assert bulkput_server.stats.puts("q/a.txt", bucket=bulkput_bucket) == 1
