@@ -150,6 +150,12 @@ def resolve_endpoint(
         raise UsageError(f"addressing style {addressing!r}: expected auto, path or virtual")
     if endpoint_url:
         scheme, host, port = _parse_endpoint_url(endpoint_url)
+        bucket_prefix = f"{target.bucket}."
+        if host.startswith(bucket_prefix) and region_from_host(
+            target.scheme, host[len(bucket_prefix) :]
+        ):
+            # the console's "bucket domain" (bkt.oss-cn-beijing.aliyuncs.com): keep the service host
+            host = host[len(bucket_prefix) :]
         region = region or region_from_host(target.scheme, host) or DEFAULT_REGION[target.scheme]
     else:
         region = region or DEFAULT_REGION[target.scheme]

@@ -145,3 +145,12 @@ def test_key_limits() -> None:
     with pytest.raises(ValidationError, match="must not start"):
         validate_key("/abs", "oss")
     validate_key("/abs", "s3")  # S3 allows a leading slash
+
+
+def test_bucket_domain_as_endpoint_is_not_doubled() -> None:
+    endpoint = resolve_endpoint(
+        Target.parse("oss://bkt"), "https://bkt.oss-cn-beijing.aliyuncs.com"
+    )
+    assert endpoint.host == "oss-cn-beijing.aliyuncs.com"
+    assert endpoint.bucket_host("bkt") == "bkt.oss-cn-beijing.aliyuncs.com"
+    assert endpoint.region == "cn-beijing"
