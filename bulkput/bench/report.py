@@ -94,7 +94,8 @@ def _spread(values: list[float]) -> dict[str, float]:
 def summarize(document: dict[str, Any]) -> dict[str, Any]:
     """Per-lane figures, pairwise ratios and target verdicts of one scenario's result."""
     if "lanes" not in document:
-        return {"targets": [_check_target(t, {}, []) for t in document.get("targets", [])]}
+        return {"targets": [_check_signing_target(t, document.get("rows") or [])
+                            for t in document.get("targets", [])]}
     files = int(document["dataset"]["files"])
     total_bytes = int(document["dataset"]["bytes"])
     lanes: dict[str, dict[str, Any]] = {}
@@ -158,6 +159,24 @@ def _ratios(document: dict[str, Any],
             entry["rss_ratio"] = _spread(rss_ratios)
         out.append(entry)
     return out
+
+
+def _check_signing_target(target: dict[str, Any], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    verdict: dict[str, Any] = {"text": target["text"], "verdict": "not measured", "measured": ""}
+    if target["kind"] != "signing":
+        verdict["verdict"] = "see table"
+        return verdict
+    ratios = {str(row.get("algorithm")): row.get("ratio") for row in rows}
+    found: dict[str, float] = {}
+    for name in target["peers"]:
+        ratio = ratios.get(name)
+        if isinstance(ratio, (int, float)):
+            found[name] = float(ratio)
+    if len(found) != len(target["peers"]):
+        return verdict
+    verdict["measured"] = ", ".join(f"{name} {ratio:.2f}x" for name, ratio in found.items())
+    verdict["verdict"] = "met" if min(found.values()) >= float(target["value"]) else "missed"
+    return verdict
 
 
 def _check_target(target: dict[str, Any], lanes: dict[str, dict[str, Any]],
@@ -331,7 +350,7 @@ def scenario_section(document: dict[str, Any], img_dir: Path, docs_path: Path) -
         meta.append(f"{document['runs_per_lane']} counted runs per contender after "
                     f"{document['warmup_rounds']} warm-up round(s), interleaved")
     if document.get("note"):
-        meta.append(document["note"])
+        meta.append(document["note"].rstrip("."))
     out += ["; ".join(meta) + ".", ""]
     if document.get("targets") and document["summary"].get("targets"):
         out += ["| target | measured | verdict |", "|---|---|---|"]
@@ -340,7 +359,7 @@ def scenario_section(document: dict[str, Any], img_dir: Path, docs_path: Path) -
                        f"{t['verdict']} |")
         out.append("")
     if document.get("kind") == "signing" or "rows" in document or "error" in document:
-        out += _signing_section(document)
+        out += [*_signing_section(document), ""]
     else:
         out += [lane_table(document), ""]
         ratios = ratio_table(document)
