@@ -126,8 +126,8 @@ def bce_uploader(args: argparse.Namespace) -> Callable[[str, str], None]:
 
     def upload(path: str, key: str) -> None:
         if os.path.getsize(path) >= MULTIPART_THRESHOLD:
-            # the SDK's multipart helper (its name is misspelt upstream)
-            client.put_super_obejct_from_file(args.bucket, key, path, chunk_size=8,
+            # the SDK's own multipart helper (chunk_size in MB)
+            client.put_super_object_from_file(args.bucket, key, path, chunk_size=8,
                                               thread_num=4)
             return
         client.put_object_from_file(args.bucket, key, path)
