@@ -121,6 +121,13 @@ def run_measured(argv: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_
         timer.start()
         try:
             _, status, usage = os.wait4(process.pid, 0)
+        except BaseException:  # interrupted harness: take the contender down with it
+            kill_tree()
+            os.wait4(process.pid, 0)
+            process.returncode = -signal.SIGKILL
+            if poller is not None:
+                poller.stop()
+            raise
         finally:
             timer.cancel()
         wall = time.monotonic() - started

@@ -52,8 +52,21 @@ def _memory_gb() -> float | None:
     return None
 
 
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10, check=False,
+                              cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() or None
+
+
 def machine_description() -> dict[str, Any]:
     return {
+        "commit": _git_commit(),
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "memory_gb": _memory_gb(),
@@ -419,8 +432,9 @@ def write_chart(document: dict[str, Any], path: Path) -> bool:
 
 def _machine_section(machine: dict[str, Any]) -> str:
     tools = ", ".join(f"{k}: {v}" for k, v in machine.get("tools", {}).items())
+    commit = f"; bulkput at commit {machine['commit']}" if machine.get("commit") else ""
     return (f"- CPU: {machine['cpu']}, {machine['cores']} cores; memory {machine['memory_gb']} GB; "
-            f"{machine['os']}; Python {machine['python']}\n- Versions: {tools}\n")
+            f"{machine['os']}; Python {machine['python']}{commit}\n- Versions: {tools}\n")
 
 
 INTRO = """# Benchmarks
