@@ -314,9 +314,14 @@ def ratio_table(document: dict[str, Any]) -> str:
 
 
 def _commands_block(document: dict[str, Any]) -> str:
-    rows = [f"{lane['name']}: {lane['command']}" for lane in document["lanes"]
-            if lane.get("command")]
-    return "```\n" + "\n".join(rows) + "\n```" if rows else ""
+    lanes = [lane for lane in document["lanes"] if lane.get("command")]
+    if not lanes:
+        return ""
+    rows = ["| contender | version | settings | command |", "|---|---|---|---|"]
+    for lane in lanes:
+        rows.append(f"| {lane['name']} | {_escape(str(lane.get('version') or '-'))} | "
+                    f"{_escape(lane.get('notes') or '-')} | `{_escape(lane['command'])}` |")
+    return "\n".join(rows)
 
 
 def _signing_section(document: dict[str, Any]) -> list[str]:
