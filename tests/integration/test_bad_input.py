@@ -247,9 +247,6 @@ def test_symlink_loop_with_follow_symlinks_on_sync_fails_alone(
     assert_fails_alone(done, report, "s/sub/loop/", ("loop",), stored=len(names) + 1)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="put has no --follow-symlinks (sync has): exit 2 usage error"
-)
 def test_symlink_loop_with_follow_symlinks_on_put_fails_alone(
     bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
 ) -> None:
