@@ -194,3 +194,38 @@ def test_multipart_sizes_against_rclone(
         read_back(dest, rclone_server.endpoint, env, [f"rclone/{n}" for n in SIZES])
     )
     check_stored(source_dir, "rclone/", lines, stored, multipart_etags=False)
+
+
+@pytest.mark.parametrize("signature", ["v1", "v4"])
+async def test_oss_crc64_of_the_whole_object_is_checked(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path, signature: str
+) -> None:
+    from bulkput.config import TransferConfig
+    from bulkput.digest import crc64_ecma
+    from bulkput.items import UploadItem
+    from bulkput.multipart import upload_file
+
+    data = os.urandom(3 * 100 * KiB + 99)
+    path = tmp_path / "crc.bin"
+    path.write_bytes(data)
+    info = path.stat()
+    _t, store = await open_destination(
+        f"oss://{bulkput_bucket}/",
+        endpoint=bulkput_server.endpoint_url,
+        env=bulkput_server.env("oss"),
+        signature_version=signature,
+    )
+    try:
+        result = await upload_file(
+            store,
+            UploadItem(path=str(path), key="crc/object.bin"),
+            info.st_size,
+            info.st_mtime_ns,
+            config=TransferConfig(part_size=100 * KiB),
+        )
+        assert await store.get_object("crc/object.bin") == data
+    finally:
+        await store.close()
+    # The server's x-oss-hash-crc64ecma came back and matched the CRC computed while reading.
+    assert result.crc64 == crc64_ecma(data)
+    assert (result.parts_sent, result.md5_hex) == (4, hashlib.md5(data).hexdigest())
