@@ -87,6 +87,16 @@ def http_date(now: datetime) -> str:
     return _date_forms(now)[2]
 
 
+def utf8(text: str, what: str) -> bytes:
+    """``text`` as UTF-8; a lone surrogate raises a ValueError that does not carry ``text``
+    (a UnicodeEncodeError would hold the whole string: a secret, or a token in a header)."""
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    raise ValueError(f"{what} cannot be encoded as UTF-8 (it holds a lone surrogate)")
+
+
 _encoded_cache: dict[str, str] = {}
 
 

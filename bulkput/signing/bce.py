@@ -14,7 +14,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from bulkput.credentials import Credentials
-from bulkput.signing._encoding import SmallCache, iso8601_extended, uri_encode, uri_encode_cached
+from bulkput.signing._encoding import (
+    SmallCache,
+    iso8601_extended,
+    uri_encode,
+    uri_encode_cached,
+    utf8,
+)
 from bulkput.signing.base import SignableRequest
 
 ALGORITHM_PREFIX = "bce-auth-v1"
@@ -93,7 +99,7 @@ class BceV1Signer:
         string_to_sign = "\n".join(
             (request.method, request.path, canonical_query(request.query), canonical_headers)
         )
-        signature = hmac.digest(signing_key, string_to_sign.encode("utf-8"), "sha256").hex()
+        signature = hmac.digest(signing_key, utf8(string_to_sign, "the request"), "sha256").hex()
         listed = ";".join(name.lower() for name in signed_names) if signed_names else ""
         return f"{prefix}/{listed}/{signature}"
 
@@ -105,7 +111,9 @@ class BceV1Signer:
         if cached is None:
             prefix = f"{ALGORITHM_PREFIX}/{credentials.access_key}/{timestamp}/{expiration_seconds}"
             key_hex = hmac.digest(
-                credentials.secret_key.encode("utf-8"), prefix.encode("utf-8"), "sha256"
+                utf8(credentials.secret_key, "the secret key"),
+                utf8(prefix, "the access key"),
+                "sha256",
             ).hex()
             cached = (prefix, key_hex.encode("ascii"))
             self._keys.put(cache_key, cached)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from bulkput.credentials import Credentials
-from bulkput.signing._encoding import http_date
+from bulkput.signing._encoding import http_date, utf8
 from bulkput.signing.base import SignableRequest
 
 TOKEN_HEADER = "x-oss-security-token"
@@ -67,7 +67,9 @@ class OssV1Signer:
         """Authorization over ``headers`` exactly as sent (lower-case names, with the date)."""
         string_to_sign = self.string_to_sign(request, headers)
         digest = hmac.digest(
-            credentials.secret_key.encode("utf-8"), string_to_sign.encode("utf-8"), "sha1"
+            utf8(credentials.secret_key, "the secret key"),
+            utf8(string_to_sign, "the request"),
+            "sha1",
         )
         return f"OSS {credentials.access_key}:{base64.b64encode(digest).decode('ascii')}"
 
@@ -94,6 +96,8 @@ def canonical_resource(
     if not subresources:
         return resource
     subresources.sort(key=lambda pair: pair[0])  # by name only, stable, as oss2 does
-    return resource + "?" + "&".join(
-        f"{name}={value}" if value else name for name, value in subresources
+    return (
+        resource
+        + "?"
+        + "&".join(f"{name}={value}" if value else name for name, value in subresources)
     )

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from bulkput.credentials import Credentials
-from bulkput.signing._encoding import SmallCache, iso8601_basic, uri_encode
+from bulkput.signing._encoding import SmallCache, iso8601_basic, uri_encode, utf8
 from bulkput.signing.base import UNSIGNED_PAYLOAD, SignableRequest
 
 ALGORITHM = "OSS4-HMAC-SHA256"
@@ -83,7 +83,7 @@ class OssV4Signer:
         canonical_request = self.canonical_request(request, headers, additional)
         string_to_sign = (
             f"{ALGORITHM}\n{oss_date}\n{scope}\n"
-            f"{hashlib.sha256(canonical_request.encode('utf-8')).hexdigest()}"
+            f"{hashlib.sha256(utf8(canonical_request, 'the request')).hexdigest()}"
         )
         signature = hmac.digest(
             self._signing_key(credentials, date, region), string_to_sign.encode("utf-8"), "sha256"
@@ -121,12 +121,12 @@ class OssV4Signer:
         key = self._keys.get(cache_key)
         if key is None:
             key = hmac.digest(
-                ("aliyun_v4" + credentials.secret_key).encode("utf-8"),
+                utf8("aliyun_v4" + credentials.secret_key, "the secret key"),
                 date.encode("ascii"),
                 "sha256",
             )
             for part in (region, PRODUCT, TERMINATOR):
-                key = hmac.digest(key, part.encode("utf-8"), "sha256")
+                key = hmac.digest(key, utf8(part, "the region"), "sha256")
             self._keys.put(cache_key, key)
         return key
 
@@ -136,6 +136,4 @@ def canonical_query(query: Iterable[tuple[str, str | None]]) -> str:
     encoded: dict[str, str] = {}
     for name, value in query:
         encoded[uri_encode(name)] = uri_encode(value) if value else ""
-    return "&".join(
-        f"{name}={value}" if value else name for name, value in sorted(encoded.items())
-    )
+    return "&".join(f"{name}={value}" if value else name for name, value in sorted(encoded.items()))

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from bulkput.credentials import Credentials
-from bulkput.signing._encoding import SmallCache, iso8601_basic, uri_encode
+from bulkput.signing._encoding import SmallCache, iso8601_basic, uri_encode, utf8
 from bulkput.signing.base import UNSIGNED_PAYLOAD, SignableRequest
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -92,7 +92,7 @@ class SigV4Signer:
         scope = f"{date}/{region}/{service}/{TERMINATOR}"
         string_to_sign = (
             f"{ALGORITHM}\n{amz_date}\n{scope}\n"
-            f"{hashlib.sha256(canonical_request.encode('utf-8')).hexdigest()}"
+            f"{hashlib.sha256(utf8(canonical_request, 'the request')).hexdigest()}"
         )
         signature = hmac.digest(
             self._signing_key(credentials, date, region, service),
@@ -104,17 +104,17 @@ class SigV4Signer:
             f"SignedHeaders={signed_headers}, Signature={signature}"
         )
 
-    def _signing_key(
-        self, credentials: Credentials, date: str, region: str, service: str
-    ) -> bytes:
+    def _signing_key(self, credentials: Credentials, date: str, region: str, service: str) -> bytes:
         cache_key = (credentials, date, region, service)
         key = self._keys.get(cache_key)
         if key is None:
             key = hmac.digest(
-                ("AWS4" + credentials.secret_key).encode("utf-8"), date.encode("ascii"), "sha256"
+                utf8("AWS4" + credentials.secret_key, "the secret key"),
+                date.encode("ascii"),
+                "sha256",
             )
             for part in (region, service, TERMINATOR):
-                key = hmac.digest(key, part.encode("utf-8"), "sha256")
+                key = hmac.digest(key, utf8(part, "the region or service"), "sha256")
             self._keys.put(cache_key, key)
         return key
 

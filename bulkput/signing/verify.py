@@ -418,7 +418,9 @@ def _check_token(
 def _same(presented: str | None, expected: str) -> bool:
     if presented is None:
         return False
-    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), expected.encode("utf-8", "surrogatepass")
+    )
 
 
 def _compare(expected: str, presented: str, algorithm: str, access_key: str) -> VerifyResult:

@@ -95,3 +95,15 @@ def test_signer_for() -> None:
     assert signer_for("s3-v4", "eu-west-1").region == "eu-west-1"  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="unknown signing algorithm"):
         signer_for("v2", "r")
+
+
+@pytest.mark.parametrize("signer", SIGNERS, ids=lambda s: s.name)
+def test_unencodable_secret_or_token_does_not_leak_through_the_error(signer: object) -> None:
+    for creds in (
+        Credentials("AKID", SECRET + "\udc80"),
+        Credentials("AKID", "sk", TOKEN + "\udc80"),
+    ):
+        with pytest.raises(ValueError) as error:
+            signer.sign(REQUEST, creds, NOW)  # type: ignore[attr-defined]
+        shown = repr(error.value) + str(error.value) + repr(error.value.args)
+        assert SECRET not in shown and TOKEN not in shown
