@@ -421,6 +421,25 @@ def test_endpoint_that_does_not_resolve_aborts_with_exit_3(
     assert summary["stored"] == 0 and summary["exit_code"] == 3 and len(names) == 20
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="retry.call_with_retry: with --retries below connect_attempts-1 an unreachable endpoint"
+    " fails each object alone (exit 1) instead of aborting the job (exit 3)",
+)
+def test_refused_endpoint_with_one_retry_still_aborts_the_job_with_exit_3(tmp_path: Path) -> None:
+    good_files(tmp_path / "src", 30)
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    done = run_bulkput(
+        "put", str(tmp_path / "src"), "--retries", "1", "--endpoint", closed, "--progress", "none",
+        "--state-dir", str(tmp_path / "state"), "s3://bucket-x/r/",
+        env={"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": "sk", "HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert not [line for line in done.stderr.splitlines() if line.startswith("error:")], done.stderr
+
+
 def test_state_dir_that_is_not_writable_stops_before_sending(
     bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
 ) -> None:
