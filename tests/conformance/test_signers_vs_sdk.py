@@ -1,5 +1,8 @@
 """Our Authorization values, byte for byte against the official SDKs' signers.
 
+Each generated request the SDK signed is also handed to our server-side ``verify``, which
+must accept it.
+
 Oracles (tests/conformance/sdk_oracles.py): ``baidubce.auth.bce_v1_signer.sign``, oss2
 ``Auth``/``StsAuth`` (V1) and ``ProviderAuthV4`` (V4), botocore ``S3SigV4Auth``. Fixed vectors
 first, then hypothesis-generated requests: awkward keys (reserved characters, NFC and NFD,
@@ -23,6 +26,7 @@ from hypothesis import strategies as st
 from bulkput.credentials import Credentials
 from bulkput.signing import BceV1Signer, OssV1Signer, OssV4Signer, SignableRequest, SigV4Signer
 from bulkput.signing._encoding import uri_encode
+from bulkput.signing.verify import verify
 from tests.conformance import sdk_oracles as sdk
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -171,6 +175,31 @@ def _sdk_view(headers: dict[str, str], added: dict[str, str]) -> dict[str, str]:
     return {**headers, **{k: v for k, v in added.items() if k != "authorization"}}
 
 
+def _raw_target(path: str, query: tuple[tuple[str, str | None], ...]) -> str:
+    raw_query = "&".join(
+        uri_encode(name) if value is None else f"{uri_encode(name)}={uri_encode(value)}"
+        for name, value in query
+    )
+    return f"{path}?{raw_query}" if raw_query else path
+
+
+def _assert_server_accepts(
+    method: str,
+    where: Addressing,
+    query: tuple[tuple[str, str | None], ...],
+    sent_headers: dict[str, str],
+    creds: Credentials,
+    now: datetime,
+    bucket: str | None = None,
+) -> None:
+    """What the SDK sent passes our server-side verify (the same code, the other way round)."""
+    result = verify(
+        method, where.host, _raw_target(where.path, query), None, sent_headers,
+        {creds.access_key: creds}.get, now, bucket=bucket, key=where.key,
+    )  # fmt: skip
+    assert result.ok, result
+
+
 # --- the encoder against the three SDKs' encoders --------------------------------------------
 
 
@@ -253,6 +282,13 @@ def test_bce_matches_sdk(
         sdk_headers = _sdk_view({**headers, "host": where.host}, added)
     expected = sdk.bce_sign(creds, method, where.path, sdk_headers, query, now, expiration, signed)
     assert ours == expected
+    if presigned:
+        _assert_server_accepts(method, where, (*query, ("authorization", expected)), sdk_headers,
+                               creds, now)  # fmt: skip
+    else:
+        _assert_server_accepts(
+            method, where, query, {**sdk_headers, "authorization": expected}, creds, now
+        )
 
 
 # --- OSS V1 ----------------------------------------------------------------------------------
@@ -304,6 +340,7 @@ def test_oss_v1_matches_sdk(
     ours = OssV1Signer().sign(request, creds, now)
     theirs = sdk.oss_v1_sign(creds, method, bucket, where.key, headers, query, now)
     assert ours == {name: theirs[name] for name in ours}
+    _assert_server_accepts(method, where, query, theirs, creds, now, bucket)
 
 
 # --- OSS V4 ----------------------------------------------------------------------------------
@@ -369,6 +406,7 @@ def test_oss_v4_matches_sdk(
         additional or None,
     )  # fmt: skip
     assert ours == {name: theirs[name] for name in ours}
+    _assert_server_accepts(method, where, query, theirs, creds, now, bucket)
 
 
 # --- S3 SigV4 --------------------------------------------------------------------------------
@@ -437,3 +475,4 @@ def test_sigv4_matches_sdk(
     ours = SigV4Signer(region).sign(request, creds, now)
     theirs = sdk.s3_sign(creds, method, where.url, headers, query, now, region, body)
     assert ours == {name: theirs[name] for name in ours}
+    _assert_server_accepts(method, where, query, theirs, creds, now)
