@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -71,7 +71,7 @@ def sdk_signed(algorithm: str, creds: Credentials, now: datetime = NOW) -> dict[
 
 
 def check(
-    headers: dict[str, str],
+    headers: Mapping[str, str],
     lookup: Callable[[str], Credentials | None],
     now: datetime = NOW,
     **kwargs: str,
@@ -269,3 +269,19 @@ def test_virtual_hosted_oss_and_s3_requests() -> None:
 )
 def test_split_bucket_key(host: str, path: str, expected: tuple[str | None, str | None]) -> None:
     assert split_bucket_key(host, path) == expected
+
+
+def test_oss_v4_authorization_in_the_v2_sdk_layout_is_accepted() -> None:
+    """alibabacloud-oss-v2 joins with ',' and puts AdditionalHeaders before Signature."""
+    headers = sdk_signed("oss-v4", PLAIN)
+    credential, signature, additional = headers["authorization"].split(", ")
+    headers["authorization"] = f"{credential},{additional},{signature}"
+    assert check(headers, lookup_of(PLAIN)).ok
+
+
+def test_aiohttp_style_multidict_headers() -> None:
+    from multidict import CIMultiDict
+
+    headers = CIMultiDict((name.title(), value) for name, value in sdk_signed("s3-v4", STS).items())
+    assert identify(headers) == "s3-v4"
+    assert check(headers, lookup_of(STS)).ok
