@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from benchmarks import soak
 from bulkput.api import open_destination
 from bulkput.config import RetryPolicy, Timeouts, TransferConfig
 from bulkput.engine import Engine
@@ -237,3 +238,25 @@ async def test_throttling_lowers_concurrency_then_it_recovers_and_all_is_stored(
     assert after and max(after) > limit_at_switch, "the limit did not climb back"
     etags = await listed_etags("s3://throttled/", server.endpoint_url, server.env("s3"), "t/")
     assert etags == {f"t/{name}": hashlib.md5(data).hexdigest() for name, data in files.items()}
+
+
+def test_kill_and_restart_never_resends_a_confirmed_object(
+    bulkput_server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    """The CI-size kill run of benchmarks/soak.py: 3,000 objects, SIGKILL at 2 seeded moments,
+    restarted each time. In the end every object is stored byte-exact, and no object with a
+    ``stored`` line in one run's report was PUT by any later run (server's per-key counters)."""
+    server = bulkput_server_factory(
+        buckets=[soak.BUCKET], faults=FaultConfig(rate=1.0, mix=("latency",), latency_ms=5)
+    )
+    md5s = soak.make_tree(tmp_path / "src", 3_000)
+    result = soak.kill_run(
+        server, tmp_path / "src", md5s, tmp_path, kills=2, seed=8, min_delay=1.0, max_delay=2.5
+    )
+    assert result.final_exit == 0, result.runs
+    assert result.kills_done == 2, "the job ended before it could be killed"
+    assert any(run["confirmed"] for run in result.runs[:-1]), "no confirmation to check"
+    assert not result.wrong_objects, result.wrong_objects[:5]
+    assert not result.resent_after_confirmation, dict(
+        list(result.resent_after_confirmation.items())[:5]
+    )
