@@ -6,7 +6,8 @@ unreserved characters and slashes) costs one ``bytes.translate`` and no per-char
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import hashlib
+from collections.abc import Callable, Hashable
 from datetime import datetime, timezone
 from typing import Generic, TypeVar
 
@@ -110,6 +111,41 @@ def uri_encode_cached(s: str) -> str:
             _encoded_cache.clear()
         _encoded_cache[s] = encoded
     return encoded
+
+
+_INNER_PAD = bytes(byte ^ 0x36 for byte in range(256))
+_OUTER_PAD = bytes(byte ^ 0x5C for byte in range(256))
+_HASHES: dict[str, Callable[..., hashlib._Hash]] = {"sha1": hashlib.sha1, "sha256": hashlib.sha256}
+
+
+class PreparedHmac:
+    """HMAC (RFC 2104) with the key's inner and outer blocks hashed once.
+
+    A signing key signs thousands of requests; starting from copies of the two keyed hash
+    states halves the cost of each signature compared with ``hmac.digest``. Holds hash states
+    only, never the key, and prints nothing of it.
+    """
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, key: bytes, digest: str) -> None:
+        constructor = _HASHES[digest]
+        block_size = constructor().block_size
+        if len(key) > block_size:
+            key = constructor(key).digest()
+        key = key.ljust(block_size, b"\0")
+        self._inner = constructor(key.translate(_INNER_PAD))
+        self._outer = constructor(key.translate(_OUTER_PAD))
+
+    def digest(self, message: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+    def __repr__(self) -> str:
+        return f"PreparedHmac({self._inner.name})"
 
 
 K = TypeVar("K", bound=Hashable)

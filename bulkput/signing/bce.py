@@ -15,6 +15,7 @@ from datetime import datetime
 
 from bulkput.credentials import Credentials
 from bulkput.signing._encoding import (
+    PreparedHmac,
     SmallCache,
     iso8601_extended,
     uri_encode,
@@ -39,7 +40,9 @@ class BceV1Signer:
     def __init__(self, expiration_seconds: int = 1800) -> None:
         self.expiration_seconds = expiration_seconds
         # (credentials, timestamp, expiration) -> (prefix, hex signing key as bytes)
-        self._keys: SmallCache[tuple[Credentials, str, int], tuple[str, bytes]] = SmallCache()
+        self._keys: SmallCache[tuple[Credentials, str, int], tuple[str, PreparedHmac]] = (
+            SmallCache()
+        )
 
     def __repr__(self) -> str:
         return f"BceV1Signer(expiration_seconds={self.expiration_seconds})"
@@ -99,13 +102,13 @@ class BceV1Signer:
         string_to_sign = "\n".join(
             (request.method, request.path, canonical_query(request.query), canonical_headers)
         )
-        signature = hmac.digest(signing_key, utf8(string_to_sign, "the request"), "sha256").hex()
+        signature = signing_key.digest(utf8(string_to_sign, "the request")).hex()
         listed = ";".join(name.lower() for name in signed_names) if signed_names else ""
         return f"{prefix}/{listed}/{signature}"
 
     def _signing_key(
         self, credentials: Credentials, timestamp: str, expiration_seconds: int
-    ) -> tuple[str, bytes]:
+    ) -> tuple[str, PreparedHmac]:
         cache_key = (credentials, timestamp, expiration_seconds)
         cached = self._keys.get(cache_key)
         if cached is None:
@@ -115,7 +118,7 @@ class BceV1Signer:
                 utf8(prefix, "the access key"),
                 "sha256",
             ).hex()
-            cached = (prefix, key_hex.encode("ascii"))
+            cached = (prefix, PreparedHmac(key_hex.encode("ascii"), "sha256"))
             self._keys.put(cache_key, cached)
         return cached
 

@@ -7,13 +7,12 @@ sub-resources (a fixed set of query names, sorted, raw) after ``?``.
 
 from __future__ import annotations
 
-import base64
-import hmac
+from binascii import b2a_base64
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from bulkput.credentials import Credentials
-from bulkput.signing._encoding import http_date, utf8
+from bulkput.signing._encoding import PreparedHmac, SmallCache, http_date, utf8
 from bulkput.signing.base import SignableRequest
 
 TOKEN_HEADER = "x-oss-security-token"
@@ -48,6 +47,10 @@ class OssV1Signer:
 
     name = "oss-v1"
 
+    def __init__(self) -> None:
+        # HMAC-SHA1 keyed by the secret itself: prepared once per credentials
+        self._keys: SmallCache[Credentials, PreparedHmac] = SmallCache()
+
     def __repr__(self) -> str:
         return "OssV1Signer()"
 
@@ -66,12 +69,12 @@ class OssV1Signer:
     ) -> str:
         """Authorization over ``headers`` exactly as sent (lower-case names, with the date)."""
         string_to_sign = self.string_to_sign(request, headers)
-        digest = hmac.digest(
-            utf8(credentials.secret_key, "the secret key"),
-            utf8(string_to_sign, "the request"),
-            "sha1",
-        )
-        return f"OSS {credentials.access_key}:{base64.b64encode(digest).decode('ascii')}"
+        prepared = self._keys.get(credentials)
+        if prepared is None:
+            prepared = PreparedHmac(utf8(credentials.secret_key, "the secret key"), "sha1")
+            self._keys.put(credentials, prepared)
+        digest = prepared.digest(utf8(string_to_sign, "the request"))
+        return f"OSS {credentials.access_key}:{b2a_base64(digest, newline=False).decode('ascii')}"
 
     @staticmethod
     def string_to_sign(request: SignableRequest, headers: Mapping[str, str]) -> str:

@@ -18,7 +18,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from bulkput.credentials import Credentials
-from bulkput.signing._encoding import SmallCache, iso8601_basic, uri_encode, utf8
+from bulkput.signing._encoding import (
+    PreparedHmac,
+    SmallCache,
+    iso8601_basic,
+    uri_encode,
+    utf8,
+)
 from bulkput.signing.base import UNSIGNED_PAYLOAD, SignableRequest
 
 ALGORITHM = "OSS4-HMAC-SHA256"
@@ -46,7 +52,7 @@ class OssV4Signer:
 
     def __init__(self, region: str) -> None:
         self.region = region
-        self._keys: SmallCache[tuple[Credentials, str, str], bytes] = SmallCache()
+        self._keys: SmallCache[tuple[Credentials, str, str], PreparedHmac] = SmallCache()
 
     def __repr__(self) -> str:
         return f"OssV4Signer(region={self.region!r})"
@@ -85,9 +91,9 @@ class OssV4Signer:
             f"{ALGORITHM}\n{oss_date}\n{scope}\n"
             f"{hashlib.sha256(utf8(canonical_request, 'the request')).hexdigest()}"
         )
-        signature = hmac.digest(
-            self._signing_key(credentials, date, region), string_to_sign.encode("utf-8"), "sha256"
-        ).hex()
+        signature = (
+            self._signing_key(credentials, date, region).digest(string_to_sign.encode()).hex()
+        )
         authorization = (
             f"{ALGORITHM} Credential={credentials.access_key}/{scope}, Signature={signature}"
         )
@@ -116,10 +122,10 @@ class OssV4Signer:
             f"{canonical_headers}\n{';'.join(additional)}\n{payload_hash}"
         )
 
-    def _signing_key(self, credentials: Credentials, date: str, region: str) -> bytes:
+    def _signing_key(self, credentials: Credentials, date: str, region: str) -> PreparedHmac:
         cache_key = (credentials, date, region)
-        key = self._keys.get(cache_key)
-        if key is None:
+        prepared = self._keys.get(cache_key)
+        if prepared is None:
             key = hmac.digest(
                 utf8("aliyun_v4" + credentials.secret_key, "the secret key"),
                 date.encode("ascii"),
@@ -127,8 +133,9 @@ class OssV4Signer:
             )
             for part in (region, PRODUCT, TERMINATOR):
                 key = hmac.digest(key, utf8(part, "the region"), "sha256")
-            self._keys.put(cache_key, key)
-        return key
+            prepared = PreparedHmac(key, "sha256")
+            self._keys.put(cache_key, prepared)
+        return prepared
 
 
 def canonical_query(query: Iterable[tuple[str, str | None]]) -> str:

@@ -15,7 +15,13 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 
 from bulkput.credentials import Credentials
-from bulkput.signing._encoding import SmallCache, iso8601_basic, uri_encode, utf8
+from bulkput.signing._encoding import (
+    PreparedHmac,
+    SmallCache,
+    iso8601_basic,
+    uri_encode,
+    utf8,
+)
 from bulkput.signing.base import UNSIGNED_PAYLOAD, SignableRequest
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -42,7 +48,7 @@ class SigV4Signer:
     def __init__(self, region: str, service: str = "s3") -> None:
         self.region = region
         self.service = service
-        self._keys: SmallCache[tuple[Credentials, str, str, str], bytes] = SmallCache()
+        self._keys: SmallCache[tuple[Credentials, str, str, str], PreparedHmac] = SmallCache()
 
     def __repr__(self) -> str:
         return f"SigV4Signer(region={self.region!r}, service={self.service!r})"
@@ -94,20 +100,22 @@ class SigV4Signer:
             f"{ALGORITHM}\n{amz_date}\n{scope}\n"
             f"{hashlib.sha256(utf8(canonical_request, 'the request')).hexdigest()}"
         )
-        signature = hmac.digest(
-            self._signing_key(credentials, date, region, service),
-            string_to_sign.encode("utf-8"),
-            "sha256",
-        ).hex()
+        signature = (
+            self._signing_key(credentials, date, region, service)
+            .digest(string_to_sign.encode())
+            .hex()
+        )
         return (
             f"{ALGORITHM} Credential={credentials.access_key}/{scope}, "
             f"SignedHeaders={signed_headers}, Signature={signature}"
         )
 
-    def _signing_key(self, credentials: Credentials, date: str, region: str, service: str) -> bytes:
+    def _signing_key(
+        self, credentials: Credentials, date: str, region: str, service: str
+    ) -> PreparedHmac:
         cache_key = (credentials, date, region, service)
-        key = self._keys.get(cache_key)
-        if key is None:
+        prepared = self._keys.get(cache_key)
+        if prepared is None:
             key = hmac.digest(
                 utf8("AWS4" + credentials.secret_key, "the secret key"),
                 date.encode("ascii"),
@@ -115,8 +123,9 @@ class SigV4Signer:
             )
             for part in (region, service, TERMINATOR):
                 key = hmac.digest(key, utf8(part, "the region or service"), "sha256")
-            self._keys.put(cache_key, key)
-        return key
+            prepared = PreparedHmac(key, "sha256")
+            self._keys.put(cache_key, prepared)
+        return prepared
 
 
 def canonical_query(query: Iterable[tuple[str, str | None]]) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 import unicodedata
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from bulkput.signing._encoding import (
+    PreparedHmac,
     SmallCache,
     http_date,
     iso8601_basic,
@@ -64,3 +66,12 @@ def test_small_cache_stays_bounded() -> None:
         assert len(cache) <= 4
     assert cache.get(9) == 9
     assert "4" in repr(cache)
+
+
+@pytest.mark.parametrize("digest", ["sha1", "sha256"])
+@pytest.mark.parametrize("key", [b"", b"k", b"x" * 64, b"y" * 65, b"z" * 200])
+def test_prepared_hmac_equals_hmac(digest: str, key: bytes) -> None:
+    prepared = PreparedHmac(key, digest)
+    for message in (b"", b"abc", b"q" * 1000):
+        assert prepared.digest(message) == hmac.digest(key, message, digest)
+    assert "PreparedHmac" in repr(prepared) and repr(key) not in repr(prepared)
