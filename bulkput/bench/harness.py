@@ -193,9 +193,11 @@ def _measurement_record(measured: ProcessMeasurement) -> dict[str, Any]:
         # CPU spent for the client outside its own process tree (Dask workers) counts as its own
         "cpu_s": round(measured.cpu_s + (helper or 0.0), 4),
         "helper_cpu_s": round(helper, 4) if helper is not None else None,
-        "max_rss_mb": round(measured.max_rss_bytes / 1e6, 1),
+        "max_rss_mb": round(measured.peak_rss_bytes / 1e6, 1)
+        if measured.peak_rss_bytes else None,
         "tree_peak_rss_mb": round(measured.tree_peak_rss_bytes / 1e6, 1)
         if measured.tree_peak_rss_bytes else None,
+        "ru_maxrss_mb": round(measured.ru_maxrss_bytes / 1e6, 1),
         "server_cpu_s": round(measured.server_cpu_s, 4)
         if measured.server_cpu_s is not None else None,
     }

@@ -456,8 +456,10 @@ How they are made:
   and MD5 through the ETag where every object is a single PUT. A run that fails or does not
   match is shown as FAILED, never as a number.
 - Client CPU is user + system time of the contender's whole process tree (`wait4`); server CPU
-  comes from `/proc/PID/stat`; peak RSS is the larger of `ru_maxrss` and the polled RSS sum of
-  the process tree. MB = 10^6 bytes, GB = 10^9 bytes.
+  comes from `/proc/PID/stat`; peak RSS is polled every 0.1 s from `/proc/PID/status` of every
+  process in the tree: the larger of the biggest `VmHWM` and the biggest sum of `VmRSS`
+  (`ru_maxrss` is not used: Linux carries the parent's RSS at fork into it). MB = 10^6 bytes,
+  GB = 10^9 bytes.
 - Ratios pair run *i* of the subject with run *i* of the peer and give the median of those
   ratios. Speed ratio > 1: the subject was faster.
 """
