@@ -488,8 +488,8 @@ def write_docs(results_dir: Path, docs_path: Path, img_dir: Path,
     latest = max(documents, key=lambda d: d.get("finished", ""), default=None)
     if latest is not None:
         parts += ["## Machine", "", _machine_section(latest["machine"])]
-    verdicts = [(d["scenario"], t) for d in documents
-                for t in d.get("summary", {}).get("targets", [])]
+    verdicts = [(d["scenario"] + (" (preliminary)" if d.get("preliminary") else ""), t)
+                for d in documents for t in d.get("summary", {}).get("targets", [])]
     if verdicts:
         parts += ["## Targets", "", "| scenario | target | measured | verdict |",
                   "|---|---|---|---|"]
