@@ -48,9 +48,13 @@ def test_same_access_key_with_another_secret_gets_another_signature(signer: obje
 
 
 @pytest.mark.parametrize(
-    "signer", [BceV1Signer(), OssV4Signer("r"), SigV4Signer("r")], ids=lambda s: s.name
+    "signer",
+    [BceV1Signer(), OssV1Signer(), OssV4Signer("r"), SigV4Signer("r")],
+    ids=lambda s: s.name,
 )
-def test_signing_key_cache_stays_small(signer: BceV1Signer | OssV4Signer | SigV4Signer) -> None:
+def test_signing_key_cache_stays_small(
+    signer: BceV1Signer | OssV1Signer | OssV4Signer | SigV4Signer,
+) -> None:
     for number in range(200):  # 200 distinct credentials, 200 distinct seconds
         creds = Credentials(f"AK{number}", f"secret{number}")
         signer.sign(REQUEST, creds, NOW.replace(second=number % 60, minute=number // 60))
