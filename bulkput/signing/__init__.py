@@ -34,4 +34,6 @@ def signer_for(name: str, region: str) -> Signer:
         return OssV4Signer(region)
     if name == "s3-v4":
         return SigV4Signer(region)
-    raise ValueError(f"unknown signing algorithm {name!r}; expected one of {', '.join(SIGNER_NAMES)}")
+    raise ValueError(
+        f"unknown signing algorithm {name!r}; expected one of {', '.join(SIGNER_NAMES)}"
+    )
