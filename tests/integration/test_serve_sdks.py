@@ -283,3 +283,16 @@ def test_bos_refused_with_wrong_secret(bulkput_server: ServerHandle, bulkput_buc
         bos_client(bulkput_server).put_object_from_string("no-such-bucket", "k", "x")
     error = missing.value.last_error
     assert (error.status_code, error.code) == (404, "NoSuchBucket")
+
+
+def test_bos_sdk_super_object_upload_with_whole_object_crc32(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path
+) -> None:
+    """The SDK's own multipart path sends the whole object's x-bce-content-crc32 on complete."""
+    data = _data(11 * MiB + 123, 12)
+    path = tmp_path / "super.bin"
+    path.write_bytes(data)
+    bos = bos_client(bulkput_server)
+    assert bos.put_super_object_from_file(bulkput_bucket, "mp/super", str(path), chunk_size=5,
+                                          thread_num=2)  # fmt: skip
+    assert bos.get_object_as_string(bulkput_bucket, "mp/super") == data
