@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "report": "bulkput.commands.report",
     "bench": "bulkput.commands.bench",
 }
+# Verbs whose only HTTP client is bulkput.transport (always its own TLS context).
+_CLIENT_VERBS = frozenset(("put", "sync", "abort-incomplete"))
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -46,6 +48,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     verb = arguments[0] if arguments and arguments[0] in COMMANDS else None
+    if verb in _CLIENT_VERBS:
+        from bulkput import runtime
+
+        runtime.lazy_tls = True
     parser = build_parser(verb)
     args, extra = parser.parse_known_args(arguments)
     # A verb may take positionals on both sides of its options (``put SRC --opt X DEST``): it

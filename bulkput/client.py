@@ -32,7 +32,7 @@ from bulkput.store import (
     UploadInfo,
 )
 from bulkput.target import Endpoint, Target
-from bulkput.transport import Response, Transport
+from bulkput.transport import USER_AGENT, Response, Transport
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -117,6 +117,7 @@ class HttpObjectStore:
         wire_headers = request.headers
         wire_headers.update(self.signer.sign(signable, self._credentials, now))
         wire_headers["host"] = request.host
+        wire_headers["user-agent"] = USER_AGENT  # unsigned, like aiohttp would add it
         try:
             answer = await self.transport.send(method, request.url, wire_headers, body)
         except RemoteError as error:

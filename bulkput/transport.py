@@ -18,25 +18,60 @@ import asyncio
 import logging
 import os
 import ssl
+import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-from aiohttp.abc import AbstractStreamWriter
-from multidict import CIMultiDict, CIMultiDictProxy
-from yarl import URL
 
-from bulkput import __version__
-from bulkput.config import TransferConfig
-from bulkput.errors import (
+def _import_aiohttp_without_default_cas() -> None:
+    """Import aiohttp without loading the system CA bundle into its two module-level default
+    SSL contexts (about 60 ms of CPU per process, twice the bundle parsed, even for an
+    ``http://`` endpoint).
+
+    Safe for bulkput because :class:`Transport` never uses those defaults: an ``https`` request
+    always carries bulkput's own context (:meth:`Transport._ssl_context`). A context left
+    without CAs fails closed (every certificate is refused), so nothing is ever accepted
+    unverified. Only done by the command line (``bulkput.cli`` sets ``runtime.lazy_tls`` for
+    its client verbs), on the main thread, before anything imported aiohttp: a program that
+    imports bulkput as a library keeps aiohttp's defaults as they are.
+    """
+    from bulkput import runtime
+
+    if (
+        "aiohttp" in sys.modules
+        or not runtime.lazy_tls
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        return
+    context_class: Any = ssl.SSLContext
+    if "set_default_verify_paths" in vars(context_class):  # someone else patched it: leave it
+        return
+    context_class.set_default_verify_paths = lambda self: None
+    try:
+        import aiohttp  # noqa: F401
+    finally:
+        del context_class.set_default_verify_paths
+
+
+_import_aiohttp_without_default_cas()
+
+import aiohttp  # noqa: E402
+from aiohttp.abc import AbstractStreamWriter  # noqa: E402
+from multidict import CIMultiDict, CIMultiDictProxy  # noqa: E402
+from yarl import URL  # noqa: E402
+
+from bulkput import __version__  # noqa: E402
+from bulkput.config import TransferConfig  # noqa: E402
+from bulkput.errors import (  # noqa: E402
     BulkputError,
     ConnectError,
     FileChangedError,
     LocalInputError,
     TransportError,
 )
-from bulkput.store import Body, FileRange
+from bulkput.store import Body, FileRange  # noqa: E402
 
 USER_AGENT = f"bulkput/{__version__}"
 _log = logging.getLogger(__name__)
@@ -244,16 +279,30 @@ class Transport:
     def __init__(self, config: TransferConfig | None = None) -> None:
         self.config = config or TransferConfig()
         self._session: aiohttp.ClientSession | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """The TLS context of every ``https`` request: built on the first one (so a job against
+        an ``http://`` endpoint never loads the CA bundle), verified unless ``verify_tls`` is
+        off."""
+        if self._tls is None:
+            if self.config.verify_tls:
+                context = ssl.create_default_context()
+            else:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            context.set_alpn_protocols(("http/1.1",))
+            self._tls = context
+        return self._tls
 
     def _open_session(self) -> aiohttp.ClientSession:
         config = self.config
         if not config.verify_tls:
             _log.warning("TLS certificate verification is off (--insecure): answers may be forged")
-        ssl_option: ssl.SSLContext | bool = bool(config.verify_tls)
         connector = aiohttp.TCPConnector(
             limit=config.concurrency,
             limit_per_host=config.per_host or config.concurrency,
-            ssl=ssl_option,
             ttl_dns_cache=300,
         )
         # sock_connect/sock_read only: ``connect`` would also count time queued for a free
@@ -261,10 +310,11 @@ class Transport:
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=config.timeouts.connect, sock_read=config.timeouts.read
         )
+        # No session-wide headers: the User-Agent goes into each request's own headers, which
+        # saves aiohttp a merge per request.
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=timeout,
-            headers={"User-Agent": USER_AGENT},
             skip_auto_headers=("Accept", "Accept-Encoding", "Content-Type"),
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -276,6 +326,9 @@ class Transport:
     ) -> Response:
         """Send one request and read the whole answer. Never retries.
 
+        ``headers`` may be a plain dict: it gets a ``User-Agent`` when it has none (the dict is
+        the caller's per-request one and is not reused).
+
         Raises :class:`ConnectError` / :class:`TransportError` for network failures,
         :class:`LocalInputError` when a file body cannot be read.
         """
@@ -284,23 +337,35 @@ class Transport:
             session = self._open_session()
         payload: _GuardedPayload | None = None
         data: Any = body
-        if isinstance(body, FileRange):
+        if body is None:
+            pass
+        elif isinstance(body, FileRange):
             file_payload = FileRangePayload(body, self.config.chunk_size, self.config.timeouts.read)
             file_payload.open()
             payload = data = file_payload
-        elif body is not None and len(body) > DIRECT_BODY_LIMIT:
+        elif len(body) > DIRECT_BODY_LIMIT:
             payload = data = BytesBodyPayload(
                 body, self.config.chunk_size, self.config.timeouts.read
             )
+        if "user-agent" not in headers and "User-Agent" not in headers:
+            headers = {**headers, "User-Agent": USER_AGENT}
         try:
-            async with session.request(
-                method,
-                URL(url, encoded=True),
-                headers=headers,
-                data=data,
-                allow_redirects=False,
-            ) as answer:
-                content = await answer.read()
+            if url.startswith("https:"):
+                request = session.request(
+                    method,
+                    URL(url, encoded=True),
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    ssl=self._ssl_context(),
+                )
+            else:
+                request = session.request(
+                    method, URL(url, encoded=True), headers=headers, data=data, allow_redirects=False
+                )
+            async with request as answer:
+                # HEAD and 204/304 answers have no body to wait for
+                content = await answer.read() if answer.content_length != 0 else b""
                 return Response(answer.status, answer.headers, content)
         except BulkputError:
             raise
