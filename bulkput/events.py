@@ -413,13 +413,21 @@ def print_summary(summary: JobSummary, stream: TextIO | None = None) -> None:
 
 
 def failure_line(result: ObjectResult) -> str:
-    """One line for a failed object: the engine's message is ``BulkputError.one_line()``,
-    which already starts with the object; otherwise the key is put in front."""
+    """One line for a failed object (``error: ...``) or for one skipped with a warning
+    (``warning: ...``, e.g. a symbolic link not followed): the engine's message is
+    ``BulkputError.one_line()``, which already starts with the object; otherwise the key is put
+    in front."""
     subject = result.key or result.path or ""
     message = " ".join((result.message or result.error_code or "failed").split())
     if subject and not message.startswith(subject):
         message = f"{subject}: {message}"
-    return f"error: {message}"
+    return f"{'warning' if result.status is Status.SKIPPED else 'error'}: {message}"
+
+
+def is_warning(result: ObjectResult) -> bool:
+    """A skipped object that carries a message is a warning the user should see (skips by a
+    sync rule or the journal carry none)."""
+    return result.status is Status.SKIPPED and bool(result.message)
 
 
 # --- progress ---------------------------------------------------------------------------------
@@ -482,6 +490,8 @@ class ProgressDisplay(BaseSubscriber):
             self.stored += 1
         elif status is Status.SKIPPED:
             self.skipped += 1
+            if result.message:
+                self._show_failure(result)
         elif status is Status.FAILED:
             self.failed += 1
             self._show_failure(result)
@@ -565,7 +575,7 @@ class ProgressDisplay(BaseSubscriber):
         self._errors_shown += 1
         if self._errors_shown > self.max_error_lines:
             if self._errors_shown == self.max_error_lines + 1:
-                self._print_line("error: more objects failed; the --report file lists them all")
+                self._print_line("error: more objects failed or were skipped with a warning; the --report file lists them all")
             return
         self._print_line(failure_line(result))
 

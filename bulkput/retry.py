@@ -40,6 +40,23 @@ T = TypeVar("T")
 RetryHook = Callable[[BulkputError, int, float], object]
 
 
+# A certificate that was refused will be refused again: no point retrying.
+_HOPELESS_CONNECT_CODES = frozenset({"ClientConnectorCertificateError"})
+
+
+def _unreachable(error: BulkputError, failures: int, attempt: int) -> EndpointUnreachable:
+    unreachable = EndpointUnreachable(
+        f"endpoint unreachable after {failures} attempt{'s' if failures != 1 else ''}: "
+        f"{error.message}",
+        code="EndpointUnreachable",
+        status=None,
+        bucket=getattr(error, "bucket", None),
+        key=None,
+    )
+    unreachable.attempts = attempt  # type: ignore[attr-defined]
+    return unreachable
+
+
 def backoff_delay(policy: RetryPolicy, attempt: int, throttled: bool, rng: Callable[[], float]) -> float:
     """The full-jitter delay to wait after failed attempt number ``attempt`` (1-based)."""
     base = policy.throttle_base_delay if throttled else policy.base_delay
@@ -78,25 +95,27 @@ async def call_with_retry(
         except BulkputError as error:
             if started is None:
                 started = clock()
-            if isinstance(error, ConnectError):
+            error.attempts = attempt  # type: ignore[attr-defined]
+            connect_failed = isinstance(error, ConnectError)
+            if connect_failed:
                 connect_failures += 1
-                if not reached_server and connect_failures >= policy.connect_attempts:
-                    unreachable = EndpointUnreachable(
-                        f"endpoint unreachable after {connect_failures} attempts: {error.message}",
-                        code="EndpointUnreachable",
-                        status=None,
-                        bucket=error.bucket,
-                        key=None,
-                    )
-                    unreachable.attempts = attempt  # type: ignore[attr-defined]
-                    raise unreachable from error
             else:
                 reached_server = True
-            error.attempts = attempt  # type: ignore[attr-defined]
-            if not error.retryable or attempt >= policy.max_attempts:
-                raise
-            delay = backoff_delay(policy, attempt, isinstance(error, ThrottledError), rng)
-            if clock() - started + delay > policy.max_elapsed:
+            throttled = isinstance(error, ThrottledError)
+            delay = backoff_delay(policy, attempt, throttled, rng) if error.retryable else 0.0
+            out_of_budget = (
+                not error.retryable
+                or attempt >= policy.max_attempts
+                or clock() - started + delay > policy.max_elapsed
+            )
+            if connect_failed and not reached_server and (
+                out_of_budget
+                or connect_failures >= policy.connect_attempts
+                or getattr(error, "service_code", None) in _HOPELESS_CONNECT_CODES
+            ):
+                # Never reached the server: no other object will either; abort the job.
+                raise _unreachable(error, connect_failures, attempt) from error
+            if out_of_budget:
                 raise
             if on_retry is not None:
                 on_retry(error, attempt, delay)

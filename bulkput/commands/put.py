@@ -248,14 +248,16 @@ class _FailurePrinter:
         self.shown = 0
 
     def on_result(self, result: ObjectResult) -> None:
-        from bulkput.events import failure_line
+        from bulkput.events import failure_line, is_warning
 
-        if result.status is Status.FAILED and not _explained_by_stop(result, self.aborted()):
+        if (
+            result.status is Status.FAILED and not _explained_by_stop(result, self.aborted())
+        ) or is_warning(result):
             self.shown += 1
             if self.shown <= self.limit:
                 sys.stderr.write(failure_line(result) + "\n")
             elif self.shown == self.limit + 1:
-                sys.stderr.write("error: more objects failed; the --report file lists them all\n")
+                sys.stderr.write("error: more objects failed or were skipped with a warning; the --report file lists them all\n")
 
 
 def _explained_by_stop(result: ObjectResult, aborted: BulkputError | None) -> bool:

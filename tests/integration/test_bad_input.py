@@ -210,9 +210,6 @@ async def get_objects(server: ServerHandle, dest: str, keys: list[str]) -> dict[
         await store.close()
 
 
-@pytest.mark.xfail(
-    strict=True, reason="put prints no warning naming a skipped symbolic link (only a count)"
-)
 def test_symlink_loop_in_a_put_directory_is_skipped_with_a_warning(
     bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
 ) -> None:
@@ -421,11 +418,6 @@ def test_endpoint_that_does_not_resolve_aborts_with_exit_3(
     assert summary["stored"] == 0 and summary["exit_code"] == 3 and len(names) == 20
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="retry.call_with_retry: with --retries below connect_attempts-1 an unreachable endpoint"
-    " fails each object alone (exit 1) instead of aborting the job (exit 3)",
-)
 def test_refused_endpoint_with_one_retry_still_aborts_the_job_with_exit_3(tmp_path: Path) -> None:
     good_files(tmp_path / "src", 30)
     with socket.socket() as sock:  # a port nobody listens on
