@@ -384,6 +384,11 @@ class BulkputServer:
             # the transport is already aborted: this answer goes nowhere, by design
             self.stats.request(request.method, call.operation if call else "Unknown", 0)
             return web.Response(status=500)
+        except ConnectionResetError:  # aiohttp's ClientConnectionResetError is one too
+            # The client went away mid-request (killed, timed out): nothing to answer, and
+            # nothing worth a traceback; the partial body was already discarded.
+            self.stats.request(request.method, call.operation if call else "Unknown", 0)
+            return web.Response(status=499)
         self.stats.request(call.method, call.operation, response.status)
         return response
 
