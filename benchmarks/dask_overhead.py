@@ -12,7 +12,7 @@ one warm-up each:
   start-up time is reported apart.
 
 Every run is checked: the server's listing under its prefix must hold every key with its size.
-Writes ``benchmarks/results/dask.json`` and ``docs/benchmarks-dask.md``. The machine has two
+Writes ``benchmarks/results/standalone/dask-overhead.json`` and ``docs/benchmarks-dask.md``. The machine has two
 cores: the cluster's workers, the client and the server share them, so this measures overhead,
 not a speed-up.
 """
@@ -85,7 +85,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--data-dir", default=str(REPO / "benchmarks" / ".data" / "dask"))
-    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "dask.json"))
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "standalone" / "dask-overhead.json"))
     parser.add_argument("--docs", default=str(REPO / "docs" / "benchmarks-dask.md"))
     args = parser.parse_args()
 

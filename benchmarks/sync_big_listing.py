@@ -9,7 +9,7 @@ merge-join walks the whole 1M-object listing, uploading the local files), a re-s
 to do), and ``--delete --dry-run`` (the plan names all 1M objects for deletion, written to
 /dev/null). Peak RSS of the bulkput process comes from ``/usr/bin/time -f %M`` (its own
 child, so the 1M objects held by this process never count). Results go to
-``benchmarks/results/sync-big-listing.json`` and ``docs/benchmarks-sync-listing.md``.
+``benchmarks/results/standalone/sync-big-listing.json`` and ``docs/benchmarks-sync-listing.md``.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--objects", type=int, default=1_000_000)
     parser.add_argument("--local", type=int, default=2000)
-    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "sync-big-listing.json"))
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results" / "standalone" / "sync-big-listing.json"))
     parser.add_argument("--docs", default=str(REPO / "docs" / "benchmarks-sync-listing.md"))
     args = parser.parse_args()
 

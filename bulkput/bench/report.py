@@ -469,9 +469,11 @@ def _load_results(results_dir: Path) -> list[dict[str, Any]]:
     documents = []
     for path in sorted(results_dir.glob("*.json")):
         try:
-            documents.append(json.loads(path.read_text()))
+            document = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if isinstance(document, dict) and "scenario" in document:  # not a standalone script's
+            documents.append(document)
     return documents
 
 
