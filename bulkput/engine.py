@@ -391,6 +391,7 @@ class Engine:
         pending, ready = self._pending, self._ready
         loop = asyncio.get_running_loop()
         batch: list[UploadItem] = []
+        unhashed: list[_Prepared] = []  # large files of this batch not yet hashed and queued
         try:
             while True:
                 batch = await pending.get()
@@ -402,17 +403,52 @@ class Engine:
                 for entry in prepared:
                     if isinstance(entry, ObjectResult):
                         self._emit(entry)
+                    elif entry.body is None and not entry.multipart:
+                        unhashed.append(entry)
                     else:
                         await ready.put(entry)
+                if unhashed:
+                    await self._hash_into(unhashed, ready)
         except asyncio.CancelledError:
             for item in batch if isinstance(batch, list) else ():
                 self._emit(self._unsent(item))
+            for entry in unhashed:
+                self._emit(self._unsent(entry.item, entry.size))
             raise
         finally:
             self._preparers_left -= 1
             if self._preparers_left == 0 and not self._stopping and self._aborted is None:
                 for _ in range(sender_count):
                     await ready.put(_STOP)
+
+    async def _hash_into(self, unhashed: list[_Prepared], ready: asyncio.Queue[Any]) -> None:
+        """Hash the large files of a batch in parallel executor calls (one open-file slot each)
+        and queue each as soon as it is hashed; ``unhashed`` shrinks as they leave (what is
+        left when cancelled is reported unsent by the caller)."""
+        loop = asyncio.get_running_loop()
+
+        async def hash_one(entry: _Prepared) -> _Prepared | ObjectResult:
+            async with self._open_files:
+                try:
+                    return await loop.run_in_executor(self._pool, self._hash_large, entry)
+                except BulkputError as error:
+                    return _failed(entry.item, error)
+
+        pending = {asyncio.ensure_future(hash_one(entry)): entry for entry in unhashed}
+        try:
+            while pending:
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    entry = pending.pop(future)
+                    result = future.result()
+                    if isinstance(result, ObjectResult):
+                        self._emit(result)
+                    else:
+                        await ready.put(result)
+                    unhashed.remove(entry)
+        finally:
+            for future in pending:
+                future.cancel()
 
     async def _send_loop(self) -> None:
         assert self._ready is not None
@@ -504,8 +540,19 @@ class Engine:
                 return _Prepared(item, size, mtime_ns, data, trusted, _b64_to_hex(trusted), headers)
         finally:
             os.close(fd)
-        # A large body: hash it now (unless trusted), stream it at send time.
         if trusted is None:
+            # A large body is hashed by its own executor call (see _prepare_loop), so several
+            # large files hash in parallel and each is sent as soon as it is hashed.
+            return _Prepared(item, size, mtime_ns, None, None, None, headers)
+        body = FileRange(item.path, 0, size)
+        return _Prepared(item, size, mtime_ns, body, trusted, _b64_to_hex(trusted), headers)
+
+    def _hash_large(self, prepared: _Prepared) -> _Prepared:
+        """Executor side: the MD5 of a large file (re-checked for changes), then stream it."""
+        config = self.config
+        item = prepared.item
+        size, mtime_ns = prepared.size, prepared.mtime_ns
+        try:
             md5_bytes, hashed = md5_file(item.path, config.chunk_size)
             after = os.stat(item.path)
             if hashed != size or after.st_size != size or after.st_mtime_ns != mtime_ns:
@@ -519,12 +566,12 @@ class Engine:
                         key=item.key,
                         path=item.path,
                     )
-            md5_b64: str = _b64(md5_bytes)
-            md5_hex: str | None = md5_bytes.hex()
-        else:
-            md5_b64, md5_hex = trusted, _b64_to_hex(trusted)
+        except OSError as exc:
+            raise _local_error(item, exc) from None
         body = FileRange(item.path, 0, size)
-        return _Prepared(item, size, mtime_ns, body, md5_b64, md5_hex, headers)
+        return _Prepared(
+            item, size, mtime_ns, body, _b64(md5_bytes), md5_bytes.hex(), prepared.headers
+        )
 
     async def _send(self, prepared: _Prepared) -> ObjectResult:
         item = prepared.item
