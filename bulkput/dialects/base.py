@@ -12,7 +12,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Generic, TypeVar
 
 from bulkput.errors import RemoteError, ValidationError, error_from_response
@@ -88,6 +88,11 @@ def strip_etag(value: str | None) -> str | None:
     return value.lower() if _HEX_ETAG.match(value) else value
 
 
+def _snapshot(headers: ObjectHeaders) -> ObjectHeaders:
+    """``headers`` with a copy of its metadata dict, to remember it by value."""
+    return replace(headers, metadata=dict(headers.metadata)) if headers.metadata else headers
+
+
 def _canonical(values: Sequence[str]) -> dict[str, str]:
     return {v.lower(): v for v in values}
 
@@ -111,6 +116,10 @@ class Dialect:
         self._storage_class_canon = _canonical(self.storage_classes)
         self._acl_canon = _canonical(self.acls)
         self._sse_canon = _canonical(self.sse_values)
+        # One-entry memos for the hot path: a job sends the same headers again and again.
+        # Keyed by value (a snapshot, so a metadata dict changed later is not mistaken).
+        self._valid_headers: ObjectHeaders | None = None
+        self._wire_memo: tuple[ObjectHeaders, dict[str, str]] | None = None
 
     # --- requests -----------------------------------------------------------------------------
 
@@ -156,7 +165,16 @@ class Dialect:
 
     def object_headers(self, headers: ObjectHeaders) -> dict[str, str]:
         """``headers`` spelled for this service (lower-case names), canonical value spelling
-        for storage class, ACL and encryption. Call :meth:`validate` first."""
+        for storage class, ACL and encryption. Call :meth:`validate` first. A new dict each
+        call (the caller adds to it)."""
+        memo = self._wire_memo
+        if memo is not None and memo[0] == headers:
+            return dict(memo[1])
+        out = self._object_headers(headers)
+        self._wire_memo = (_snapshot(headers), out)
+        return dict(out)
+
+    def _object_headers(self, headers: ObjectHeaders) -> dict[str, str]:
         out: dict[str, str] = {}
         if headers.content_type:
             out["content-type"] = headers.content_type
@@ -188,6 +206,12 @@ class Dialect:
     def validate(self, key: str, headers: ObjectHeaders) -> None:
         """Raise ValidationError when ``key`` or ``headers`` break a rule of this service."""
         validate_key(key, self.name)
+        if headers == self._valid_headers:
+            return
+        self._validate_headers(key, headers)
+        self._valid_headers = _snapshot(headers)
+
+    def _validate_headers(self, key: str, headers: ObjectHeaders) -> None:
         for label, value in (
             ("Content-Type", headers.content_type),
             ("Cache-Control", headers.cache_control),
