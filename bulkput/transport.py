@@ -15,6 +15,7 @@ BOS refuse with 411), and is opened afresh for every attempt, so a retry re-read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import ssl
@@ -243,25 +244,43 @@ class FileRangePayload(_GuardedPayload):
         )
         position = self._range.offset
         loop = asyncio.get_running_loop()
-        while remaining > 0:
-            want = min(self._chunk_size, remaining)
-            try:
-                chunk = await loop.run_in_executor(None, os.pread, fd, want, position)
-            except OSError as exc:
-                self.local_error = LocalInputError(
-                    f"read failed at byte {position}: {exc.strerror or exc}", path=self._range.path
-                )
-                raise self.local_error from None
-            if not chunk:
-                self.local_error = FileChangedError(
-                    f"file ended at byte {position}, before the {self._range.length} bytes being "
-                    "sent (it shrank during the upload)",
-                    path=self._range.path,
-                )
-                raise self.local_error
-            await self._send(writer, chunk)
-            position += len(chunk)
-            remaining -= len(chunk)
+        chunk_size = self._chunk_size
+        # One chunk read ahead: the next read runs in a thread while this one is written, so
+        # disk and socket overlap; at most two chunks of this body are in memory.
+        ahead: asyncio.Future[bytes] | None = None
+        if remaining > 0:
+            ahead = loop.run_in_executor(None, os.pread, fd, min(chunk_size, remaining), position)
+        try:
+            while ahead is not None:
+                try:
+                    chunk = await ahead
+                except OSError as exc:
+                    ahead = None
+                    self.local_error = LocalInputError(
+                        f"read failed at byte {position}: {exc.strerror or exc}",
+                        path=self._range.path,
+                    )
+                    raise self.local_error from None
+                ahead = None
+                if not chunk:
+                    self.local_error = FileChangedError(
+                        f"file ended at byte {position}, before the {self._range.length} bytes "
+                        "being sent (it shrank during the upload)",
+                        path=self._range.path,
+                    )
+                    raise self.local_error
+                position += len(chunk)
+                remaining -= len(chunk)
+                if remaining > 0:
+                    ahead = loop.run_in_executor(
+                        None, os.pread, fd, min(chunk_size, remaining), position
+                    )
+                await self._send(writer, chunk)
+        finally:
+            if ahead is not None:
+                # the file is closed after this returns: let the read in flight finish first
+                with contextlib.suppress(BaseException):
+                    await asyncio.shield(ahead)
 
 
 # In-memory bodies up to this size go to aiohttp as they are (the hot path); the socket
