@@ -201,10 +201,17 @@ class FileRangePayload(_GuardedPayload):
     ``local_error`` so :meth:`Transport.send` reports it as the file's fault, not the network's.
     """
 
-    def __init__(self, file_range: FileRange, chunk_size: int, stall_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        file_range: FileRange,
+        chunk_size: int,
+        stall_timeout: float = 60.0,
+        read_ahead: bool = True,
+    ) -> None:
         super().__init__(file_range, file_range.length, chunk_size, stall_timeout)
         self._range = file_range
         self._fd: int | None = None
+        self._read_ahead = read_ahead
 
     def open(self) -> None:
         path = self._range.path
@@ -245,8 +252,8 @@ class FileRangePayload(_GuardedPayload):
         position = self._range.offset
         loop = asyncio.get_running_loop()
         chunk_size = self._chunk_size
-        # One chunk read ahead: the next read runs in a thread while this one is written, so
-        # disk and socket overlap; at most two chunks of this body are in memory.
+        # With read_ahead, the next chunk is read in a thread while this one is written, so
+        # disk and socket overlap (two chunks of this body in memory instead of one).
         ahead: asyncio.Future[bytes] | None = None
         if remaining > 0:
             ahead = loop.run_in_executor(None, os.pread, fd, min(chunk_size, remaining), position)
@@ -271,17 +278,26 @@ class FileRangePayload(_GuardedPayload):
                     raise self.local_error
                 position += len(chunk)
                 remaining -= len(chunk)
-                if remaining > 0:
+                if remaining > 0 and self._read_ahead:
                     ahead = loop.run_in_executor(
                         None, os.pread, fd, min(chunk_size, remaining), position
                     )
                 await self._send(writer, chunk)
+                if remaining > 0 and ahead is None:
+                    ahead = loop.run_in_executor(
+                        None, os.pread, fd, min(chunk_size, remaining), position
+                    )
         finally:
             if ahead is not None:
                 # the file is closed after this returns: let the read in flight finish first
                 with contextlib.suppress(BaseException):
                     await asyncio.shield(ahead)
 
+
+# Streamed bodies read one chunk ahead only while at most this many stream at once (a few
+# large files): with many parts in flight the socket, not the disk, is the limit, and the
+# extra chunk each would only add to the memory bound.
+READ_AHEAD_STREAMS = 8
 
 # In-memory bodies up to this size go to aiohttp as they are (the hot path); the socket
 # buffers take them whole, so aiohttp's read timeout covers a server that never answers.
@@ -299,6 +315,7 @@ class Transport:
         self.config = config or TransferConfig()
         self._session: aiohttp.ClientSession | None = None
         self._tls: ssl.SSLContext | None = None
+        self._streams = 0  # file bodies being sent now
 
     def _ssl_context(self) -> ssl.SSLContext:
         """The TLS context of every ``https`` request: built on the first one (so a job against
@@ -359,9 +376,15 @@ class Transport:
         if body is None:
             pass
         elif isinstance(body, FileRange):
-            file_payload = FileRangePayload(body, self.config.chunk_size, self.config.timeouts.read)
+            file_payload = FileRangePayload(
+                body,
+                self.config.chunk_size,
+                self.config.timeouts.read,
+                read_ahead=self._streams < READ_AHEAD_STREAMS,
+            )
             file_payload.open()
             payload = data = file_payload
+            self._streams += 1
         elif len(body) > DIRECT_BODY_LIMIT:
             payload = data = BytesBodyPayload(
                 body, self.config.chunk_size, self.config.timeouts.read
@@ -402,6 +425,8 @@ class Transport:
         finally:
             if payload is not None:
                 payload.close_file()
+                if isinstance(payload, FileRangePayload):
+                    self._streams -= 1
 
     async def close(self) -> None:
         if self._session is not None:
