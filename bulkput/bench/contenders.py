@@ -58,10 +58,18 @@ class Contender:
         return tool_version(self.tool)
 
 
+_PYCACHE = Path(__file__).resolve().parents[2] / "benchmarks" / ".work" / "pycache"
+
+
 def base_env(workdir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
     # each run gets its own cache folder: bulkput's journal must not resume an earlier run
     env["XDG_CACHE_HOME"] = str(workdir / "cache")
+    # Every Python contender (bulkput, aws, boto3, obstore, oss2, bce) starts as an installed
+    # program would: with compiled bytecode cached (the warm-up round fills it), not recompiled
+    # on every start because this environment says PYTHONDONTWRITEBYTECODE.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(_PYCACHE)
     return env
 
 
