@@ -85,23 +85,8 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest-format", choices=("auto", "list", "csv", "jsonl"), default="auto")
     add_connection_arguments(parser)
     add_transfer_arguments(parser)
-    headers = parser.add_argument_group("object headers (a manifest's own fields win)")
-    headers.add_argument("--content-type", help="Content-Type (default: guessed from the extension)")
-    headers.add_argument("--cache-control")
-    headers.add_argument("--content-disposition")
-    headers.add_argument("--content-encoding")
-    headers.add_argument("--expires")
-    headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
-    headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
-    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption, e.g. AES256")
-    headers.add_argument("--meta", action="append", type=_meta, default=[], metavar="NAME=VALUE", help="user metadata (repeatable)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary")
-    output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
-    output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
-    output.add_argument("--dry-run", action="store_true", help="list what would be sent; send nothing")
-    output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
-    output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
+    add_header_arguments(parser, "object headers (a manifest's own fields win)")
+    add_output_arguments(parser, dry_run_help="list what would be sent; send nothing")
     parser.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links inside directories (loops are reported)")
     parser.add_argument("--shard", metavar="K/N", help="upload only the keys of shard K of N (0-based)")
     cluster = parser.add_argument_group("Dask cluster (pip install 'bulkput[dask]')")
@@ -111,6 +96,31 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     from bulkput.journal import add_journal_arguments
 
     add_journal_arguments(parser)
+
+
+def add_header_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """Object headers every uploaded object gets (``put`` and ``sync``)."""
+    headers = parser.add_argument_group(title)
+    headers.add_argument("--content-type", help="Content-Type (default: guessed from the extension)")
+    headers.add_argument("--cache-control")
+    headers.add_argument("--content-disposition")
+    headers.add_argument("--content-encoding")
+    headers.add_argument("--expires")
+    headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
+    headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
+    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption, e.g. AES256")
+    headers.add_argument("--meta", action="append", type=_meta, default=[], metavar="NAME=VALUE", help="user metadata (repeatable)")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, *, dry_run_help: str) -> None:
+    """Report, progress, dry run and logging (``put`` and ``sync``)."""
+    output = parser.add_argument_group("output")
+    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary")
+    output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
+    output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
+    output.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
 
 
 def add_connection_arguments(parser: argparse.ArgumentParser) -> None:

@@ -65,7 +65,12 @@ def _count(text: str) -> int:
 
 
 def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
-    from bulkput.commands.put import _meta, add_connection_arguments, add_transfer_arguments
+    from bulkput.commands.put import (
+        add_connection_arguments,
+        add_header_arguments,
+        add_output_arguments,
+        add_transfer_arguments,
+    )
     from bulkput.filters import add_filter_arguments
 
     parser.add_argument("source", metavar="DIR", help="the local directory")
@@ -88,25 +93,10 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     add_filter_arguments(parser)
     add_connection_arguments(parser)
     add_transfer_arguments(parser)
-    headers = parser.add_argument_group("object headers")
-    headers.add_argument("--content-type", help="Content-Type (default: guessed from the extension)")
-    headers.add_argument("--cache-control")
-    headers.add_argument("--content-disposition")
-    headers.add_argument("--content-encoding")
-    headers.add_argument("--expires")
-    headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
-    headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
-    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption, e.g. AES256")
-    headers.add_argument("--meta", action="append", type=_meta, default=[], metavar="NAME=VALUE",
-                         help="user metadata (repeatable)")
-    output = parser.add_argument_group("output")
-    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary")
-    output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
-    output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
-    output.add_argument("--dry-run", action="store_true",
-                        help="print the plan (upload, skip, delete, with reasons); change nothing")
-    output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
-    output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
+    add_header_arguments(parser, "object headers")
+    add_output_arguments(
+        parser, dry_run_help="print the plan (upload, skip, delete, with reasons); change nothing"
+    )
     parser.add_argument("--shard", metavar="K/N",
                         help="sync only the keys of shard K of N (0-based); --delete deletes only those")
 
