@@ -138,9 +138,14 @@ class KillResult:
 
 def kill_run(
     server: ServerHandle, root: Path, md5s: dict[str, str], work: Path, *, kills: int, seed: int,
-    prefix: str = "job/", min_delay: float = 0.5, max_delay: float = 3.0, extra: tuple[str, ...] = (),
+    prefix: str = "job/", min_fraction: float = 0.1, max_fraction: float = 0.4, extra: tuple[str, ...] = (),
 ) -> KillResult:  # fmt: skip
-    """Run the job, SIGKILL it ``kills`` times at seeded random moments, then to the end."""
+    """Run the job, SIGKILL it ``kills`` times at seeded random moments, then to the end.
+
+    A run is killed once the server has taken a seeded random fraction (between
+    ``min_fraction`` and ``max_fraction``) of the PUTs still to do, so the moment depends on
+    progress, not on how fast the machine is: a fast machine cannot finish a run early.
+    """
     rng = random.Random(seed)
     state = work / "state"
     result = KillResult(objects=len(md5s))
@@ -155,15 +160,19 @@ def kill_run(
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        delay = rng.uniform(min_delay, max_delay) if run < kills else None
-        killed = False
+        run_started = time.monotonic()
+        killed_after: float | None = None
         try:
-            if delay is not None:
-                try:
-                    process.wait(timeout=delay)
-                except subprocess.TimeoutExpired:
+            if run < kills:
+                puts_before = server.stats.count("PutObject")
+                confirmed_before = len(set().union(*map(stored_keys, reports[:-1])))
+                remaining = max(1, len(md5s) - confirmed_before)
+                kill_at = puts_before + max(1, int(remaining * rng.uniform(min_fraction, max_fraction)))
+                while process.poll() is None and server.stats.count("PutObject") < kill_at:
+                    time.sleep(0.02)
+                if process.poll() is None:
                     process.send_signal(signal.SIGKILL)
-                    killed = True
+                    killed_after = time.monotonic() - run_started
             _out, err = process.communicate(timeout=1800)
         finally:
             if process.poll() is None:
@@ -171,7 +180,8 @@ def kill_run(
                 process.wait()
         snapshots.append(settled(server))
         confirmed = stored_keys(report)
-        result.runs.append({"run": run, "killed_after_s": round(delay, 2) if killed and delay else None,
+        killed = killed_after is not None
+        result.runs.append({"run": run, "killed_after_s": round(killed_after, 2) if killed_after is not None else None,
                             "exit": process.returncode, "confirmed": len(confirmed),
                             "puts_so_far": sum(snapshots[-1].puts_by_key.values())})  # fmt: skip
         if killed:
@@ -244,8 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         "--latency-ms", type=int, default=0, help="server latency per PUT (slows the job)"
     )
     kill.add_argument(
-        "--max-delay", type=float, default=3.0, help="latest kill, seconds after a run starts"
-    )
+        "--max-fraction", type=float, default=0.4,
+        help="latest kill, as the fraction of the remaining PUTs a run has made",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bulkput-soak-") as tmp:
         work = Path(tmp)
@@ -261,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         md5s = make_tree(work / "src", args.objects, args.seed)
         with serve_in_thread(buckets=[BUCKET], faults=faults) as server:
             result = kill_run(server, work / "src", md5s, work, kills=args.kills, seed=args.seed,
-                              max_delay=args.max_delay)  # fmt: skip
+                              max_fraction=args.max_fraction)  # fmt: skip
         record = asdict(result)
         record["resent_after_confirmation"] = {
             "count": len(result.resent_after_confirmation),

@@ -196,6 +196,7 @@ class Journal:
         self._cond = threading.Condition()
         self._closing = False
         self._read_lock = threading.Lock()
+        self._closed = False
         try:
             self._lock_file = self._take_lock(path)
             self._writer = self._connect(path)
@@ -448,9 +449,13 @@ class Journal:
             self._cond.notify_all()
         self._thread.join()
         try:
-            for connection in (self._reader, self._writer):
-                with contextlib.suppress(sqlite3.Error):
-                    connection.close()
+            # Executor threads of an aborted job may still be reading: closing a connection
+            # under a running query crashes the interpreter, so close only between reads.
+            with self._read_lock:
+                self._closed = True
+                for connection in (self._reader, self._writer):
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.close()
         finally:
             self._release_lock()
         if self._error is not None:
@@ -467,6 +472,8 @@ class Journal:
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         try:
             with self._read_lock:
+                if self._closed:
+                    raise JournalError(f"journal {self.path}: closed", path=str(self.path))
                 return self._reader.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(

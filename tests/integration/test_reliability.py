@@ -251,7 +251,7 @@ def test_kill_and_restart_never_resends_a_confirmed_object(
     )
     md5s = soak.make_tree(tmp_path / "src", 3_000)
     result = soak.kill_run(
-        server, tmp_path / "src", md5s, tmp_path, kills=2, seed=8, min_delay=1.0, max_delay=2.5
+        server, tmp_path / "src", md5s, tmp_path, kills=2, seed=8
     )
     assert result.final_exit == 0, result.runs
     assert result.kills_done == 2, "the job ended before it could be killed"

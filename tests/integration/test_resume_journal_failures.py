@@ -112,14 +112,17 @@ def test_full_disk_for_the_journal_stops_the_job_cleanly(
         summary = lines[-1]["summary"]
         assert summary["aborted"] and "journal" in summary["aborted"]
         reported = {line["key"] for line in lines[:-1] if line["status"] == "stored"}
-        assert 0 < len(reported) < FILES
+        # Objects the server confirmed are reported stored even when their journal batch
+        # failed (a later run may send them again); how many got through depends on timing.
+        assert 0 < len(reported) <= FILES
+        assert summary["stored"] == len(reported)
         (journal_file,) = state.glob("*.sqlite")
         with sqlite3.connect(f"file:{journal_file}?mode=ro", uri=True) as connection:
             journaled = {bytes(k).decode() for (k,) in connection.execute("SELECT key FROM stored")}
     finally:
         subprocess.run(["umount", "-l", str(state)], check=False)
     # Nothing reported or journaled as stored that the server does not hold, byte-exact.
-    assert journaled <= reported
+    assert journaled <= reported and len(journaled) < FILES  # the disk filled part way
     stored_on_server(server, tree, reported)
 
 
