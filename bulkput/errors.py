@@ -54,8 +54,7 @@ class BulkputError(Exception):
         """The one-line error a user sees: the object, then the cause."""
         subject = self.key if self.key is not None else self.path
         text = " ".join(self.message.split())
-        # Messages that already name their subject (journal paths) are not prefixed twice.
-        return f"{subject}: {text}" if subject and subject not in text else text
+        return f"{subject}: {text}" if subject else text
 
 
 class UsageError(BulkputError):

@@ -211,7 +211,7 @@ class Journal:
             self._reader.execute("PRAGMA query_only=ON")
         except sqlite3.Error as exc:
             self._release_lock()
-            raise JournalError(f"journal {path}: cannot write: {exc}", path=str(path)) from None
+            raise JournalError(f"journal: cannot write: {exc}", path=str(path)) from None
         # A fresh job has nothing to skip: answer is_stored without a query until the first
         # batch commits (the common case of a first run costs no read at all).
         self._maybe_stored = (
@@ -245,11 +245,11 @@ class Journal:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise JournalError(
-                f"state directory {directory} cannot be created: {exc.strerror or exc}",
+                f"state directory cannot be created: {exc.strerror or exc}",
                 path=str(directory),
             ) from None
         if not os.access(directory, os.W_OK | os.X_OK):
-            raise JournalError(f"state directory {directory} is not writable", path=str(directory))
+            raise JournalError("state directory is not writable", path=str(directory))
         path = directory / f"{job}.sqlite"
         if restart:
             cls.forget(path)
@@ -265,7 +265,7 @@ class Journal:
                 pass
             except OSError as exc:
                 raise JournalError(
-                    f"journal {path}: cannot remove: {exc}", path=str(path)
+                    f"journal: cannot remove: {exc}", path=str(path)
                 ) from None
 
     @staticmethod
@@ -285,14 +285,14 @@ class Journal:
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise JournalError(
-                f"journal {path}: cannot write: {exc.strerror or exc}", path=str(path)
+                f"journal: cannot write: {exc.strerror or exc}", path=str(path)
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             raise JournalError(
-                f"journal {path} is in use by another bulkput process running the same job",
+                f"journal is in use by another bulkput process running the same job",
                 path=str(path),
             ) from None
         return fd
@@ -408,7 +408,7 @@ class Journal:
         except (sqlite3.Error, OSError) as exc:
             with self._cond:
                 self._error = JournalError(
-                    f"journal {self.path}: write failed, job stopped: {exc}", path=str(self.path)
+                    f"journal: write failed, job stopped: {exc}", path=str(self.path)
                 )
                 self._cond.notify_all()
             return False
@@ -426,7 +426,7 @@ class Journal:
             while self._committed < target and self._error is None:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise JournalError(f"journal {self.path}: flush timed out", path=str(self.path))
+                    raise JournalError("journal flush timed out", path=str(self.path))
                 # Wake the writer at once instead of waiting for its interval.
                 self._cond.notify_all()
                 self._cond.wait(remaining if remaining is not None else 0.05)
@@ -473,11 +473,11 @@ class Journal:
         try:
             with self._read_lock:
                 if self._closed:
-                    raise JournalError(f"journal {self.path}: closed", path=str(self.path))
+                    raise JournalError("journal is closed", path=str(self.path))
                 return self._reader.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise JournalError(
-                f"journal {self.path}: read failed: {exc}", path=str(self.path)
+                f"journal: read failed: {exc}", path=str(self.path)
             ) from None
 
     def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
