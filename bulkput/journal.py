@@ -292,7 +292,7 @@ class Journal:
         except OSError:
             os.close(fd)
             raise JournalError(
-                f"journal is in use by another bulkput process running the same job",
+                "journal is in use by another bulkput process running the same job",
                 path=str(path),
             ) from None
         return fd
