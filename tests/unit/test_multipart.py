@@ -131,18 +131,24 @@ def test_threshold_and_the_5_gib_single_put_limit() -> None:
 # --- the hash pass --------------------------------------------------------------------------
 
 
-def test_hash_parts_gives_whole_and_part_digests_and_crc(tmp_path: Path) -> None:
+@pytest.mark.parametrize("parallel", [True, False], ids=["helper-thread", "one-thread"])
+@pytest.mark.parametrize("chunk_size", [333, 1000, 4096])
+def test_hash_parts_gives_whole_and_part_digests_and_crc(
+    tmp_path: Path, parallel: bool, chunk_size: int
+) -> None:
     data = os.urandom(3 * 1000 + 17)
     path = tmp_path / "f"
     path.write_bytes(data)
-    hashes = hash_parts(str(path), len(data), 1000, want_crc=True, chunk_size=333)
+    hashes = hash_parts(
+        str(path), len(data), 1000, want_crc=True, chunk_size=chunk_size, parallel=parallel
+    )
     assert hashes.md5 == hashlib.md5(data).digest()
     assert hashes.size == len(data)
     assert [d.hex() for d in hashes.part_md5s] == [
         hashlib.md5(data[i : i + 1000]).hexdigest() for i in range(0, len(data), 1000)
     ]
     assert hashes.crc64 == crc64_ecma(data)
-    short = hash_parts(str(path), len(data) + 5, 1000, want_crc=False)
+    short = hash_parts(str(path), len(data) + 5, 1000, want_crc=False, parallel=parallel)
     assert short.size == len(data) and short.crc64 is None
 
 
