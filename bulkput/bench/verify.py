@@ -10,7 +10,9 @@ after a given moment, so a re-sync that rewrote objects is caught on any server.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bulkput.bench.datasets import Dataset, ListingDigest
@@ -70,7 +72,57 @@ def verify_listing(server: RunningServer, dataset: Dataset,
         problems.append("listing not in key order")
     if not problems and digest.hexdigest() != dataset.listing_digest:
         what = "keys, sizes or MD5s" if dataset.md5_checked else "keys or sizes"
-        problems.append(f"{what} differ from the dataset")
+        problems.append(_describe_difference(server, dataset) or f"{what} differ from the dataset")
     return Verification(not problems, digest.count, digest.bytes,
                         "; ".join(problems) or "listing matches the dataset",
                         written_after if since is not None else None)
+
+
+def _describe_difference(server: RunningServer, dataset: Dataset) -> str | None:
+    """Which objects differ, and how (a second listing, each entry checked against its file).
+
+    Only for a dataset of files (a manifest's keys are not file paths) and only after the digest
+    already said the run failed; one file is read at a time, so memory stays flat.
+    """
+    if dataset.manifest is not None:
+        return None
+    unknown = wrong_size = wrong_md5 = 0
+    examples: list[str] = []
+    try:
+        pages = s3_client(server).get_paginator("list_objects_v2").paginate(
+            Bucket=server.bucket, PaginationConfig={"PageSize": 1000})
+        for page in pages:
+            for entry in page.get("Contents", ()):
+                key, size = entry["Key"], int(entry["Size"])
+                path = dataset.source_dir / key
+                if not path.is_file():
+                    unknown += 1
+                    problem = f"{key}: not in the dataset"
+                elif path.stat().st_size != size:
+                    wrong_size += 1
+                    problem = f"{key}: {size} bytes, file has {path.stat().st_size}"
+                elif dataset.md5_checked and (
+                    etag := str(entry.get("ETag", "")).strip('"').lower()
+                ) != _file_md5(path):
+                    wrong_md5 += 1
+                    problem = f"{key}: ETag {etag or '(none)'} is not the file's MD5"
+                else:
+                    continue
+                if len(examples) < 2:
+                    examples.append(problem)
+    except Exception:  # the first listing worked; a failing second one only loses the detail
+        return None
+    counts = [f"{n} object{'s' * (n != 1)} {what}" for n, what in (
+        (unknown, "not in the dataset"), (wrong_size, "of the wrong size"),
+        (wrong_md5, "whose ETag is not the file's MD5")) if n]  # fmt: skip
+    if not counts:
+        return None
+    return ", ".join(counts) + " (e.g. " + "; ".join(examples) + ")"
+
+
+def _file_md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
