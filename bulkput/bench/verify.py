@@ -147,3 +147,26 @@ def _object_md5(client: Any, bucket: str, key: str) -> str:
     while chunk := body.read(1 << 20):
         digest.update(chunk)
     return digest.hexdigest()
+
+
+def verify_directory(bucket_dir: Path, dataset: Dataset) -> Verification:
+    """Check the files a directory-backed store wrote (``rclone serve s3 DIR``) against the dataset.
+
+    What the backend holds is what is stored. rclone's S3 front end can keep a stale entry in
+    its directory cache after concurrent PUTs race its temp-file renames ("Dir.Rename error" in
+    its log): the listing then shows an object without an ETag whose GET breaks off, while the
+    file on disk is complete. Keys are sorted in memory: the datasets on this backend are small.
+    """
+    digest = ListingDigest(with_md5=dataset.md5_checked)
+    keys = sorted(
+        (p.relative_to(bucket_dir).as_posix() for p in bucket_dir.rglob("*") if p.is_file()),
+        key=str.encode,
+    )
+    for key in keys:
+        path = bucket_dir / key
+        digest.add(key, path.stat().st_size, _file_md5(path) if dataset.md5_checked else None)
+    same = (digest.count, digest.bytes, digest.hexdigest()) == (
+        dataset.files, dataset.bytes, dataset.listing_digest)
+    message = "files on disk match the dataset" if same else (
+        f"files on disk differ from the dataset ({digest.count} files, {digest.bytes} bytes)")
+    return Verification(same, digest.count, digest.bytes, message)

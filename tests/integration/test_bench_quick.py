@@ -149,3 +149,27 @@ def test_an_object_listed_without_etag_is_read_back_not_failed(
         failed = verify.verify_listing(server, dataset)
         assert not failed.ok
         assert failed.message.startswith(f"1 object whose ETag is not the file's MD5 (e.g. {keys[2]}: ETag ")
+
+
+def test_directory_check_passes_the_files_a_dir_backend_wrote_and_fails_an_altered_one(
+    tmp_path: Path,
+) -> None:
+    """For rclone serve s3 DIR the disk decides when rclone's listing disagrees with it."""
+    import shutil
+
+    from bulkput.bench.datasets import DatasetSpec, generate_dataset
+    from bulkput.bench.verify import verify_directory
+
+    dataset = generate_dataset(DatasetSpec("d", 9, 512, files_per_dir=4, nested=True),
+                               tmp_path / "data", seed=3)
+    bucket_dir = tmp_path / "root" / "bench"
+    shutil.copytree(dataset.source_dir, bucket_dir)
+    good = verify_directory(bucket_dir, dataset)
+    assert good.ok and good.objects == 9 and good.message == "files on disk match the dataset"
+
+    victim = sorted(p for p in bucket_dir.rglob("*") if p.is_file())[4]
+    victim.write_bytes(bytes(b ^ 1 for b in victim.read_bytes()))  # same size, other bytes
+    assert not verify_directory(bucket_dir, dataset).ok
+    victim.unlink()
+    missing = verify_directory(bucket_dir, dataset)
+    assert not missing.ok and missing.objects == 8
