@@ -370,6 +370,15 @@ def scenario_section(document: dict[str, Any], img_dir: Path, docs_path: Path) -
     if document.get("note"):
         meta.append(document["note"].rstrip("."))
     out += ["; ".join(meta) + ".", ""]
+    on_disk = [r for r in document.get("runs", ()) if r.get("listing_verification")]
+    if on_disk:
+        lanes = ", ".join(sorted({str(r["lane"]) for r in on_disk}))
+        out += [f"{len(on_disk)} of {len(document['runs'])} runs (of {lanes}, warm-ups included) "
+                "were verified on the server's disk instead: rclone's listing showed an object "
+                "without an ETag whose GET broke off (a stale entry in its directory cache after "
+                "its temporary-file renames raced; \"Dir.Rename error\" in its log), while the "
+                "file on disk was complete. The disk decides; a run whose files differ there "
+                "fails.", ""]
     if document.get("targets") and document["summary"].get("targets"):
         out += ["| target | measured | verdict |", "|---|---|---|"]
         for t in document["summary"]["targets"]:
