@@ -335,7 +335,8 @@ class Transport:
     def _open_session(self) -> aiohttp.ClientSession:
         config = self.config
         if not config.verify_tls:
-            _log.warning("TLS certificate verification is off (--insecure): answers may be forged")
+            # info, not warning: the command line has already warned once, in its own words
+            _log.info("TLS certificate verification is off: answers may be forged")
         connector = aiohttp.TCPConnector(
             limit=config.concurrency,
             limit_per_host=config.per_host or config.concurrency,

@@ -130,3 +130,34 @@ def test_serve_binds_loopback_by_default(bulkput_server: ServerHandle) -> None:
     args = build_parser().parse_args(["serve"])
     assert (args.host, args.port) == ("127.0.0.1", 9000)
     assert bulkput_server.endpoint_url.startswith("http://127.0.0.1:")
+
+
+def test_a_client_gone_mid_body_stores_nothing_and_logs_no_traceback(
+    bulkput_server: ServerHandle, bulkput_bucket: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client killed in the middle of a PUT body: nothing stored, no "Error handling request"
+    traceback in the server's log (the kill soak used to fill it with them)."""
+    import socket
+    import time
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = f"{bulkput_server.endpoint_url}/{bulkput_bucket}/cut"
+    request = AWSRequest(method="PUT", url=url, headers={
+        "Content-Length": "100000", "x-amz-content-sha256": "UNSIGNED-PAYLOAD"})  # fmt: skip
+    S3SigV4Auth(Credentials(bulkput_server.access_key, bulkput_server.secret_key), "s3",
+                "us-east-1").add_auth(request)  # fmt: skip
+    head = f"PUT /{bulkput_bucket}/cut HTTP/1.1\r\nHost: {bulkput_server.host}:{bulkput_server.port}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in request.headers.items()) + "\r\n"
+    with caplog.at_level("DEBUG"):
+        with socket.create_connection((bulkput_server.host, bulkput_server.port)) as sock:
+            sock.sendall(head.encode() + b"x" * 1000)
+            time.sleep(0.3)  # the server is now waiting for the rest of the body
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        time.sleep(0.5)  # let the server see the reset
+    s3 = s3_client(bulkput_server)
+    assert s3.list_objects_v2(Bucket=bulkput_bucket)["KeyCount"] == 0
+    tracebacks = [r for r in caplog.records if r.exc_info or "Error handling request" in r.getMessage()]
+    assert tracebacks == []
