@@ -198,6 +198,8 @@ class Engine:
         self.store = store
         self.config = config or TransferConfig()
         self.journal = journal
+        # Where to look up objects an earlier run stored (none on a job's first run).
+        self._skip_lookup = journal if getattr(journal, "stored_before_open", True) else None
         self.shard = shard if shard is not None and shard.count > 1 else None
         self.dry_run = dry_run
         self.defaults = defaults or ObjectHeaders()
@@ -496,7 +498,7 @@ class Engine:
                 kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
                 raise LocalInputError(f"{item.path} is {kind}", key=item.key, path=item.path)
             size, mtime_ns = info.st_size, info.st_mtime_ns
-            journal = self.journal
+            journal = self._skip_lookup
             if journal is not None and journal.is_stored(item.key, size, mtime_ns):
                 return ObjectResult(
                     key=item.key, path=item.path, status=Status.SKIPPED, size=size, reason="journal"

@@ -384,6 +384,25 @@ async def test_journal_skips_confirmed_objects_without_a_request(tmp_path: Path)
     assert journal.flushed >= 1 and summary.exit_code == 0
 
 
+async def test_first_run_of_a_job_never_looks_up_the_journal(tmp_path: Path) -> None:
+    """A journal with nothing from an earlier run: no per-object lookup (each one costs the
+    event loop's thread GIL hand-offs), every object sent and recorded."""
+
+    class FirstRunJournal(FakeJournal):
+        stored_before_open = False
+
+        def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
+            raise AssertionError(f"looked up {key} on a first run")
+
+    items = make_files(tmp_path, 6)
+    journal = FirstRunJournal({})
+    store = FakeStore()
+    engine, _ = make_engine(store, journal=journal)
+    summary = await engine.run(items)
+    assert summary.exit_code == 0 and store.puts == 6
+    assert sorted(k for k, *_ in journal.recorded) == sorted(i.key for i in items)
+
+
 async def test_dry_run_plans_without_requests(tmp_path: Path) -> None:
     items = make_files(tmp_path, 4)
     items.append(UploadItem(str(tmp_path / "nope"), "nope"))

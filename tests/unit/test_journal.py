@@ -290,3 +290,16 @@ def test_commit_counters_and_listener(tmp_path: Path) -> None:
     assert (journal.submitted, journal.committed) == (3, 2)  # the failed batch is not durable
     with pytest.raises(JournalError):
         journal.close()
+
+
+def test_stored_before_open_says_whether_an_earlier_run_stored_anything(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, "job") as journal:
+        assert not journal.stored_before_open
+        journal.record_stored("a", 1, 1, None, None)
+        journal.flush()
+        assert not journal.stored_before_open  # this run's own records do not count
+        assert journal.is_stored("a", 1, 1)  # but stay visible to an explicit lookup
+    with Journal.open(tmp_path, "job") as journal:
+        assert journal.stored_before_open
+    with Journal.open(tmp_path, "job", restart=True) as journal:
+        assert not journal.stored_before_open

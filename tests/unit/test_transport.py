@@ -283,12 +283,13 @@ async def test_server_that_stops_reading_the_body_times_out(
     assert "stopped reading the request body" in info.value.message
 
 
-async def test_insecure_transport_warns(
+async def test_insecure_transport_says_so_in_its_log(
     caplog: pytest.LogCaptureFixture, serve: Callable[[Handler], Awaitable[str]]
 ) -> None:
+    # At info: the command line prints the one warning a user sees (test_security.py).
     recorded = Recorded()
     base = await serve(recording_handler(recorded))
-    with caplog.at_level("WARNING", logger="bulkput.transport"):
+    with caplog.at_level("INFO", logger="bulkput.transport"):
         async with Transport(TransferConfig(verify_tls=False)) as transport:
             await transport.send("GET", f"{base}/b/k", {})
     assert "TLS certificate verification is off" in caplog.text
