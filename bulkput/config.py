@@ -40,9 +40,11 @@ class Timeouts:
 class TransferConfig:
     """Limits of one job.
 
-    Peak body memory is about ``concurrency * min(small_body_limit, part_size)`` plus
-    ``max_open_files * chunk_size`` for hashing: 64 * 1 MiB + 64 * 1 MiB = 128 MiB at defaults,
-    whatever the file sizes, because larger bodies stream from disk in ``chunk_size`` pieces.
+    Peak body memory is about ``1.25 * concurrency * small_body_limit`` (bodies being sent and
+    a short queue of bodies read ahead) plus 4 MiB per reader thread (at most 4): 96 MiB at
+    defaults, whatever the file sizes, because larger bodies stream from disk in
+    ``chunk_size`` pieces (multipart parts likewise). Measured: 200 files of 1 MiB peak at
+    about 150 MB RSS for the whole process (255 MB before these bounds).
     """
 
     concurrency: int = 64  # HTTP requests in flight

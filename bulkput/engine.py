@@ -75,6 +75,8 @@ R = TypeVar("R")
 
 MAX_SINGLE_PUT = 5 * GiB
 BATCH_SIZE = 32  # items per executor call
+# Bodies one executor call may read into memory before handing them over (see _prepare_batch).
+PREPARE_BYTES_PER_CALL = 4 * 1024 * 1024
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -230,6 +232,7 @@ class Engine:
         self._senders: list[asyncio.Task[None]] = []
         self._pending: asyncio.Queue[Any] | None = None
         self._ready: asyncio.Queue[Any] | None = None
+        self._read_ahead = asyncio.Semaphore(1)  # replaced in run()
         self._grace_timer: asyncio.TimerHandle | None = None
         # "stored" results waiting for their journal record to be committed: (sequence, result)
         self._held: deque[tuple[int, ObjectResult]] = deque()
@@ -253,7 +256,10 @@ class Engine:
         preparer_count = max(1, min(config.max_open_files, 4))
         sender_count = max(1, config.concurrency)
         self._pending = asyncio.Queue(maxsize=preparer_count * 2)
-        self._ready = asyncio.Queue(maxsize=sender_count)
+        self._ready = asyncio.Queue(maxsize=sender_count)  # room for a stop mark per sender
+        # Prepared bodies waiting for a sender: a few keep the senders fed, and each may hold a
+        # 1 MiB body, so fewer wait than there are senders.
+        self._read_ahead = asyncio.Semaphore(max(4, sender_count // 4))
         self._open_files = asyncio.Semaphore(max(1, config.max_open_files))
         self._pool = ThreadPoolExecutor(preparer_count + 1, thread_name_prefix="bulkput-read")
         self._preparers_left = preparer_count
@@ -399,16 +405,20 @@ class Engine:
                 batch = await pending.get()
                 if batch is _STOP:
                     break
-                async with self._open_files:
-                    prepared = await loop.run_in_executor(self._pool, self._prepare_batch, batch)
-                batch = []
-                for entry in prepared:
-                    if isinstance(entry, ObjectResult):
-                        self._emit(entry)
-                    elif entry.body is None and not entry.multipart:
-                        unhashed.append(entry)
-                    else:
-                        await ready.put(entry)
+                while batch:
+                    async with self._open_files:
+                        prepared, done = await loop.run_in_executor(
+                            self._pool, self._prepare_batch, batch
+                        )
+                    batch = batch[done:]
+                    for entry in prepared:
+                        if isinstance(entry, ObjectResult):
+                            self._emit(entry)
+                        elif entry.body is None and not entry.multipart:
+                            unhashed.append(entry)
+                        else:
+                            await self._read_ahead.acquire()
+                            await ready.put(entry)
                 if unhashed:
                     await self._hash_into(unhashed, ready)
         except asyncio.CancelledError:
@@ -446,6 +456,7 @@ class Engine:
                     if isinstance(result, ObjectResult):
                         self._emit(result)
                     else:
+                        await self._read_ahead.acquire()
                         await ready.put(result)
                     unhashed.remove(entry)
         finally:
@@ -458,10 +469,12 @@ class Engine:
         send = self._send
         emit = self._emit
         journal = self.journal if hasattr(self.journal, "committed") else None
+        read_ahead = self._read_ahead
         while not self._stopping and self._aborted is None:
             prepared = await ready.get()
             if prepared is _STOP:
                 return
+            read_ahead.release()
             try:
                 result = await send(prepared)
             except asyncio.CancelledError:
@@ -474,17 +487,32 @@ class Engine:
 
     # --- one object -----------------------------------------------------------------------
 
-    def _prepare_batch(self, batch: list[UploadItem]) -> list[_Prepared | ObjectResult]:
-        """Executor side: stat, read, hash, check each item of a batch (one fd at a time)."""
+    def _prepare_batch(
+        self, batch: list[UploadItem]
+    ) -> tuple[list[_Prepared | ObjectResult], int]:
+        """Executor side: stat, read, hash, check the items of a batch (one fd at a time).
+
+        Stops early once ``PREPARE_BYTES_PER_CALL`` of bodies are in memory, so each preparer
+        holds a few MiB, not a batch of 1 MiB bodies; returns the results and how many items
+        it took.
+        """
         out: list[_Prepared | ObjectResult] = []
+        in_memory = 0
+        done = 0
         for item in batch:
+            done += 1
             try:
-                out.append(self._prepare_one(item))
+                prepared = self._prepare_one(item)
             except BulkputError as error:
-                out.append(_failed(item, error))
+                prepared = _failed(item, error)
             except OSError as exc:
-                out.append(_failed(item, _local_error(item, exc)))
-        return out
+                prepared = _failed(item, _local_error(item, exc))
+            out.append(prepared)
+            if isinstance(prepared, _Prepared) and isinstance(prepared.body, bytes):
+                in_memory += len(prepared.body)
+                if in_memory >= PREPARE_BYTES_PER_CALL:
+                    break
+        return out, done
 
     def _prepare_one(self, item: UploadItem) -> _Prepared | ObjectResult:
         config = self.config
