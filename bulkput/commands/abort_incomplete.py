@@ -152,21 +152,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 async def _open_store(args: argparse.Namespace) -> tuple[ObjectStore, str]:
     """The store and prefix of ``args.dest``, opened the way ``bulkput put`` opens it."""
-    from bulkput.api import open_destination
+    from bulkput.commands.put import open_destination_from_args
     from bulkput.config import TransferConfig
 
-    target, store = await open_destination(
-        args.dest,
-        endpoint=args.endpoint,
-        region=args.region,
-        addressing=args.addressing,
-        signature_version=args.signature_version,
-        access_key=args.access_key,
-        secret_key=args.secret_key,
-        session_token=args.session_token,
-        profile=args.profile,
-        config=TransferConfig(concurrency=8, verify_tls=not args.insecure),
-    )
+    config = TransferConfig(concurrency=8, verify_tls=not args.insecure)
+    target, store = await open_destination_from_args(args.dest, args, config)
     return store, target.prefix
 
 

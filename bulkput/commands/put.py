@@ -24,7 +24,7 @@ from bulkput.config import MiB, RetryPolicy, Timeouts, TransferConfig
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.shard import Shard
-from bulkput.store import ObjectHeaders
+from bulkput.store import ObjectHeaders, ObjectStore
 from bulkput.target import Target
 
 log = logging.getLogger("bulkput.put")
@@ -134,6 +134,26 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--session-token", default=None)
     group.add_argument("--profile", default=None)
     group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+
+
+async def open_destination_from_args(
+    dest: str, args: argparse.Namespace, config: TransferConfig
+) -> tuple[Target, ObjectStore]:
+    """``open_destination`` with the options :func:`add_connection_arguments` defined."""
+    from bulkput.api import open_destination
+
+    return await open_destination(
+        dest,
+        endpoint=args.endpoint,
+        region=args.region,
+        addressing=args.addressing,
+        signature_version=args.signature_version,
+        access_key=args.access_key,
+        secret_key=args.secret_key,
+        session_token=args.session_token,
+        profile=args.profile,
+        config=config,
+    )
 
 
 def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -393,23 +413,11 @@ async def _upload(
     import asyncio
 
     from bulkput import runtime
-    from bulkput.api import open_destination
     from bulkput.engine import Engine
     from bulkput.events import ReportWriter, print_summary
     from bulkput.journal import describe_source, open_job_journal
 
-    _, store = await open_destination(
-        dest,
-        endpoint=args.endpoint,
-        region=args.region,
-        addressing=args.addressing,
-        signature_version=args.signature_version,
-        access_key=args.access_key,
-        secret_key=args.secret_key,
-        session_token=args.session_token,
-        profile=args.profile,
-        config=config,
-    )
+    _, store = await open_destination_from_args(dest, args, config)
     journal = None
     report = None
     try:

@@ -155,8 +155,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _sync(args: argparse.Namespace, config: Any) -> int:
     from bulkput import runtime
-    from bulkput.api import open_destination
-    from bulkput.commands.put import _progress, headers_from_args
+    from bulkput.commands.put import _progress, headers_from_args, open_destination_from_args
     from bulkput.events import ReportWriter, print_summary
     from bulkput.filters import filter_from_args
     from bulkput.shard import Shard
@@ -173,18 +172,7 @@ async def _sync(args: argparse.Namespace, config: Any) -> int:
         shard=Shard.parse(args.shard) if args.shard else None,
         temp_dir=args.temp_dir,
     )
-    target, store = await open_destination(
-        args.dest,
-        endpoint=args.endpoint,
-        region=args.region,
-        addressing=args.addressing,
-        signature_version=args.signature_version,
-        access_key=args.access_key,
-        secret_key=args.secret_key,
-        session_token=args.session_token,
-        profile=args.profile,
-        config=config,
-    )
+    target, store = await open_destination_from_args(args.dest, args, config)
     report = None
     try:
         run_ref: list[SyncRun] = []
