@@ -561,8 +561,15 @@ class BulkputServer:
                 pieces = [data]
             else:
                 pieces = []
-            for piece in pieces:
+            def take(piece: bytes) -> None:
+                nonlocal size, crc32, crc64
                 size += len(piece)
+                if size > limit:
+                    raise ServeError(
+                        "EntityTooLarge",
+                        f"Your upload exceeds the maximum allowed size of {limit} bytes.",
+                        close=True,
+                    )
                 md5.update(piece)
                 if sha256 is not None:
                     sha256.update(piece)
@@ -573,28 +580,15 @@ class BulkputServer:
                 if want_crc:
                     crc64 = crc64_ecma(piece, crc64)
                 sink.write(piece)
+
+            for piece in pieces:
+                take(piece)
             if not pieces:
                 while True:
                     chunk = await asyncio.wait_for(request.content.readany(), timeout)
                     if not chunk:
                         break
-                    size += len(chunk)
-                    if size > limit:
-                        raise ServeError(
-                            "EntityTooLarge",
-                            f"Your upload exceeds the maximum allowed size of {limit} bytes.",
-                            close=True,
-                        )
-                    md5.update(chunk)
-                    if sha256 is not None:
-                        sha256.update(chunk)
-                    if sha1 is not None:
-                        sha1.update(chunk)
-                    if want_crc32:
-                        crc32 = zlib.crc32(chunk, crc32)
-                    if want_crc:
-                        crc64 = crc64_ecma(chunk, crc64)
-                    sink.write(chunk)
+                    take(chunk)
         except (asyncio.TimeoutError, asyncio.IncompleteReadError):
             sink.abort()
             raise ServeError(

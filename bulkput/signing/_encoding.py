@@ -7,6 +7,7 @@ unreserved characters and slashes) costs one ``bytes.translate`` and no per-char
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Callable, Hashable
 from datetime import datetime, timezone
 from typing import Generic, TypeVar
@@ -146,6 +147,17 @@ class PreparedHmac:
 
     def __repr__(self) -> str:
         return f"PreparedHmac({self._inner.name})"
+
+
+def derive_v4_key(secret: bytes, date: str, scope: tuple[str, ...]) -> PreparedHmac:
+    """The V4 signing key: HMAC-SHA256 chained over the date and each scope part.
+
+    ``secret`` carries its algorithm's prefix (``AWS4`` + secret, ``aliyun_v4`` + secret).
+    """
+    key = hmac.digest(secret, date.encode("ascii"), "sha256")
+    for part in scope:
+        key = hmac.digest(key, utf8(part, "the region or service"), "sha256")
+    return PreparedHmac(key, "sha256")
 
 
 K = TypeVar("K", bound=Hashable)

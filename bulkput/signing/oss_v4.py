@@ -13,7 +13,6 @@ per (credentials, date, region).
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -21,6 +20,7 @@ from bulkput.credentials import Credentials
 from bulkput.signing._encoding import (
     PreparedHmac,
     SmallCache,
+    derive_v4_key,
     iso8601_basic,
     uri_encode,
     utf8,
@@ -126,14 +126,8 @@ class OssV4Signer:
         cache_key = (credentials, date, region)
         prepared = self._keys.get(cache_key)
         if prepared is None:
-            key = hmac.digest(
-                utf8("aliyun_v4" + credentials.secret_key, "the secret key"),
-                date.encode("ascii"),
-                "sha256",
-            )
-            for part in (region, PRODUCT, TERMINATOR):
-                key = hmac.digest(key, utf8(part, "the region"), "sha256")
-            prepared = PreparedHmac(key, "sha256")
+            secret = utf8("aliyun_v4" + credentials.secret_key, "the secret key")
+            prepared = derive_v4_key(secret, date, (region, PRODUCT, TERMINATOR))
             self._keys.put(cache_key, prepared)
         return prepared
 

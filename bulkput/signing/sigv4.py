@@ -10,7 +10,6 @@ is cached per (credentials, date, region, service).
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from bulkput.credentials import Credentials
 from bulkput.signing._encoding import (
     PreparedHmac,
     SmallCache,
+    derive_v4_key,
     iso8601_basic,
     uri_encode,
     utf8,
@@ -116,14 +116,8 @@ class SigV4Signer:
         cache_key = (credentials, date, region, service)
         prepared = self._keys.get(cache_key)
         if prepared is None:
-            key = hmac.digest(
-                utf8("AWS4" + credentials.secret_key, "the secret key"),
-                date.encode("ascii"),
-                "sha256",
-            )
-            for part in (region, service, TERMINATOR):
-                key = hmac.digest(key, utf8(part, "the region or service"), "sha256")
-            prepared = PreparedHmac(key, "sha256")
+            secret = utf8("AWS4" + credentials.secret_key, "the secret key")
+            prepared = derive_v4_key(secret, date, (region, service, TERMINATOR))
             self._keys.put(cache_key, prepared)
         return prepared
 
