@@ -400,6 +400,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         batch: list[UploadItem] = []
         unhashed: list[_Prepared] = []  # large files of this batch not yet hashed and queued
+        waiting: deque[_Prepared | ObjectResult] = deque()  # prepared, not yet handed over
         try:
             while True:
                 batch = await pending.get()
@@ -411,7 +412,9 @@ class Engine:
                             self._pool, self._prepare_batch, batch
                         )
                     batch = batch[done:]
-                    for entry in prepared:
+                    waiting.extend(prepared)
+                    while waiting:
+                        entry = waiting[0]
                         if isinstance(entry, ObjectResult):
                             self._emit(entry)
                         elif entry.body is None and not entry.multipart:
@@ -419,11 +422,18 @@ class Engine:
                         else:
                             await self._read_ahead.acquire()
                             await ready.put(entry)
+                        waiting.popleft()
                 if unhashed:
                     await self._hash_into(unhashed, ready)
         except asyncio.CancelledError:
+            # Everything this preparer holds is reported, so a stopped job's report is whole.
             for item in batch if isinstance(batch, list) else ():
                 self._emit(self._unsent(item))
+            for entry in waiting:
+                if isinstance(entry, ObjectResult):
+                    self._emit(entry)
+                else:
+                    self._emit(self._unsent(entry.item, entry.size))
             for entry in unhashed:
                 self._emit(self._unsent(entry.item, entry.size))
             raise

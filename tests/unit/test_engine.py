@@ -228,7 +228,8 @@ async def test_unreadable_file_fails_alone(tmp_path: Path, monkeypatch) -> None:
 
 
 async def test_a_job_fatal_error_aborts_once_and_stores_nothing_falsely(tmp_path: Path) -> None:
-    items = make_files(tmp_path, 200, size=10)
+    # More objects than the pipeline's queues hold, so that some are never read into the job.
+    items = make_files(tmp_path, 1000, size=10)
     store = FakeStore()
     store.every_put = error_from_response(403, "InvalidAccessKeyId", bucket="bkt")
     engine, rec = make_engine(store)
@@ -241,7 +242,7 @@ async def test_a_job_fatal_error_aborts_once_and_stores_nothing_falsely(tmp_path
     assert set(codes) <= {"InvalidAccessKeyId", "JobAborted"}
     assert all(r.status is Status.FAILED for r in rec.results)
     assert store.puts <= 8  # the requests already in flight, not one per object
-    assert len(rec.results) < 200  # the rest of the input was never read into the job
+    assert len(rec.results) < 1000  # the rest of the input was never read into the job
     assert len({r.key for r in rec.results}) == len(rec.results)
 
 
@@ -461,6 +462,30 @@ async def test_stop_lets_in_flight_finish_and_reports_the_rest(tmp_path: Path) -
     others = [r for r in rec.results if r.status is not Status.STORED]
     assert {r.error_code for r in others} <= {"Interrupted"}
     assert len({r.key for r in rec.results}) == len(rec.results)
+
+
+async def test_stop_reports_every_object_even_those_read_and_waiting_for_a_sender(
+    tmp_path: Path,
+) -> None:
+    """One sender held at the gate: the readers have prepared bodies they cannot hand over yet.
+    After stop, each of the 200 objects is in the results exactly once."""
+    items = make_files(tmp_path, 200, size=5)
+    store = FakeStore()
+    store.gate = asyncio.Event()
+    config = TransferConfig(concurrency=1, max_open_files=4, retry=FAST_RETRY)
+    engine, rec = make_engine(store, config)
+    job = asyncio.create_task(engine.run(iter(items)))
+    while store.puts < 1:
+        await asyncio.sleep(0.001)
+    for _ in range(50):  # let the readers fill what they may and block
+        await asyncio.sleep(0.001)
+    engine.stop()
+    store.gate.set()
+    summary = await job
+    assert summary.interrupted
+    keys = [r.key for r in rec.results]
+    assert sorted(keys) == sorted(item.key for item in items)
+    assert summary.stored == len(store.objects) == 1
 
 
 async def test_stop_cancels_requests_that_outlive_the_grace(tmp_path: Path) -> None:
