@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from urllib.parse import unquote
 
 from bulkput.dialects.base import Page, Query
-from bulkput.dialects.s3 import XmlDialect, parse_xml, text, truthy
+from bulkput.dialects.s3 import XmlDialect, text, truthy
 from bulkput.errors import ValidationError
 from bulkput.store import ObjectInfo
 
@@ -66,8 +66,8 @@ class OssDialect(XmlDialect):
         return (("prefix", prefix), ("max-keys", str(page_size)), ("encoding-type", "url"))
 
     def parse_list_objects(self, body: bytes) -> Page[ObjectInfo]:
-        root = parse_xml(body)
-        page = Page(self._contents(root))
+        root, items = self._listing(body)
+        page = Page(items)
         if truthy(text(root, "IsTruncated")):
             marker = text(root, "NextMarker")
             if marker:

@@ -6,6 +6,8 @@ names (see :mod:`bulkput.dialects.oss`).
 
 from __future__ import annotations
 
+import html
+import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Mapping, Sequence
 from urllib.parse import unquote_plus
@@ -25,6 +27,48 @@ def parse_xml(body: bytes) -> ElementTree.Element:
         if element.tag[:1] == "{":
             element.tag = element.tag.rpartition("}")[2]
     return root
+
+
+# A listing page is mostly <Contents> blocks: reading them with one regular expression is
+# about ten times faster than building an element tree, and the re-sync of a large tree spends
+# most of its time on its listing. Only the usual shape is read this way (Key, LastModified and
+# ETag first, Size after simple elements, the blocks back to back); the rest of the page still
+# goes through the XML parser, so a malformed answer is still refused, and a page of any other
+# shape (CDATA, a DOCTYPE, raw CRs, prefixed or attributed tags, ...) is parsed whole.
+_CONTENTS_ENTRY = re.compile(
+    r"<Contents>\s*<Key>([^<]*)</Key>\s*<LastModified>([^<]*)</LastModified>\s*"
+    r"<ETag>([^<]*)</ETag>\s*(?:<(\w+)>[^<]*</\4>\s*)*?<Size>([^<]*)</Size>.*?</Contents>\s*",
+    re.S,
+)
+
+
+def _xml_text(value: str) -> str:
+    return html.unescape(value) if "&" in value else value
+
+
+def split_contents(body: bytes) -> tuple[list[tuple[str, str, str, str]], bytes] | None:
+    """``(key, last_modified, etag, size)`` of each ``<Contents>`` block and the body without
+    them, or None when the page is not of the usual shape (the caller then parses it whole)."""
+    try:
+        page = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "<!" in page or "\r" in page:  # CDATA, DOCTYPE, comments; line ends XML normalises
+        return None
+    first = page.find("<Contents>")
+    if first < 0:
+        return None  # nothing to gain (or contents written another way)
+    rows = []
+    position = first
+    for match in _CONTENTS_ENTRY.finditer(page, first):
+        if match.start() != position:
+            return None  # a block the expression could not read
+        key, modified, etag, size = match.group(1, 2, 3, 5)
+        rows.append((_xml_text(key), _xml_text(modified), _xml_text(etag), _xml_text(size)))
+        position = match.end()
+    if page.count("<Contents") != len(rows):
+        return None
+    return rows, (page[:first] + page[position:]).encode("utf-8")
 
 
 def text(parent: ElementTree.Element, tag: str) -> str | None:
@@ -185,6 +229,25 @@ class XmlDialect(Dialect):
                 page.next_query = {"key-marker": last.key, "upload-id-marker": last.upload_id}
         return page
 
+    def _listing(self, body: bytes) -> tuple[ElementTree.Element, list[ObjectInfo]]:
+        """The page's root (without its ``<Contents>`` when they were read apart) and objects."""
+        split = split_contents(body)
+        if split is None:
+            root = parse_xml(body)
+            return root, self._contents(root)
+        rows, rest = split
+        root = parse_xml(rest)
+        decode = self._decoder(root)
+        return root, [
+            ObjectInfo(
+                key=decode(key),
+                size=_int(size) or 0,
+                etag=strip_etag(etag),
+                last_modified=modified,
+            )
+            for key, modified, etag, size in rows
+        ]
+
     def _contents(self, root: ElementTree.Element) -> list[ObjectInfo]:
         decode = self._decoder(root)
         items = []
@@ -244,8 +307,8 @@ class S3Dialect(XmlDialect):
         )
 
     def parse_list_objects(self, body: bytes) -> Page[ObjectInfo]:
-        root = parse_xml(body)
-        page = Page(self._contents(root))
+        root, items = self._listing(body)
+        page = Page(items)
         if truthy(text(root, "IsTruncated")):
             token = text(root, "NextContinuationToken")
             if token:

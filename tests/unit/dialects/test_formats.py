@@ -13,9 +13,12 @@ from functools import cache
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bulkput.dialects import dialect_for
 from bulkput.dialects.base import with_next
+from bulkput.dialects.s3 import S3_XMLNS
 from bulkput.errors import RemoteError, ServiceError, ValidationError
 from bulkput.store import ObjectHeaders, PartInfo
 from bulkput.target import Target, resolve_endpoint
@@ -535,3 +538,86 @@ def test_virtual_hosted_local_store_is_dialled_at_its_own_address() -> None:
     request = dialect_for("s3").request(endpoint, "GET", "bkt", "k")
     assert request.host == "bkt.localhost:9000"  # the Host header names the bucket
     assert request.url == "http://localhost:9000/k"  # the connection goes to the store itself
+
+
+# --- the fast <Contents> reader gives exactly what the XML parser gives -----------------------
+
+_KEY_TEXT = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\ufffe\uffff"),
+    min_size=1, max_size=30,
+).filter(lambda k: all(ch >= " " or ch in "\t\n\r" for ch in k))  # fmt: skip
+
+
+def _listing_page(
+    entries: list[tuple[str, int, str]], pretty: bool, encode: bool, extra: str = ""
+) -> bytes:
+    from urllib.parse import quote
+    from xml.sax.saxutils import escape as xml_escape
+
+    gap = "\n    " if pretty else ""
+    contents = "".join(
+        f"<Contents>{gap}<Key>{xml_escape(quote(key) if encode else key, {chr(13): '&#13;'})}"
+        f"</Key>{gap}"
+        f"<LastModified>2024-01-02T03:04:05.000Z</LastModified>{gap}"
+        f"<ETag>{xml_escape(etag, {chr(34): '&quot;'})}</ETag>{gap}{extra}<Size>{size}</Size>"
+        f"{gap}<StorageClass>STANDARD</StorageClass>{gap}"
+        f"<Owner><ID>o</ID><DisplayName>o</DisplayName></Owner></Contents>"
+        for key, size, etag in entries
+    )
+    encoding = "<EncodingType>url</EncodingType>" if encode else ""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult xmlns="{S3_XMLNS}">'
+        f"<Name>b</Name><Prefix></Prefix>{encoding}<IsTruncated>true</IsTruncated>"
+        f"<NextContinuationToken>t&amp;1</NextContinuationToken>{contents}"
+        f"<CommonPrefixes><Prefix>p/</Prefix></CommonPrefixes></ListBucketResult>"
+    ).encode()
+
+
+@given(
+    entries=st.lists(
+        st.tuples(_KEY_TEXT, st.integers(0, 10**12),
+                  st.sampled_from(['"0cc175b9c0f1b6a831c399e269772661"', '"abc-3"', "plain", ""])),
+        max_size=8,
+    ),
+    pretty=st.booleans(),
+    encode=st.booleans(),
+    extra=st.sampled_from(["", "<Type>Normal</Type>", "<ChecksumAlgorithm>CRC32</ChecksumAlgorithm> "]),
+)  # fmt: skip
+@settings(max_examples=300, deadline=None)
+def test_fast_contents_reader_equals_the_xml_parser(
+    entries: list[tuple[str, int, str]], pretty: bool, encode: bool, extra: str
+) -> None:
+    from bulkput.dialects.s3 import parse_xml, split_contents
+
+    body = _listing_page(entries, pretty, encode, extra)
+    # a plain page with objects takes the fast path (one without needs no shortcut)
+    assert (split_contents(body) is not None) == bool(entries)
+    for name in ("s3", "oss"):
+        dialect = dialect_for(name)
+        fast = dialect.parse_list_objects(body)
+        slow_items = dialect._contents(parse_xml(body))  # type: ignore[attr-defined]
+        assert fast.items == slow_items
+        assert [item.key for item in fast.items] == [key for key, _, _ in entries]
+    assert dialect_for("s3").parse_list_objects(body).next_query == {"continuation-token": "t&1"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        (b"<Key>", b"<Key><![CDATA[", b"</Key>", b"]]></Key>"),  # CDATA
+        (b"<Key>", b'<Key kind="x">', b"", b""),  # an attribute on a field
+        (b"<ETag>", b"<ETag/><ETag>", b"", b""),  # a self-closing field
+        (b"<Contents>", b"<s3:Contents>", b"</Contents>", b"</s3:Contents>"),  # a prefix
+        (b"<Key>a&amp;b", b"<Key>a\rb", b"", b""),  # a raw CR, which XML turns into LF
+        (b"<ETag>", b"<Size>1</Size><ETag>", b"", b""),  # fields in another order
+    ],
+    ids=["cdata", "attribute", "self-closing", "prefixed", "raw-cr", "other-order"],
+)
+def test_unusual_pages_take_the_xml_parser(change: tuple[bytes, bytes, bytes, bytes]) -> None:
+    from bulkput.dialects.s3 import split_contents
+
+    old_open, new_open, old_close, new_close = change
+    body = S3_LIST.replace(old_open, new_open)
+    if old_close:
+        body = body.replace(old_close, new_close)
+    assert split_contents(body) is None
