@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bulkput.bench.datasets import Dataset, ListingDigest
+from bulkput.digest import md5_file
 
 if TYPE_CHECKING:
     from bulkput.bench.servers import RunningServer
@@ -55,19 +57,16 @@ def verify_listing(server: RunningServer, dataset: Dataset,
     read_back = 0
     try:
         client = s3_client(server)
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=server.bucket, PaginationConfig={"PageSize": 1000})
-        for page in pages:
-            for entry in page.get("Contents", ()):
-                etag = str(entry.get("ETag") or "").strip('"')
-                if not etag and dataset.md5_checked:
-                    # rclone's directory backend sometimes lists an object without its ETag
-                    # (no MD5 cached yet); read the object back instead of failing the run.
-                    etag = _object_md5(client, server.bucket, entry["Key"])
-                    read_back += 1
-                digest.add(entry["Key"], int(entry["Size"]), etag)
-                if since is not None and entry["LastModified"] >= since:
-                    written_after += 1
+        for entry in _listed(client, server.bucket):
+            etag = _listed_etag(entry)
+            if not etag and dataset.md5_checked:
+                # A store may list an object without its ETag (rclone's directory backend
+                # does, now and then): read the object back instead of failing the run.
+                etag = _object_md5(client, server.bucket, entry["Key"])
+                read_back += 1
+            digest.add(entry["Key"], int(entry["Size"]), etag)
+            if since is not None and entry["LastModified"] >= since:
+                written_after += 1
     except Exception as exc:  # any listing failure makes the run unverifiable, hence failed
         return Verification(False, digest.count, digest.bytes,
                             f"listing failed: {exc.__class__.__name__}: {exc}")
@@ -101,28 +100,24 @@ def _describe_difference(server: RunningServer, dataset: Dataset) -> str | None:
     examples: list[str] = []
     try:
         client = s3_client(server)
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=server.bucket, PaginationConfig={"PageSize": 1000})
-        for page in pages:
-            for entry in page.get("Contents", ()):
-                key, size = entry["Key"], int(entry["Size"])
-                path = dataset.source_dir / key
-                if not path.is_file():
-                    unknown += 1
-                    problem = f"{key}: not in the dataset"
-                elif path.stat().st_size != size:
-                    wrong_size += 1
-                    problem = f"{key}: {size} bytes, file has {path.stat().st_size}"
-                elif dataset.md5_checked and (
-                    etag := str(entry.get("ETag") or "").strip('"').lower()
-                    or _object_md5(client, server.bucket, key)
-                ) != _file_md5(path):
-                    wrong_md5 += 1
-                    problem = f"{key}: ETag {etag or '(none)'} is not the file's MD5"
-                else:
-                    continue
-                if len(examples) < 2:
-                    examples.append(problem)
+        for entry in _listed(client, server.bucket):
+            key, size = entry["Key"], int(entry["Size"])
+            path = dataset.source_dir / key
+            if not path.is_file():
+                unknown += 1
+                problem = f"{key}: not in the dataset"
+            elif path.stat().st_size != size:
+                wrong_size += 1
+                problem = f"{key}: {size} bytes, file has {path.stat().st_size}"
+            elif dataset.md5_checked and (
+                etag := _listed_etag(entry).lower() or _object_md5(client, server.bucket, key)
+            ) != _file_md5(path):
+                wrong_md5 += 1
+                problem = f"{key}: ETag {etag} is not the file's MD5"
+            else:
+                continue
+            if len(examples) < 2:
+                examples.append(problem)
     except Exception:  # the first listing worked; a failing second one only loses the detail
         return None
     counts = [f"{n} object{'s' * (n != 1)} {what}" for n, what in (
@@ -133,12 +128,20 @@ def _describe_difference(server: RunningServer, dataset: Dataset) -> str | None:
     return ", ".join(counts) + " (e.g. " + "; ".join(examples) + ")"
 
 
+def _listed(client: Any, bucket: str) -> Iterator[dict[str, Any]]:
+    """Every entry of the bucket's listing, page by page."""
+    pages = client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, PaginationConfig={"PageSize": 1000})
+    for page in pages:
+        yield from page.get("Contents", ())
+
+
+def _listed_etag(entry: dict[str, Any]) -> str:
+    return str(entry.get("ETag") or "").strip('"')
+
+
 def _file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return md5_file(str(path))[0].hex()
 
 
 def _object_md5(client: Any, bucket: str, key: str) -> str:

@@ -237,30 +237,27 @@ class XmlDialect(Dialect):
             return root, self._contents(root)
         rows, rest = split
         root = parse_xml(rest)
+        return root, self._objects(root, rows)
+
+    def _contents(self, root: ElementTree.Element) -> list[ObjectInfo]:
+        rows = [
+            (text(node, "Key") or "", text(node, "LastModified"), text(node, "ETag"),
+             text(node, "Size"))
+            for node in root.findall("Contents")
+        ]  # fmt: skip
+        return self._objects(root, rows)
+
+    def _objects(
+        self, root: ElementTree.Element, rows: Sequence[tuple[str, str | None, str | None, str | None]]
+    ) -> list[ObjectInfo]:
+        """``(key, last_modified, etag, size)`` rows of a page as objects (keys decoded)."""
         decode = self._decoder(root)
-        return root, [
+        return [
             ObjectInfo(
-                key=decode(key),
-                size=_int(size) or 0,
-                etag=strip_etag(etag),
-                last_modified=modified,
+                key=decode(key), size=_int(size) or 0, etag=strip_etag(etag), last_modified=modified
             )
             for key, modified, etag, size in rows
         ]
-
-    def _contents(self, root: ElementTree.Element) -> list[ObjectInfo]:
-        decode = self._decoder(root)
-        items = []
-        for node in root.findall("Contents"):
-            items.append(
-                ObjectInfo(
-                    key=decode(text(node, "Key") or ""),
-                    size=_int(text(node, "Size")) or 0,
-                    etag=strip_etag(text(node, "ETag")),
-                    last_modified=text(node, "LastModified"),
-                )
-            )
-        return items
 
 
 class S3Dialect(XmlDialect):
