@@ -56,5 +56,8 @@ class TransferConfig:
     part_size: int | None = None  # None: chosen per file (fits 10,000 parts, >= service minimum)
     content_md5: bool = True  # --no-md5 turns it off
     verify_tls: bool = True
+    # file bodies on plain-HTTP connections go to the socket with os.sendfile (no copy
+    # through Python); off: always read and written in chunks
+    sendfile: bool = True
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()

@@ -7,7 +7,9 @@ purpose (reset, close, never answer).
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -18,7 +20,14 @@ from aiohttp.client_reqrep import ConnectionKey
 from bulkput.config import Timeouts, TransferConfig
 from bulkput.errors import ConnectError, FileChangedError, LocalInputError, TransportError
 from bulkput.store import FileRange
-from bulkput.transport import ERROR_TABLE, Transport, map_transport_error
+from bulkput.transport import (
+    _STALLED,
+    ERROR_TABLE,
+    FileRangePayload,
+    Transport,
+    _sendfile_blocking,
+    map_transport_error,
+)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -99,25 +108,136 @@ async def test_bytes_body_goes_out_as_given(serve: Callable[[Handler], Awaitable
     assert headers["user-agent"].startswith("bulkput/")
 
 
+class SendfileSpy:
+    """Counts os.sendfile calls (the plain-HTTP file body path)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls = 0
+        real = os.sendfile
+
+        def spy(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+            self.calls += 1
+            return real(out_fd, in_fd, offset, count)
+
+        monkeypatch.setattr(os, "sendfile", spy)
+
+
+@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "chunks"])
 async def test_file_range_streams_exact_slice_with_length(
-    serve: Callable[[Handler], Awaitable[str]], tmp_path: Path
+    serve: Callable[[Handler], Awaitable[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sendfile: bool,
 ) -> None:
+    spy = SendfileSpy(monkeypatch)
     recorded = Recorded()
     base = await serve(recording_handler(recorded))
     path = tmp_path / "data.bin"
     data = bytes(range(256)) * 40
     path.write_bytes(data)
-    config = TransferConfig(chunk_size=97)  # many small reads
+    big = tmp_path / "big.bin"
+    big_data = os.urandom(6 * 1024 * 1024 + 3)  # more than the socket buffers hold at once
+    big.write_bytes(big_data)
+    config = TransferConfig(chunk_size=97, sendfile=sendfile)  # many small reads without it
     async with Transport(config) as transport:
         body = FileRange(str(path), 13, 5000)
         await transport.send("PUT", f"{base}/b/k", {"content-length": "5000"}, body)
         path.write_bytes(data[::-1])  # a retry re-reads the file as it is now
         await transport.send("PUT", f"{base}/b/k", {"content-length": "5000"}, body)
-    (_, first_headers, first), (_, _, second) = recorded.requests
+        length = len(big_data) - 11
+        await transport.send(
+            "PUT", f"{base}/b/big", {"content-length": str(length)}, FileRange(str(big), 7, length)
+        )
+    (_, first_headers, first), (_, _, second), (_, _, third) = recorded.requests
     assert first == data[13:5013]
     assert second == data[::-1][13:5013]
+    assert third == big_data[7 : 7 + length]
     assert first_headers["content-length"] == "5000"
     assert "transfer-encoding" not in first_headers
+    assert (spy.calls > 0) is sendfile
+
+
+@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "chunks"])
+async def test_file_that_shrinks_after_it_was_opened_is_a_local_error(
+    serve: Callable[[Handler], Awaitable[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    sendfile: bool,
+) -> None:
+    recorded = Recorded()
+    base = await serve(recording_handler(recorded))
+    path = tmp_path / "shrinks.bin"
+    path.write_bytes(b"x" * 300_000)
+    real_open = FileRangePayload.open
+
+    def open_then_shrink(self: FileRangePayload) -> None:
+        real_open(self)
+        os.truncate(path, 100_000)  # after the size check, before the body is sent
+
+    monkeypatch.setattr(FileRangePayload, "open", open_then_shrink)
+    async with Transport(TransferConfig(sendfile=sendfile)) as transport:
+        with pytest.raises(FileChangedError) as info:
+            await transport.send(
+                "PUT", f"{base}/b/k", {"content-length": "300000"}, FileRange(str(path), 0, 300_000)
+            )
+    assert "shrank during the upload" in info.value.message
+    assert info.value.path == str(path)
+    assert recorded.requests == []  # the server never got a whole request
+
+
+def test_sendfile_thread_stops_on_its_own_conditions(tmp_path: Path) -> None:
+    path = tmp_path / "data.bin"
+    path.write_bytes(b"y" * 1000)
+    left, right = socket.socketpair()
+    with left, right, open(path, "rb") as source:
+        left.setblocking(False)
+        stop = threading.Event()
+        # the file ends 200 bytes before the range does: the bytes left are returned
+        assert _sendfile_blocking(left.fileno(), source.fileno(), 100, 1100, 5.0, stop) == 200
+        assert right.recv(2000) == b"y" * 900
+        # a peer that never reads: no room for the stall timeout
+        big = tmp_path / "big.bin"
+        big.write_bytes(bytes(16 * 1024 * 1024))
+        with open(big, "rb") as big_source:
+            assert _sendfile_blocking(
+                left.fileno(), big_source.fileno(), 0, 16 * 1024 * 1024, 0.3, stop
+            ) == _STALLED
+            stop.set()  # asked to stop: returns at once
+            assert _sendfile_blocking(
+                left.fileno(), big_source.fileno(), 0, 16 * 1024 * 1024, 60.0, stop
+            ) == _STALLED
+
+
+async def test_cancelled_sendfile_body_ends_promptly_and_closes_its_descriptors(
+    serve: Callable[[Handler], Awaitable[str]], tmp_path: Path
+) -> None:
+    release = asyncio.Event()
+
+    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.close()
+
+    base = await serve(never_reads)
+    size = 32 * 1024 * 1024
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    open_before = len(os.listdir("/proc/self/fd"))
+    async with Transport(TransferConfig(timeouts=Timeouts(connect=5, read=60))) as transport:
+        task = asyncio.create_task(
+            transport.send("PUT", f"{base}/b/k", {"content-length": str(size)},
+                           FileRange(str(path), 0, size))
+        )
+        await asyncio.sleep(0.5)  # the body is stuck: the server reads nothing
+        task.cancel()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # the thread sees the stop within a tenth of a second, not after the 60 s timeout
+        assert asyncio.get_running_loop().time() - started < 5
+    release.set()
+    await asyncio.sleep(0.1)
+    assert len(os.listdir("/proc/self/fd")) <= open_before
 
 
 async def test_missing_or_shrunk_file_is_a_local_error(
@@ -258,7 +378,7 @@ async def test_large_bytes_body_is_sent_exactly(serve: Callable[[Handler], Await
     assert recorded.requests[0][2] == body
 
 
-@pytest.mark.parametrize("kind", ["bytes", "file"])
+@pytest.mark.parametrize("kind", ["bytes", "file", "file-in-chunks"])
 async def test_server_that_stops_reading_the_body_times_out(
     serve: Callable[[Handler], Awaitable[str]], tmp_path: Path, kind: str
 ) -> None:
@@ -274,7 +394,7 @@ async def test_server_that_stops_reading_the_body_times_out(
     with open(path, "wb") as handle:
         handle.truncate(size)
     body: bytes | FileRange = bytes(size) if kind == "bytes" else FileRange(str(path), 0, size)
-    config = TransferConfig(timeouts=Timeouts(connect=5, read=0.3))
+    config = TransferConfig(timeouts=Timeouts(connect=5, read=0.3), sendfile=kind == "file")
     async with Transport(config) as transport:
         with pytest.raises(TransportError) as info:
             await transport.send("PUT", f"{base}/b/k", {"content-length": str(size)}, body)
