@@ -52,7 +52,11 @@ class TransferConfig:
     max_open_files: int = 64  # files open at once for hashing and reading
     small_body_limit: int = 1 * MiB  # bodies up to this are read into memory once
     chunk_size: int = 1 * MiB  # read size when streaming and hashing
-    multipart_threshold: int = 64 * MiB
+    # Above this, multipart. A single PUT costs one MD5 per byte (its Content-MD5, which the
+    # ETag then proves); a multipart upload two (each part's Content-MD5 and the whole file's
+    # MD5 kept as metadata), plus three or more requests. 512 MiB keeps files up to that size
+    # on the cheaper path; larger ones get parallel parts and resume part by part.
+    multipart_threshold: int = 512 * MiB
     part_size: int | None = None  # None: chosen per file (fits 10,000 parts, >= service minimum)
     content_md5: bool = True  # --no-md5 turns it off
     verify_tls: bool = True

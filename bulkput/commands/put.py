@@ -165,8 +165,10 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
     group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
     group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
-    group.add_argument("--multipart-threshold", type=parse_size, default=defaults.multipart_threshold)
-    group.add_argument("--part-size", type=parse_size, default=None)
+    group.add_argument("--multipart-threshold", type=parse_size, default=defaults.multipart_threshold,
+                       help="files larger than this go multipart (default 512M; above 5G always)")
+    group.add_argument("--part-size", type=parse_size, default=None,
+                       help="multipart part size (default: 8M, larger when a file needs more than 10,000 parts)")
 
 
 def config_from_args(args: argparse.Namespace) -> TransferConfig:
