@@ -77,6 +77,14 @@ MAX_SINGLE_PUT = 5 * GiB
 BATCH_SIZE = 32  # items per executor call
 # Bodies one executor call may read into memory before handing them over (see _prepare_batch).
 PREPARE_BYTES_PER_CALL = 4 * 1024 * 1024
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 _HEX_DIGITS = frozenset("0123456789abcdef")
@@ -261,6 +269,9 @@ class Engine:
         # 1 MiB body, so fewer wait than there are senders.
         self._read_ahead = asyncio.Semaphore(max(4, sender_count // 4))
         self._open_files = asyncio.Semaphore(max(1, config.max_open_files))
+        # Hashing is CPU work: more large files hashed at once than there are CPUs would only
+        # make every one of them finish (and start sending) later.
+        self._hash_slots = asyncio.Semaphore(_cpu_count())
         self._pool = ThreadPoolExecutor(preparer_count + 1, thread_name_prefix="bulkput-read")
         self._preparers_left = preparer_count
         self._loop = asyncio.get_running_loop()
@@ -450,7 +461,7 @@ class Engine:
         loop = asyncio.get_running_loop()
 
         async def hash_one(entry: _Prepared) -> _Prepared | ObjectResult:
-            async with self._open_files:
+            async with self._open_files, self._hash_slots:
                 try:
                     return await loop.run_in_executor(self._pool, self._hash_large, entry)
                 except BulkputError as error:
@@ -725,6 +736,7 @@ class Engine:
             on_bytes=(lambda n: [callback(n) for callback in on_bytes]) if on_bytes else None,
             executor_run=self._executor_run,
             should_stop=self._should_stop,
+            hash_slots=self._hash_slots,
         )
         return ObjectResult(
             key=item.key,

@@ -354,6 +354,7 @@ async def upload_file(
     runner: RequestRunner | None = None,
     executor_run: ExecutorRun | None = None,
     should_stop: Callable[[], bool] | None = None,
+    hash_slots: asyncio.Semaphore | None = None,
 ) -> MultipartResult:
     """Upload one file as a multipart upload, resuming from the journal when possible.
 
@@ -368,6 +369,7 @@ async def upload_file(
     server confirms it (parts found from an earlier run are told at once). ``should_stop``
     (the engine's "interrupted" flag) is checked before each part: once true, parts in flight
     finish, no new part starts, and the upload is left for the next run (``CancelledError``).
+    ``hash_slots`` (the engine's, one per CPU) is held during the hash pass.
 
     The object is journaled as stored (with the whole file's MD5) only after the server
     confirmed it. Raises :class:`~bulkput.errors.BulkputError` subclasses on failure (with an
@@ -390,6 +392,7 @@ async def upload_file(
             executor_run,
             progress,
             should_stop or _never,
+            hash_slots,
         )
     except BulkputError as error:
         error.attempts = progress.attempts  # type: ignore[attr-defined]
@@ -410,6 +413,7 @@ async def _upload_file(
     executor_run: ExecutorRun | None,
     progress: _Progress,
     should_stop: Callable[[], bool],
+    hash_slots: asyncio.Semaphore | None = None,
 ) -> MultipartResult:
     key = item.key
     dialect = store.dialect_name
@@ -447,10 +451,10 @@ async def _upload_file(
         )
 
     try:
-        if file_slots is not None:
-            async with file_slots:
-                hashes = await _in_executor(executor_run, hash_now)
-        else:
+        async with contextlib.AsyncExitStack() as slots:
+            for slot in (file_slots, hash_slots):
+                if slot is not None:
+                    await slots.enter_async_context(slot)
             hashes = await _in_executor(executor_run, hash_now)
         state_after_hash = await _in_executor(executor_run, lambda: _file_state(item.path))
     except OSError as exc:

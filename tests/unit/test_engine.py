@@ -6,6 +6,7 @@ import asyncio
 import base64
 import hashlib
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -308,6 +309,38 @@ async def test_large_bodies_stream_and_open_files_stay_bounded(tmp_path: Path) -
     summary = await engine.run(items)
     assert summary.exit_code == 0 and stored_bytes_equal(store, items)
     assert 1 <= store.max_streaming <= 2
+
+
+async def test_large_files_are_hashed_no_more_at_once_than_there_are_cpus(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Hashing is CPU work: with one CPU, one large file at a time, so the first is sent as
+    # soon as it is hashed instead of all of them finishing together.
+    monkeypatch.setattr(engine_module, "_cpu_count", lambda: 1)
+    hashing = 0
+    most = 0
+    real = Engine._hash_large
+
+    def counting(self: Engine, prepared):  # type: ignore[no-untyped-def]
+        nonlocal hashing, most
+        hashing += 1
+        most = max(most, hashing)
+        try:
+            time.sleep(0.05)  # long enough for the others to start, were they allowed to
+            return real(self, prepared)
+        finally:
+            hashing -= 1
+
+    monkeypatch.setattr(Engine, "_hash_large", counting)
+    items = make_files(tmp_path, 6, size=5000)
+    config = TransferConfig(
+        concurrency=16, max_open_files=8, small_body_limit=1024, retry=FAST_RETRY
+    )
+    store = FakeStore()
+    engine, _ = make_engine(store, config)
+    summary = await engine.run(items)
+    assert summary.exit_code == 0 and stored_bytes_equal(store, items)
+    assert most == 1
 
 
 async def test_trusted_md5_is_sent_as_given(tmp_path: Path) -> None:
