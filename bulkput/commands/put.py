@@ -165,6 +165,8 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
     group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
     group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
+    group.add_argument("--no-sendfile", action="store_true",
+                       help="read file bodies into memory in pieces instead of os.sendfile (plain HTTP only)")
     group.add_argument("--multipart-threshold", type=parse_size, default=defaults.multipart_threshold,
                        help="files larger than this go multipart (default 512M; above 5G always)")
     group.add_argument("--part-size", type=parse_size, default=None,
@@ -185,6 +187,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         part_size=args.part_size,
         content_md5=not args.no_md5,
         verify_tls=not args.insecure,
+        sendfile=not args.no_sendfile,
         timeouts=Timeouts(connect=min(base.timeouts.connect, args.timeout), read=args.timeout),
         retry=RetryPolicy(max_attempts=args.retries + 1),
     )

@@ -413,3 +413,20 @@ async def test_insecure_transport_says_so_in_its_log(
         async with Transport(TransferConfig(verify_tls=False)) as transport:
             await transport.send("GET", f"{base}/b/k", {})
     assert "TLS certificate verification is off" in caplog.text
+
+
+def test_transfer_flags_reach_the_config() -> None:
+    from bulkput.cli import build_parser
+    from bulkput.commands.put import config_from_args
+
+    parser = build_parser()
+    defaults = config_from_args(parser.parse_args(["put", "a", "s3://b/p"]))
+    assert defaults.sendfile and defaults.content_md5
+    assert defaults.multipart_threshold == 512 * 1024 * 1024
+    config = config_from_args(
+        parser.parse_args(
+            ["put", "a", "s3://b/p", "--no-sendfile", "--no-md5", "--multipart-threshold", "64M"]
+        )
+    )
+    assert not config.sendfile and not config.content_md5
+    assert config.multipart_threshold == 64 * 1024 * 1024
