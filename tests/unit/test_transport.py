@@ -430,3 +430,38 @@ def test_transfer_flags_reach_the_config() -> None:
     )
     assert not config.sendfile and not config.content_md5
     assert config.multipart_threshold == 64 * 1024 * 1024
+
+
+@pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "chunks"])
+async def test_server_answering_before_the_body_ends_gives_its_answer_or_a_transport_error(
+    serve: Callable[[Handler], Awaitable[str]], tmp_path: Path, sendfile: bool
+) -> None:
+    # A server refusing a request (403 on a bad signature) may answer and close without
+    # reading the body: the request ends either way, with the answer or a retryable error.
+    async def refuses_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = b"<Error><Code>AccessDenied</Code></Error>"
+        writer.write(
+            b"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await writer.drain()
+        writer.close()
+
+    base = await serve(refuses_at_once)
+    size = 32 * 1024 * 1024
+    path = tmp_path / "big.bin"
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    config = TransferConfig(timeouts=Timeouts(connect=5, read=5), sendfile=sendfile)
+    async with Transport(config) as transport:
+        for _ in range(3):
+            try:
+                answer = await transport.send(
+                    "PUT", f"{base}/b/k", {"content-length": str(size)}, FileRange(str(path), 0, size)
+                )
+            except TransportError as error:
+                assert error.retryable
+            else:
+                assert answer.status == 403 and b"AccessDenied" in answer.body
