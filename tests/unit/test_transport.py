@@ -465,3 +465,47 @@ async def test_server_answering_before_the_body_ends_gives_its_answer_or_a_trans
                 assert error.retryable
             else:
                 assert answer.status == 403 and b"AccessDenied" in answer.body
+
+
+async def test_file_body_over_tls_is_never_sent_with_sendfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sendfile would put plain bytes into the TLS stream: over https the body goes through
+    # aiohttp's TLS transport, and arrives intact.
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        capture_output=True,
+    )  # fmt: skip
+    if made.returncode:
+        pytest.skip(f"openssl could not make a certificate: {made.stderr.decode()[-200:]}")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    recorded = Recorded()
+    server = await asyncio.start_server(
+        recording_handler(recorded), "127.0.0.1", 0, ssl=server_tls
+    )
+    port = server.sockets[0].getsockname()[1]
+    spy = SendfileSpy(monkeypatch)
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    try:
+        async with Transport(TransferConfig(verify_tls=False)) as transport:
+            answer = await transport.send(
+                "PUT",
+                f"https://127.0.0.1:{port}/b/k",
+                {"content-length": str(len(data))},
+                FileRange(str(path), 0, len(data)),
+            )
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert answer.status == 200
+    assert recorded.requests[0][2] == data
+    assert spy.calls == 0
