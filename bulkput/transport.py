@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import select
@@ -252,8 +253,8 @@ class FileRangePayload(_GuardedPayload):
         (on plain-HTTP connections: about a third of the CPU a large body costs otherwise).
 
         Returns False, having sent nothing, when it cannot be used (TLS, compression, chunked
-        encoding, a writer that is not aiohttp's, bytes still queued in the transport): the
-        caller then sends the range the ordinary way.
+        encoding, a writer that is not aiohttp's, bytes still queued in the transport, a file
+        the kernel cannot send from): the caller then sends the range the ordinary way.
         """
         sender = self.sendfile_sender
         transport = getattr(writer, "transport", None)
@@ -290,6 +291,12 @@ class FileRangePayload(_GuardedPayload):
         )
         try:
             outcome = await asyncio.shield(work)
+        except _FileReadError as exc:
+            self.local_error = LocalInputError(
+                f"read failed at byte {self._range.offset + exc.sent}: {exc}",
+                path=self._range.path,
+            )
+            raise self.local_error from None
         finally:
             stop.set()
             # the descriptors are closed after this returns: let the thread see ``stop`` first
@@ -298,6 +305,8 @@ class FileRangePayload(_GuardedPayload):
             os.close(sock_fd)
         if outcome == _SENT:
             return True
+        if outcome == _UNSUPPORTED:
+            return False  # nothing sent: the ordinary way, behind the headers already queued
         if outcome == _STALLED:
             self.stalled = True
             raise asyncio.TimeoutError
@@ -369,6 +378,35 @@ class FileRangePayload(_GuardedPayload):
 
 _SENT = 0
 _STALLED = -1
+_UNSUPPORTED = -2
+
+# errno values of os.sendfile that are the connection's fault (the rest are the file's)
+_SOCKET_ERRNOS = frozenset(
+    (
+        errno.EPIPE,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ENOTCONN,
+        errno.ESHUTDOWN,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+    )
+)
+# errno values meaning "this file cannot be sent this way" (some FUSE and network file systems)
+_UNSUPPORTED_ERRNOS = frozenset(
+    (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP))
+)
+
+
+class _FileReadError(Exception):
+    """os.sendfile failed on the file's side after sending ``sent`` bytes."""
+
+    def __init__(self, error: OSError, sent: int) -> None:
+        super().__init__(error.strerror or str(error))
+        self.error = error
+        self.sent = sent
 
 
 def _sendfile_blocking(
@@ -377,12 +415,14 @@ def _sendfile_blocking(
     """Send ``count`` bytes of ``file_fd`` from ``offset`` to the non-blocking socket, waiting
     for room with ``poll`` (so the event loop keeps its own registration of the socket).
 
-    Returns ``_SENT``, ``_STALLED`` (no room for ``stall_timeout`` seconds), or the number of
-    bytes left when the file ended early. Raises ``OSError`` for a broken connection and
-    returns early (as stalled) once ``stop`` is set.
+    Returns ``_SENT``; ``_STALLED`` (no room for ``stall_timeout`` seconds, or ``stop`` set);
+    ``_UNSUPPORTED`` when the file cannot be sent this way and nothing was sent yet; or the
+    number of bytes left when the file ended early. Raises ``OSError`` for a broken connection
+    and :class:`_FileReadError` when the file cannot be read.
     """
     poller = select.poll()
     poller.register(sock_fd, select.POLLOUT)
+    sent_total = 0
     while count > 0:
         if stop.is_set():
             return _STALLED
@@ -396,10 +436,19 @@ def _sendfile_blocking(
                 if stop.is_set() or waited >= stall_timeout:
                     return _STALLED
             continue
+        except InterruptedError:
+            continue
+        except OSError as exc:
+            if exc.errno in _SOCKET_ERRNOS:
+                raise
+            if exc.errno in _UNSUPPORTED_ERRNOS and sent_total == 0:
+                return _UNSUPPORTED
+            raise _FileReadError(exc, sent_total) from None
         if sent == 0:
             return count  # end of file before the range's end
         offset += sent
         count -= sent
+        sent_total += sent
     return _SENT
 
 
@@ -479,6 +528,7 @@ class Transport:
         written in chunks)."""
         if (
             not self.config.sendfile
+            or not sys.platform.startswith("linux")  # poll() on a socket, sendfile's semantics
             or not url.startswith("http:")
             or self._streams >= SENDFILE_STREAMS
             or not hasattr(os, "sendfile")

@@ -7,6 +7,7 @@ purpose (reset, close, never answer).
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import threading
@@ -509,3 +510,45 @@ async def test_file_body_over_tls_is_never_sent_with_sendfile(
     assert answer.status == 200
     assert recorded.requests[0][2] == data
     assert spy.calls == 0
+
+
+@pytest.mark.parametrize(
+    ("failure", "outcome"),
+    [
+        (errno.EINVAL, "sent the ordinary way"),  # a file system without sendfile support
+        (errno.EIO, "read failed"),  # the disk
+        (errno.ECONNRESET, "connection error"),  # the network
+    ],
+)
+async def test_sendfile_failures_are_told_apart(
+    serve: Callable[[Handler], Awaitable[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: int,
+    outcome: str,
+) -> None:
+    recorded = Recorded()
+    base = await serve(recording_handler(recorded))
+    data = os.urandom(200_000)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+
+    def failing_sendfile(out_fd: int, in_fd: int, offset: int | None, count: int) -> int:
+        raise OSError(failure, os.strerror(failure))
+
+    monkeypatch.setattr(os, "sendfile", failing_sendfile)
+    body = FileRange(str(path), 0, len(data))
+    async with Transport(TransferConfig()) as transport:
+        if outcome == "sent the ordinary way":
+            answer = await transport.send(
+                "PUT", f"{base}/b/k", {"content-length": str(len(data))}, body
+            )
+            assert answer.status == 200 and recorded.requests[0][2] == data
+            return
+        expected = LocalInputError if outcome == "read failed" else TransportError
+        with pytest.raises(expected) as info:
+            await transport.send("PUT", f"{base}/b/k", {"content-length": str(len(data))}, body)
+    assert type(info.value) is expected
+    assert outcome in info.value.message
+    if expected is LocalInputError:
+        assert info.value.path == str(path) and "at byte 0" in info.value.message
