@@ -78,6 +78,10 @@ BATCH_SIZE = 32  # items per executor call
 # Bodies one executor call may read into memory before handing them over (see _prepare_batch).
 PREPARE_BYTES_PER_CALL = 4 * 1024 * 1024
 
+_DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
 
 def _cpu_count() -> int:
     """CPUs this process may run on."""
@@ -85,9 +89,7 @@ def _cpu_count() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
-_DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
-_HEX_DIGITS = frozenset("0123456789abcdef")
+
 
 ItemSource = Iterable["UploadItem | BulkputError"] | AsyncIterable["UploadItem | BulkputError"]
 
