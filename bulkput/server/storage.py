@@ -35,6 +35,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+# A CRC-64 is unsigned; SQLite integers are signed 64-bit: stored as their two's complement.
+_TWO_64 = 1 << 64
+
+
+def _to_sqlite_int64(value: int | None) -> int | None:
+    return value - _TWO_64 if value is not None and value >= 1 << 63 else value
+
+
+def _from_sqlite_int64(value: object) -> int | None:
+    if value is None:
+        return None
+    number = int(value)  # type: ignore[call-overload]
+    return number + _TWO_64 if number < 0 else number
 
 @dataclass(slots=True)
 class ObjectMeta:
@@ -561,7 +574,7 @@ class DirStorage:
                     part.size,
                     part.md5_hex,
                     part.last_modified,
-                    part.crc64,
+                    _to_sqlite_int64(part.crc64),
                 ),
             )
 
@@ -570,7 +583,10 @@ class DirStorage:
             "SELECT number, size, md5, modified, crc64 FROM parts WHERE upload_id = ? ORDER BY number",
             (upload.upload_id,),
         )
-        return [PartRecord(int(n), int(s), str(m), float(t), c) for n, s, m, t, c in rows]
+        return [
+            PartRecord(int(n), int(s), str(m), float(t), _from_sqlite_int64(c))
+            for n, s, m, t, c in rows
+        ]
 
     def iter_uploads(self, bucket: str, prefix: str) -> Iterator[UploadRecord]:
         self._require_bucket(bucket)
