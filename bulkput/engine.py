@@ -212,6 +212,13 @@ class Engine:
         self.journal = journal
         # Where to look up objects an earlier run stored (none on a job's first run).
         self._skip_lookup = journal if getattr(journal, "stored_before_open", True) else None
+        # Keys with a multipart upload an earlier run left in flight: they go the multipart
+        # way whatever their size now (it resumes the upload, or aborts it if the file changed),
+        # so raising --multipart-threshold between runs leaves no upload behind on the server.
+        uploads = getattr(journal, "uploads", None)
+        self._uploads_in_flight: frozenset[str] = (
+            frozenset(record.key for record in uploads()) if callable(uploads) else frozenset()
+        )
         self.shard = shard if shard is not None and shard.count > 1 else None
         self.dry_run = dry_run
         self.defaults = defaults or ObjectHeaders()
@@ -558,7 +565,9 @@ class Engine:
             if self._validate is not None:
                 self._validate(item.key, headers)
             multipart = self._multipart is not None and (
-                size > config.multipart_threshold or size > MAX_SINGLE_PUT
+                size > config.multipart_threshold
+                or size > MAX_SINGLE_PUT
+                or item.key in self._uploads_in_flight
             )
             if not multipart and size > MAX_SINGLE_PUT:
                 raise ValidationError(

@@ -233,3 +233,49 @@ def test_sigterm_stops_cleanly_and_leaves_the_upload_for_resume(
     stored = asyncio.run(read_objects(slow_server, [BIG, "f0000.txt", "f0299.txt"]))
     for name, data in stored.items():
         assert data == (tree / name).read_bytes()
+
+
+async def uploads_in_flight(server: ServerHandle) -> list[str]:
+    _t, store = await open_destination(
+        f"oss://{BUCKET}/", endpoint=server.endpoint_url, env=server.env("oss")
+    )
+    try:
+        return [upload.key async for upload in store.list_multipart_uploads("job/")]
+    finally:
+        await store.close()
+
+
+def test_an_upload_left_in_flight_is_resumed_even_when_the_threshold_now_says_single_put(
+    slow_server: ServerHandle, tree: Path, tmp_path: Path
+) -> None:
+    # Stopped during the big file's parts with a small --multipart-threshold, then run again
+    # with the default one (512 MiB), under which the 5 MiB file would be a single PUT: the
+    # upload in flight is resumed, not left behind on the server beside a new object.
+    state = tmp_path / "state"
+    report = tmp_path / "report.jsonl"
+    env = {**os.environ, **slow_server.env("oss")}
+    command = put_command(slow_server, tree, state, report)
+    big_key = f"job/{BIG}"
+
+    def some_parts_sent() -> bool:
+        return len(slow_server.stats.part_uploads(big_key, BUCKET)) >= 3
+
+    assert run_until_killed(command, env, some_parts_sent, signal.SIGTERM) == 130
+    at_stop = settled_stats(slow_server)
+    assert at_stop.puts(big_key, BUCKET) == 0, "the big file completed before the stop"
+    assert asyncio.run(uploads_in_flight(slow_server)) == [big_key]
+
+    without_threshold = [
+        arg
+        for index, arg in enumerate(command)
+        if arg != "--multipart-threshold" and command[index - 1] != "--multipart-threshold"
+    ]
+    done = subprocess.run(without_threshold, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    final = slow_server.stats
+    assert final.puts(big_key, BUCKET) == 1
+    for number, count in at_stop.part_uploads(big_key, BUCKET).items():
+        assert final.part_uploads(big_key, BUCKET)[number] == count, f"part {number} resent"
+    assert final.count("AbortMultipartUpload") == 0
+    assert asyncio.run(uploads_in_flight(slow_server)) == []
+    assert asyncio.run(read_objects(slow_server, [BIG]))[BIG] == (tree / BIG).read_bytes()
