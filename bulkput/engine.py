@@ -10,8 +10,9 @@ Pipeline (three stages, long-lived tasks, bounded queues)::
 - The **producer** reads the items (a sync iterator is pulled in a worker thread, a batch at a
   time, so a slow stdin never blocks the loop), drops keys another shard owns, and turns error
   items (a bad manifest line) into failed results.
-- **Preparers** run one executor call per batch: for each file one ``open``, ``fstat``, one
-  read and MD5 for bodies up to ``small_body_limit`` (larger files are hashed in
+- **Preparers** (``config.readers`` of them, one by default: on a local disk more only
+  compete with the event loop for the GIL) run one executor call per batch: for each file one
+  ``open``, ``fstat``, one read and MD5 for bodies up to ``small_body_limit`` (larger files are hashed in
   ``chunk_size`` pieces and streamed later as a ``FileRange``), a second ``fstat`` to catch a
   file that changed while it was read (re-read once, then ``FileChangedError``), the journal
   check, header building and dialect validation. A semaphore of ``max_open_files`` covers every
@@ -270,7 +271,7 @@ class Engine:
             raise RuntimeError("an Engine runs once")
         self._started = True
         config = self.config
-        preparer_count = max(1, min(config.max_open_files, 4))
+        preparer_count = max(1, min(config.max_open_files, config.readers))
         sender_count = max(1, config.concurrency)
         self._pending = asyncio.Queue(maxsize=preparer_count * 2)
         self._ready = asyncio.Queue(maxsize=sender_count)  # room for a stop mark per sender
@@ -281,7 +282,10 @@ class Engine:
         # Hashing is CPU work: more large files hashed at once than there are CPUs would only
         # make every one of them finish (and start sending) later.
         self._hash_slots = asyncio.Semaphore(_cpu_count())
-        self._pool = ThreadPoolExecutor(preparer_count + 1, thread_name_prefix="bulkput-read")
+        # readers, large files hashed at once (one per CPU), and one for the input's iterator
+        self._pool = ThreadPoolExecutor(
+            max(preparer_count, _cpu_count()) + 1, thread_name_prefix="bulkput-read"
+        )
         self._preparers_left = preparer_count
         self._loop = asyncio.get_running_loop()
         journal = self.journal

@@ -162,6 +162,8 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--concurrency", type=_positive, default=defaults.concurrency, help="requests in flight")
     group.add_argument("--per-host", type=int, default=defaults.per_host, help="connections per host (0: as --concurrency)")
     group.add_argument("--max-open-files", type=_positive, default=defaults.max_open_files)
+    group.add_argument("--readers", type=_positive, default=defaults.readers,
+                       help="threads reading small files (default 1; raise it on network file systems)")
     group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
     group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
     group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
@@ -183,6 +185,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         concurrency=args.concurrency,
         per_host=max(0, args.per_host),
         max_open_files=args.max_open_files,
+        readers=args.readers,
         multipart_threshold=args.multipart_threshold,
         part_size=args.part_size,
         content_md5=not args.no_md5,

@@ -10,6 +10,8 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import pytest
+
 from bulkput import engine as engine_module
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.engine import Engine
@@ -341,6 +343,38 @@ async def test_large_files_are_hashed_no_more_at_once_than_there_are_cpus(
     summary = await engine.run(items)
     assert summary.exit_code == 0 and stored_bytes_equal(store, items)
     assert most == 1
+
+
+@pytest.mark.parametrize(("readers", "max_open_files", "expected"), [(1, 8, 1), (3, 8, 3), (3, 2, 2)])
+async def test_small_files_are_read_by_as_many_threads_as_readers_says(
+    tmp_path: Path, monkeypatch, readers: int, max_open_files: int, expected: int
+) -> None:
+    # One reader by default: more only compete with the event loop for the GIL on a local
+    # disk; a network file system may want more (never more than max_open_files).
+    reading = 0
+    most = 0
+    real = Engine._prepare_batch
+
+    def counting(self: Engine, batch):  # type: ignore[no-untyped-def]
+        nonlocal reading, most
+        reading += 1
+        most = max(most, reading)
+        try:
+            time.sleep(0.02)  # long enough for the others to start, were they allowed to
+            return real(self, batch)
+        finally:
+            reading -= 1
+
+    monkeypatch.setattr(Engine, "_prepare_batch", counting)
+    items = make_files(tmp_path, 200, size=100)
+    config = TransferConfig(
+        concurrency=16, max_open_files=max_open_files, readers=readers, retry=FAST_RETRY
+    )
+    store = FakeStore()
+    engine, _ = make_engine(store, config)
+    summary = await engine.run(items)
+    assert summary.exit_code == 0 and stored_bytes_equal(store, items)
+    assert most == expected
 
 
 async def test_trusted_md5_is_sent_as_given(tmp_path: Path) -> None:
