@@ -10,10 +10,9 @@ Pipeline (three stages, long-lived tasks, bounded queues)::
 - The **producer** reads the items (a sync iterator is pulled in a worker thread, a batch at a
   time, so a slow stdin never blocks the loop), drops keys another shard owns, and turns error
   items (a bad manifest line) into failed results.
-- **Preparers** (``config.readers`` of them, one by default: on a local disk more only
-  compete with the event loop for the GIL) run one executor call per batch: for each file one
-  ``open``, ``fstat``, one read and MD5 for bodies up to ``small_body_limit`` (larger files are hashed in
-  ``chunk_size`` pieces and streamed later as a ``FileRange``), a second ``fstat`` to catch a
+- **Preparers** (``config.readers`` of them, 4 by default) run one executor call per batch:
+  for each file one ``open``, ``fstat``, one read and MD5 for bodies up to
+  ``small_body_limit`` (larger files are hashed in ``chunk_size`` pieces and streamed later as a ``FileRange``), a second ``fstat`` to catch a
   file that changed while it was read (re-read once, then ``FileChangedError``), the journal
   check, header building and dialect validation. A semaphore of ``max_open_files`` covers every
   file descriptor opened for reading: each executor call holds one at a time, and each send of

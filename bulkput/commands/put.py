@@ -163,7 +163,7 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--per-host", type=int, default=defaults.per_host, help="connections per host (0: as --concurrency)")
     group.add_argument("--max-open-files", type=_positive, default=defaults.max_open_files)
     group.add_argument("--readers", type=_positive, default=defaults.readers,
-                       help="threads reading small files (default 1; raise it on network file systems)")
+                       help="threads reading small files (default 4; more for network file systems)")
     group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
     group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
     group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")

@@ -349,8 +349,7 @@ async def test_large_files_are_hashed_no_more_at_once_than_there_are_cpus(
 async def test_small_files_are_read_by_as_many_threads_as_readers_says(
     tmp_path: Path, monkeypatch, readers: int, max_open_files: int, expected: int
 ) -> None:
-    # One reader by default: more only compete with the event loop for the GIL on a local
-    # disk; a network file system may want more (never more than max_open_files).
+    # As many reader threads as asked, never more than max_open_files.
     reading = 0
     most = 0
     real = Engine._prepare_batch

@@ -431,8 +431,8 @@ def test_transfer_flags_reach_the_config() -> None:
     )
     assert not config.sendfile and not config.content_md5
     assert config.multipart_threshold == 64 * 1024 * 1024
-    assert defaults.readers == 1
-    assert config_from_args(parser.parse_args(["put", "a", "s3://b/p", "--readers", "4"])).readers == 4
+    assert defaults.readers == 4
+    assert config_from_args(parser.parse_args(["put", "a", "s3://b/p", "--readers", "1"])).readers == 1
 
 
 @pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "chunks"])
