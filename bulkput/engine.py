@@ -12,9 +12,10 @@ Pipeline (three stages, long-lived tasks, bounded queues)::
   items (a bad manifest line) into failed results.
 - **Preparers** (``config.readers`` of them, 4 by default) run one executor call per batch:
   for each file one ``open``, ``fstat``, one read and MD5 for bodies up to
-  ``small_body_limit`` (larger files are hashed in ``chunk_size`` pieces and streamed later as a ``FileRange``), a second ``fstat`` to catch a
-  file that changed while it was read (re-read once, then ``FileChangedError``), the journal
-  check, header building and dialect validation. A semaphore of ``max_open_files`` covers every
+  ``small_body_limit`` (larger files are hashed in ``chunk_size`` pieces and streamed later
+  as a ``FileRange``), a second ``fstat`` to catch a file that changed while it was read
+  (re-read once, then ``FileChangedError``), the journal check, header building and dialect
+  validation. A semaphore of ``max_open_files`` covers every
   file descriptor opened for reading: each executor call holds one at a time, and each send of
   a ``FileRange`` body holds one, so the job never has more open.
 - **Senders** (``concurrency`` of them, further limited by the :class:`AdaptiveLimiter`) PUT
