@@ -281,10 +281,11 @@ class Engine:
         self._open_files = asyncio.Semaphore(max(1, config.max_open_files))
         # Hashing is CPU work: more large files hashed at once than there are CPUs would only
         # make every one of them finish (and start sending) later.
-        self._hash_slots = asyncio.Semaphore(_cpu_count())
+        cpus = _cpu_count()
+        self._hash_slots = asyncio.Semaphore(cpus)
         # readers, large files hashed at once (one per CPU), and one for the input's iterator
         self._pool = ThreadPoolExecutor(
-            max(preparer_count, _cpu_count()) + 1, thread_name_prefix="bulkput-read"
+            max(preparer_count, cpus) + 1, thread_name_prefix="bulkput-read"
         )
         self._preparers_left = preparer_count
         self._loop = asyncio.get_running_loop()

@@ -451,10 +451,7 @@ async def _upload_file(
         )
 
     try:
-        async with contextlib.AsyncExitStack() as slots:
-            for slot in (file_slots, hash_slots):
-                if slot is not None:
-                    await slots.enter_async_context(slot)
+        async with file_slots or contextlib.nullcontext(), hash_slots or contextlib.nullcontext():
             hashes = await _in_executor(executor_run, hash_now)
         state_after_hash = await _in_executor(executor_run, lambda: _file_state(item.path))
     except OSError as exc:

@@ -409,7 +409,6 @@ class _FileReadError(Exception):
 
     def __init__(self, error: OSError, sent: int) -> None:
         super().__init__(error.strerror or str(error))
-        self.error = error
         self.sent = sent
 
 
@@ -466,6 +465,8 @@ READ_AHEAD_STREAMS = 8
 # flight none falls back to the costlier chunked path (4 x 256 MiB in 8 MiB parts: client
 # CPU 4.2 s -> 3.7 s, peak RSS 150 -> 50 MB with 64 instead of 8).
 SENDFILE_STREAMS = 64
+# poll() on a socket and os.sendfile's semantics as relied on here: Linux
+_SENDFILE_WORKS = sys.platform.startswith("linux") and hasattr(os, "sendfile")
 
 # In-memory bodies up to this size go to aiohttp as they are (the hot path); the socket
 # buffers take them whole, so aiohttp's read timeout covers a server that never answers.
@@ -534,10 +535,9 @@ class Transport:
         written in chunks)."""
         if (
             not self.config.sendfile
-            or not sys.platform.startswith("linux")  # poll() on a socket, sendfile's semantics
+            or not _SENDFILE_WORKS
             or not url.startswith("http:")
             or self._streams >= SENDFILE_STREAMS
-            or not hasattr(os, "sendfile")
         ):
             return None
         if self._sendfile_threads is None:

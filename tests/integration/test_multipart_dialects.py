@@ -251,17 +251,16 @@ def test_multipart_sizes_in_every_dialect_on_the_directory_backend(
         pass
     rest = os.urandom(SIZES["three-parts.bin"] - PART)
     (source / "three-parts.bin").write_bytes(first_part + rest)
-    source_dir = source
     server = bulkput_server_factory(memory=False, dir=tmp_path / "store", buckets=["dir-bucket"])
     dest = f"{scheme}://dir-bucket/p/"
     env = server.env(scheme)
     state = tmp_path / "state"
     state.mkdir()
     done, lines = run_put(
-        source_dir, dest, server.endpoint_url, env, state, "--signature-version", signature
+        source, dest, server.endpoint_url, env, state, "--signature-version", signature
     )
     assert done.returncode == 0, done.stderr
     stored = asyncio.run(
         read_back(dest, server.endpoint_url, env, ["p/" + n for n in SIZES], signature)
     )
-    check_stored(source_dir, "p/", lines, stored)
+    check_stored(source, "p/", lines, stored)

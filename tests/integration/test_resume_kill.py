@@ -53,11 +53,15 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
-def put_command(server: ServerHandle, tree: Path, state: Path, report: Path) -> list[str]:
+def put_command(
+    server: ServerHandle, tree: Path, state: Path, report: Path, *, small_threshold: bool = True
+) -> list[str]:
+    """The job; with ``small_threshold`` the big file goes multipart in parts of ``PART``."""
+    threshold = ["--multipart-threshold", str(PART)] if small_threshold else []
     return [
         sys.executable, "-m", "bulkput", "put", str(tree), f"oss://{BUCKET}/job/",
         "--endpoint", server.endpoint_url,
-        "--multipart-threshold", str(PART),
+        *threshold,
         "--part-size", str(PART),
         "--concurrency", "4",
         "--state-dir", str(state),
@@ -198,6 +202,22 @@ def test_sigkill_twice_then_resume_sends_nothing_confirmed_again(
     assert journal_state(state)[1] == {}, "the journal still lists an upload in flight"
 
 
+def sigterm_during_the_big_files_parts(
+    server: ServerHandle, tree: Path, state: Path, report: Path
+) -> StatsSnapshot:
+    """Run the job and stop it with SIGTERM once three of the big file's parts are stored;
+    returns the server's counters once settled."""
+    env = {**os.environ, **server.env("oss")}
+    big_key = f"job/{BIG}"
+
+    def some_parts_sent() -> bool:
+        return len(server.stats.part_uploads(big_key, BUCKET)) >= 3
+
+    command = put_command(server, tree, state, report)
+    assert run_until_killed(command, env, some_parts_sent, signal.SIGTERM) == 130
+    return settled_stats(server)
+
+
 def test_sigterm_stops_cleanly_and_leaves_the_upload_for_resume(
     slow_server: ServerHandle, tree: Path, tmp_path: Path
 ) -> None:
@@ -206,12 +226,7 @@ def test_sigterm_stops_cleanly_and_leaves_the_upload_for_resume(
     env = {**os.environ, **slow_server.env("oss")}
     command = put_command(slow_server, tree, state, report)
     big_key = f"job/{BIG}"
-
-    def some_parts_sent() -> bool:
-        return len(slow_server.stats.part_uploads(big_key, BUCKET)) >= 3
-
-    assert run_until_killed(command, env, some_parts_sent, signal.SIGTERM) == 130
-    at_stop = settled_stats(slow_server)
+    at_stop = sigterm_during_the_big_files_parts(slow_server, tree, state, report)
     stored_at_stop, parts_at_stop = journal_state(state)
     assert at_stop.count("AbortMultipartUpload") == 0
     summary = json.loads(report.read_text().splitlines()[-1])["summary"]
@@ -254,23 +269,13 @@ def test_an_upload_left_in_flight_is_resumed_even_when_the_threshold_now_says_si
     state = tmp_path / "state"
     report = tmp_path / "report.jsonl"
     env = {**os.environ, **slow_server.env("oss")}
-    command = put_command(slow_server, tree, state, report)
     big_key = f"job/{BIG}"
-
-    def some_parts_sent() -> bool:
-        return len(slow_server.stats.part_uploads(big_key, BUCKET)) >= 3
-
-    assert run_until_killed(command, env, some_parts_sent, signal.SIGTERM) == 130
-    at_stop = settled_stats(slow_server)
+    at_stop = sigterm_during_the_big_files_parts(slow_server, tree, state, report)
     assert at_stop.puts(big_key, BUCKET) == 0, "the big file completed before the stop"
     assert asyncio.run(uploads_in_flight(slow_server)) == [big_key]
 
-    without_threshold = [
-        arg
-        for index, arg in enumerate(command)
-        if arg != "--multipart-threshold" and command[index - 1] != "--multipart-threshold"
-    ]
-    done = subprocess.run(without_threshold, env=env, capture_output=True, text=True, timeout=120)
+    default_threshold = put_command(slow_server, tree, state, report, small_threshold=False)
+    done = subprocess.run(default_threshold, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     final = slow_server.stats
     assert final.puts(big_key, BUCKET) == 1

@@ -165,19 +165,9 @@ class _Md5EtagHandler(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def self_signed_https(tmp_path: Path) -> Iterator[str]:
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        capture_output=True,
-    )  # fmt: skip
-    if made.returncode:
-        pytest.skip(f"openssl could not make a certificate: {made.stderr.decode()[-200:]}")
+def self_signed_https(tls_server_context: ssl.SSLContext) -> Iterator[str]:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Md5EtagHandler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.socket = tls_server_context.wrap_socket(httpd.socket, server_side=True)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

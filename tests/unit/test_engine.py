@@ -6,8 +6,9 @@ import asyncio
 import base64
 import hashlib
 import os
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -313,27 +314,38 @@ async def test_large_bodies_stream_and_open_files_stay_bounded(tmp_path: Path) -
     assert 1 <= store.max_streaming <= 2
 
 
+def peak_calls_at_once(monkeypatch, name: str, hold: float) -> Callable[[], int]:
+    """Wrap the executor-side ``Engine.<name>`` so each call lasts at least ``hold`` seconds
+    (long enough for others to start, were they allowed to); returns a reader of the most
+    calls that ran at once."""
+    running = 0
+    most = 0
+    lock = threading.Lock()  # the calls run in executor threads
+    real = getattr(Engine, name)
+
+    def counting(self: Engine, *args):  # type: ignore[no-untyped-def]
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(hold)
+            return real(self, *args)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(Engine, name, counting)
+    return lambda: most
+
+
 async def test_large_files_are_hashed_no_more_at_once_than_there_are_cpus(
     tmp_path: Path, monkeypatch
 ) -> None:
     # Hashing is CPU work: with one CPU, one large file at a time, so the first is sent as
     # soon as it is hashed instead of all of them finishing together.
     monkeypatch.setattr(engine_module, "_cpu_count", lambda: 1)
-    hashing = 0
-    most = 0
-    real = Engine._hash_large
-
-    def counting(self: Engine, prepared):  # type: ignore[no-untyped-def]
-        nonlocal hashing, most
-        hashing += 1
-        most = max(most, hashing)
-        try:
-            time.sleep(0.05)  # long enough for the others to start, were they allowed to
-            return real(self, prepared)
-        finally:
-            hashing -= 1
-
-    monkeypatch.setattr(Engine, "_hash_large", counting)
+    peak = peak_calls_at_once(monkeypatch, "_hash_large", hold=0.05)
     items = make_files(tmp_path, 6, size=5000)
     config = TransferConfig(
         concurrency=16, max_open_files=8, small_body_limit=1024, retry=FAST_RETRY
@@ -342,7 +354,7 @@ async def test_large_files_are_hashed_no_more_at_once_than_there_are_cpus(
     engine, _ = make_engine(store, config)
     summary = await engine.run(items)
     assert summary.exit_code == 0 and stored_bytes_equal(store, items)
-    assert most == 1
+    assert peak() == 1
 
 
 @pytest.mark.parametrize(("readers", "max_open_files", "expected"), [(1, 8, 1), (3, 8, 3), (3, 2, 2)])
@@ -350,21 +362,7 @@ async def test_small_files_are_read_by_as_many_threads_as_readers_says(
     tmp_path: Path, monkeypatch, readers: int, max_open_files: int, expected: int
 ) -> None:
     # As many reader threads as asked, never more than max_open_files.
-    reading = 0
-    most = 0
-    real = Engine._prepare_batch
-
-    def counting(self: Engine, batch):  # type: ignore[no-untyped-def]
-        nonlocal reading, most
-        reading += 1
-        most = max(most, reading)
-        try:
-            time.sleep(0.02)  # long enough for the others to start, were they allowed to
-            return real(self, batch)
-        finally:
-            reading -= 1
-
-    monkeypatch.setattr(Engine, "_prepare_batch", counting)
+    peak = peak_calls_at_once(monkeypatch, "_prepare_batch", hold=0.02)
     items = make_files(tmp_path, 200, size=100)
     config = TransferConfig(
         concurrency=16, max_open_files=max_open_files, readers=readers, retry=FAST_RETRY
@@ -373,7 +371,7 @@ async def test_small_files_are_read_by_as_many_threads_as_readers_says(
     engine, _ = make_engine(store, config)
     summary = await engine.run(items)
     assert summary.exit_code == 0 and stored_bytes_equal(store, items)
-    assert most == expected
+    assert peak() == expected
 
 
 async def test_trusted_md5_is_sent_as_given(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import os
 import socket
+import ssl
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -48,6 +49,28 @@ async def read_request(reader: asyncio.StreamReader) -> tuple[bytes, dict[str, s
             headers[name.strip().lower()] = value.strip()
     body = await reader.readexactly(int(headers.get("content-length", "0")))
     return lines[0], headers, body
+
+
+# More than the socket buffers of a loopback connection hold: a body this size cannot leave
+# unless the server reads it.
+BEYOND_SOCKET_BUFFERS = 32 * 1024 * 1024
+
+
+def never_reading(release: asyncio.Event) -> Handler:
+    """A server that takes the connection and reads nothing until ``release`` is set."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await release.wait()
+        writer.close()
+
+    return handle
+
+
+def sparse_file(path: Path, size: int) -> Path:
+    """A file of ``size`` zero bytes that costs no disk."""
+    with open(path, "wb") as handle:
+        handle.truncate(size)
+    return path
 
 
 @pytest.fixture
@@ -213,16 +236,9 @@ async def test_cancelled_sendfile_body_ends_promptly_and_closes_its_descriptors(
     serve: Callable[[Handler], Awaitable[str]], tmp_path: Path
 ) -> None:
     release = asyncio.Event()
-
-    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await release.wait()
-        writer.close()
-
-    base = await serve(never_reads)
-    size = 32 * 1024 * 1024
-    path = tmp_path / "big.bin"
-    with open(path, "wb") as handle:
-        handle.truncate(size)
+    base = await serve(never_reading(release))
+    size = BEYOND_SOCKET_BUFFERS
+    path = sparse_file(tmp_path / "big.bin", size)
     open_before = len(os.listdir("/proc/self/fd"))
     async with Transport(TransferConfig(timeouts=Timeouts(connect=5, read=60))) as transport:
         task = asyncio.create_task(
@@ -384,16 +400,9 @@ async def test_server_that_stops_reading_the_body_times_out(
     serve: Callable[[Handler], Awaitable[str]], tmp_path: Path, kind: str
 ) -> None:
     release = asyncio.Event()
-
-    async def never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await release.wait()
-        writer.close()
-
-    base = await serve(never_reads)
-    size = 32 * 1024 * 1024  # more than the socket buffers hold
-    path = tmp_path / "big.bin"
-    with open(path, "wb") as handle:
-        handle.truncate(size)
+    base = await serve(never_reading(release))
+    size = BEYOND_SOCKET_BUFFERS
+    path = sparse_file(tmp_path / "big.bin", size)
     body: bytes | FileRange = bytes(size) if kind == "bytes" else FileRange(str(path), 0, size)
     config = TransferConfig(timeouts=Timeouts(connect=5, read=0.3), sendfile=kind == "file")
     async with Transport(config) as transport:
@@ -453,10 +462,8 @@ async def test_server_answering_before_the_body_ends_gives_its_answer_or_a_trans
         writer.close()
 
     base = await serve(refuses_at_once)
-    size = 32 * 1024 * 1024
-    path = tmp_path / "big.bin"
-    with open(path, "wb") as handle:
-        handle.truncate(size)
+    size = BEYOND_SOCKET_BUFFERS
+    path = sparse_file(tmp_path / "big.bin", size)
     config = TransferConfig(timeouts=Timeouts(connect=5, read=5), sendfile=sendfile)
     async with Transport(config) as transport:
         for _ in range(3):
@@ -471,27 +478,13 @@ async def test_server_answering_before_the_body_ends_gives_its_answer_or_a_trans
 
 
 async def test_file_body_over_tls_is_never_sent_with_sendfile(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tls_server_context: ssl.SSLContext
 ) -> None:
     # sendfile would put plain bytes into the TLS stream: over https the body goes through
     # aiohttp's TLS transport, and arrives intact.
-    import ssl
-    import subprocess
-
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    made = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        capture_output=True,
-    )  # fmt: skip
-    if made.returncode:
-        pytest.skip(f"openssl could not make a certificate: {made.stderr.decode()[-200:]}")
-    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server_tls.load_cert_chain(cert, key)
     recorded = Recorded()
     server = await asyncio.start_server(
-        recording_handler(recorded), "127.0.0.1", 0, ssl=server_tls
+        recording_handler(recorded), "127.0.0.1", 0, ssl=tls_server_context
     )
     port = server.sockets[0].getsockname()[1]
     spy = SendfileSpy(monkeypatch)
