@@ -55,6 +55,9 @@ class TransferConfig:
     # overhead +6% instead of +3% (harness medians), so 4 stays the default; raise it where
     # each read waits on a network file system, lower it to spare the event loop the GIL.
     readers: int = 4
+    # Small files in the page cache are read on the event loop's thread, which costs less
+    # than a thread hand-off (see bulkput.read_placement); off: always in reader threads.
+    inline_reads: bool = True
     small_body_limit: int = 1 * MiB  # bodies up to this are read into memory once
     chunk_size: int = 1 * MiB  # read size when streaming and hashing
     # Above this, multipart. A single PUT costs one MD5 per byte (its Content-MD5, which the

@@ -10,7 +10,9 @@ Pipeline (three stages, long-lived tasks, bounded queues)::
 - The **producer** reads the items (a sync iterator is pulled in a worker thread, a batch at a
   time, so a slow stdin never blocks the loop), drops keys another shard owns, and turns error
   items (a bad manifest line) into failed results.
-- **Preparers** (``config.readers`` of them, 4 by default) run one executor call per batch:
+- **Preparers** (``config.readers`` of them, 4 by default) take a batch at a time and read
+  it on the loop's own thread while its files are small and quick to read, or else in one
+  executor call (:mod:`bulkput.read_placement` decides which, batch by batch):
   for each file one ``open``, ``fstat``, one read and MD5 for bodies up to
   ``small_body_limit`` (larger files are hashed in ``chunk_size`` pieces and streamed later
   as a ``FileRange``), a second ``fstat`` to catch a file that changed while it was read
@@ -65,6 +67,12 @@ from bulkput.errors import (
 )
 from bulkput.events import JobSummary, SummaryCollector
 from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.read_placement import (
+    INLINE_BATCH_SECONDS,
+    INLINE_BODY_LIMIT,
+    InlineBatch,
+    ReadPlacement,
+)
 from bulkput.retry import AdaptiveLimiter, attempts_of, call_with_retry
 from bulkput.shard import Shard
 from bulkput.store import Body, FileRange, ObjectHeaders, ObjectStore, PutResult
@@ -138,6 +146,13 @@ class _Prepared:
 
 
 _STOP = object()  # end-of-stream marker in the queues
+
+
+class _LeaveToAThread:
+    """What an inline read returns for a body too large to read on the loop's thread."""
+
+
+_LEAVE_TO_A_THREAD = _LeaveToAThread()
 
 
 def _failed(item: UploadItem, error: BulkputError, attempts: int = 0) -> ObjectResult:
@@ -288,6 +303,7 @@ class Engine:
             max(preparer_count, cpus) + 1, thread_name_prefix="bulkput-read"
         )
         self._preparers_left = preparer_count
+        self._placement = ReadPlacement(enabled=config.inline_reads)
         self._loop = asyncio.get_running_loop()
         journal = self.journal
         if journal is not None and hasattr(journal, "commit_listener"):
@@ -422,6 +438,7 @@ class Engine:
     async def _prepare_loop(self, sender_count: int) -> None:
         assert self._pending is not None and self._ready is not None
         pending, ready = self._pending, self._ready
+        placement = self._placement
         loop = asyncio.get_running_loop()
         batch: list[UploadItem] = []
         unhashed: list[_Prepared] = []  # large files of this batch not yet hashed and queued
@@ -432,12 +449,20 @@ class Engine:
                 if batch is _STOP:
                     break
                 while batch:
+                    inline = placement.inline()
                     async with self._open_files:
-                        prepared, done = await loop.run_in_executor(
-                            self._pool, self._prepare_batch, batch
-                        )
+                        if inline:
+                            prepared, done, outcome = self._prepare_batch(batch, inline=True)
+                            placement.record_inline(outcome)
+                        else:
+                            prepared, done, _ = await loop.run_in_executor(
+                                self._pool, self._prepare_batch, batch
+                            )
+                            placement.record_threaded()
                     batch = batch[done:]
                     waiting.extend(prepared)
+                    if inline:
+                        await asyncio.sleep(0)  # let the senders run between batches
                     while waiting:
                         entry = waiting[0]
                         if isinstance(entry, ObjectResult):
@@ -523,33 +548,48 @@ class Engine:
     # --- one object -----------------------------------------------------------------------
 
     def _prepare_batch(
-        self, batch: list[UploadItem]
-    ) -> tuple[list[_Prepared | ObjectResult], int]:
-        """Executor side: stat, read, hash, check the items of a batch (one fd at a time).
+        self, batch: list[UploadItem], inline: bool = False
+    ) -> tuple[list[_Prepared | ObjectResult], int, InlineBatch]:
+        """Stat, read, hash, check the items of a batch (one fd at a time), in a reader thread
+        or, with ``inline``, on the loop's thread (see :mod:`bulkput.read_placement`).
 
         Stops early once ``PREPARE_BYTES_PER_CALL`` of bodies are in memory, so each preparer
-        holds a few MiB, not a batch of 1 MiB bodies; returns the results and how many items
-        it took.
+        holds a few MiB, not a batch of 1 MiB bodies. Inline, it also stops before reading a
+        body over ``INLINE_BODY_LIMIT`` and after ``INLINE_BATCH_SECONDS``. Returns the
+        results, how many items it took, and how the batch ended (for the read placement).
         """
         out: list[_Prepared | ObjectResult] = []
         in_memory = 0
         done = 0
+        outcome = InlineBatch.WHOLE
+        inline_limit = INLINE_BODY_LIMIT if inline else None
+        deadline = time.perf_counter() + INLINE_BATCH_SECONDS if inline else 0.0
         for item in batch:
-            done += 1
             try:
-                prepared = self._prepare_one(item)
+                prepared = self._prepare_one(item, inline_limit)
             except BulkputError as error:
                 prepared = _failed(item, error)
             except OSError as exc:
                 prepared = _failed(item, _local_error(item, exc))
+            if isinstance(prepared, _LeaveToAThread):
+                outcome = InlineBatch.LARGE_BODY
+                break
+            done += 1
             out.append(prepared)
+            if inline and time.perf_counter() > deadline:
+                outcome = InlineBatch.OUT_OF_TIME
+                break
             if isinstance(prepared, _Prepared) and isinstance(prepared.body, bytes):
                 in_memory += len(prepared.body)
                 if in_memory >= PREPARE_BYTES_PER_CALL:
                     break
-        return out, done
+        return out, done, outcome
 
-    def _prepare_one(self, item: UploadItem) -> _Prepared | ObjectResult:
+    def _prepare_one(
+        self, item: UploadItem, inline_limit: int | None = None
+    ) -> _Prepared | ObjectResult | _LeaveToAThread:
+        """One file: open, fstat, journal check, headers, and for a small body read and MD5.
+        With ``inline_limit``, a body larger than that is not read: ``_LEAVE_TO_A_THREAD``."""
         config = self.config
         try:
             fd = os.open(item.path, _OPEN_FLAGS)
@@ -592,6 +632,8 @@ class Engine:
                 return _Prepared(item, size, mtime_ns, None, None, None, headers, multipart=True)
             trusted = item.md5
             if size <= config.small_body_limit:
+                if inline_limit is not None and size > inline_limit:
+                    return _LEAVE_TO_A_THREAD
                 data, size, mtime_ns = _read_stable(fd, item, size, mtime_ns)
                 if trusted is None:
                     digest = hashlib.md5(data)

@@ -164,6 +164,9 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--max-open-files", type=_positive, default=defaults.max_open_files)
     group.add_argument("--readers", type=_positive, default=defaults.readers,
                        help="threads reading small files (default 4; more for network file systems)")
+    group.add_argument("--no-inline-reads", action="store_true",
+                       help="read every file in reader threads, never on the event loop "
+                            "(for file systems where an open can hang)")
     group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
     group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
     group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
@@ -186,6 +189,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         per_host=max(0, args.per_host),
         max_open_files=args.max_open_files,
         readers=args.readers,
+        inline_reads=not args.no_inline_reads,
         multipart_threshold=args.multipart_threshold,
         part_size=args.part_size,
         content_md5=not args.no_md5,

@@ -24,6 +24,7 @@ from bulkput.errors import (
     error_from_response,
 )
 from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.read_placement import INLINE_BATCH_SECONDS, INLINE_BODY_LIMIT
 from bulkput.shard import Shard
 from bulkput.store import Body, FileRange, ObjectHeaders, PutResult
 
@@ -323,14 +324,14 @@ def peak_calls_at_once(monkeypatch, name: str, hold: float) -> Callable[[], int]
     lock = threading.Lock()  # the calls run in executor threads
     real = getattr(Engine, name)
 
-    def counting(self: Engine, *args):  # type: ignore[no-untyped-def]
+    def counting(self: Engine, *args, **kwargs):  # type: ignore[no-untyped-def]
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
         try:
             time.sleep(hold)
-            return real(self, *args)
+            return real(self, *args, **kwargs)
         finally:
             with lock:
                 running -= 1
@@ -365,13 +366,78 @@ async def test_small_files_are_read_by_as_many_threads_as_readers_says(
     peak = peak_calls_at_once(monkeypatch, "_prepare_batch", hold=0.02)
     items = make_files(tmp_path, 200, size=100)
     config = TransferConfig(
-        concurrency=16, max_open_files=max_open_files, readers=readers, retry=FAST_RETRY
+        concurrency=16,
+        max_open_files=max_open_files,
+        readers=readers,
+        inline_reads=False,
+        retry=FAST_RETRY,
     )
     store = FakeStore()
     engine, _ = make_engine(store, config)
     summary = await engine.run(items)
     assert summary.exit_code == 0 and stored_bytes_equal(store, items)
     assert peak() == expected
+
+
+def reads_by_thread(monkeypatch, delay: float = 0.0) -> list[tuple[bool, int]]:
+    """Spy on the engine's small-body reads: (read on the event loop's thread, size) each,
+    each read lasting at least ``delay`` seconds."""
+    reads: list[tuple[bool, int]] = []
+    real_read_all = engine_module._read_all
+
+    def spying_read(fd: int, size: int) -> bytes:
+        time.sleep(delay)
+        reads.append((threading.current_thread() is threading.main_thread(), size))
+        return real_read_all(fd, size)
+
+    monkeypatch.setattr(engine_module, "_read_all", spying_read)
+    return reads
+
+
+async def test_small_files_are_read_on_the_loop_and_larger_bodies_in_threads(
+    tmp_path: Path, monkeypatch
+) -> None:
+    reads = reads_by_thread(monkeypatch)
+    small = make_files(tmp_path / "small", 40, size=100)
+    larger = [
+        UploadItem(item.path, "larger/" + item.key)
+        for item in make_files(tmp_path / "larger", 3, size=INLINE_BODY_LIMIT + 1)
+    ]
+    store = FakeStore()
+    engine, _ = make_engine(store, TransferConfig(concurrency=8, retry=FAST_RETRY))
+    summary = await engine.run(small + larger)
+    assert summary.exit_code == 0 and stored_bytes_equal(store, small + larger)
+    on_the_loop = [size for inline, size in reads if inline]
+    in_threads = [size for inline, size in reads if not inline]
+    assert len(on_the_loop) >= 32  # the first batch at least
+    assert max(on_the_loop) <= INLINE_BODY_LIMIT
+    assert sorted(in_threads)[-3:] == [INLINE_BODY_LIMIT + 2] * 3  # size + its number's digit
+
+
+async def test_slow_reads_move_to_threads_after_two_slow_batches(
+    tmp_path: Path, monkeypatch
+) -> None:
+    # Each read takes longer than an inline batch may: the loop reads one file, tries once
+    # more (a single slow file may be a pause of the machine), then leaves the rest to threads.
+    reads = reads_by_thread(monkeypatch, delay=INLINE_BATCH_SECONDS * 2)
+    items = make_files(tmp_path, 60, size=100)
+    store = FakeStore()
+    engine, _ = make_engine(store, TransferConfig(concurrency=8, retry=FAST_RETRY))
+    summary = await engine.run(items)
+    assert summary.exit_code == 0 and stored_bytes_equal(store, items)
+    assert [inline for inline, _ in reads].count(True) == 2
+    assert len(reads) == 60
+
+
+async def test_no_inline_reads_reads_every_file_in_a_thread(tmp_path: Path, monkeypatch) -> None:
+    reads = reads_by_thread(monkeypatch)
+    items = make_files(tmp_path, 50, size=100)
+    store = FakeStore()
+    config = TransferConfig(concurrency=8, inline_reads=False, retry=FAST_RETRY)
+    engine, _ = make_engine(store, config)
+    summary = await engine.run(items)
+    assert summary.exit_code == 0 and stored_bytes_equal(store, items)
+    assert len(reads) == 50 and not any(inline for inline, _ in reads)
 
 
 async def test_trusted_md5_is_sent_as_given(tmp_path: Path) -> None:

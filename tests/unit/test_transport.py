@@ -442,6 +442,10 @@ def test_transfer_flags_reach_the_config() -> None:
     assert config.multipart_threshold == 64 * 1024 * 1024
     assert defaults.readers == 4
     assert config_from_args(parser.parse_args(["put", "a", "s3://b/p", "--readers", "1"])).readers == 1
+    assert defaults.inline_reads
+    assert not config_from_args(
+        parser.parse_args(["put", "a", "s3://b/p", "--no-inline-reads"])
+    ).inline_reads
 
 
 @pytest.mark.parametrize("sendfile", [True, False], ids=["sendfile", "chunks"])
