@@ -50,10 +50,9 @@ class TransferConfig:
     concurrency: int = 64  # HTTP requests in flight
     per_host: int = 0  # connections per host; 0 = same as concurrency
     max_open_files: int = 64  # files open at once for hashing and reading
-    # Threads reading and hashing small files (at most max_open_files). Measured on 5,000 x
-    # 4 KiB: with 1 instead of 4, client CPU 7-18% lower in hand-made pairs, but the journal's
-    # overhead +6% instead of +3% (harness medians), so 4 stays the default; raise it where
-    # each read waits on a network file system, lower it to spare the event loop the GIL.
+    # Threads reading and hashing the files that are not read on the event loop (bodies over
+    # 64 KiB, and every file while reads are slow: see inline_reads); at most max_open_files.
+    # Raise it where each read waits on a network file system.
     readers: int = 4
     # Small files in the page cache are read on the event loop's thread, which costs less
     # than a thread hand-off (see bulkput.read_placement); off: always in reader threads.

@@ -163,7 +163,7 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--per-host", type=int, default=defaults.per_host, help="connections per host (0: as --concurrency)")
     group.add_argument("--max-open-files", type=_positive, default=defaults.max_open_files)
     group.add_argument("--readers", type=_positive, default=defaults.readers,
-                       help="threads reading small files (default 4; more for network file systems)")
+                       help="threads reading files not read on the event loop (default 4; more for network file systems)")
     group.add_argument("--no-inline-reads", action="store_true",
                        help="read every file in reader threads, never on the event loop "
                             "(for file systems where an open can hang)")
