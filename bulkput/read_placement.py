@@ -22,8 +22,11 @@ from enum import Enum
 INLINE_BODY_LIMIT = 64 * 1024
 # Loop time one batch read inline may take; reading stops at the first file past it.
 INLINE_BATCH_SECONDS = 0.004
-# Batches read in threads after an inline batch stopped early, before the loop tries again.
+# Batches read in threads after an inline batch stopped early, before the loop tries again;
+# doubled at each stop until a batch is read whole (storage that stays slow is tried less and
+# less often: each try holds the loop for a slow file or two), up to the most.
 THREADED_BATCHES_AFTER_A_STOP = 8
+MOST_THREADED_BATCHES_AFTER_A_STOP = 1024
 
 
 class InlineBatch(Enum):
@@ -46,29 +49,39 @@ class ReadPlacement:
     ===========================================  ==============================================
     nothing yet (the job's first batch)          inline
     an inline batch ended ``WHOLE``              inline
-    an inline batch stopped at a ``LARGE_BODY``  in a thread, and so are the
-                                                 ``threaded_after_stop - 1`` batches after it
+    an inline batch stopped at a ``LARGE_BODY``  in a thread, and so are the next ones: a
+                                                 stretch of ``threaded_after_stop`` batches,
+                                                 twice as long as the last stretch if no batch
+                                                 was read whole since (at most
+                                                 ``most_threaded_after_stop``)
     ``OUT_OF_TIME``, the first in a row          inline (one slow file: the machine paused the
                                                  loop, or a first-time setup; not slow storage)
     ``OUT_OF_TIME`` twice in a row               as for ``LARGE_BODY``
-    ``threaded_after_stop`` threaded batches     inline again (one more try)
-    since the stop
+    the stretch of threaded batches has ended    inline again (one more try)
     placement switched off (``enabled=False``)   in a thread, always
     ===========================================  ==============================================
     """
 
     enabled: bool = True
     threaded_after_stop: int = THREADED_BATCHES_AFTER_A_STOP
+    most_threaded_after_stop: int = MOST_THREADED_BATCHES_AFTER_A_STOP
     _threaded_left: int = 0
     _out_of_time: bool = False  # the last inline batch ran out of time
+    _stretch: int = 0  # threaded batches after the next stop (0: threaded_after_stop)
 
     def inline(self) -> bool:
         return self.enabled and self._threaded_left == 0
 
     def record_inline(self, outcome: InlineBatch) -> None:
+        if outcome is InlineBatch.WHOLE:
+            self._out_of_time = False
+            self._stretch = 0
+            return
         slow_again = outcome is InlineBatch.OUT_OF_TIME and self._out_of_time
         if outcome is InlineBatch.LARGE_BODY or slow_again:
-            self._threaded_left = self.threaded_after_stop
+            stretch = self._stretch or self.threaded_after_stop
+            self._threaded_left = stretch
+            self._stretch = min(2 * stretch, self.most_threaded_after_stop)
         self._out_of_time = outcome is InlineBatch.OUT_OF_TIME and not slow_again
 
     def record_threaded(self) -> None:

@@ -56,6 +56,38 @@ def test_after_the_threaded_batches_the_loop_tries_again() -> None:
     assert placement.inline()
 
 
+def threaded_stretch(placement: ReadPlacement) -> int:
+    """How many batches go to threads before the loop tries again."""
+    count = 0
+    while not placement.inline():
+        placement.record_threaded()
+        count += 1
+    return count
+
+
+def test_each_stop_without_a_whole_batch_between_doubles_the_threaded_stretch() -> None:
+    placement = ReadPlacement(threaded_after_stop=2, most_threaded_after_stop=8)
+    stretches = []
+    for _ in range(5):
+        placement.record_inline(InlineBatch.LARGE_BODY)
+        stretches.append(threaded_stretch(placement))
+    assert stretches == [2, 4, 8, 8, 8]
+    # storage slow twice in a row counts the same way
+    placement.record_inline(InlineBatch.OUT_OF_TIME)
+    placement.record_inline(InlineBatch.OUT_OF_TIME)
+    assert threaded_stretch(placement) == 8
+
+
+def test_a_whole_batch_brings_the_threaded_stretch_back_to_its_start() -> None:
+    placement = ReadPlacement(threaded_after_stop=2, most_threaded_after_stop=8)
+    for _ in range(3):
+        placement.record_inline(InlineBatch.LARGE_BODY)
+        threaded_stretch(placement)
+    placement.record_inline(InlineBatch.WHOLE)
+    placement.record_inline(InlineBatch.LARGE_BODY)
+    assert threaded_stretch(placement) == 2
+
+
 def test_switched_off_every_batch_goes_to_a_thread() -> None:
     placement = ReadPlacement(enabled=False)
     assert not placement.inline()
