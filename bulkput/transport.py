@@ -296,11 +296,7 @@ class FileRangePayload(_GuardedPayload):
         try:
             outcome = await asyncio.shield(work)
         except _FileReadError as exc:
-            self.local_error = LocalInputError(
-                f"read failed at byte {self._range.offset + exc.sent}: {exc}",
-                path=self._range.path,
-            )
-            raise self.local_error from None
+            raise self._read_failed(self._range.offset + exc.sent, str(exc)) from None
         finally:
             stop.set()
             # the descriptors are closed after this returns: let the thread see ``stop`` first
@@ -314,13 +310,24 @@ class FileRangePayload(_GuardedPayload):
         if outcome == _STALLED:
             self.stalled = True
             raise asyncio.TimeoutError
-        position = self._range.offset + count - outcome
-        self.local_error = FileChangedError(
+        raise self._shrank(self._range.offset + count - outcome)
+
+    def _read_failed(self, position: int, why: str) -> LocalInputError:
+        """The error of a body whose file could not be read at ``position`` (kept for
+        ``Transport.send``, which reports it instead of the connection error it caused)."""
+        error = LocalInputError(f"read failed at byte {position}: {why}", path=self._range.path)
+        self.local_error = error
+        return error
+
+    def _shrank(self, position: int) -> FileChangedError:
+        """The error of a body whose file ended at ``position``, before the range's end."""
+        error = FileChangedError(
             f"file ended at byte {position}, before the {self._range.length} bytes "
             "being sent (it shrank during the upload)",
             path=self._range.path,
         )
-        raise self.local_error
+        self.local_error = error
+        return error
 
     async def write_with_length(
         self, writer: AbstractStreamWriter, content_length: int | None
@@ -349,19 +356,10 @@ class FileRangePayload(_GuardedPayload):
                     chunk = await ahead
                 except OSError as exc:
                     ahead = None
-                    self.local_error = LocalInputError(
-                        f"read failed at byte {position}: {exc.strerror or exc}",
-                        path=self._range.path,
-                    )
-                    raise self.local_error from None
+                    raise self._read_failed(position, exc.strerror or str(exc)) from None
                 ahead = None
                 if not chunk:
-                    self.local_error = FileChangedError(
-                        f"file ended at byte {position}, before the {self._range.length} bytes "
-                        "being sent (it shrank during the upload)",
-                        path=self._range.path,
-                    )
-                    raise self.local_error
+                    raise self._shrank(position)
                 position += len(chunk)
                 remaining -= len(chunk)
                 if remaining > 0 and self._read_ahead:

@@ -9,6 +9,7 @@ the server already held (the server's per-key and per-part PUT counters are the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -16,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from bulkput.config import KiB
 from bulkput.server.faults import FaultConfig
 from bulkput.server.stats import StatsSnapshot
 from bulkput.server.testing import ServerHandle
+from bulkput.store import ObjectStore
 
 BUCKET = "resume-bucket"
 SMALL_FILES = 300
@@ -123,14 +125,21 @@ def settled_stats(server: ServerHandle) -> StatsSnapshot:
         previous = current
 
 
-async def read_objects(server: ServerHandle, names: list[str]) -> dict[str, bytes]:
+@contextlib.asynccontextmanager
+async def job_store(server: ServerHandle) -> AsyncIterator[ObjectStore]:
+    """The job's bucket, as the OSS dialect sees it."""
     _t, store = await open_destination(
         f"oss://{BUCKET}/", endpoint=server.endpoint_url, env=server.env("oss")
     )
     try:
-        return {name: await store.get_object(f"job/{name}") for name in names}
+        yield store
     finally:
         await store.close()
+
+
+async def read_objects(server: ServerHandle, names: list[str]) -> dict[str, bytes]:
+    async with job_store(server) as store:
+        return {name: await store.get_object(f"job/{name}") for name in names}
 
 
 def test_sigkill_twice_then_resume_sends_nothing_confirmed_again(
@@ -251,13 +260,8 @@ def test_sigterm_stops_cleanly_and_leaves_the_upload_for_resume(
 
 
 async def uploads_in_flight(server: ServerHandle) -> list[str]:
-    _t, store = await open_destination(
-        f"oss://{BUCKET}/", endpoint=server.endpoint_url, env=server.env("oss")
-    )
-    try:
+    async with job_store(server) as store:
         return [upload.key async for upload in store.list_multipart_uploads("job/")]
-    finally:
-        await store.close()
 
 
 def test_an_upload_left_in_flight_is_resumed_even_when_the_threshold_now_says_single_put(
