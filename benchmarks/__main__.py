@@ -2,6 +2,6 @@
 
 import sys
 
-from bulkput.bench.harness import main
+from benchmarks.harness import main
 
 sys.exit(main(prog="python -m benchmarks"))

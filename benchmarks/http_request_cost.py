@@ -140,7 +140,7 @@ def main() -> int:
         print(one_run(client, host, int(port), args.requests, args.concurrency))
         return 0
 
-    from bulkput.bench.servers import RCLONE_MEMORY, start_server
+    from benchmarks.servers import RCLONE_MEMORY, start_server
 
     per_request: dict[str, list[float]] = {"aiohttp": [], "bare": []}
     with tempfile.TemporaryDirectory() as work, start_server(RCLONE_MEMORY, Path(work)) as server:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """``benchmarks/run.py [--quick] [--scenario NAME ...] [--runs N]``: the benchmark harness.
 
-The same as ``python -m benchmarks`` and ``bulkput bench``; runnable from any folder.
+The same as ``python -m benchmarks``; runnable from any folder.
 """
 
 import sys
@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bulkput.bench.harness import main
+from benchmarks.harness import main
 
 if __name__ == "__main__":
     sys.exit(main(prog="benchmarks/run.py"))

@@ -89,7 +89,8 @@ def main() -> int:
             row = {"run": name, **measured(base + extra, env)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-        listed = sum(1 for _ in server._server.storage.iter_objects(BUCKET, "big/", ""))  # type: ignore[attr-defined]
+        assert server._server is not None
+        listed = sum(1 for _ in server._server.storage.iter_objects(BUCKET, "big/", ""))
 
     ok = all(r["exit_code"] == 0 for r in rows) and listed == args.objects + args.local
     result = {"objects": args.objects, "local_files": args.local, "fill_s": round(fill_s, 1),

@@ -30,8 +30,8 @@ BUCKET = "throttled"
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from bulkput.api import open_destination
     from bulkput.config import RetryPolicy, TransferConfig
-    from bulkput.engine import Engine
     from bulkput.items import ObjectResult, UploadItem
+    from bulkput.job.engine import Engine
     from bulkput.server.faults import FaultConfig, FaultInjector
     from bulkput.server.testing import serve_in_thread
 

@@ -12,7 +12,7 @@
 Items may be :class:`~bulkput.items.UploadItem` (``key`` is the full key, used as given),
 plain paths (stored as ``prefix/<file name>``) or ``(path, key)`` pairs (stored as
 ``prefix/<key>``), from a sync or an async iterable. Results come out as objects finish, in
-completion order; the job's :class:`~bulkput.events.JobSummary` is ``up.summary`` once the
+completion order; the job's :class:`~bulkput.job.events.JobSummary` is ``up.summary`` once the
 iteration ends.
 """
 
@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from bulkput.config import TransferConfig
-from bulkput.credentials import Credentials
-from bulkput.engine import Engine
 from bulkput.errors import BulkputError, UsageError
-from bulkput.events import JobSummary
 from bulkput.items import ObjectResult, UploadItem
-from bulkput.shard import Shard
-from bulkput.store import ObjectHeaders, ObjectStore
-from bulkput.target import Target
+from bulkput.job.engine import Engine
+from bulkput.job.events import JobSummary
+from bulkput.job.shard import Shard
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.store import ObjectHeaders, ObjectStore
+from bulkput.remote.target import Target
 
 ItemLike = UploadItem | BulkputError | str | os.PathLike[str] | tuple[str, str]
 
@@ -52,7 +52,7 @@ def resolve_store_settings(
 ) -> tuple[str | None, str | None, Credentials]:
     """Endpoint URL, region and credentials for ``target``: arguments first, then the
     environment and the tools' files (as each provider's own tools read them)."""
-    from bulkput import credentials as creds_module
+    from bulkput.remote import credentials as creds_module
 
     env = os.environ if env is None else env
     if endpoint is None and hasattr(creds_module, "resolve_endpoint_from_env"):
@@ -87,8 +87,8 @@ async def open_destination(
     env: Mapping[str, str] | None = None,
 ) -> tuple[Target, ObjectStore]:
     """Parse ``dest``, resolve endpoint and credentials, open the store (caller closes it)."""
-    from bulkput.client import open_store
-    from bulkput.target import resolve_endpoint
+    from bulkput.remote.client import open_store
+    from bulkput.remote.target import resolve_endpoint
 
     config = config or TransferConfig()
     target = Target.parse(dest)
@@ -152,7 +152,7 @@ class Uploader:
 
     Options: ``endpoint``/``region``/``addressing``/``signature_version`` and the credential
     arguments as on the command line; ``config`` (a :class:`TransferConfig`); ``journal`` (an
-    open :class:`bulkput.journal.Journal`, or a job name to open the per-job journal in
+    open :class:`bulkput.job.journal.Journal`, or a job name to open the per-job journal in
     ``state_dir``, or None for none); ``shard`` (``Shard`` or ``"K/N"``); ``dry_run``;
     ``defaults`` (job-wide :class:`ObjectHeaders`); ``subscribers`` (progress, reports);
     ``store`` to use an already open store (not closed on exit).
@@ -215,7 +215,7 @@ class Uploader:
                 self.dest, config=self.config, **self._store_options
             )
         if isinstance(self._journal_option, str):
-            from bulkput.journal import Journal, job_id
+            from bulkput.job.journal import Journal, job_id
 
             job = job_id(self.dest, self._journal_option, self.shard)
             self._journal = Journal.open(self._state_dir, job, restart=self._restart)

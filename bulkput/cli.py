@@ -17,9 +17,8 @@ COMMANDS: dict[str, str] = {
     "demo": "bulkput.commands.demo",
     "abort-incomplete": "bulkput.commands.abort_incomplete",
     "report": "bulkput.commands.report",
-    "bench": "bulkput.commands.bench",
 }
-# Verbs whose only HTTP client is bulkput.transport (always its own TLS context).
+# Verbs whose only HTTP client is bulkput.remote.transport (always its own TLS context).
 _CLIENT_VERBS = frozenset(("put", "sync", "abort-incomplete"))
 
 

@@ -55,7 +55,7 @@ class TransferConfig:
     # Raise it where each read waits on a network file system.
     readers: int = 4
     # Small files in the page cache are read on the event loop's thread, which costs less
-    # than a thread hand-off (see bulkput.read_placement); off: always in reader threads.
+    # than a thread hand-off (see bulkput.local.read_placement); off: always in reader threads.
     inline_reads: bool = True
     small_body_limit: int = 1 * MiB  # bodies up to this are read into memory once
     chunk_size: int = 1 * MiB  # read size when streaming and hashing

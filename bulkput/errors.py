@@ -8,7 +8,7 @@
     ├── LocalInputError            one object's local side: missing, unreadable, changed (object fails alone)
     │   ├── ManifestError          a malformed manifest line (carries the line number)
     │   ├── FileChangedError       the file changed size or mtime while it was read
-    │   └── (bulkput.walk)         SkippedPath (a warning: link, fifo...), InvalidNameError,
+    │   └── (bulkput.local.walk)         SkippedPath (a warning: link, fifo...), InvalidNameError,
     │                              SymlinkLoopError, UnreadableDirectoryError
     ├── ValidationError            the object breaks a service rule before sending (key, metadata, class)
     ├── JournalError               the job journal cannot be written (job stops cleanly)

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from bulkput.errors import BulkputError, UsageError
-from bulkput.store import ObjectStore, UploadInfo
+from bulkput.remote.store import ObjectStore, UploadInfo
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -71,7 +71,7 @@ async def abort_incomplete(
     """Abort every multipart upload under ``prefix`` (started before ``now - older_than`` when
     given). ``on_upload(action, upload)`` is told ``"abort"``, ``"would-abort"``, ``"spare"`` or
     ``"fail"`` for each one. Job-fatal errors (auth, missing bucket) propagate."""
-    from bulkput.retry import call_with_retry
+    from bulkput.remote.retry import call_with_retry
 
     moment = now or datetime.now(timezone.utc)
     summary = AbortSummary()

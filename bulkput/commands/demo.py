@@ -95,10 +95,10 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
 
     from bulkput import runtime
     from bulkput.commands.put import source_items
-    from bulkput.engine import Engine
-    from bulkput.events import ProgressDisplay, ReportWriter, print_summary
+    from bulkput.job.engine import Engine
+    from bulkput.job.events import ProgressDisplay, ReportWriter, print_summary
+    from bulkput.remote.target import Target
     from bulkput.server.testing import serve_in_thread
-    from bulkput.target import Target
 
     loop = asyncio.get_running_loop()
     server = await loop.run_in_executor(None, lambda: serve_in_thread(memory=True, buckets=["demo"]))
@@ -141,8 +141,8 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
 
 
 def _open_store(dest: str, server: Any) -> Any:
-    from bulkput.client import open_store
-    from bulkput.target import Target, resolve_endpoint
+    from bulkput.remote.client import open_store
+    from bulkput.remote.target import Target, resolve_endpoint
 
     target = Target.parse(dest)
     endpoint = resolve_endpoint(target, server.endpoint_url, None, "path")

@@ -23,9 +23,9 @@ from typing import Any
 from bulkput.config import MiB, RetryPolicy, Timeouts, TransferConfig
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status, UploadItem
-from bulkput.shard import Shard
-from bulkput.store import ObjectHeaders, ObjectStore
-from bulkput.target import Target
+from bulkput.job.shard import Shard
+from bulkput.remote.store import ObjectHeaders, ObjectStore
+from bulkput.remote.target import Target
 
 log = logging.getLogger("bulkput.put")
 
@@ -93,7 +93,7 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     cluster.add_argument("--dask", metavar="ADDRESS", help="run the job as --shards tasks on this dask.distributed scheduler")
     cluster.add_argument("--shards", type=_positive, default=None, help="how many shards with --dask (default: one per worker thread)")
     cluster.add_argument("--report-dir", metavar="DIR", help="with --dask: where shard reports go (default ./bulkput-reports)")
-    from bulkput.journal import add_journal_arguments
+    from bulkput.job.journal import add_journal_arguments
 
     add_journal_arguments(parser)
 
@@ -219,7 +219,7 @@ def source_items(
 ) -> Iterator[UploadItem | BulkputError]:
     """Files as ``PREFIX/<name>``, directories walked as ``PREFIX/<relative path>``; symbolic
     links inside directories are skipped (reported) unless followed, with loop detection."""
-    from bulkput.walk import WalkEntry, WalkOptions, walk_tree
+    from bulkput.local.walk import WalkEntry, WalkOptions, walk_tree
 
     options = WalkOptions(follow_symlinks=follow_symlinks)
     for source in sources:
@@ -290,7 +290,7 @@ class _FailurePrinter:
         self.shown = 0
 
     def on_result(self, result: ObjectResult) -> None:
-        from bulkput.events import failure_line, is_warning
+        from bulkput.job.events import failure_line, is_warning
 
         if (
             result.status is Status.FAILED and not _explained_by_stop(result, self.aborted())
@@ -309,7 +309,7 @@ def _explained_by_stop(result: ObjectResult, aborted: BulkputError | None) -> bo
 
 
 def _progress(args: argparse.Namespace, aborted: Callable[[], BulkputError | None]) -> Any:
-    from bulkput.events import ProgressDisplay
+    from bulkput.job.events import ProgressDisplay
 
     mode = "none" if args.quiet else args.progress
     if mode == "none":
@@ -340,9 +340,9 @@ def _run_on_dask(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from bulkput import cluster
     from bulkput.api import resolve_store_settings
-    from bulkput.events import print_summary
+    from bulkput.job import cluster
+    from bulkput.job.events import print_summary
 
     if args.shard:
         raise UsageError("--shard and --dask do not go together (--dask makes the shards)")
@@ -425,16 +425,16 @@ async def _upload(
     import asyncio
 
     from bulkput import runtime
-    from bulkput.engine import Engine
-    from bulkput.events import ReportWriter, print_summary
-    from bulkput.journal import describe_source, open_job_journal
+    from bulkput.job.engine import Engine
+    from bulkput.job.events import ReportWriter, print_summary
+    from bulkput.job.journal import describe_source, open_job_journal
 
     _, store = await open_destination_from_args(dest, args, config)
     journal = None
     report = None
     try:
         if args.manifest is not None:
-            from bulkput.manifest import read_manifest
+            from bulkput.local.manifest import read_manifest
 
             items: Any = read_manifest(args.manifest, target.prefix, fmt=args.manifest_format)
             description = describe_source(manifest=args.manifest)

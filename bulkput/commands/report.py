@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from bulkput.errors import UsageError
-from bulkput.events import merge_reports, print_summary
+from bulkput.job.events import merge_reports, print_summary
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

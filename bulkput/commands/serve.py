@@ -11,7 +11,7 @@ import sys
 
 from aiohttp import web
 
-from bulkput.credentials import Credentials
+from bulkput.remote.credentials import Credentials
 from bulkput.server.app import HANDLER_ARGS, BulkputServer
 from bulkput.server.config import (
     DEFAULT_ACCESS_KEY,

@@ -71,7 +71,7 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
         add_output_arguments,
         add_transfer_arguments,
     )
-    from bulkput.filters import add_filter_arguments
+    from bulkput.local.filters import add_filter_arguments
 
     parser.add_argument("source", metavar="DIR", help="the local directory")
     parser.add_argument("dest", metavar="DEST", help="s3://bucket/prefix, oss://... or bos://...")
@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from bulkput import runtime
     from bulkput.commands.put import config_from_args
-    from bulkput.target import Target
+    from bulkput.remote.target import Target
 
     Target.parse(args.dest)  # a bad DEST is a usage error before anything else
     config = config_from_args(args)
@@ -156,10 +156,10 @@ def _run(args: argparse.Namespace) -> int:
 async def _sync(args: argparse.Namespace, config: Any) -> int:
     from bulkput import runtime
     from bulkput.commands.put import _progress, headers_from_args, open_destination_from_args
-    from bulkput.events import ReportWriter, print_summary
-    from bulkput.filters import filter_from_args
-    from bulkput.shard import Shard
-    from bulkput.sync import STRATEGIES, SyncOptions, SyncRun
+    from bulkput.job.events import ReportWriter, print_summary
+    from bulkput.job.shard import Shard
+    from bulkput.job.sync import STRATEGIES, SyncOptions, SyncRun
+    from bulkput.local.filters import filter_from_args
 
     options = SyncOptions(
         strategy=STRATEGIES[strategy_name(args)](),

@@ -32,7 +32,7 @@ from xml.etree import ElementTree
 
 from aiohttp import web
 
-from bulkput.digest import crc64_ecma
+from bulkput.local.digest import crc64_ecma
 from bulkput.server import validation as checks
 from bulkput.server.auth import Authenticator, SignatureAuthenticator
 from bulkput.server.config import ServerConfig

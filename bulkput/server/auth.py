@@ -1,4 +1,4 @@
-"""Signature checks of `bulkput serve`: a thin adapter over :mod:`bulkput.signing.verify`.
+"""Signature checks of `bulkput serve`: a thin adapter over :mod:`bulkput.remote.signing.verify`.
 
 The server never signs or canonicalises anything itself; it hands the request as received
 (method, Host, raw path, decoded query, headers) to the signing package's verifier, with a
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Protocol
 
-from bulkput.credentials import Credentials
-from bulkput.signing.verify import verify
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.signing.verify import verify
 
 
 @dataclass(frozen=True, slots=True)

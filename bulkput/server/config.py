@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bulkput.credentials import Credentials
+from bulkput.remote.credentials import Credentials
 from bulkput.server.faults import FaultConfig
 
 DEFAULT_HOST = "127.0.0.1"

@@ -29,7 +29,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from bulkput.credentials import Credentials
+from bulkput.remote.credentials import Credentials
 from bulkput.server.app import HANDLER_ARGS, BulkputServer
 from bulkput.server.config import ServerConfig, default_credentials, parse_credentials
 from bulkput.server.faults import FaultConfig

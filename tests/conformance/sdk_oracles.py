@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 from oss2.credentials import StaticCredentialsProvider
 
-from bulkput.credentials import Credentials
+from bulkput.remote.credentials import Credentials
 
 
 def _naive_utc(now: datetime) -> datetime:

@@ -23,10 +23,16 @@ from botocore.compat import quote as botocore_quote
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulkput.credentials import Credentials
-from bulkput.signing import BceV1Signer, OssV1Signer, OssV4Signer, SignableRequest, SigV4Signer
-from bulkput.signing._encoding import uri_encode
-from bulkput.signing.verify import verify
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.signing import (
+    BceV1Signer,
+    OssV1Signer,
+    OssV4Signer,
+    SignableRequest,
+    SigV4Signer,
+)
+from bulkput.remote.signing._encoding import uri_encode
+from bulkput.remote.signing.verify import verify
 from tests.conformance import sdk_oracles as sdk
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from bulkput.client import HttpObjectStore, open_store
 from bulkput.config import TransferConfig
-from bulkput.credentials import Credentials
 from bulkput.errors import AuthError, NotFoundError, RemoteError
-from bulkput.store import FileRange, ObjectHeaders
-from bulkput.target import Target, resolve_endpoint
+from bulkput.remote.client import HttpObjectStore, open_store
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.store import FileRange, ObjectHeaders
+from bulkput.remote.target import Target, resolve_endpoint
 
 MiB = 1024 * 1024
 KEYS = [

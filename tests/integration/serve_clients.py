@@ -16,10 +16,10 @@ from baidubce.retry.retry_policy import NoRetryPolicy
 from baidubce.services.bos.bos_client import BosClient
 from botocore.config import Config
 
-from bulkput.credentials import Credentials
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.signing.base import SignableRequest
+from bulkput.remote.signing.sigv4 import SigV4Signer
 from bulkput.server.testing import ServerHandle
-from bulkput.signing.base import SignableRequest
-from bulkput.signing.sigv4 import SigV4Signer
 
 
 def s3_client(server: ServerHandle, *, secret: str | None = None, access: str | None = None,

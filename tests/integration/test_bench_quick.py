@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from bulkput.bench.tools import find_tool
+from benchmarks.tools import find_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,9 +66,9 @@ def test_quick_benchmark_verifies_every_run_and_writes_its_outputs(tmp_path: Pat
 
 def test_verification_fails_a_missing_or_altered_object(tmp_path: Path) -> None:
     """What makes a run FAILED: the listing must hold every object, byte count and MD5."""
-    from bulkput.bench.datasets import BUCKET, DatasetSpec, generate_dataset
-    from bulkput.bench.servers import BULKPUT_S3, RunningServer
-    from bulkput.bench.verify import s3_client, verify_listing
+    from benchmarks.datasets import BUCKET, DatasetSpec, generate_dataset
+    from benchmarks.servers import BULKPUT_S3, RunningServer
+    from benchmarks.verify import s3_client, verify_listing
     from bulkput.server.testing import serve_in_thread
 
     dataset = generate_dataset(DatasetSpec("v", 12, 2048, files_per_dir=5, nested=True),
@@ -104,9 +104,9 @@ def test_an_object_listed_without_etag_is_read_back_not_failed(
 ) -> None:
     """rclone's directory backend sometimes lists an object with no ETag: verification reads that
     object back and hashes it, so the run passes when the bytes are right and fails when not."""
-    from bulkput.bench import verify
-    from bulkput.bench.datasets import BUCKET, DatasetSpec, generate_dataset
-    from bulkput.bench.servers import BULKPUT_S3, RunningServer
+    from benchmarks import verify
+    from benchmarks.datasets import BUCKET, DatasetSpec, generate_dataset
+    from benchmarks.servers import BULKPUT_S3, RunningServer
     from bulkput.server.testing import serve_in_thread
 
     dataset = generate_dataset(DatasetSpec("e", 6, 1024, files_per_dir=3), tmp_path, seed=7)
@@ -157,8 +157,8 @@ def test_directory_check_passes_the_files_a_dir_backend_wrote_and_fails_an_alter
     """For rclone serve s3 DIR the disk decides when rclone's listing disagrees with it."""
     import shutil
 
-    from bulkput.bench.datasets import DatasetSpec, generate_dataset
-    from bulkput.bench.verify import verify_directory
+    from benchmarks.datasets import DatasetSpec, generate_dataset
+    from benchmarks.verify import verify_directory
 
     dataset = generate_dataset(DatasetSpec("d", 9, 512, files_per_dir=4, nested=True),
                                tmp_path / "data", seed=3)

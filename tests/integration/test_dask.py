@@ -14,7 +14,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from bulkput.cluster import DaskJobResult, ShardProgress, run_put_on_dask  # noqa: E402
+from bulkput.job.cluster import DaskJobResult, ShardProgress, run_put_on_dask  # noqa: E402
 from bulkput.server.faults import FaultConfig  # noqa: E402
 from bulkput.server.testing import ServerHandle  # noqa: E402
 

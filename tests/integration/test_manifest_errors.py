@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 
 from bulkput.cli import main
-from bulkput.client import open_store
-from bulkput.target import Target, resolve_endpoint
+from bulkput.remote.client import open_store
+from bulkput.remote.target import Target, resolve_endpoint
 
 
 def put(server, manifest: str, dest: str, tmp_path: Path, *extra: str) -> int:

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from bulkput.api import open_destination
+from bulkput.remote.store import ObjectHeaders
 from bulkput.server.testing import ServerHandle
-from bulkput.store import ObjectHeaders
 
 
 async def _uploads(server: ServerHandle, dest: str) -> list[tuple[str, str]]:

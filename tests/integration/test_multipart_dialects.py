@@ -18,7 +18,7 @@ import pytest
 
 from bulkput.api import open_destination
 from bulkput.config import KiB, MiB
-from bulkput.digest import crc64_ecma
+from bulkput.local.digest import crc64_ecma
 from bulkput.server.testing import ServerHandle
 
 THRESHOLD = 256 * KiB
@@ -204,9 +204,9 @@ async def test_oss_crc64_of_the_whole_object_is_checked(
     bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path, signature: str
 ) -> None:
     from bulkput.config import TransferConfig
-    from bulkput.digest import crc64_ecma
     from bulkput.items import UploadItem
-    from bulkput.multipart import upload_file
+    from bulkput.job.multipart import upload_file
+    from bulkput.local.digest import crc64_ecma
 
     data = os.urandom(3 * 100 * KiB + 99)
     path = tmp_path / "crc.bin"

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from bulkput.cli import main
-from bulkput.client import open_store
-from bulkput.credentials import Credentials
+from bulkput.remote.client import open_store
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.target import Target, resolve_endpoint
 from bulkput.server.faults import FaultConfig
-from bulkput.target import Target, resolve_endpoint
 
 # Keys with spaces, unicode (NFC), and characters every signer must encode.
 TRICKY_NAMES = [

@@ -30,8 +30,8 @@ from pathlib import Path
 from benchmarks import soak
 from bulkput.api import open_destination
 from bulkput.config import RetryPolicy, Timeouts, TransferConfig
-from bulkput.engine import Engine
 from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.job.engine import Engine
 from bulkput.server.faults import FaultConfig, FaultInjector
 from bulkput.server.testing import ServerHandle
 from tests.fixtures.rclone import start_rclone

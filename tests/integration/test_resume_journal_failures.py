@@ -17,10 +17,10 @@ import pytest
 
 from bulkput.api import open_destination
 from bulkput.config import TransferConfig
-from bulkput.engine import Engine
 from bulkput.errors import JournalError
 from bulkput.items import ObjectResult, Status, UploadItem
-from bulkput.journal import Journal
+from bulkput.job.engine import Engine
+from bulkput.job.journal import Journal
 from bulkput.server.faults import FaultConfig
 from bulkput.server.testing import ServerHandle
 

@@ -24,10 +24,10 @@ import pytest
 
 from bulkput.api import open_destination
 from bulkput.config import KiB
+from bulkput.remote.store import ObjectStore
 from bulkput.server.faults import FaultConfig
 from bulkput.server.stats import StatsSnapshot
 from bulkput.server.testing import ServerHandle
-from bulkput.store import ObjectStore
 
 BUCKET = "resume-bucket"
 SMALL_FILES = 300

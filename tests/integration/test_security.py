@@ -26,10 +26,10 @@ import psutil
 import pytest
 
 from bulkput.api import open_destination
-from bulkput.credentials import Credentials
 from bulkput.errors import BulkputError
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.store import ObjectHeaders
 from bulkput.server.testing import LISTENING, ServerHandle
-from bulkput.store import ObjectHeaders
 
 ACCESS_KEY = "H9ACCESSKEY"
 SECRET = "h9-Secret-Key-0123456789-DO-NOT-LEAK"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bulkput.cli import main
+from bulkput.job.shard import Shard, shard_of
 from bulkput.server.testing import ServerHandle
-from bulkput.shard import Shard, shard_of
 
 OBJECTS = 120
 

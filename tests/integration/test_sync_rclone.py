@@ -8,10 +8,10 @@ from pathlib import Path
 
 from bulkput.api import open_destination
 from bulkput.config import RetryPolicy, TransferConfig
-from bulkput.events import JobSummary
 from bulkput.items import ObjectResult, Status
-from bulkput.store import ObjectInfo
-from bulkput.sync import sync_dir
+from bulkput.job.events import JobSummary
+from bulkput.job.sync import sync_dir
+from bulkput.remote.store import ObjectInfo
 from tests.fixtures.rclone import RcloneServer
 
 CONFIG = TransferConfig(concurrency=8, max_open_files=8, retry=RetryPolicy(max_attempts=3, base_delay=0.01))

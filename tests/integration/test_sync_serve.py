@@ -9,12 +9,12 @@ import pytest
 
 from bulkput.api import open_destination
 from bulkput.config import RetryPolicy, TransferConfig
-from bulkput.events import JobSummary
-from bulkput.filters import Filter
 from bulkput.items import ObjectResult, Status
+from bulkput.job.events import JobSummary
+from bulkput.job.shard import Shard
+from bulkput.job.sync import sync_dir
+from bulkput.local.filters import Filter
 from bulkput.server.testing import ServerHandle
-from bulkput.shard import Shard
-from bulkput.sync import sync_dir
 
 CONFIG = TransferConfig(concurrency=8, max_open_files=8, retry=RetryPolicy(max_attempts=3, base_delay=0.01))
 PAST = 1_600_000_000  # files last changed long before any upload: no HEAD needed to skip them
@@ -184,7 +184,7 @@ async def test_filters_choose_uploads_and_protect_excluded_objects(
                                            access_key=bulkput_server.access_key,
                                            secret_key=bulkput_server.secret_key)
     try:
-        from bulkput.store import ObjectHeaders
+        from bulkput.remote.store import ObjectHeaders
 
         for key in ("f/remote.tmp", "f/cache/y", "f/.dot", "f/orphan"):
             await store.put_object(key, b"r", content_md5=None, headers=ObjectHeaders())

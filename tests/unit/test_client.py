@@ -9,12 +9,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from bulkput.client import HttpObjectStore, open_store
-from bulkput.credentials import Credentials
 from bulkput.errors import NotFoundError, ServiceError
-from bulkput.store import Body, ObjectHeaders, PartInfo
-from bulkput.target import Target, resolve_endpoint
-from bulkput.transport import Response, response
+from bulkput.remote.client import HttpObjectStore, open_store
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.store import Body, ObjectHeaders, PartInfo
+from bulkput.remote.target import Target, resolve_endpoint
+from bulkput.remote.transport import Response, response
 
 FIXED = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 

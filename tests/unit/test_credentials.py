@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from bulkput import credentials as creds
-from bulkput.credentials import (
+from bulkput.errors import CredentialsError
+from bulkput.remote import credentials as creds
+from bulkput.remote.credentials import (
     Credentials,
     resolve_credentials,
     resolve_endpoint_from_env,
     resolve_region_from_env,
 )
-from bulkput.errors import CredentialsError
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -240,7 +240,7 @@ def test_group_readable_credentials_file_warns_once(
         f"[default]\naws_access_key_id = a\naws_secret_access_key = {SECRET}\n",
         0o644,
     )
-    with caplog.at_level(logging.WARNING, logger="bulkput.credentials"):
+    with caplog.at_level(logging.WARNING, logger="bulkput.remote.credentials"):
         resolve_credentials("s3", env={}, home=tmp_path)
         resolve_credentials("s3", env={}, home=tmp_path)
     warnings = [r for r in caplog.records if "accessible by group or others" in r.getMessage()]

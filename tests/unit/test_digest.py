@@ -9,8 +9,8 @@ import random
 import oss2.utils
 import pytest
 
-from bulkput import digest
-from bulkput.digest import (
+from bulkput.local import digest
+from bulkput.local.digest import (
     b64,
     b64_to_hex,
     crc64_combine,

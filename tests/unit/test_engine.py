@@ -13,9 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bulkput import engine as engine_module
 from bulkput.config import RetryPolicy, TransferConfig
-from bulkput.engine import Engine
 from bulkput.errors import (
     BulkputError,
     ConnectError,
@@ -24,9 +22,11 @@ from bulkput.errors import (
     error_from_response,
 )
 from bulkput.items import ObjectResult, Status, UploadItem
-from bulkput.read_placement import INLINE_BATCH_SECONDS, INLINE_BODY_LIMIT
-from bulkput.shard import Shard
-from bulkput.store import Body, FileRange, ObjectHeaders, PutResult
+from bulkput.job import engine as engine_module
+from bulkput.job.engine import Engine
+from bulkput.job.shard import Shard
+from bulkput.local.read_placement import INLINE_BATCH_SECONDS, INLINE_BODY_LIMIT
+from bulkput.remote.store import Body, FileRange, ObjectHeaders, PutResult
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.0, throttle_base_delay=0.0, connect_attempts=3)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from bulkput.errors import AuthError, UsageError
-from bulkput.events import (
+from bulkput.items import ObjectResult, Status
+from bulkput.job.events import (
     JobSummary,
     ProgressDisplay,
     ReportWriter,
@@ -21,7 +22,6 @@ from bulkput.events import (
     print_summary,
     summary_lines,
 )
-from bulkput.items import ObjectResult, Status
 
 
 class FakeClock:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkput.errors import UsageError
-from bulkput.filters import Filter, add_filter_arguments, filter_from_args, parse_size
+from bulkput.local.filters import Filter, add_filter_arguments, filter_from_args, parse_size
 
 
 def included(flt: Filter, key: str, size: int | None = None) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bulkput.errors import JournalError
-from bulkput.journal import (
+from bulkput.job.journal import (
     Journal,
     add_journal_arguments,
     default_state_dir,
@@ -19,7 +19,7 @@ from bulkput.journal import (
     job_id,
     open_job_journal,
 )
-from bulkput.store import PartInfo
+from bulkput.remote.store import PartInfo
 
 
 def committed_keys(path: Path) -> set[str]:

@@ -15,7 +15,7 @@ import pytest
 
 from bulkput.errors import ManifestError, UsageError
 from bulkput.items import UploadItem
-from bulkput.manifest import MAX_LINE_BYTES, count_manifest_lines, read_manifest
+from bulkput.local.manifest import MAX_LINE_BYTES, count_manifest_lines, read_manifest
 
 MD5_HEX = "9e107d9d372bb6826bd81d3542a419d6"
 MD5_B64 = base64.b64encode(bytes.fromhex(MD5_HEX)).decode()

@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bulkput.config import GiB, KiB, MiB, RetryPolicy, TransferConfig
-from bulkput.digest import crc64_ecma
 from bulkput.errors import (
     FileChangedError,
     JournalError,
@@ -27,8 +26,8 @@ from bulkput.errors import (
     error_from_response,
 )
 from bulkput.items import UploadItem
-from bulkput.journal import Journal
-from bulkput.multipart import (
+from bulkput.job.journal import Journal
+from bulkput.job.multipart import (
     DEFAULT_PART_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
@@ -38,8 +37,9 @@ from bulkput.multipart import (
     part_ranges,
     upload_file,
 )
-from bulkput.retry import AdaptiveLimiter
-from bulkput.store import Body, FileRange, ObjectHeaders, PartInfo, PutResult, UploadInfo
+from bulkput.local.digest import crc64_ecma
+from bulkput.remote.retry import AdaptiveLimiter
+from bulkput.remote.store import Body, FileRange, ObjectHeaders, PartInfo, PutResult, UploadInfo
 
 DIALECTS = ("s3", "oss", "bos")
 TIB = 1024 * GiB
@@ -253,7 +253,7 @@ CONFIG = TransferConfig(
 
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
     """Parts of 1000 bytes, so tests move kilobytes, not megabytes."""
-    monkeypatch.setattr("bulkput.multipart.choose_part_size", lambda size, dialect, req=None: PART)
+    monkeypatch.setattr("bulkput.job.multipart.choose_part_size", lambda size, dialect, req=None: PART)
 
 
 def make_file(tmp_path: Path, size: int, name: str = "big.bin") -> tuple[UploadItem, bytes]:

@@ -1,8 +1,8 @@
-"""The read-placement rule, one test per row of its truth table (bulkput.read_placement)."""
+"""The read-placement rule, one test per row of its truth table (bulkput.local.read_placement)."""
 
 from __future__ import annotations
 
-from bulkput.read_placement import InlineBatch, ReadPlacement
+from bulkput.local.read_placement import InlineBatch, ReadPlacement
 
 
 def test_the_first_batch_is_read_inline() -> None:

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from bulkput.cli import main
-from bulkput.events import JobSummary, ReportWriter, SummaryCollector
 from bulkput.items import ObjectResult, Status
+from bulkput.job.events import JobSummary, ReportWriter, SummaryCollector
 
 
 def shard(path: Path, results: list[ObjectResult], *, finish: bool = True) -> str:

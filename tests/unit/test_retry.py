@@ -20,7 +20,7 @@ from bulkput.errors import (
     TransportError,
     error_from_response,
 )
-from bulkput.retry import AdaptiveLimiter, attempts_of, backoff_delay, call_with_retry
+from bulkput.remote.retry import AdaptiveLimiter, attempts_of, backoff_delay, call_with_retry
 
 
 class FakeTime:
@@ -334,10 +334,10 @@ import socket  # noqa: E402
 
 from aiohttp import web  # noqa: E402
 
-from bulkput.client import open_store  # noqa: E402
-from bulkput.credentials import Credentials  # noqa: E402
-from bulkput.store import ObjectHeaders, PartInfo  # noqa: E402
-from bulkput.target import Target, resolve_endpoint  # noqa: E402
+from bulkput.remote.client import open_store  # noqa: E402
+from bulkput.remote.credentials import Credentials  # noqa: E402
+from bulkput.remote.store import ObjectHeaders, PartInfo  # noqa: E402
+from bulkput.remote.target import Target, resolve_endpoint  # noqa: E402
 
 RESET = "reset"
 

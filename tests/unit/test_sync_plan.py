@@ -15,11 +15,9 @@ from hypothesis import strategies as st
 
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.errors import AuthError, BulkputError, LocalInputError, ServiceError
-from bulkput.filters import Filter
 from bulkput.items import ObjectResult, Status
-from bulkput.shard import Shard
-from bulkput.store import Body, DeleteFailure, FileRange, ObjectHeaders, ObjectInfo, PutResult
-from bulkput.sync import (
+from bulkput.job.shard import Shard
+from bulkput.job.sync import (
     Checksum,
     ListingOrderError,
     Pair,
@@ -35,12 +33,21 @@ from bulkput.sync import (
     merge_join,
     plan_pair,
 )
-from bulkput.walk import (
+from bulkput.local.filters import Filter
+from bulkput.local.walk import (
     InvalidNameError,
     SkippedPath,
     SymlinkLoopError,
     UnreadableDirectoryError,
     WalkEntry,
+)
+from bulkput.remote.store import (
+    Body,
+    DeleteFailure,
+    FileRange,
+    ObjectHeaders,
+    ObjectInfo,
+    PutResult,
 )
 
 T = TypeVar("T")

@@ -6,8 +6,7 @@ import hashlib
 
 import pytest
 
-from bulkput.store import ObjectInfo
-from bulkput.sync import (
+from bulkput.job.sync import (
     Action,
     Checksum,
     Decision,
@@ -24,6 +23,7 @@ from bulkput.sync import (
     parse_last_modified,
     parse_mtime,
 )
+from bulkput.remote.store import ObjectInfo
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S + 123_456_789  # the local file's mtime

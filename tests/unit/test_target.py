@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bulkput.errors import UsageError, ValidationError
-from bulkput.target import Target, resolve_endpoint, validate_bucket_name, validate_key
+from bulkput.remote.target import Target, resolve_endpoint, validate_bucket_name, validate_key
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,8 @@ from aiohttp.client_reqrep import ConnectionKey
 
 from bulkput.config import Timeouts, TransferConfig
 from bulkput.errors import ConnectError, FileChangedError, LocalInputError, TransportError
-from bulkput.store import FileRange
-from bulkput.transport import (
+from bulkput.remote.store import FileRange
+from bulkput.remote.transport import (
     _STALLED,
     ERROR_TABLE,
     FileRangePayload,
@@ -419,7 +419,7 @@ async def test_insecure_transport_says_so_in_its_log(
     # At info: the command line prints the one warning a user sees (test_security.py).
     recorded = Recorded()
     base = await serve(recording_handler(recorded))
-    with caplog.at_level("INFO", logger="bulkput.transport"):
+    with caplog.at_level("INFO", logger="bulkput.remote.transport"):
         async with Transport(TransferConfig(verify_tls=False)) as transport:
             await transport.send("GET", f"{base}/b/k", {})
     assert "TLS certificate verification is off" in caplog.text

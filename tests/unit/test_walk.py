@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-import bulkput.walk as walk_module
+import bulkput.local.walk as walk_module
 from bulkput.errors import LocalInputError, UsageError
-from bulkput.filters import Filter
-from bulkput.walk import (
+from bulkput.local.filters import Filter
+from bulkput.local.walk import (
     InvalidNameError,
     SkippedPath,
     SymlinkLoopError,

@@ -6,7 +6,7 @@ import csv
 import hashlib
 from pathlib import Path
 
-from bulkput.bench.datasets import (
+from benchmarks.datasets import (
     DatasetSpec,
     ListingDigest,
     ensure_dataset,

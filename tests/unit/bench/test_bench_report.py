@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bulkput.bench.report import lane_table, summarize
+from benchmarks.report import lane_table, summarize
 
 
 def _run(lane: str, wall: float, cpu: float = 1.0, ok: bool = True, warmup: bool = False,

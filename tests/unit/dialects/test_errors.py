@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from bulkput.dialects import dialect_for
 from bulkput.errors import (
     AuthError,
     NotFoundError,
@@ -15,7 +14,8 @@ from bulkput.errors import (
     ServiceError,
     ThrottledError,
 )
-from bulkput.transport import response
+from bulkput.remote.dialects import dialect_for
+from bulkput.remote.transport import response
 
 # (code, status, class, retryable, fatal for the job)
 CASES = [

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkput.dialects import dialect_for
-from bulkput.dialects.base import with_next
-from bulkput.dialects.s3 import S3_XMLNS
 from bulkput.errors import RemoteError, ServiceError, ValidationError
-from bulkput.store import ObjectHeaders, PartInfo
-from bulkput.target import Target, resolve_endpoint
-from bulkput.transport import response
+from bulkput.remote.dialects import dialect_for
+from bulkput.remote.dialects.base import with_next
+from bulkput.remote.dialects.s3 import S3_XMLNS
+from bulkput.remote.store import ObjectHeaders, PartInfo
+from bulkput.remote.target import Target, resolve_endpoint
+from bulkput.remote.transport import response
 
 LOCAL = "http://127.0.0.1:9000"
 
@@ -587,7 +587,7 @@ def _listing_page(
 def test_fast_contents_reader_equals_the_xml_parser(
     entries: list[tuple[str, int, str]], pretty: bool, encode: bool, extra: str
 ) -> None:
-    from bulkput.dialects.s3 import parse_xml, split_contents
+    from bulkput.remote.dialects.s3 import parse_xml, split_contents
 
     body = _listing_page(entries, pretty, encode, extra)
     # a plain page with objects takes the fast path (one without needs no shortcut)
@@ -614,7 +614,7 @@ def test_fast_contents_reader_equals_the_xml_parser(
     ids=["cdata", "attribute", "self-closing", "prefixed", "raw-cr", "other-order"],
 )
 def test_unusual_pages_take_the_xml_parser(change: tuple[bytes, bytes, bytes, bytes]) -> None:
-    from bulkput.dialects.s3 import split_contents
+    from bulkput.remote.dialects.s3 import split_contents
 
     old_open, new_open, old_close, new_close = change
     body = S3_LIST.replace(old_open, new_open)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bulkput.bench.signing import markdown_table, measure_signing
+from benchmarks.signing import markdown_table, measure_signing
 
 
 def test_measure_signing_reports_each_algorithm_beside_its_sdk() -> None:

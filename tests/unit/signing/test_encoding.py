@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bulkput.signing._encoding import (
+from bulkput.remote.signing._encoding import (
     PreparedHmac,
     SmallCache,
     http_date,

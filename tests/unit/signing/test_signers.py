@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bulkput.credentials import Credentials
-from bulkput.signing import (
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.signing import (
     SIGNER_NAMES,
     BceV1Signer,
     OssV1Signer,

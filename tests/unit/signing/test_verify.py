@@ -12,10 +12,10 @@ from baidubce.auth.bce_credentials import BceCredentials
 from baidubce.bce_client_configuration import BceClientConfiguration
 from baidubce.services.bos.bos_client import BosClient
 
-from bulkput.credentials import Credentials
-from bulkput.signing import BceV1Signer, OssV4Signer, SignableRequest, SigV4Signer
-from bulkput.signing._encoding import uri_encode
-from bulkput.signing.verify import VerifyResult, identify, split_bucket_key, verify
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.signing import BceV1Signer, OssV4Signer, SignableRequest, SigV4Signer
+from bulkput.remote.signing._encoding import uri_encode
+from bulkput.remote.signing.verify import VerifyResult, identify, split_bucket_key, verify
 from tests.conformance import sdk_oracles as sdk
 
 NOW = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

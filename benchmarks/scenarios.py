@@ -1,0 +1,254 @@
+"""The benchmark scenarios: each one a small declarative entry.
+
+A scenario names a dataset, the action (``copy``, ``sync`` or ``manifest``), and its lanes: one
+lane is one contender against one kind of server (a fresh, empty server for every run), with
+optional extra arguments. Lanes run interleaved, round after round. Ratios pair each subject
+lane (bulkput, by default) with each other lane, run ``i`` with run ``i``; ``pairs`` overrides
+that (e.g. the same client against two servers). To add a scenario, add an entry to
+``SCENARIOS``; nothing else needs to change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from benchmarks.contenders import Action
+from benchmarks.servers import (
+    BULKPUT_BOS,
+    BULKPUT_OSS,
+    BULKPUT_S3,
+    RCLONE_DIR,
+    RCLONE_MEMORY,
+    ServerSpec,
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """An issue's figure, checked against the summary of a run.
+
+    kinds:
+    - ``speed``: the subject's speed (peer wall time / subject wall time, median of the
+      pairwise ratios) against the fastest of ``peers`` is at least ``value``;
+    - ``time``: subject wall time / the fastest of ``peers``' wall time is at most ``value``;
+    - ``overhead``: subject wall time / peer wall time - 1 is at most ``value`` (one peer);
+    - ``max``: the subject's median ``metric`` is at most ``value``;
+    - ``zero``: the subject's ``metric`` is 0 in every counted run;
+    - ``signing``: our signer's rate over the SDK's is at least ``value`` for every algorithm
+      named in ``peers`` (rows of ``benchmarks.signing.measure_signing``);
+    - ``info``: not checked automatically (the section's table shows it).
+    """
+
+    text: str
+    kind: Literal["speed", "time", "overhead", "max", "zero", "signing", "info"]
+    value: float = 0.0
+    metric: str = ""
+    subject: str = "bulkput"
+    peers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Lane:
+    contender: str
+    server: ServerSpec = RCLONE_MEMORY
+    extra_args: tuple[str, ...] = ()
+    label: str = ""  # defaults to the contender's name (plus the dialect when not S3)
+    subject: bool | None = None  # ratios are computed for subject lanes; default: bulkput
+    quick: bool = True  # part of --quick
+    # a Dask cluster of this many single-threaded worker processes is started for each run;
+    # "{dask}" in extra_args becomes its address, and its CPU counts as the client's
+    cluster_workers: int = 0
+
+    @property
+    def name(self) -> str:
+        if self.label:
+            return self.label
+        name = self.contender
+        if self.server.dialect != "s3":
+            name += f" ({self.server.dialect.upper()})"
+        if self.extra_args:
+            name += " " + " ".join(self.extra_args)
+        return name
+
+    @property
+    def is_subject(self) -> bool:
+        return self.contender == "bulkput" if self.subject is None else self.subject
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    dataset: str
+    lanes: tuple[Lane, ...] = ()
+    action: Action = "copy"
+    kind: Literal["race", "signing"] = "race"
+    # resync: each run first does an untimed-for-ratios initial run of the same command on the
+    # fresh server (reported as "initial"), waits, then times the second run (the re-sync)
+    resync: bool = False
+    runs: int | None = None  # overrides --runs (e.g. for the slow huge scenarios)
+    warmup: int | None = None
+    quick: bool = False  # run by --quick (on the dataset scaled to quick_count files)
+    quick_count: int = 500
+    primary: Literal["files", "bytes"] = "files"  # the chart's figure: files/s or MB/s
+    pairs: tuple[tuple[str, str], ...] = ()  # (subject lane, peer lane) names; default: all
+    timeout_s: float = 1800.0
+    description: str = ""
+    targets: tuple[Target, ...] = field(default=())  # the issue figures it checks
+
+
+COPY_PEERS = ("s5cmd", "rclone", "aws", "boto3", "obstore")
+
+
+def _copy_lanes(server: ServerSpec = RCLONE_MEMORY, peers: tuple[str, ...] = COPY_PEERS,
+                slow: tuple[str, ...] = ("aws",)) -> tuple[Lane, ...]:
+    lanes = [Lane("bulkput", server)]
+    lanes += [Lane(peer, server, quick=peer not in slow) for peer in peers]
+    return tuple(lanes)
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "small", "5,000 files of 4 KiB to rclone serve s3 :memory:", "small",
+            _copy_lanes(), quick=True,
+            description="Many small files: per-request overhead decides.",
+            targets=(
+                Target("issue 4: files/s at least obstore's in the same run", "speed", 1.0,
+                       peers=("obstore",)),
+                Target("issue 4: client CPU at most 0.30 ms per file", "max", 0.30,
+                       "cpu_ms_per_file"),
+            ),
+        ),
+        Scenario(
+            "small-dir", "5,000 files of 4 KiB to rclone serve s3 with a directory backend",
+            "small", _copy_lanes(RCLONE_DIR, ("s5cmd", "rclone", "obstore")),
+            description="The same job with the server writing every object to disk.",
+        ),
+        Scenario(
+            "medium", "200 files of 1 MiB to rclone serve s3 :memory:", "medium",
+            _copy_lanes(), primary="bytes",
+        ),
+        Scenario(
+            "large", "4 files of 256 MiB to rclone serve s3 :memory:", "large",
+            _copy_lanes(), primary="bytes",
+            targets=(
+                Target("issue 4: MB/s at least the best peer's in the same run", "speed", 1.0,
+                       peers=COPY_PEERS),
+                Target("issue 4: client CPU at most 2.2 s per GB (MD5 included)", "max", 2.2,
+                       "cpu_s_per_gb"),
+                Target("issue 4: peak RSS under 200 MB", "max", 200, "peak_rss_mb"),
+            ),
+        ),
+        Scenario(
+            "huge", "4 files of 1 GiB (multipart) to rclone serve s3 :memory:", "huge",
+            _copy_lanes(peers=("s5cmd", "aws", "obstore")), primary="bytes",
+            targets=(
+                Target("issue 6: MB/s at least the best of s5cmd, aws cli and obstore", "speed",
+                       1.0, peers=("s5cmd", "aws", "obstore")),
+                Target("issue 6: peak RSS under 200 MB at default settings", "max", 200,
+                       "peak_rss_mb"),
+            ),
+        ),
+        Scenario(
+            "bos", "5,000 files of 4 KiB to bulkput serve, BOS dialect", "small",
+            (Lane("bulkput", BULKPUT_BOS), Lane("bce-sdk", BULKPUT_BOS)),
+            description="bulkput against the official BOS SDK with a thread pool.",
+        ),
+        Scenario(
+            "oss", "5,000 files of 4 KiB to bulkput serve, OSS dialect", "small",
+            (Lane("bulkput", BULKPUT_OSS), Lane("oss2", BULKPUT_OSS)),
+            description="bulkput against the official OSS SDK (oss2) with a thread pool.",
+        ),
+        Scenario(
+            "store-put", "Store throughput: 4 KiB PUTs/s, bulkput serve beside rclone serve s3",
+            "small",
+            (
+                Lane("s5cmd", BULKPUT_S3, label="s5cmd -> bulkput serve", subject=True),
+                Lane("s5cmd", RCLONE_MEMORY, label="s5cmd -> rclone :memory:", subject=False),
+                Lane("bulkput", BULKPUT_S3, label="bulkput -> bulkput serve", subject=True),
+                Lane("bulkput", RCLONE_MEMORY, label="bulkput -> rclone :memory:",
+                     subject=False),
+            ),
+            pairs=(("s5cmd -> bulkput serve", "s5cmd -> rclone :memory:"),
+                   ("bulkput -> bulkput serve", "bulkput -> rclone :memory:")),
+            description="The same client against each store: when bulkput serve is the slower "
+                        "store, benchmarks run against it measure the store, not the client.",
+            targets=(
+                Target("issue 3: bulkput serve PUTs/s beside rclone serve s3 :memory: "
+                       "(s5cmd as the client; >= 1 means bulkput serve is not the bottleneck)",
+                       "speed", 1.0, subject="s5cmd -> bulkput serve",
+                       peers=("s5cmd -> rclone :memory:",)),
+            ),
+        ),
+        Scenario(
+            "sync-tree", "Re-sync of an unchanged tree of 100,000 small files", "tree",
+            (Lane("bulkput"), Lane("s5cmd"), Lane("rclone"),
+             Lane("bulkput", BULKPUT_S3, label="bulkput -> bulkput serve", subject=True)),
+            action="sync", resync=True, timeout_s=3600.0,
+            pairs=(("bulkput", "s5cmd"), ("bulkput", "rclone")),
+            description="Each run: a fresh server, a first sync (column 'initial'), then the "
+                        "timed re-sync of the unchanged tree. 'rewritten' counts objects whose "
+                        "LastModified moved during the re-sync (it must be 0); the last lane "
+                        "runs against bulkput serve, whose counters give the PUTs of the "
+                        "re-sync. aws s3 sync is left out: its first sync of 100,000 files "
+                        "alone takes minutes here.",
+            targets=(
+                Target("issue 5: the re-sync rewrites no object", "zero", metric="rewritten"),
+                Target("issue 5: the re-sync makes zero PUTs (bulkput serve's counters)",
+                       "zero", metric="puts", subject="bulkput -> bulkput serve"),
+                Target("issue 5: re-sync wall time at most 0.5x the faster of s5cmd sync and "
+                       "rclone sync", "time", 0.5, peers=("s5cmd", "rclone")),
+                Target("issue 5: peak RSS under 150 MB", "max", 150, "peak_rss_mb"),
+            ),
+        ),
+        Scenario(
+            "manifest-1m", "A 1,000,000-line manifest (1 KiB objects)", "manifest-1m",
+            (Lane("bulkput"), Lane("s5cmd", label="s5cmd run")),
+            action="manifest", runs=1, warmup=0, timeout_s=3600.0,
+            description="bulkput put --manifest beside s5cmd run with the same job as a "
+                        "command file; peak RSS is the figure.",
+            targets=(Target("issue 4: peak RSS under 150 MB from start to end", "max", 150,
+                            "peak_rss_mb"),),
+        ),
+        Scenario(
+            "journal", "Journal overhead: 5,000 files of 4 KiB, default vs --no-journal",
+            "small",
+            (Lane("bulkput", label="bulkput (journal)"),
+             Lane("bulkput", extra_args=("--no-journal",), label="bulkput --no-journal",
+                  subject=False)),
+            pairs=(("bulkput (journal)", "bulkput --no-journal"),),
+            targets=(Target("issue 6: journal overhead under 5% of wall time", "overhead", 0.05,
+                            subject="bulkput (journal)", peers=("bulkput --no-journal",)),),
+        ),
+        Scenario(
+            "dask", "Dask overhead: a 5,000-line manifest, one process vs shards on Dask",
+            "manifest-5k",
+            (Lane("bulkput", label="bulkput (one process)", subject=False),
+             Lane("bulkput", extra_args=("--dask", "{dask}", "--shards", "4"),
+                  label="bulkput --dask (2 workers, 4 shards)", subject=True,
+                  cluster_workers=2)),
+            action="manifest",
+            description="The same manifest job run by one process and as 4 shards on a local "
+                        "Dask cluster of 2 single-threaded worker processes (started before "
+                        "the clock starts). The cluster's CPU is counted as client CPU. This "
+                        "machine has 2 cores, so the Dask path can only show its overhead here.",
+            targets=(Target("issue 9: Dask path overhead against one process (measured, no "
+                            "target)", "info"),),
+        ),
+        Scenario(
+            "signing", "Signing throughput against the official SDKs' signers", "",
+            kind="signing",
+            targets=(
+                Target("issue 2: S3 SigV4 at least 5x botocore's S3SigV4Auth", "signing", 5.0,
+                       peers=("s3-v4",)),
+                Target("issue 2: bce-auth-v1 at least 2x the BOS SDK's signer", "signing", 2.0,
+                       peers=("bce-v1",)),
+                Target("issue 2: OSS V1 and V4 at least 2x oss2's signers", "signing", 2.0,
+                       peers=("oss-v1", "oss-v4")),
+            ),
+        ),
+    )
+}

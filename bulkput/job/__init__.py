@@ -1,0 +1,1 @@
+"""One upload job: engine, multipart, journal, sync, shards, events, cluster."""

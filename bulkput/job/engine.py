@@ -1,0 +1,999 @@
+"""The upload engine: items in, one honest result per object out.
+
+Pipeline (three stages, long-lived tasks, bounded queues)::
+
+    items ──producer──▶ pending (batches) ──P preparers──▶ ready ──C senders──▶ results
+          (sync iterators     (executor: open, fstat,         (AIMD limiter, retry loop,
+           pulled in a         read + MD5, re-check,           PUT, ETag check, journal)
+           thread)             journal skip, validate)
+
+- The **producer** reads the items (a sync iterator is pulled in a worker thread, a batch at a
+  time, so a slow stdin never blocks the loop), drops keys another shard owns, and turns error
+  items (a bad manifest line) into failed results.
+- **Preparers** (``config.readers`` of them, 4 by default) take a batch at a time and read
+  it on the loop's own thread while its files are small and quick to read, or else in one
+  executor call (:mod:`bulkput.local.read_placement` decides which, batch by batch):
+  for each file one ``open``, ``fstat``, one read and MD5 for bodies up to
+  ``small_body_limit`` (larger files are hashed in ``chunk_size`` pieces and streamed later
+  as a ``FileRange``), a second ``fstat`` to catch a file that changed while it was read
+  (re-read once, then ``FileChangedError``), the journal check, header building and dialect
+  validation. A semaphore of ``max_open_files`` covers every
+  file descriptor opened for reading: each executor call holds one at a time, and each send of
+  a ``FileRange`` body holds one, so the job never has more open.
+- **Senders** (``concurrency`` of them, further limited by the :class:`AdaptiveLimiter`) PUT
+  through the store (which signs at send time, so every retry is signed afresh), compare the
+  ETag with the MD5, record the object in the journal, and report it.
+
+Honest results. ``stored`` only after the server confirmed the PUT (and the ETag matched).
+When a job-fatal error happens (auth, missing bucket, unreachable endpoint, journal write), the
+job stops at once with that one error in ``summary.aborted``: the object that met it is
+reported failed with its own code, and every other object the engine had taken in but not
+confirmed is reported failed with code ``JobAborted`` (no storm of identical errors, and no
+object silently missing from the report). Items not yet read from the input are not reported.
+An interrupt (:meth:`Engine.stop`) stops reading input, lets requests in flight finish for
+``stop_grace`` seconds, reports the rest failed with code ``Interrupted``, flushes the journal
+and sets ``summary.interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
+import importlib
+import logging
+import mimetypes
+import os
+import random
+import stat
+import time
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from typing import Any, Protocol, TypeVar
+
+from bulkput.config import GiB, TransferConfig
+from bulkput.errors import (
+    BulkputError,
+    FileChangedError,
+    LocalInputError,
+    ServiceError,
+    ThrottledError,
+    ValidationError,
+)
+from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.job.events import JobSummary, SummaryCollector
+from bulkput.job.shard import Shard
+from bulkput.local.digest import md5_file
+from bulkput.local.read_placement import (
+    INLINE_BATCH_SECONDS,
+    INLINE_BODY_LIMIT,
+    InlineBatch,
+    ReadPlacement,
+)
+from bulkput.remote.retry import AdaptiveLimiter, attempts_of, call_with_retry
+from bulkput.remote.store import Body, FileRange, ObjectHeaders, ObjectStore, PutResult
+
+log = logging.getLogger("bulkput.job.engine")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+MAX_SINGLE_PUT = 5 * GiB
+BATCH_SIZE = 32  # items per executor call
+# Bodies one executor call may read into memory before handing them over (see _prepare_batch).
+PREPARE_BYTES_PER_CALL = 4 * 1024 * 1024
+
+_DEFAULT_CONTENT_TYPE = "application/octet-stream"
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
+def _cpu_count() -> int:
+    """CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+ItemSource = Iterable["UploadItem | BulkputError"] | AsyncIterable["UploadItem | BulkputError"]
+
+
+class Journal(Protocol):
+    """What the engine needs of :class:`bulkput.job.journal.Journal`."""
+
+    def is_stored(self, key: str, size: int, mtime_ns: int) -> bool: ...
+
+    def record_stored(
+        self, key: str, size: int, mtime_ns: int, md5_hex: str | None, etag: str | None
+    ) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> None: ...
+
+
+class Subscriber(Protocol):
+    def on_result(self, result: ObjectResult) -> None: ...
+
+
+class _Prepared:
+    """One file read (or hashed) and ready to send."""
+
+    __slots__ = ("body", "headers", "item", "md5_b64", "md5_hex", "mtime_ns", "multipart", "size")
+
+    def __init__(
+        self,
+        item: UploadItem,
+        size: int,
+        mtime_ns: int,
+        body: Body | None,
+        md5_b64: str | None,
+        md5_hex: str | None,
+        headers: ObjectHeaders,
+        multipart: bool = False,
+    ) -> None:
+        self.item = item
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.body = body
+        self.md5_b64 = md5_b64
+        self.md5_hex = md5_hex
+        self.headers = headers
+        self.multipart = multipart
+
+
+_STOP = object()  # end-of-stream marker in the queues
+
+
+class _LeaveToAThread:
+    """What an inline read returns for a body too large to read on the loop's thread."""
+
+
+_LEAVE_TO_A_THREAD = _LeaveToAThread()
+
+
+def _failed(item: UploadItem, error: BulkputError, attempts: int = 0) -> ObjectResult:
+    return ObjectResult(
+        key=item.key,
+        path=item.path,
+        status=Status.FAILED,
+        size=item.size,
+        attempts=attempts,
+        error_code=error.code,
+        message=error.one_line(),
+        request_id=getattr(error, "request_id", None),
+    )
+
+
+def error_item_result(error: BulkputError) -> ObjectResult:
+    """The result of an error that came instead of an item: failed (a bad manifest line), or
+    skipped when the error is only a warning (a symbolic link not followed, a fifo)."""
+    if getattr(error, "warning", False):
+        return ObjectResult(
+            key=error.key or "",
+            path=error.path,
+            status=Status.SKIPPED,
+            reason=getattr(error, "reason", None) or error.code,
+            message=error.one_line(),
+        )
+    return ObjectResult(
+        key=error.key or "",
+        path=error.path,
+        status=Status.FAILED,
+        error_code=error.code,
+        message=error.one_line(),
+    )
+
+
+def _load_multipart() -> Callable[..., Awaitable[PutResult]] | None:
+    try:
+        module = importlib.import_module("bulkput.job.multipart")
+    except ModuleNotFoundError as exc:
+        if exc.name == "bulkput.job.multipart":
+            return None
+        raise
+    return getattr(module, "upload_file", None)
+
+
+class Engine:
+    """Uploads items to one store. One ``run`` per engine.
+
+    ``defaults`` are the job's object headers (``--cache-control``, ``--acl``, ``--meta`` ...);
+    an item's own fields win, and metadata is merged. ``clock``, ``sleep`` and ``rng`` go to the
+    retry loop (tests inject them). ``multipart`` is the large-file uploader (by default
+    ``bulkput.job.multipart.upload_file`` when that module exists; ``None`` turns it off).
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        config: TransferConfig | None = None,
+        *,
+        journal: Journal | None = None,
+        subscribers: Sequence[Any] = (),
+        shard: Shard | None = None,
+        dry_run: bool = False,
+        defaults: ObjectHeaders | None = None,
+        stop_grace: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+        multipart: Callable[..., Awaitable[PutResult]] | str | None = "auto",
+    ) -> None:
+        self.store = store
+        self.config = config or TransferConfig()
+        self.journal = journal
+        # Where to look up objects an earlier run stored (none on a job's first run).
+        self._skip_lookup = journal if getattr(journal, "stored_before_open", True) else None
+        # Keys with a multipart upload an earlier run left in flight: they go the multipart
+        # way whatever their size now (it resumes the upload, or aborts it if the file changed),
+        # so raising --multipart-threshold between runs leaves no upload behind on the server.
+        uploads = getattr(journal, "uploads", None)
+        self._uploads_in_flight: frozenset[str] = (
+            frozenset(record.key for record in uploads()) if callable(uploads) else frozenset()
+        )
+        self.shard = shard if shard is not None and shard.count > 1 else None
+        self.dry_run = dry_run
+        self.defaults = defaults or ObjectHeaders()
+        self.stop_grace = stop_grace
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+        self._multipart: Callable[..., Awaitable[PutResult]] | None = (
+            _load_multipart() if isinstance(multipart, str) else multipart
+        )
+        self.limiter = AdaptiveLimiter(max(1, self.config.concurrency), clock=clock)
+        self._collector = SummaryCollector()
+        self._subscribers = (self._collector, *subscribers)
+        self._on_result = [s.on_result for s in self._subscribers if hasattr(s, "on_result")]
+        self._on_bytes = [s.on_bytes for s in self._subscribers if hasattr(s, "on_bytes")]
+        self._on_retry = [s.on_retry for s in self._subscribers if hasattr(s, "on_retry")]
+        dialect = getattr(store, "dialect", None)
+        self._validate: Callable[[str, ObjectHeaders], object] | None = getattr(
+            dialect, "validate", None
+        )
+        self._headers_cache: dict[str, ObjectHeaders] = {}
+        self._type_cache: dict[str, str] = {}
+        self._aborted: BulkputError | None = None
+        self._stopping = False
+        self._started = False
+        self._producer: asyncio.Task[None] | None = None
+        self._preparers: list[asyncio.Task[None]] = []
+        self._senders: list[asyncio.Task[None]] = []
+        self._pending: asyncio.Queue[Any] | None = None
+        self._ready: asyncio.Queue[Any] | None = None
+        self._read_ahead = asyncio.Semaphore(1)  # replaced in run()
+        self._grace_timer: asyncio.TimerHandle | None = None
+        # "stored" results waiting for their journal record to be committed: (sequence, result)
+        self._held: deque[tuple[int, ObjectResult]] = deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.summary: JobSummary | None = None
+
+    # --- public ---------------------------------------------------------------------------
+
+    async def run(
+        self,
+        items: ItemSource,
+        *,
+        total_objects: int | None = None,
+        total_bytes: int | None = None,
+    ) -> JobSummary:
+        """Upload ``items``; the totals, when known, go to subscribers' ``on_start``."""
+        if self._started:
+            raise RuntimeError("an Engine runs once")
+        self._started = True
+        config = self.config
+        preparer_count = max(1, min(config.max_open_files, config.readers))
+        sender_count = max(1, config.concurrency)
+        self._pending = asyncio.Queue(maxsize=preparer_count * 2)
+        self._ready = asyncio.Queue(maxsize=sender_count)  # room for a stop mark per sender
+        # Prepared bodies waiting for a sender: a few keep the senders fed, and each may hold a
+        # 1 MiB body, so fewer wait than there are senders.
+        self._read_ahead = asyncio.Semaphore(max(4, sender_count // 4))
+        self._open_files = asyncio.Semaphore(max(1, config.max_open_files))
+        # Hashing is CPU work: more large files hashed at once than there are CPUs would only
+        # make every one of them finish (and start sending) later.
+        cpus = _cpu_count()
+        self._hash_slots = asyncio.Semaphore(cpus)
+        # readers, large files hashed at once (one per CPU), and one for the input's iterator
+        self._pool = ThreadPoolExecutor(
+            max(preparer_count, cpus) + 1, thread_name_prefix="bulkput-read"
+        )
+        self._preparers_left = preparer_count
+        self._placement = ReadPlacement(enabled=config.inline_reads)
+        self._loop = asyncio.get_running_loop()
+        journal = self.journal
+        if journal is not None and hasattr(journal, "commit_listener"):
+            journal.commit_listener = self._on_journal_commit
+        for subscriber in self._subscribers:
+            on_start = getattr(subscriber, "on_start", None)
+            if on_start is not None:
+                on_start(total_objects, total_bytes)
+        if self._stopping:  # stopped before it started
+            self._pool.shutdown(wait=False)
+            self.summary = self._collector.summary(aborted=None, interrupted=True)
+            return self.summary
+        try:
+            self._producer = asyncio.create_task(self._produce(items, preparer_count))
+            self._preparers = [
+                asyncio.create_task(self._prepare_loop(sender_count)) for _ in range(preparer_count)
+            ]
+            self._senders = [asyncio.create_task(self._send_loop()) for _ in range(sender_count)]
+            tasks = [self._producer, *self._preparers, *self._senders]
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._drain_unsent()
+            if self.journal is not None and not self.dry_run:
+                await self._flush_journal()
+        finally:
+            if self._grace_timer is not None:
+                self._grace_timer.cancel()
+            if journal is not None and hasattr(journal, "commit_listener"):
+                journal.commit_listener = None
+            # Flushed (or failed): every held result goes out now. They are all confirmed by the
+            # server; a journal failure only means a later run may send them again.
+            self._release_held(everything=True)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.summary = self._collector.summary(aborted=self._aborted, interrupted=self._stopping)
+        for subscriber in self._subscribers:
+            on_done = getattr(subscriber, "on_done", None)
+            if on_done is not None and subscriber is not self._collector:
+                on_done(self.summary)
+        return self.summary
+
+    def stop(self) -> None:
+        """Stop taking new items; let requests in flight finish for ``stop_grace`` seconds."""
+        if self._stopping or not self._started:
+            self._stopping = True
+            return
+        self._stopping = True
+        for task in (self._producer, *self._preparers):
+            if task is not None:
+                task.cancel()
+        self._drain_unsent()
+        ready = self._ready
+        if ready is not None:
+            for _ in self._senders:
+                ready.put_nowait(_STOP)  # idle senders leave; busy ones leave after this object
+        loop = asyncio.get_running_loop()
+        self._grace_timer = loop.call_later(self.stop_grace, self._cancel_senders)
+
+    @property
+    def aborted(self) -> BulkputError | None:
+        return self._aborted
+
+    # --- stages ---------------------------------------------------------------------------
+
+    async def _produce(self, items: ItemSource, preparer_count: int) -> None:
+        assert self._pending is not None
+        pending = self._pending
+        try:
+            if isinstance(items, AsyncIterable):
+                batch: list[UploadItem] = []
+                async for entry in items:
+                    if self._accept(entry, batch) and len(batch) >= BATCH_SIZE:
+                        await pending.put(batch)
+                        batch = []
+                if batch:
+                    await pending.put(batch)
+            elif isinstance(items, (list, tuple)):
+                await self._produce_from(iter(items), pending, pull=None)
+            else:
+                await self._produce_from(iter(items), pending, pull=self._pool)
+        except BulkputError as error:  # the input itself failed (e.g. manifest unreadable)
+            if error.fatal_for_job:
+                self._abort(error)
+            else:
+                self._emit(error_item_result(error))
+        finally:
+            if not self._stopping and self._aborted is None:
+                for _ in range(preparer_count):
+                    await pending.put(_STOP)
+
+    async def _produce_from(
+        self, iterator: Iterator[Any], pending: asyncio.Queue[Any], pull: ThreadPoolExecutor | None
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        chunk: list[Any] = []
+        batch: list[UploadItem] = []
+        index = 0
+        try:
+            while True:
+                if pull is None:
+                    chunk = list(islice(iterator, BATCH_SIZE * 8))
+                else:
+                    chunk = await loop.run_in_executor(pull, _take, iterator, BATCH_SIZE * 8)
+                if not chunk:
+                    return
+                for index, entry in enumerate(chunk, 1):  # noqa: B007 (read on cancel)
+                    if self._accept(entry, batch) and len(batch) >= BATCH_SIZE:
+                        await pending.put(batch)
+                        batch = []
+                index = len(chunk)
+                if batch:
+                    await pending.put(batch)
+                    batch = []
+        except asyncio.CancelledError:
+            # Items read from the input but not handed on: report them, keep the report whole.
+            held = batch + [e for e in chunk[index:] if isinstance(e, UploadItem)]
+            for item in held:
+                if self.shard is None or self.shard.owns(item.key):
+                    self._emit(self._unsent(item))
+            raise
+
+    def _accept(self, entry: Any, batch: list[UploadItem]) -> bool:
+        """Add one input entry to ``batch``; report error entries. True when one was added."""
+        if isinstance(entry, UploadItem):
+            if self.shard is None or self.shard.owns(entry.key):
+                batch.append(entry)
+                return True
+            return False
+        if isinstance(entry, BulkputError):
+            self._emit(error_item_result(entry))
+            return False
+        raise TypeError(f"engine items must be UploadItem or BulkputError, not {type(entry)!r}")
+
+    async def _prepare_loop(self, sender_count: int) -> None:
+        assert self._pending is not None and self._ready is not None
+        pending, ready = self._pending, self._ready
+        placement = self._placement
+        loop = asyncio.get_running_loop()
+        batch: list[UploadItem] = []
+        unhashed: list[_Prepared] = []  # large files of this batch not yet hashed and queued
+        waiting: deque[_Prepared | ObjectResult] = deque()  # prepared, not yet handed over
+        try:
+            while True:
+                batch = await pending.get()
+                if batch is _STOP:
+                    break
+                while batch:
+                    inline = placement.inline()
+                    async with self._open_files:
+                        if inline:
+                            prepared, done, outcome = self._prepare_batch(batch, inline=True)
+                            placement.record_inline(outcome)
+                        else:
+                            prepared, done, _ = await loop.run_in_executor(
+                                self._pool, self._prepare_batch, batch
+                            )
+                            placement.record_threaded()
+                    batch = batch[done:]
+                    waiting.extend(prepared)
+                    if inline:
+                        await asyncio.sleep(0)  # let the senders run between batches
+                    while waiting:
+                        entry = waiting[0]
+                        if isinstance(entry, ObjectResult):
+                            self._emit(entry)
+                        elif entry.body is None and not entry.multipart:
+                            unhashed.append(entry)
+                        else:
+                            await self._read_ahead.acquire()
+                            await ready.put(entry)
+                        waiting.popleft()
+                if unhashed:
+                    await self._hash_into(unhashed, ready)
+        except asyncio.CancelledError:
+            # Everything this preparer holds is reported, so a stopped job's report is whole.
+            for item in batch if isinstance(batch, list) else ():
+                self._emit(self._unsent(item))
+            for entry in waiting:
+                if isinstance(entry, ObjectResult):
+                    self._emit(entry)
+                else:
+                    self._emit(self._unsent(entry.item, entry.size))
+            for entry in unhashed:
+                self._emit(self._unsent(entry.item, entry.size))
+            raise
+        finally:
+            self._preparers_left -= 1
+            if self._preparers_left == 0 and not self._stopping and self._aborted is None:
+                for _ in range(sender_count):
+                    await ready.put(_STOP)
+
+    async def _hash_into(self, unhashed: list[_Prepared], ready: asyncio.Queue[Any]) -> None:
+        """Hash the large files of a batch in parallel executor calls (one open-file slot each)
+        and queue each as soon as it is hashed; ``unhashed`` shrinks as they leave (what is
+        left when cancelled is reported unsent by the caller)."""
+        loop = asyncio.get_running_loop()
+
+        async def hash_one(entry: _Prepared) -> _Prepared | ObjectResult:
+            async with self._open_files, self._hash_slots:
+                try:
+                    return await loop.run_in_executor(self._pool, self._hash_large, entry)
+                except BulkputError as error:
+                    return _failed(entry.item, error)
+
+        pending = {asyncio.ensure_future(hash_one(entry)): entry for entry in unhashed}
+        try:
+            while pending:
+                done, _ = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    entry = pending.pop(future)
+                    result = future.result()
+                    if isinstance(result, ObjectResult):
+                        self._emit(result)
+                    else:
+                        await self._read_ahead.acquire()
+                        await ready.put(result)
+                    unhashed.remove(entry)
+        finally:
+            for future in pending:
+                future.cancel()
+
+    async def _send_loop(self) -> None:
+        assert self._ready is not None
+        ready = self._ready
+        send = self._send
+        emit = self._emit
+        journal = self.journal if hasattr(self.journal, "committed") else None
+        read_ahead = self._read_ahead
+        while not self._stopping and self._aborted is None:
+            prepared = await ready.get()
+            if prepared is _STOP:
+                return
+            read_ahead.release()
+            try:
+                result = await send(prepared)
+            except asyncio.CancelledError:
+                emit(self._unsent(prepared.item, prepared.size))
+                raise
+            if journal is not None and result.status is Status.STORED:
+                self._hold(result, journal)
+            else:
+                emit(result)
+
+    # --- one object -----------------------------------------------------------------------
+
+    def _prepare_batch(
+        self, batch: list[UploadItem], inline: bool = False
+    ) -> tuple[list[_Prepared | ObjectResult], int, InlineBatch]:
+        """Stat, read, hash, check the items of a batch (one fd at a time), in a reader thread
+        or, with ``inline``, on the loop's thread (see :mod:`bulkput.local.read_placement`).
+
+        Stops early once ``PREPARE_BYTES_PER_CALL`` of bodies are in memory, so each preparer
+        holds a few MiB, not a batch of 1 MiB bodies. Inline, it also stops before reading a
+        body over ``INLINE_BODY_LIMIT`` and after ``INLINE_BATCH_SECONDS``. Returns the
+        results, how many items it took, and how the batch ended (for the read placement).
+        """
+        out: list[_Prepared | ObjectResult] = []
+        in_memory = 0
+        done = 0
+        outcome = InlineBatch.WHOLE
+        inline_limit = INLINE_BODY_LIMIT if inline else None
+        deadline = time.perf_counter() + INLINE_BATCH_SECONDS if inline else 0.0
+        for item in batch:
+            try:
+                prepared = self._prepare_one(item, inline_limit)
+            except BulkputError as error:
+                prepared = _failed(item, error)
+            except OSError as exc:
+                prepared = _failed(item, _local_error(item, exc))
+            if isinstance(prepared, _LeaveToAThread):
+                outcome = InlineBatch.LARGE_BODY
+                break
+            done += 1
+            out.append(prepared)
+            if inline and time.perf_counter() > deadline:
+                outcome = InlineBatch.OUT_OF_TIME
+                break
+            if isinstance(prepared, _Prepared) and isinstance(prepared.body, bytes):
+                in_memory += len(prepared.body)
+                if in_memory >= PREPARE_BYTES_PER_CALL:
+                    break
+        return out, done, outcome
+
+    def _prepare_one(
+        self, item: UploadItem, inline_limit: int | None = None
+    ) -> _Prepared | ObjectResult | _LeaveToAThread:
+        """One file: open, fstat, journal check, headers, and for a small body read and MD5.
+        With ``inline_limit``, a body larger than that is not read: ``_LEAVE_TO_A_THREAD``."""
+        config = self.config
+        try:
+            fd = os.open(item.path, _OPEN_FLAGS)
+        except OSError as exc:
+            raise _local_error(item, exc) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+                raise LocalInputError(f"{item.path} is {kind}", key=item.key, path=item.path)
+            size, mtime_ns = info.st_size, info.st_mtime_ns
+            journal = self._skip_lookup
+            if journal is not None and journal.is_stored(item.key, size, mtime_ns):
+                return ObjectResult(
+                    key=item.key, path=item.path, status=Status.SKIPPED, size=size, reason="journal"
+                )
+            headers = self._headers_for(item)
+            if self._validate is not None:
+                self._validate(item.key, headers)
+            multipart = self._multipart is not None and (
+                size > config.multipart_threshold
+                or size > MAX_SINGLE_PUT
+                or item.key in self._uploads_in_flight
+            )
+            if not multipart and size > MAX_SINGLE_PUT:
+                raise ValidationError(
+                    f"{size} bytes is over the 5 GiB limit of a single PUT (multipart not available)",
+                    key=item.key,
+                    path=item.path,
+                )
+            if self.dry_run:
+                return ObjectResult(
+                    key=item.key,
+                    path=item.path,
+                    status=Status.PLANNED,
+                    size=size,
+                    reason="multipart" if multipart else "put",
+                )
+            if multipart:
+                return _Prepared(item, size, mtime_ns, None, None, None, headers, multipart=True)
+            trusted = item.md5
+            if size <= config.small_body_limit:
+                if inline_limit is not None and size > inline_limit:
+                    return _LEAVE_TO_A_THREAD
+                data, size, mtime_ns = _read_stable(fd, item, size, mtime_ns)
+                if trusted is None:
+                    digest = hashlib.md5(data)
+                    return _Prepared(
+                        item,
+                        size,
+                        mtime_ns,
+                        data,
+                        _b64(digest.digest()),
+                        digest.hexdigest(),
+                        headers,
+                    )
+                return _Prepared(item, size, mtime_ns, data, trusted, _b64_to_hex(trusted), headers)
+        finally:
+            os.close(fd)
+        if trusted is None:
+            # A large body is hashed by its own executor call (see _prepare_loop), so several
+            # large files hash in parallel and each is sent as soon as it is hashed.
+            return _Prepared(item, size, mtime_ns, None, None, None, headers)
+        body = FileRange(item.path, 0, size)
+        return _Prepared(item, size, mtime_ns, body, trusted, _b64_to_hex(trusted), headers)
+
+    def _hash_large(self, prepared: _Prepared) -> _Prepared:
+        """Executor side: the MD5 of a large file (re-checked for changes), then stream it."""
+        config = self.config
+        item = prepared.item
+        size, mtime_ns = prepared.size, prepared.mtime_ns
+        try:
+            md5_bytes, hashed = md5_file(item.path, config.chunk_size)
+            after = os.stat(item.path)
+            if hashed != size or after.st_size != size or after.st_mtime_ns != mtime_ns:
+                # Changed while hashed: hash once more, then give up on this object.
+                size, mtime_ns = after.st_size, after.st_mtime_ns
+                md5_bytes, hashed = md5_file(item.path, config.chunk_size)
+                again = os.stat(item.path)
+                if hashed != size or again.st_size != size or again.st_mtime_ns != mtime_ns:
+                    raise FileChangedError(
+                        "changed while it was read (size or mtime moved); not sent",
+                        key=item.key,
+                        path=item.path,
+                    )
+        except OSError as exc:
+            raise _local_error(item, exc) from None
+        body = FileRange(item.path, 0, size)
+        return _Prepared(
+            item, size, mtime_ns, body, _b64(md5_bytes), md5_bytes.hex(), prepared.headers
+        )
+
+    async def _send(self, prepared: _Prepared) -> ObjectResult:
+        item = prepared.item
+        key = item.key
+
+        def on_retry(error: BulkputError, attempt: int, delay: float) -> None:
+            for callback in self._on_retry:
+                callback(key, error)
+
+        try:
+            if prepared.multipart:
+                return await self._multipart_upload(prepared, on_retry)
+            put, attempts = await call_with_retry(
+                lambda: self._put_once(prepared),
+                self.config.retry,
+                clock=self._clock,
+                sleep=self._sleep,
+                rng=self._rng,
+                on_retry=on_retry,
+            )
+        except BulkputError as error:
+            if error.fatal_for_job:
+                first = self._abort(error)
+                if not first:
+                    return self._unsent(item, prepared.size)
+            elif self._aborted is not None:
+                return self._unsent(item, prepared.size)
+            result = _failed(item, error, attempts_of(error))
+            result.size = prepared.size
+            result.md5 = prepared.md5_hex
+            return result
+        journal = self.journal
+        if journal is not None:
+            try:
+                journal.record_stored(key, prepared.size, prepared.mtime_ns, prepared.md5_hex, put.etag)
+            except BulkputError as error:  # JournalError: stop the job, but this one is stored
+                self._abort(error)
+        for callback in self._on_bytes:
+            callback(prepared.size)
+        return ObjectResult(
+            key=key,
+            path=item.path,
+            status=Status.STORED,
+            size=prepared.size,
+            md5=prepared.md5_hex,
+            etag=put.etag,
+            attempts=attempts,
+            request_id=put.request_id,
+        )
+
+    async def _put_once(self, prepared: _Prepared) -> PutResult:
+        limiter = self.limiter
+        epoch = await limiter.acquire()
+        streamed = isinstance(prepared.body, FileRange)
+        try:
+            if streamed:
+                await self._open_files.acquire()
+            try:
+                put = await self.store.put_object(
+                    prepared.item.key,
+                    prepared.body,  # type: ignore[arg-type]
+                    content_md5=prepared.md5_b64 if self.config.content_md5 else None,
+                    headers=prepared.headers,
+                )
+            finally:
+                if streamed:
+                    self._open_files.release()
+        except ThrottledError:
+            limiter.record_throttle(epoch)
+            raise
+        finally:
+            limiter.release()
+        limiter.record_success()
+        etag = put.etag
+        md5_hex = prepared.md5_hex
+        if md5_hex is not None and etag is not None and etag != md5_hex:
+            lowered = etag.lower()
+            if lowered != md5_hex and len(lowered) == 32 and _HEX_DIGITS.issuperset(lowered):
+                raise ServiceError(
+                    f"stored ETag {etag} does not match the MD5 {md5_hex} of what was sent",
+                    code="BadDigest",
+                    request_id=put.request_id,
+                    key=prepared.item.key,
+                    retryable=True,
+                )
+        return put
+
+    async def _multipart_upload(
+        self, prepared: _Prepared, on_retry: Callable[[BulkputError, int, float], None]
+    ) -> ObjectResult:
+        """A large file through ``multipart.upload_file``: its requests share the limiter, the
+        open-file slots and the retry policy; it journals the object once confirmed and reports
+        bytes part by part."""
+        assert self._multipart is not None
+        on_bytes = self._on_bytes
+        item = prepared.item
+        put = await self._multipart(
+            self.store,
+            item,
+            prepared.size,
+            prepared.mtime_ns,
+            config=self.config,
+            journal=self.journal,
+            headers=prepared.headers,
+            limiter=self.limiter,
+            open_files=self._open_files,
+            on_retry=on_retry,
+            clock=self._clock,
+            sleep=self._sleep,
+            rng=self._rng,
+            on_bytes=(lambda n: [callback(n) for callback in on_bytes]) if on_bytes else None,
+            executor_run=self._executor_run,
+            should_stop=self._should_stop,
+            hash_slots=self._hash_slots,
+        )
+        return ObjectResult(
+            key=item.key,
+            path=item.path,
+            status=Status.STORED,
+            size=prepared.size,
+            md5=getattr(put, "md5_hex", None) or None,
+            etag=put.etag,
+            attempts=getattr(put, "attempts", 1),
+            request_id=put.request_id,
+        )
+
+    def _should_stop(self) -> bool:
+        return self._stopping or self._aborted is not None
+
+    def _executor_run(self, fn: Callable[[], R]) -> Awaitable[R]:
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    # --- headers --------------------------------------------------------------------------
+
+    def _headers_for(self, item: UploadItem) -> ObjectHeaders:
+        content_type = item.content_type or self._guess_type(item.key)
+        if (
+            item.cache_control is None
+            and item.content_disposition is None
+            and item.content_encoding is None
+            and item.expires is None
+            and item.acl is None
+            and item.storage_class is None
+            and not item.metadata
+        ):
+            cached = self._headers_cache.get(content_type)
+            if cached is None:
+                cached = self._merge(item, content_type)
+                self._headers_cache[content_type] = cached
+            return cached
+        return self._merge(item, content_type)
+
+    def _merge(self, item: UploadItem, content_type: str) -> ObjectHeaders:
+        d = self.defaults
+        metadata = {**d.metadata, **item.metadata} if item.metadata else d.metadata
+        return ObjectHeaders(
+            content_type=content_type,
+            cache_control=item.cache_control or d.cache_control,
+            content_disposition=item.content_disposition or d.content_disposition,
+            content_encoding=item.content_encoding or d.content_encoding,
+            expires=item.expires or d.expires,
+            acl=item.acl or d.acl,
+            storage_class=item.storage_class or d.storage_class,
+            server_side_encryption=d.server_side_encryption,
+            metadata=metadata,
+        )
+
+    def _guess_type(self, key: str) -> str:
+        if self.defaults.content_type:
+            return self.defaults.content_type
+        slash = key.rfind("/")
+        dot = key.rfind(".")
+        suffix = key[dot:].lower() if dot > slash + 1 else ""
+        cached = self._type_cache.get(suffix)
+        if cached is None:
+            guessed = mimetypes.guess_type("x" + suffix, strict=False)[0] if suffix else None
+            cached = guessed or _DEFAULT_CONTENT_TYPE
+            self._type_cache[suffix] = cached
+        return cached
+
+    # --- results, abort, stop -------------------------------------------------------------
+
+    def _emit(self, result: ObjectResult) -> None:
+        for callback in self._on_result:
+            callback(result)
+
+    # A "stored" result is reported only once the journal has committed its record, so that
+    # what the report calls stored is exactly what a resumed run will skip: a kill can never
+    # make an object reported stored be sent again.
+    def _hold(self, result: ObjectResult, journal: Any) -> None:
+        sequence = journal.submitted
+        if journal.committed >= sequence and not self._held:
+            self._emit(result)
+        else:
+            self._held.append((sequence, result))
+
+    def _on_journal_commit(self) -> None:
+        """Writer thread: a batch is durable; release its results on the loop's thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # loop closing at the very end of a run
+                loop.call_soon_threadsafe(self._release_held)
+
+    def _release_held(self, everything: bool = False) -> None:
+        held = self._held
+        if not held:
+            return
+        committed = 1 << 62 if everything else getattr(self.journal, "committed", 0)
+        while held and held[0][0] <= committed:
+            self._emit(held.popleft()[1])
+
+    def _unsent(self, item: UploadItem, size: int | None = None) -> ObjectResult:
+        if self._aborted is not None:
+            code, why = "JobAborted", f"not confirmed: the job aborted ({self._aborted.code})"
+        else:
+            code, why = "Interrupted", "not confirmed: the job was interrupted"
+        return ObjectResult(
+            key=item.key,
+            path=item.path,
+            status=Status.FAILED,
+            size=size if size is not None else item.size,
+            error_code=code,
+            message=f"{item.key}: {why}",
+        )
+
+    def _abort(self, error: BulkputError) -> bool:
+        """Stop the job at once because of ``error``. True for the first fatal error."""
+        if self._aborted is not None:
+            return False
+        self._aborted = error
+        log.debug("job aborted: %s", error.one_line())
+        current = asyncio.current_task()
+        for task in (self._producer, *self._preparers, *self._senders):
+            if task is not None and task is not current:
+                task.cancel()
+        return True
+
+    def _cancel_senders(self) -> None:
+        for task in self._senders:
+            task.cancel()
+
+    def _drain_unsent(self) -> None:
+        """Report what sat in the queues when the job stopped early."""
+        for queue in (self._pending, self._ready):
+            if queue is None:
+                continue
+            while not queue.empty():
+                entry = queue.get_nowait()
+                if isinstance(entry, list):
+                    for item in entry:
+                        self._emit(self._unsent(item))
+                elif isinstance(entry, _Prepared):
+                    self._emit(self._unsent(entry.item, entry.size))
+
+    async def _flush_journal(self) -> None:
+        journal = self.journal
+        assert journal is not None
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, journal.flush)
+        except BulkputError as error:
+            self._abort(error)
+
+
+def _take(iterator: Iterator[Any], count: int) -> list[Any]:
+    return list(islice(iterator, count))
+
+
+def _read_stable(fd: int, item: UploadItem, size: int, mtime_ns: int) -> tuple[bytes, int, int]:
+    """Read a whole small file; re-read once if it changed while read, then give up."""
+    for attempt in range(2):
+        data = _read_all(fd, size)
+        after = os.fstat(fd)
+        if len(data) == size and after.st_size == size and after.st_mtime_ns == mtime_ns:
+            return data, size, mtime_ns
+        size, mtime_ns = after.st_size, after.st_mtime_ns
+        if attempt == 0:
+            os.lseek(fd, 0, os.SEEK_SET)
+    raise FileChangedError(
+        "changed while it was read (size or mtime moved); not sent", key=item.key, path=item.path
+    )
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    data = os.read(fd, size + 1)  # one byte more shows a file that grew
+    if len(data) >= size:
+        return data
+    parts = [data]
+    got = len(data)
+    while got <= size:
+        chunk = os.read(fd, size + 1 - got)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
+
+
+def _local_error(item: UploadItem, exc: OSError) -> LocalInputError:
+    reason = exc.strerror or str(exc)
+    if isinstance(exc, FileNotFoundError):
+        reason = "no such file"
+    elif isinstance(exc, PermissionError):
+        reason = "permission denied"
+    return LocalInputError(f"cannot read {item.path}: {reason}", key=item.key, path=item.path)
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def _b64_to_hex(value: str) -> str | None:
+    try:
+        return base64.b64decode(value, validate=True).hex()
+    except (binascii.Error, ValueError):
+        return None

@@ -1,0 +1,1194 @@
+"""``sync`` decisions: which local files to upload, which objects to skip or delete, and why.
+
+Three pieces, each usable alone:
+
+* **Strategies** (:class:`SizeAndMtime`, :class:`SizeOnly`, :class:`Checksum`, :class:`Update`,
+  :class:`IgnoreExisting`): small pure objects; ``decide(local, remote)`` compares one local file
+  with the object of the same key and answers upload / skip (with a reason), or asks for more
+  facts first: ``HEAD`` (user metadata the listing does not carry) or ``HASH`` (the local MD5).
+  Each docstring is its truth table; tests check every row.
+* :func:`merge_join`: walks the local tree and the remote listing side by side in key order
+  (both sorted by UTF-8 bytes), holding only the current pair, and pairs up equal keys.
+* :func:`plan_pair`: one pair -> one :class:`PlanEntry` (upload, skip, delete, fail, or
+  "resolve": a strategy wants a HEAD or an MD5 first).
+
+The local mtime is stored on upload as user metadata ``mtime`` in rclone's format, decimal
+seconds since the epoch with nine decimals (``1700000000.123456789``), so bulkput and rclone
+read each other's modification times. Multipart uploads also store the file's MD5 (hex) as
+``md5`` (see :mod:`bulkput.job.multipart`), which ``Checksum`` compares when the ETag is not an MD5.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import random
+import re
+import tempfile
+import time
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from enum import Enum
+from itertools import islice
+from typing import IO, Any, Protocol, TextIO
+
+from bulkput.config import TransferConfig
+from bulkput.errors import BulkputError, LocalInputError, ThrottledError
+from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.job.events import JobSummary, SummaryCollector
+from bulkput.job.shard import Shard
+from bulkput.local.digest import md5_file
+from bulkput.local.filters import Filter
+from bulkput.local.walk import (
+    SkippedPath,
+    UnreadableDirectoryError,
+    WalkEntry,
+    WalkOptions,
+    walk_tree,
+)
+from bulkput.remote.retry import backoff_delay, call_with_retry
+from bulkput.remote.store import ObjectHeaders, ObjectInfo, ObjectStore
+
+MTIME_METADATA = "mtime"
+MD5_METADATA = "md5"
+
+_NS = 1_000_000_000
+_MS = 1_000_000
+
+
+# --- time and checksum formats ----------------------------------------------------------------
+
+
+def format_mtime(mtime_ns: int) -> str:
+    """``1700000000123456789`` -> ``"1700000000.123456789"`` (rclone's ``mtime`` metadata)."""
+    seconds, fraction = divmod(mtime_ns, _NS)
+    return f"{seconds}.{fraction:09d}"
+
+
+_MTIME_RE = re.compile(r"^\s*(\d+)(?:\.(\d{1,9})\d*)?\s*$")
+
+
+def parse_mtime(text: str | None) -> tuple[int, int] | None:
+    """``"1700000000.5"`` -> ``(1700000000500000000, 100000000)``: nanoseconds and the
+    precision the writer kept (another tool may store fewer decimals). None when unreadable."""
+    if not text:
+        return None
+    match = _MTIME_RE.match(text)
+    if match is None:
+        return None
+    seconds = int(match.group(1))
+    digits = match.group(2) or ""
+    precision = 10 ** (9 - len(digits))
+    fraction = int(digits.ljust(9, "0")) if digits else 0
+    return seconds * _NS + fraction, precision
+
+
+def same_mtime(local_ns: int, stored: tuple[int, int]) -> bool:
+    """Equal at the precision the stored value was written with (truncated, as writers do)."""
+    value, precision = stored
+    return local_ns - local_ns % precision == value
+
+
+_last_modified_cache: dict[str, int | None] = {}
+
+
+def parse_last_modified(text: str | None) -> int | None:
+    """A listing's ISO 8601 or a HEAD's RFC 1123 ``Last-Modified``, as ns since the epoch."""
+    if not text:
+        return None
+    # A listing repeats the same few timestamps (uploads of one second): parse each once.
+    cached = _last_modified_cache.get(text, _MISSING)
+    if cached is not _MISSING:
+        return cached  # type: ignore[return-value]
+    value = _parse_last_modified(text.strip())
+    if len(_last_modified_cache) >= 4096:
+        _last_modified_cache.clear()
+    _last_modified_cache[text] = value
+    return value
+
+
+_MISSING = object()
+
+
+def _parse_last_modified(text: str) -> int | None:
+    try:
+        if text[:4].isdigit():
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        else:
+            moment = parsedate_to_datetime(text)
+    except (ValueError, TypeError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    delta = moment - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * _NS + delta.microseconds * 1000
+
+
+_MD5_HEX = re.compile(r"^[0-9a-fA-F]{32}$")
+
+
+def etag_md5(etag: str | None) -> str | None:
+    """The MD5 an ETag states (single PUT objects), lower-case hex; None for multipart ETags."""
+    if etag is None:
+        return None
+    etag = etag.strip().strip('"')
+    return etag.lower() if _MD5_HEX.match(etag) else None
+
+
+def metadata_md5(metadata: Mapping[str, str]) -> str | None:
+    """The ``md5`` user metadata as lower-case hex (hex or base64 accepted)."""
+    value = {k.lower(): v for k, v in metadata.items()}.get(MD5_METADATA)
+    if not value:
+        return None
+    value = value.strip()
+    if _MD5_HEX.match(value):
+        return value.lower()
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:
+        return None
+    return raw.hex() if len(raw) == 16 else None
+
+
+# --- what the strategies compare --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    size: int
+    mtime_ns: int
+    md5_hex: str | None = None  # filled when a strategy asked for HASH
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFile:
+    size: int
+    etag: str | None = None
+    last_modified_ns: int | None = None
+    # User metadata: None until a HEAD fetched it (listings do not carry it).
+    metadata: Mapping[str, str] | None = None
+
+    @classmethod
+    def from_info(cls, info: ObjectInfo, *, headed: bool = False) -> RemoteFile:
+        return cls(
+            size=info.size,
+            etag=info.etag,
+            last_modified_ns=parse_last_modified(info.last_modified),
+            metadata={k.lower(): v for k, v in info.metadata.items()} if headed else None,
+        )
+
+    @property
+    def stored_mtime(self) -> tuple[int, int] | None:
+        return parse_mtime(self.metadata.get(MTIME_METADATA)) if self.metadata is not None else None
+
+
+class Action(str, Enum):
+    UPLOAD = "upload"
+    SKIP = "skip"
+    HEAD = "head"  # fetch the object's metadata, then decide again
+    HASH = "hash"  # compute the local MD5, then decide again
+
+
+class Reason:
+    """Reasons as they appear in plans, reports and the summary."""
+
+    NEW = "new"
+    SIZE = "size"
+    MTIME = "mtime"
+    CHECKSUM = "checksum"
+    NO_CHECKSUM = "no-stored-checksum"
+    NEWER = "newer"
+    UNCHANGED = "unchanged"
+    SAME_SIZE = "same-size"
+    SAME_CHECKSUM = "same-checksum"
+    NOT_NEWER = "not-newer"
+    EXISTS = "exists"
+    NEED_HEAD = "need-metadata"
+    NEED_HASH = "need-md5"
+    NO_LOCAL = "no-local-file"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reason: str
+
+
+def _upload(reason: str) -> Decision:
+    return Decision(Action.UPLOAD, reason)
+
+
+def _skip(reason: str) -> Decision:
+    return Decision(Action.SKIP, reason)
+
+
+_HEAD = Decision(Action.HEAD, Reason.NEED_HEAD)
+_HASH = Decision(Action.HASH, Reason.NEED_HASH)
+
+
+class Strategy(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    def decide(self, local: LocalFile, remote: RemoteFile) -> Decision:
+        """Upload or skip ``local`` given the existing ``remote``; or ask for HEAD / HASH."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SizeAndMtime:
+    """The default: same size and same modification time means unchanged.
+
+    The mtime stored at upload (``mtime`` metadata) is the authority, but listings do not carry
+    user metadata and a HEAD per object costs a request. The listing's LastModified (the upload
+    time) settles the common case: an object stored at least ``margin_ns`` after the local file
+    last changed holds that version. Only when the file changed after (or too close to) the
+    upload is a HEAD made, to read the stored mtime.
+
+    ============  ==========================  ===================================  ===========
+    sizes         stored mtime (after HEAD)   listing LastModified (LM)            decision
+    ============  ==========================  ===================================  ===========
+    differ        -                           -                                    upload size
+    equal         equal to local mtime        -                                    skip unchanged
+    equal         differs from local mtime    -                                    upload mtime
+    equal         not fetched yet             LM >= local mtime + margin           skip unchanged
+    equal         not fetched yet             LM = local mtime, to the millisecond  skip unchanged
+    equal         not fetched yet             otherwise, or LM unknown             HEAD
+    equal         absent from the object      LM >= local mtime + margin           skip unchanged
+    equal         absent from the object      LM < local mtime + margin, or none   upload mtime
+    ============  ==========================  ===================================  ===========
+
+    The "LM = local mtime" row is for servers that report the stored ``mtime`` as LastModified
+    (``rclone serve s3`` does): an upload time that falls on the file's mtime to the millisecond
+    is not a coincidence worth a HEAD per object.
+
+    "Equal" mtimes compare at the precision the stored value was written with. The known
+    limit (shared with s5cmd and aws s3 sync): a file replaced by different content of the
+    same size with an *older* mtime than the upload is skipped; use ``Checksum`` for that.
+    """
+
+    margin_ns: int = _NS  # tolerance for clock skew and LastModified's one-second truncation
+    name: str = "size+mtime"
+
+    def decide(self, local: LocalFile, remote: RemoteFile) -> Decision:
+        if local.size != remote.size:
+            return _upload(Reason.SIZE)
+        stored = remote.stored_mtime
+        if stored is not None:
+            return _skip(Reason.UNCHANGED) if same_mtime(local.mtime_ns, stored) else _upload(Reason.MTIME)
+        lm = remote.last_modified_ns
+        if lm is not None and lm >= local.mtime_ns + self.margin_ns:
+            return _skip(Reason.UNCHANGED)
+        if remote.metadata is None:
+            if lm is not None and lm == local.mtime_ns - local.mtime_ns % _MS:
+                return _skip(Reason.UNCHANGED)
+            return _HEAD
+        return _upload(Reason.MTIME)
+
+
+@dataclass(frozen=True, slots=True)
+class SizeOnly:
+    """``--size-only``: the size alone decides.
+
+    =======  ===========
+    sizes    decision
+    =======  ===========
+    differ   upload size
+    equal    skip same-size
+    =======  ===========
+    """
+
+    name: str = "size-only"
+
+    def decide(self, local: LocalFile, remote: RemoteFile) -> Decision:
+        return _upload(Reason.SIZE) if local.size != remote.size else _skip(Reason.SAME_SIZE)
+
+
+@dataclass(frozen=True, slots=True)
+class Checksum:
+    """``--checksum``: the MD5 of the content decides (sizes first, as they are free).
+
+    The remote MD5 is the ETag for single-PUT objects (an ETag that is 32 hex digits), else the
+    ``md5`` user metadata bulkput stores with multipart uploads (needs a HEAD).
+
+    =======  ==========================  ========================  ==========  ===============
+    sizes    ETag                        md5 metadata              local MD5   decision
+    =======  ==========================  ========================  ==========  ===============
+    differ   -                           -                         -           upload size
+    equal    an MD5                      -                         unknown     HASH
+    equal    an MD5, equal to local      -                         known       skip same-checksum
+    equal    an MD5, differs             -                         known       upload checksum
+    equal    not an MD5 (multipart)      not fetched yet           -           HEAD
+    equal    not an MD5                  absent after HEAD         -           upload no-stored-checksum
+    equal    not an MD5                  present                   unknown     HASH
+    equal    not an MD5                  equal to local            known       skip same-checksum
+    equal    not an MD5                  differs                   known       upload checksum
+    =======  ==========================  ========================  ==========  ===============
+    """
+
+    name: str = "checksum"
+
+    def decide(self, local: LocalFile, remote: RemoteFile) -> Decision:
+        if local.size != remote.size:
+            return _upload(Reason.SIZE)
+        remote_md5 = etag_md5(remote.etag)
+        if remote_md5 is None:
+            if remote.metadata is None:
+                return _HEAD
+            remote_md5 = metadata_md5(remote.metadata)
+            if remote_md5 is None:
+                return _upload(Reason.NO_CHECKSUM)
+        if local.md5_hex is None:
+            return _HASH
+        return _skip(Reason.SAME_CHECKSUM) if local.md5_hex.lower() == remote_md5 else _upload(Reason.CHECKSUM)
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """``--update``: upload only when the local file is newer than the object.
+
+    The object's time is its stored ``mtime`` metadata when it has one, else its LastModified.
+    As in ``SizeAndMtime``, a LastModified at least ``margin_ns`` after the local mtime settles
+    it without a HEAD.
+
+    ==========================  ===================================  =======  ==============
+    stored mtime (after HEAD)   listing LastModified (LM)            sizes    decision
+    ==========================  ===================================  =======  ==============
+    not fetched yet             LM >= local mtime + margin           -        skip not-newer
+    not fetched yet             LM < local mtime + margin, or none   -        HEAD
+    older than local mtime      -                                    -        upload newer
+    equal to local mtime        -                                    differ   upload size
+    equal to local mtime        -                                    equal    skip not-newer
+    newer than local mtime      -                                    -        skip not-newer
+    absent from the object      LM < local mtime                     -        upload newer
+    absent from the object      LM >= local mtime, or none           -        skip not-newer
+    ==========================  ===================================  =======  ==============
+    """
+
+    margin_ns: int = _NS
+    name: str = "update"
+
+    def decide(self, local: LocalFile, remote: RemoteFile) -> Decision:
+        lm = remote.last_modified_ns
+        if remote.metadata is None:
+            if lm is not None and lm >= local.mtime_ns + self.margin_ns:
+                return _skip(Reason.NOT_NEWER)
+            return _HEAD
+        stored = remote.stored_mtime
+        if stored is not None:
+            if same_mtime(local.mtime_ns, stored):
+                return _upload(Reason.SIZE) if local.size != remote.size else _skip(Reason.NOT_NEWER)
+            return _upload(Reason.NEWER) if local.mtime_ns > stored[0] else _skip(Reason.NOT_NEWER)
+        if lm is not None and local.mtime_ns > lm:
+            return _upload(Reason.NEWER)
+        return _skip(Reason.NOT_NEWER)
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreExisting:
+    """``--ignore-existing``: never touch an object that exists.
+
+    ===============  ===========
+    object exists    decision
+    ===============  ===========
+    yes              skip exists
+    ===============  ===========
+
+    (A local file with no object is uploaded as ``new`` by the plan, whatever the strategy.)
+    """
+
+    name: str = "ignore-existing"
+
+    def decide(self, local: LocalFile, remote: RemoteFile) -> Decision:
+        return _skip(Reason.EXISTS)
+
+
+STRATEGIES: dict[str, type[SizeAndMtime | SizeOnly | Checksum | Update | IgnoreExisting]] = {
+    "size+mtime": SizeAndMtime,
+    "size-only": SizeOnly,
+    "checksum": Checksum,
+    "update": Update,
+    "ignore-existing": IgnoreExisting,
+}
+
+
+# --- the merge-join ---------------------------------------------------------------------------
+
+
+class ListingOrderError(BulkputError):
+    """One side is not in key order: a merge-join would be wrong, so the job stops."""
+
+    fatal_for_job = True
+    exit_code = 3
+
+
+LocalItem = WalkEntry | BulkputError
+
+
+@dataclass(slots=True)
+class Pair:
+    """One key seen on either side. ``local`` is a WalkEntry, or the error the walk reported
+    for that key (or for a whole directory holding it); ``remote`` the listed object."""
+
+    key: str | None  # full object key; None for a local error with no key (undecodable name)
+    local: LocalItem | None
+    remote: ObjectInfo | None
+
+
+def _guard_prefix(item: BulkputError) -> str | None:
+    """The key prefix (relative) a directory-level error covers, or None for a one-key error."""
+    key = item.key
+    if key is None:
+        return None
+    if isinstance(item, UnreadableDirectoryError) or key == "" or key.endswith("/"):
+        return key
+    return None
+
+
+async def merge_join(
+    local: AsyncIterator[LocalItem], remote: AsyncIterator[ObjectInfo], prefix: str
+) -> AsyncGenerator[Pair, None]:
+    """Pair local items (relative keys) with listed objects (full keys, all under ``prefix``)
+    by key, both sides in UTF-8 byte order (for valid Unicode, Python's ``str`` order).
+
+    A local error for a directory (its key ends with ``/``) is paired with every object under
+    that directory, so nothing there is mistaken for "no local file". Objects whose key ends
+    with ``/`` (folder markers) are passed over. Out-of-order input raises ListingOrderError.
+    """
+    local_item: LocalItem | None = None
+    remote_item: ObjectInfo | None = None
+    local_key = ""  # full key of local_item
+    last_local: str | None = None
+    last_remote: str | None = None
+    local_done = remote_done = False
+
+    async def next_local() -> None:
+        nonlocal local_item, local_key, last_local, local_done
+        while True:
+            try:
+                item = await local.__anext__()
+            except StopAsyncIteration:
+                local_item, local_done = None, True
+                return
+            key = item.key if isinstance(item, (WalkEntry, BulkputError)) else None
+            if key is None:
+                pending_keyless.append(item)
+                continue
+            full = prefix + key
+            if last_local is not None and full <= last_local:
+                raise ListingOrderError(f"local walk out of order: {full!r} after {last_local!r}")
+            last_local = full
+            local_item, local_key = item, full
+            return
+
+    async def next_remote() -> None:
+        nonlocal remote_item, last_remote, remote_done
+        while True:
+            try:
+                info = await remote.__anext__()
+            except StopAsyncIteration:
+                remote_item, remote_done = None, True
+                return
+            if info.key.endswith("/"):
+                continue  # a folder marker, not a file
+            if last_remote is not None and info.key <= last_remote:
+                raise ListingOrderError(
+                    f"listing out of key order: {info.key!r} after {last_remote!r}; "
+                    "this store does not list in UTF-8 byte order, so sync cannot compare safely")
+            last_remote = info.key
+            remote_item = info
+            return
+
+    pending_keyless: list[LocalItem] = []
+    await next_local()
+    await next_remote()
+    while not (local_done and remote_done):
+        while pending_keyless:
+            yield Pair(None, pending_keyless.pop(0), None)
+        if local_item is not None and isinstance(local_item, BulkputError):
+            guard = _guard_prefix(local_item)
+            if guard is not None:
+                full_guard = prefix + guard
+                while remote_item is not None and remote_item.key.startswith(full_guard):
+                    yield Pair(remote_item.key, local_item, remote_item)
+                    await next_remote()
+                if remote_item is None or remote_item.key > full_guard:
+                    yield Pair(full_guard, local_item, None)
+                    await next_local()
+                    continue
+        if remote_item is None or (local_item is not None and local_key < remote_item.key):
+            assert local_item is not None
+            yield Pair(local_key, local_item, None)
+            await next_local()
+        elif local_item is None or remote_item.key < local_key:
+            yield Pair(remote_item.key, None, remote_item)
+            await next_remote()
+        else:
+            yield Pair(local_key, local_item, remote_item)
+            await next_local()
+            await next_remote()
+    while pending_keyless:
+        yield Pair(None, pending_keyless.pop(0), None)
+
+
+# --- one pair -> one plan entry ---------------------------------------------------------------
+
+
+class PlanAction(str, Enum):
+    UPLOAD = "upload"
+    SKIP = "skip"
+    DELETE = "delete"
+    FAIL = "fail"  # the walk could not read it; reported, never uploaded
+    RESOLVE = "resolve"  # the strategy wants a HEAD or the local MD5 first
+    IGNORE = "ignore"  # excluded by a filter or owned by another shard: not part of this job
+
+
+@dataclass(slots=True)
+class PlanEntry:
+    action: PlanAction
+    key: str | None
+    reason: str
+    local: WalkEntry | None = None
+    remote: ObjectInfo | None = None
+    error: BulkputError | None = None
+    decision: Decision | None = None  # for RESOLVE: what the strategy asked for
+    warning: bool = False  # a skip that is a warning (symlink, special file)
+    md5_hex: str | None = None  # the local MD5, when a strategy had it computed
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRules:
+    strategy: Strategy
+    prefix: str  # destination prefix, "" or ending with "/"
+    delete: bool = False
+    filter: Filter | None = None
+    shard: Shard | None = None
+
+
+def _remote_excluded(rules: PlanRules, info: ObjectInfo) -> bool:
+    if rules.filter is None:
+        return False
+    return rules.filter.exclude_reason(info.key[len(rules.prefix):], info.size) is not None
+
+
+def plan_pair(pair: Pair, rules: PlanRules) -> PlanEntry:
+    """Decide what one pair needs; pure (no I/O). See the module doc."""
+    key, local, remote = pair.key, pair.local, pair.remote
+    if key is not None and rules.shard is not None and not rules.shard.owns(key):
+        return PlanEntry(PlanAction.IGNORE, key, "other-shard", remote=remote)
+    if isinstance(local, BulkputError):
+        if isinstance(local, SkippedPath):
+            return PlanEntry(PlanAction.SKIP, key, local.reason, remote=remote, error=local, warning=True)
+        if remote is not None and _guard_prefix(local) is not None:
+            # an object under a directory the walk could not read: leave it alone
+            return PlanEntry(PlanAction.IGNORE, key, "local-directory-unreadable", remote=remote, error=local)
+        return PlanEntry(PlanAction.FAIL, key, local.code, remote=remote, error=local)
+    if local is None:
+        assert remote is not None
+        if not rules.delete or _remote_excluded(rules, remote):
+            return PlanEntry(PlanAction.IGNORE, key, Reason.NO_LOCAL, remote=remote)
+        return PlanEntry(PlanAction.DELETE, key, Reason.NO_LOCAL, remote=remote)
+    if local.excluded is not None:
+        return PlanEntry(PlanAction.IGNORE, key, local.excluded, local=local, remote=remote)
+    if remote is None:
+        return PlanEntry(PlanAction.UPLOAD, key, Reason.NEW, local=local)
+    return decide_entry(PlanEntry(PlanAction.RESOLVE, key, "", local=local, remote=remote), rules.strategy)
+
+
+def decide_entry(
+    entry: PlanEntry,
+    strategy: Strategy,
+    *,
+    headed: ObjectInfo | None = None,
+    md5_hex: str | None = None,
+) -> PlanEntry:
+    """Apply the strategy to an entry with both sides, with what a HEAD or a hash found."""
+    assert entry.local is not None and entry.remote is not None
+    if headed is not None:
+        entry.remote = headed
+    remote = RemoteFile.from_info(entry.remote, headed=headed is not None)
+    local = LocalFile(entry.local.size, entry.local.mtime_ns, md5_hex)
+    decision = strategy.decide(local, remote)
+    entry.decision = decision
+    entry.reason = decision.reason
+    if decision.action is Action.UPLOAD:
+        entry.action = PlanAction.UPLOAD
+    elif decision.action is Action.SKIP:
+        entry.action = PlanAction.SKIP
+    else:
+        entry.action = PlanAction.RESOLVE
+    return entry
+
+
+
+# --- running a sync ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    """What ``bulkput sync`` was asked to do (the command line's options, as data)."""
+
+    strategy: Strategy = field(default_factory=SizeAndMtime)
+    delete: bool = False
+    max_delete: int | None = None  # refuse (nothing deleted, exit 3) beyond this many deletes
+    dry_run: bool = False
+    filter: Filter | None = None
+    follow_symlinks: bool = False
+    normalize: bool = True
+    shard: Shard | None = None
+    sort_memory_entries: int = 100_000
+    temp_dir: str | None = None  # where the delete list and walk sort runs are spooled
+
+
+def sync_prefix(prefix: str) -> str:
+    """The destination prefix as a directory: ``""`` stays, ``"a/b"`` becomes ``"a/b/"``."""
+    return prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+class _Forward:
+    """Passes a subscriber every call but ``on_start``/``on_done``, which the sync makes itself
+    (once, with totals it knows and with the summary that includes deletes)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        for name in ("on_result", "on_bytes", "on_retry"):
+            method = getattr(inner, name, None)
+            if method is not None:
+                setattr(self, name, method)
+
+
+class SyncRun:
+    """One sync of a local directory to ``prefix`` in ``store``. ``await run()`` once.
+
+    Pipeline: a thread walks the tree (batches handed to the loop); the loop merge-joins it
+    with the paginated listing and plans each key; entries that need a HEAD or a local MD5 go
+    to ``resolvers`` tasks; uploads feed the :class:`~bulkput.job.engine.Engine` through a bounded
+    queue; deletes are spooled to a temporary file and sent, 1000 keys a request, after the
+    uploads finished (and only when the job was not aborted or interrupted). Memory holds the
+    queues, not the tree or the listing.
+    """
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        source_dir: str | os.PathLike[str],
+        prefix: str,
+        options: SyncOptions | None = None,
+        *,
+        config: TransferConfig | None = None,
+        subscribers: Sequence[Any] = (),
+        journal: Any = None,
+        defaults: ObjectHeaders | None = None,
+        plan_out: TextIO | None = None,
+        engine_factory: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.store = store
+        self.source_dir = os.fspath(source_dir)
+        self.prefix = sync_prefix(prefix)
+        self.options = options or SyncOptions()
+        self.config = config or TransferConfig()
+        self.subscribers = tuple(subscribers)
+        self.journal = journal
+        self.defaults = defaults
+        self.plan_out = plan_out
+        self._engine_factory = engine_factory
+        self._clock, self._sleep, self._rng = clock, sleep, rng
+        self.rules = PlanRules(
+            strategy=self.options.strategy,
+            prefix=self.prefix,
+            delete=self.options.delete,
+            filter=self.options.filter,
+            shard=self.options.shard if self.options.shard is not None and self.options.shard.count > 1 else None,
+        )
+        self._collector = SummaryCollector(clock)
+        self._on_result = [s.on_result for s in (self._collector, *self.subscribers) if hasattr(s, "on_result")]
+        self._on_retry = [s.on_retry for s in (self._collector, *self.subscribers) if hasattr(s, "on_retry")]
+        self._aborted: BulkputError | None = None
+        self._stopping = False
+        self._engine: Any = None
+        self._planner: asyncio.Task[None] | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self.deletes_planned = 0
+        self.summary: JobSummary | None = None
+
+    # --- public ---------------------------------------------------------------------------
+
+    async def run(self) -> JobSummary:
+        for subscriber in self.subscribers:
+            on_start = getattr(subscriber, "on_start", None)
+            if on_start is not None:
+                on_start(None, None)
+        self._collector.on_start(None, None)
+        walk_options = WalkOptions(
+            follow_symlinks=self.options.follow_symlinks,
+            normalize=self.options.normalize,
+            filter=self.options.filter,
+            report_excluded=True,
+            sort_memory_entries=self.options.sort_memory_entries,
+            temp_dir=self.options.temp_dir,
+        )
+        walk_tree(self.source_dir, walk_options)  # a missing or non-directory source: UsageError now
+        self._walk_options = walk_options
+        self._pool = ThreadPoolExecutor(max(2, min(8, self.config.max_open_files)),
+                                        thread_name_prefix="bulkput-sync")
+        engine_summary: JobSummary | None = None
+        try:
+            refused = await self._check_max_delete()
+            if refused is None:
+                with tempfile.TemporaryFile(dir=self.options.temp_dir, prefix="bulkput-deletes-") as spool:
+                    engine_summary = await self._main_pass(spool)
+                    if self._may_delete():
+                        await self._send_deletes(spool)
+        finally:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        summary = self._collector.summary(aborted=self._aborted, interrupted=self._stopping)
+        if engine_summary is not None:
+            summary.merge(engine_summary)
+            summary.elapsed = max(summary.elapsed, engine_summary.elapsed)
+        self.summary = summary
+        for subscriber in self.subscribers:
+            on_done = getattr(subscriber, "on_done", None)
+            if on_done is not None:
+                on_done(summary)
+        return summary
+
+    def stop(self) -> None:
+        """SIGINT/SIGTERM: plan nothing more, let the engine finish what is in flight, delete nothing."""
+        self._stopping = True
+        if self._planner is not None:
+            self._planner.cancel()
+        if self._engine is not None:
+            self._engine.stop()
+
+    # --- passes ---------------------------------------------------------------------------
+
+    async def _check_max_delete(self) -> BulkputError | None:
+        """With --delete --max-delete N (not a dry run): count the deletes first, refuse beyond N."""
+        limit = self.options.max_delete
+        if not self.options.delete or limit is None or self.options.dry_run:
+            return None
+        count = 0
+        try:
+            pairs = merge_join(self._local_items(), self._listing(), self.prefix)
+            async with contextlib.aclosing(pairs):
+                async for pair in pairs:
+                    if pair.local is None and plan_pair(pair, self.rules).action is PlanAction.DELETE:
+                        count += 1
+                        if count > limit:
+                            break
+        except BulkputError as error:
+            self._aborted = error
+            return error
+        if count > limit:
+            self._aborted = MaxDeleteExceeded(
+                f"refusing to delete more than --max-delete {limit} objects under "
+                f"{self.prefix or 'the bucket'} (at least {count} have no local file); nothing was changed")
+            return self._aborted
+        return None
+
+    async def _main_pass(self, spool: IO[bytes]) -> JobSummary | None:
+        concurrency = max(1, self.config.concurrency)
+        self._uploads: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
+        self._resolve: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
+        self._spool = spool
+        resolvers = [asyncio.create_task(self._resolve_loop()) for _ in range(concurrency)]
+        engine_task: asyncio.Task[JobSummary] | None = None
+        if not self.options.dry_run:
+            factory = self._engine_factory or _default_engine
+            self._engine = factory(
+                self.store, self.config, journal=self.journal,
+                subscribers=[_Forward(s) for s in self.subscribers],
+                defaults=self.defaults, clock=self._clock, sleep=self._sleep, rng=self._rng)
+            engine_task = asyncio.create_task(self._engine.run(self._feed()))
+        self._planner = asyncio.create_task(self._plan_all())
+        try:
+            # Plan everything, then let the resolvers finish; stop early if the engine ends
+            # first (it aborted), since nobody would read the upload queue any more.
+            if not await self._until_engine_ends(self._planner, engine_task):
+                self._planner.cancel()
+            await asyncio.gather(self._planner, return_exceptions=True)
+            planned_all = not self._planner.cancelled() and self._aborted is None
+            if planned_all:
+                for _ in resolvers:
+                    await self._resolve.put(_STOP)  # resolvers read until they see it
+                drained = asyncio.ensure_future(asyncio.gather(*resolvers, return_exceptions=True))
+                await self._until_engine_ends(drained, engine_task)
+            for task in resolvers:
+                task.cancel()
+            await asyncio.gather(*resolvers, return_exceptions=True)
+            if engine_task is None:
+                return None
+            while not engine_task.done():
+                try:
+                    self._uploads.put_nowait(_STOP)
+                    break
+                except asyncio.QueueFull:
+                    await asyncio.wait({engine_task}, timeout=0.05)
+            return await engine_task
+        finally:
+            for task in resolvers:
+                task.cancel()
+            if engine_task is not None and not engine_task.done():
+                engine_task.cancel()
+
+    @staticmethod
+    async def _until_engine_ends(work: asyncio.Future[Any], engine_task: asyncio.Task[Any] | None) -> bool:
+        """Wait for ``work``; False when the engine ended first (``work`` is left running)."""
+        if engine_task is None:
+            await asyncio.wait({work})
+            return True
+        await asyncio.wait({work, engine_task}, return_when=asyncio.FIRST_COMPLETED)
+        return work.done()
+
+    async def _feed(self) -> AsyncIterator[UploadItem]:
+        while True:
+            item = await self._uploads.get()
+            if item is _STOP:
+                return
+            yield item
+
+    async def _plan_all(self) -> None:
+        try:
+            async for pair in merge_join(self._local_items(), self._listing(), self.prefix):
+                await self._handle(plan_pair(pair, self.rules))
+        except BulkputError as error:
+            # the listing failed after its retries, or an order check: no deletes, exit 3
+            self._aborted = self._aborted or error
+
+    async def _handle(self, entry: PlanEntry) -> None:
+        action = entry.action
+        if action is PlanAction.IGNORE:
+            return
+        if action is PlanAction.RESOLVE:
+            await self._resolve.put(entry)
+            return
+        if self.plan_out is not None:
+            self._print_plan(entry)
+        if action is PlanAction.UPLOAD:
+            if self.options.dry_run:
+                self._emit_entry(entry, Status.PLANNED)
+            else:
+                await self._uploads.put(self._upload_item(entry))
+        elif action is PlanAction.SKIP:
+            self._emit_entry(entry, Status.SKIPPED)
+        elif action is PlanAction.DELETE:
+            self.deletes_planned += 1
+            if self.options.dry_run:
+                self._emit_entry(entry, Status.PLANNED)
+            else:
+                key_bytes = (entry.key or "").encode("utf-8")
+                self._spool.write(len(key_bytes).to_bytes(4, "big") + key_bytes)
+        elif action is PlanAction.FAIL:
+            self._emit_entry(entry, Status.FAILED)
+
+    async def _resolve_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            entry = await self._resolve.get()
+            if entry is _STOP:
+                return
+            headed: ObjectInfo | None = None
+            md5_hex: str | None = None
+            try:
+                while entry.action is PlanAction.RESOLVE:
+                    assert entry.decision is not None and entry.local is not None
+                    if entry.decision.action is Action.HEAD:
+                        info = await self._head(entry.key or "")
+                        if info is None:  # gone since the listing: a new upload
+                            entry.action, entry.reason, entry.remote = PlanAction.UPLOAD, Reason.NEW, None
+                            break
+                        headed = info
+                    else:
+                        path = entry.local.path
+                        digest, _size = await loop.run_in_executor(
+                            self._pool, md5_file, path, self.config.chunk_size)
+                        md5_hex = digest.hex()
+                    decide_entry(entry, self.rules.strategy, headed=headed, md5_hex=md5_hex)
+                entry.md5_hex = md5_hex
+            except OSError as exc:
+                error = LocalInputError(f"cannot read {entry.local.path if entry.local else ''}: "
+                                        f"{exc.strerror or exc}", key=entry.key,
+                                        path=entry.local.path if entry.local else None)
+                entry.action, entry.reason, entry.error = PlanAction.FAIL, error.code, error
+            except BulkputError as error:
+                if error.fatal_for_job:
+                    # plan nothing more; what the engine holds finishes (or meets the same error)
+                    self._aborted = self._aborted or error
+                    if self._planner is not None:
+                        self._planner.cancel()
+                    return
+                entry.action, entry.reason, entry.error = PlanAction.FAIL, error.code, error
+            await self._handle(entry)
+
+    async def _head(self, key: str) -> ObjectInfo | None:
+        def on_retry(error: BulkputError, attempt: int, delay: float) -> None:
+            for callback in self._on_retry:
+                callback(key, error)
+
+        info, _attempts = await call_with_retry(
+            lambda: self.store.head_object(key), self.config.retry,
+            clock=self._clock, sleep=self._sleep, rng=self._rng, on_retry=on_retry)
+        return info
+
+    def _may_delete(self) -> bool:
+        if self.options.dry_run:
+            limit = self.options.max_delete
+            if self.options.delete and limit is not None and self.deletes_planned > limit:
+                self._aborted = self._aborted or MaxDeleteExceeded(
+                    f"the plan deletes {self.deletes_planned} objects, more than --max-delete {limit}: "
+                    "a real run would refuse and change nothing")
+            return False
+        if self._aborted is not None or self._stopping or not self.deletes_planned:
+            return False
+        engine = self._engine
+        if engine is not None and (getattr(engine, "aborted", None) is not None or getattr(engine, "_stopping", False)):
+            return False
+        limit = self.options.max_delete
+        if limit is not None and self.deletes_planned > limit:
+            # the tree changed between the counting pass and this one
+            self._aborted = MaxDeleteExceeded(
+                f"refusing to delete {self.deletes_planned} objects: more than --max-delete {limit}; "
+                "nothing was deleted")
+            return False
+        return True
+
+    async def _send_deletes(self, spool: IO[bytes]) -> None:
+        spool.seek(0)
+        batch: list[str] = []
+        while True:
+            head = spool.read(4)
+            if len(head) == 4:
+                batch.append(spool.read(int.from_bytes(head, "big")).decode("utf-8"))
+            if batch and (len(batch) >= DELETE_BATCH or len(head) < 4):
+                if not await self._delete_batch(batch):
+                    return
+                batch = []
+            if len(head) < 4:
+                return
+
+    async def _delete_batch(self, keys: list[str]) -> bool:
+        try:
+            failures, _attempts = await call_with_retry(
+                lambda: self.store.delete_objects(keys), self.config.retry,
+                clock=self._clock, sleep=self._sleep, rng=self._rng)
+        except BulkputError as error:
+            for key in keys:
+                self._emit(ObjectResult(key, None, Status.FAILED, error_code=error.code,
+                                        message=f"{key}: delete failed: {error.one_line()}"))
+            if error.fatal_for_job:
+                self._aborted = self._aborted or error
+                return False
+            return True
+        failed = {failure.key: failure for failure in failures}
+        for key in keys:
+            failure = failed.get(key)
+            if failure is None:
+                self._emit(ObjectResult(key, None, Status.DELETED, reason=Reason.NO_LOCAL))
+            else:
+                self._emit(ObjectResult(key, None, Status.FAILED, error_code=failure.code,
+                                        message=f"{key}: delete failed: {failure.code}: {failure.message}"))
+        return True
+
+    # --- sources --------------------------------------------------------------------------
+
+    async def _local_items(self) -> AsyncIterator[LocalItem]:
+        """The walk, run in a worker thread a batch at a time, so disk waits never block the loop."""
+        loop = asyncio.get_running_loop()
+        iterator = walk_tree(self.source_dir, self._walk_options)
+        while True:
+            batch = await loop.run_in_executor(self._pool, _take, iterator, WALK_BATCH)
+            if not batch:
+                return
+            for item in batch:
+                yield item
+
+    async def _listing(self) -> AsyncIterator[ObjectInfo]:
+        """The listing, read ahead by one page in a task, so the next page's request overlaps
+        with planning the current one (at most ``LISTING_READ_AHEAD`` objects held)."""
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2)
+
+        async def read_ahead() -> None:
+            chunk: list[ObjectInfo] = []
+            try:
+                async for info in self._listing_pages():
+                    chunk.append(info)
+                    if len(chunk) >= LISTING_READ_AHEAD // 2:
+                        await queue.put(chunk)
+                        chunk = []
+                await queue.put(chunk)
+                await queue.put(_STOP)
+            except Exception as error:  # handed to the reader, who raises it in its place
+                await queue.put(chunk)
+                await queue.put(error)
+
+        reader = asyncio.create_task(read_ahead())
+        try:
+            while True:
+                chunk = await queue.get()
+                if chunk is _STOP:
+                    return
+                if isinstance(chunk, Exception):
+                    raise chunk
+                for info in chunk:
+                    yield info
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async def _listing_pages(self) -> AsyncIterator[ObjectInfo]:
+        """The listing, restarted after the last key seen when a page fails transiently."""
+        last: str | None = None
+        failures = 0
+        while True:
+            try:
+                async for info in self.store.list_objects(self.prefix):
+                    if last is not None and info.key <= last:
+                        continue  # already seen before the restart
+                    last = info.key
+                    failures = 0
+                    yield info
+                return
+            except BulkputError as error:
+                failures += 1
+                if not error.retryable or failures >= self.config.retry.max_attempts:
+                    raise
+                for callback in self._on_retry:
+                    callback(self.prefix, error)
+                delay = backoff_delay(self.config.retry, failures, isinstance(error, ThrottledError), self._rng)
+                await self._sleep(delay)
+
+    # --- results --------------------------------------------------------------------------
+
+    def _upload_item(self, entry: PlanEntry) -> UploadItem:
+        local = entry.local
+        assert local is not None and entry.key is not None
+        md5_hex = entry.md5_hex
+        return UploadItem(
+            path=local.path,
+            key=entry.key,
+            size=local.size,
+            mtime_ns=local.mtime_ns,
+            metadata={MTIME_METADATA: format_mtime(local.mtime_ns)},
+            md5=base64.b64encode(bytes.fromhex(md5_hex)).decode("ascii") if md5_hex else None,
+        )
+
+    def _emit_entry(self, entry: PlanEntry, status: Status) -> None:
+        local, remote, error = entry.local, entry.remote, entry.error
+        if status is Status.PLANNED:
+            reason = f"{entry.action.value}: {entry.reason}"
+        else:
+            reason = entry.reason
+        self._emit(ObjectResult(
+            key=entry.key or "",
+            path=local.path if local is not None else (error.path if error is not None else None),
+            status=status,
+            size=local.size if local is not None else (remote.size if remote is not None else None),
+            etag=remote.etag if remote is not None and status is not Status.FAILED else None,
+            error_code=error.code if error is not None and status is Status.FAILED else None,
+            message=error.one_line() if error is not None else None,
+            reason=None if status is Status.FAILED else reason,
+        ))
+
+    def _emit(self, result: ObjectResult) -> None:
+        for callback in self._on_result:
+            callback(result)
+
+    def _print_plan(self, entry: PlanEntry) -> None:
+        assert self.plan_out is not None
+        subject = entry.key if entry.key is not None else (entry.error.path if entry.error else "")
+        detail = entry.reason
+        if entry.action is PlanAction.FAIL and entry.error is not None:
+            detail = entry.error.one_line()
+        self.plan_out.write(f"{entry.action.value:<7} {subject}  ({detail})\n")
+
+
+class MaxDeleteExceeded(BulkputError):
+    """``--max-delete N`` would be exceeded: the sync refuses, nothing is deleted (exit 3)."""
+
+    fatal_for_job = True
+    exit_code = 3
+
+
+_STOP = object()
+DELETE_BATCH = 1000
+WALK_BATCH = 512
+LISTING_READ_AHEAD = 2000
+
+
+def _take(iterator: Iterator[Any], count: int) -> list[Any]:
+    return list(islice(iterator, count))
+
+
+def _default_engine(*args: Any, **kwargs: Any) -> Any:
+    from bulkput.job.engine import Engine
+
+    return Engine(*args, **kwargs)
+
+
+async def sync_dir(
+    source_dir: str | os.PathLike[str],
+    dest: str,
+    *,
+    strategy: Strategy | str = "size+mtime",
+    delete: bool = False,
+    max_delete: int | None = None,
+    dry_run: bool = False,
+    filter: Filter | None = None,
+    follow_symlinks: bool = False,
+    normalize: bool = True,
+    shard: Shard | str | None = None,
+    config: TransferConfig | None = None,
+    subscribers: Sequence[Any] = (),
+    journal: Any = None,
+    defaults: ObjectHeaders | None = None,
+    plan_out: TextIO | None = None,
+    store: ObjectStore | None = None,
+    **store_options: Any,
+) -> JobSummary:
+    """Sync ``source_dir`` to ``dest`` (``s3://bucket/prefix``, ``oss://...``, ``bos://...``).
+
+    ``store_options`` are :func:`bulkput.api.open_destination`'s (``endpoint``, ``region``,
+    ``credentials``, ``access_key`` ...); pass ``store`` to use an open store instead (not
+    closed here). Returns the :class:`~bulkput.job.events.JobSummary`; ``summary.exit_code`` is the
+    command line's exit code. ``plan_out`` receives one line per planned action (the
+    ``--dry-run`` listing).
+    """
+    from bulkput.remote.target import Target
+
+    config = config or TransferConfig()
+    chosen = STRATEGIES[strategy]() if isinstance(strategy, str) else strategy
+    options = SyncOptions(
+        strategy=chosen, delete=delete, max_delete=max_delete, dry_run=dry_run, filter=filter,
+        follow_symlinks=follow_symlinks, normalize=normalize,
+        shard=Shard.parse(shard) if isinstance(shard, str) else shard,
+    )
+    owned = store is None
+    if store is None:
+        from bulkput.api import open_destination
+
+        target, store = await open_destination(dest, config=config, **store_options)
+    else:
+        target = Target.parse(dest)
+    try:
+        run = SyncRun(store, source_dir, target.prefix, options, config=config,
+                      subscribers=subscribers, journal=journal, defaults=defaults, plan_out=plan_out)
+        return await run.run()
+    finally:
+        if owned:
+            await store.close()

@@ -1,0 +1,1 @@
+"""Local input: directory walks, manifests, filters, digests, read placement."""

@@ -1,0 +1,1 @@
+"""Talking to a store: targets, credentials, signing, dialects, HTTP transport, retries."""

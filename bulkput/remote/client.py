@@ -1,0 +1,348 @@
+"""``HttpObjectStore``: the :class:`~bulkput.remote.store.ObjectStore` of one bucket over HTTP, for the
+BOS, OSS and S3 dialects.
+
+Each call is exactly one request (a listing: one request per page, fetched as it is consumed),
+built by the dialect, signed when it is sent with ``now = clock() + clock_offset``, and sent by
+the shared :class:`~bulkput.remote.transport.Transport`. Retrying is the scheduler's job; the store
+only learns the clock offset from the server's ``Date`` when an answer says the request time
+was skewed, so the retry's fresh signature is accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import TypeVar
+
+from bulkput.config import TransferConfig
+from bulkput.errors import NotFoundError, RemoteError, ServiceError
+from bulkput.remote.credentials import Credentials
+from bulkput.remote.dialects import Dialect, dialect_for
+from bulkput.remote.dialects.base import Page, Query, with_next
+from bulkput.remote.signing import SignableRequest, Signer, signer_for
+from bulkput.remote.store import (
+    Body,
+    DeleteFailure,
+    FileRange,
+    ObjectHeaders,
+    ObjectInfo,
+    PartInfo,
+    PutResult,
+    UploadInfo,
+)
+from bulkput.remote.target import Endpoint, Target
+from bulkput.remote.transport import USER_AGENT, Response, Transport
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+# Answers saying our clock is off; BOS calls it RequestExpired.
+_SKEW_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
+_ALREADY_EXISTS = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+MAX_DELETE_KEYS = 1000
+_BODY_METHODS = frozenset({"PUT", "POST", "DELETE"})
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _length(body: Body | None) -> int:
+    if body is None:
+        return 0
+    return body.length if isinstance(body, FileRange) else len(body)
+
+
+class HttpObjectStore:
+    """One bucket of one service. Several stores may share one :class:`Transport`."""
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        dialect: Dialect,
+        endpoint: Endpoint,
+        credentials: Credentials,
+        signer: Signer,
+        transport: Transport,
+        owns_transport: bool = False,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.bucket = bucket
+        self.dialect = dialect
+        self.dialect_name = dialect.name
+        self.endpoint = endpoint
+        self.signer = signer
+        self.transport = transport
+        self.clock_offset = timedelta(0)
+        self._credentials = credentials
+        self._owns_transport = owns_transport
+        self._clock = clock
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpObjectStore({self.dialect_name}://{self.bucket} at {self.endpoint.base_url}, "
+            f"signer={self.signer.name}, credentials={self._credentials!r})"
+        )
+
+    # --- one request --------------------------------------------------------------------------
+
+    async def _send(
+        self,
+        method: str,
+        key: str | None,
+        query: Query = (),
+        headers: dict[str, str] | None = None,
+        body: Body | None = None,
+    ) -> Response:
+        """Build, sign (now), send; return a 2xx answer or raise the dialect's error."""
+        if method in _BODY_METHODS:
+            # aiohttp would add Content-Length itself; BOS signs it, so it must be there first
+            headers = {} if headers is None else headers
+            headers.setdefault("content-length", str(_length(body)))
+        request = self.dialect.request(
+            self.endpoint, method, self.bucket, key, query, headers, body
+        )
+        signable = SignableRequest(
+            method=method,
+            host=request.host,
+            path=request.path,
+            query=request.query,
+            headers=request.headers,
+            bucket=self.bucket,
+            key=key,
+        )
+        now = self._clock() + self.clock_offset
+        wire_headers = request.headers
+        wire_headers.update(self.signer.sign(signable, self._credentials, now))
+        wire_headers["host"] = request.host
+        wire_headers["user-agent"] = USER_AGENT  # unsigned, like aiohttp would add it
+        try:
+            answer = await self.transport.send(method, request.url, wire_headers, body)
+        except RemoteError as error:
+            error.bucket = self.bucket
+            error.key = key
+            raise
+        if 200 <= answer.status < 300:
+            return answer
+        raise self._error(answer, key)
+
+    def _error(self, answer: Response, key: str | None) -> RemoteError:
+        error = self.dialect.error(
+            answer.status, answer.headers, answer.body, bucket=self.bucket, key=key
+        )
+        if error.service_code in _SKEW_CODES:
+            self._learn_clock_offset(answer.headers)
+        return error
+
+    def _learn_clock_offset(self, headers: Mapping[str, str]) -> None:
+        date = headers.get("date")
+        if not date:
+            return
+        try:
+            server_now = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            return
+        if server_now.tzinfo is None:
+            server_now = server_now.replace(tzinfo=timezone.utc)
+        self.clock_offset = server_now - self._clock()
+
+    def _parse(
+        self, parse: Callable[[bytes], T], answer: Response, what: str, key: str | None = None
+    ) -> T:
+        try:
+            return parse(answer.body)
+        except (ValueError, SyntaxError, TypeError, AttributeError) as exc:
+            raise ServiceError(
+                f"malformed {what} answer from the server: {exc}",
+                status=answer.status,
+                request_id=self.dialect.request_id(answer.headers),
+                bucket=self.bucket,
+                key=key,
+                retryable=True,
+            ) from None
+
+    # --- objects ------------------------------------------------------------------------------
+
+    async def put_object(
+        self, key: str, body: Body, *, content_md5: str | None, headers: ObjectHeaders
+    ) -> PutResult:
+        self.dialect.validate(key, headers)
+        wire = self.dialect.object_headers(headers)
+        wire["content-length"] = str(_length(body))
+        if content_md5:
+            wire["content-md5"] = content_md5
+        answer = await self._send("PUT", key, (), wire, body)
+        return self.dialect.put_result(answer.headers)
+
+    async def head_object(self, key: str) -> ObjectInfo | None:
+        try:
+            answer = await self._send("HEAD", key)
+        except NotFoundError as error:
+            if error.service_code in (None, "NoSuchKey"):
+                return None
+            raise
+        return self.dialect.object_info(key, answer.headers)
+
+    async def get_object(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
+        headers = {}
+        if byte_range is not None:
+            headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+        answer = await self._send("GET", key, (), headers)
+        return answer.body
+
+    def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
+        query = self.dialect.list_objects_query(prefix, page_size)
+        return self._pages(query, self.dialect.parse_list_objects, "list-objects")
+
+    async def _pages(
+        self,
+        query: Query,
+        parse: Callable[[bytes], Page[T]],
+        what: str,
+        key: str | None = None,
+    ) -> AsyncIterator[T]:
+        previous: dict[str, str] | None = None
+        while True:
+            answer = await self._send("GET", key, query)
+            page = self._parse(parse, answer, what, key)
+            for item in page.items:
+                yield item
+            if page.next_query is None:
+                return
+            if page.next_query == previous:
+                raise ServiceError(
+                    f"{what}: the server returned the same next-page marker twice",
+                    status=answer.status,
+                    bucket=self.bucket,
+                )
+            previous = page.next_query
+            query = with_next(query, page.next_query)
+
+    async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
+        if not keys:
+            return []
+        if len(keys) > MAX_DELETE_KEYS:
+            raise ValueError(
+                f"delete_objects takes at most {MAX_DELETE_KEYS} keys, got {len(keys)}"
+            )
+        query, body, headers = self.dialect.delete_objects_body(keys)
+        headers["content-length"] = str(len(body))
+        answer = await self._send("POST", None, query, headers, body)
+        return self._parse(self.dialect.parse_delete_objects, answer, "delete-objects")
+
+    async def create_bucket(self) -> None:
+        body, headers = self.dialect.create_bucket_body(self.endpoint.region)
+        headers["content-length"] = str(_length(body))
+        try:
+            await self._send("PUT", None, (), headers, body)
+        except ServiceError as error:
+            if error.status == 409 and error.service_code in _ALREADY_EXISTS:
+                return
+            raise
+
+    # --- multipart ----------------------------------------------------------------------------
+
+    async def create_multipart_upload(self, key: str, headers: ObjectHeaders) -> str:
+        self.dialect.validate(key, headers)
+        wire = self.dialect.object_headers(headers)
+        wire["content-length"] = "0"
+        answer = await self._send("POST", key, (("uploads", None),), wire, b"")
+        return self._parse(self.dialect.parse_initiate, answer, "initiate-multipart", key)
+
+    async def upload_part(
+        self, key: str, upload_id: str, part_number: int, body: Body, *, content_md5: str | None
+    ) -> PartInfo:
+        wire = {"content-length": str(_length(body))}
+        if content_md5:
+            wire["content-md5"] = content_md5
+        query = (("partNumber", str(part_number)), ("uploadId", upload_id))
+        answer = await self._send("PUT", key, query, wire, body)
+        etag = self.dialect.put_result(answer.headers).etag
+        if not etag:
+            raise ServiceError(
+                f"upload-part {part_number} answered without an ETag",
+                status=answer.status,
+                request_id=self.dialect.request_id(answer.headers),
+                bucket=self.bucket,
+                key=key,
+                retryable=True,
+            )
+        # the ETag as the server spelled it (unquoted): complete-multipart sends it back
+        raw = answer.headers.get("etag", "").strip().strip('"') or etag
+        return PartInfo(part_number=part_number, etag=raw, size=_length(body))
+
+    async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
+        query = self.dialect.list_parts_query(upload_id)
+        return [
+            part
+            async for part in self._pages(query, self.dialect.parse_list_parts, "list-parts", key)
+        ]
+
+    async def complete_multipart_upload(
+        self, key: str, upload_id: str, parts: Sequence[PartInfo]
+    ) -> PutResult:
+        body, headers = self.dialect.complete_body(parts)
+        headers["content-length"] = str(len(body))
+        answer = await self._send("POST", key, (("uploadId", upload_id),), headers, body)
+        try:
+            return self.dialect.parse_complete(
+                answer.headers, answer.body, bucket=self.bucket, key=key
+            )
+        except RemoteError:
+            raise
+        except (ValueError, SyntaxError, TypeError, AttributeError) as exc:
+            raise ServiceError(
+                f"malformed complete-multipart answer from the server: {exc}",
+                status=answer.status,
+                request_id=self.dialect.request_id(answer.headers),
+                bucket=self.bucket,
+                key=key,
+                retryable=True,
+            ) from None
+
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        await self._send("DELETE", key, (("uploadId", upload_id),))
+
+    def list_multipart_uploads(self, prefix: str = "") -> AsyncIterator[UploadInfo]:
+        query = self.dialect.list_uploads_query(prefix)
+        return self._pages(query, self.dialect.parse_list_uploads, "list-multipart-uploads")
+
+    async def close(self) -> None:
+        if self._owns_transport:
+            await self.transport.close()
+
+    async def __aenter__(self) -> HttpObjectStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def open_store(
+    target: Target,
+    *,
+    endpoint: Endpoint,
+    credentials: Credentials,
+    config: TransferConfig | None = None,
+    signature_version: str = "v4",
+    transport: Transport | None = None,
+    clock: Clock = utc_now,
+) -> HttpObjectStore:
+    """The store for ``target``'s bucket. Without ``transport`` the store makes its own (from
+    ``config``) and closes it in :meth:`HttpObjectStore.close`; a given transport is shared and
+    left open. ``signature_version`` (``v1`` or ``v4``) matters for OSS only."""
+    dialect = dialect_for(target.scheme)
+    signer = signer_for(dialect.signer_name(signature_version), endpoint.region)
+    owns = transport is None
+    return HttpObjectStore(
+        target.bucket,
+        dialect=dialect,
+        endpoint=endpoint,
+        credentials=credentials,
+        signer=signer,
+        transport=transport if transport is not None else Transport(config or TransferConfig()),
+        owns_transport=owns,
+        clock=clock,
+    )
