@@ -32,6 +32,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from bulkput.config import RetryPolicy, TransferConfig
     from bulkput.items import ObjectResult, UploadItem
     from bulkput.job.engine import Engine
+    from bulkput.job.subscriber import Subscriber
     from bulkput.server.faults import FaultConfig, FaultInjector
     from bulkput.server.testing import serve_in_thread
 
@@ -46,7 +47,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     stored = 0
     switched_at: float | None = None
 
-    class Counter:
+    class Counter(Subscriber):
         def on_result(self, result: ObjectResult) -> None:
             nonlocal stored
             stored += 1

@@ -31,6 +31,7 @@ from bulkput.items import ObjectResult, UploadItem
 from bulkput.job.engine import Engine
 from bulkput.job.events import JobSummary
 from bulkput.job.shard import Shard
+from bulkput.job.subscriber import Subscriber
 from bulkput.remote.credentials import Credentials
 from bulkput.remote.store import ObjectHeaders, ObjectStore
 from bulkput.remote.target import Target
@@ -135,7 +136,7 @@ def to_item(entry: ItemLike, target: Target) -> UploadItem | BulkputError:
     raise TypeError(f"cannot upload {entry!r}: expected a path, (path, key) or UploadItem")
 
 
-class _ResultQueue:
+class _ResultQueue(Subscriber):
     """A subscriber that hands results to the ``upload`` iterator as they are reported."""
 
     def __init__(self) -> None:
@@ -178,7 +179,7 @@ class Uploader:
         shard: Shard | str | None = None,
         dry_run: bool = False,
         defaults: ObjectHeaders | None = None,
-        subscribers: Sequence[Any] = (),
+        subscribers: Sequence[Subscriber] = (),
         store: ObjectStore | None = None,
     ) -> None:
         self.dest = dest

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkput.config import MiB, TransferConfig
+from bulkput.job.subscriber import Subscriber
 
 DIALECTS = ("s3", "bos", "oss")
 _WORDS = ("alpha", "beta", "gamma", "delta", "photos", "logs", "data", "notes", "2024", "café")
@@ -155,7 +156,7 @@ def _open_store(dest: str, server: Any) -> Any:
     )
 
 
-class _Stored:
+class _Stored(Subscriber):
     """Remembers (key, path) of every stored object, to read them back."""
 
     def __init__(self) -> None:

@@ -24,6 +24,7 @@ from bulkput.config import MiB, RetryPolicy, Timeouts, TransferConfig
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.shard import Shard
+from bulkput.job.subscriber import Subscriber
 from bulkput.remote.store import ObjectHeaders, ObjectStore
 from bulkput.remote.target import Target
 
@@ -255,7 +256,7 @@ def setup_logging(args: argparse.Namespace) -> None:
         logger.addHandler(handler)
 
 
-class _FailureFilter:
+class _FailureFilter(Subscriber):
     """Passes every event to the progress display except the results the one abort or
     interrupt message already explains (objects only stopped by it, and the object that met
     the fatal error): the report has them all."""
@@ -281,7 +282,7 @@ class _FailureFilter:
         self.inner.on_done(summary)
 
 
-class _FailurePrinter:
+class _FailurePrinter(Subscriber):
     """``--quiet`` / ``--progress none``: no progress, but one line per failed object."""
 
     def __init__(self, aborted: Callable[[], BulkputError | None], limit: int = 200) -> None:

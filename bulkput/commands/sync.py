@@ -33,6 +33,7 @@ from typing import Any
 
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status
+from bulkput.job.subscriber import Subscriber
 
 _STRATEGY_FLAGS = {
     "size_only": "size-only",
@@ -108,7 +109,7 @@ def strategy_name(args: argparse.Namespace) -> str:
     return "size+mtime"
 
 
-class _WarningPrinter:
+class _WarningPrinter(Subscriber):
     """One ``warning:`` line per path skipped by rule (symbolic link, fifo...), up to a limit."""
 
     def __init__(self, limit: int = 200) -> None:

@@ -67,6 +67,7 @@ from bulkput.errors import (
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.events import JobSummary, SummaryCollector
 from bulkput.job.shard import Shard
+from bulkput.job.subscriber import Subscriber
 from bulkput.local.digest import md5_file
 from bulkput.local.read_placement import (
     INLINE_BATCH_SECONDS,
@@ -113,10 +114,6 @@ class Journal(Protocol):
     ) -> None: ...
 
     def flush(self, timeout: float | None = None) -> None: ...
-
-
-class Subscriber(Protocol):
-    def on_result(self, result: ObjectResult) -> None: ...
 
 
 class _Prepared:
@@ -213,7 +210,7 @@ class Engine:
         config: TransferConfig | None = None,
         *,
         journal: Journal | None = None,
-        subscribers: Sequence[Any] = (),
+        subscribers: Sequence[Subscriber] = (),
         shard: Shard | None = None,
         dry_run: bool = False,
         defaults: ObjectHeaders | None = None,
@@ -247,10 +244,11 @@ class Engine:
         )
         self.limiter = AdaptiveLimiter(max(1, self.config.concurrency), clock=clock)
         self._collector = SummaryCollector()
-        self._subscribers = (self._collector, *subscribers)
-        self._on_result = [s.on_result for s in self._subscribers if hasattr(s, "on_result")]
-        self._on_bytes = [s.on_bytes for s in self._subscribers if hasattr(s, "on_bytes")]
-        self._on_retry = [s.on_retry for s in self._subscribers if hasattr(s, "on_retry")]
+        self._subscribers: tuple[Subscriber, ...] = (self._collector, *subscribers)
+        # bound once: _emit and on_bytes run per object
+        self._on_result = [s.on_result for s in self._subscribers]
+        self._on_bytes = [s.on_bytes for s in self._subscribers]
+        self._on_retry = [s.on_retry for s in self._subscribers]
         dialect = getattr(store, "dialect", None)
         self._validate: Callable[[str, ObjectHeaders], object] | None = getattr(
             dialect, "validate", None
@@ -309,9 +307,7 @@ class Engine:
         if journal is not None and hasattr(journal, "commit_listener"):
             journal.commit_listener = self._on_journal_commit
         for subscriber in self._subscribers:
-            on_start = getattr(subscriber, "on_start", None)
-            if on_start is not None:
-                on_start(total_objects, total_bytes)
+            subscriber.on_start(total_objects, total_bytes)
         if self._stopping:  # stopped before it started
             self._pool.shutdown(wait=False)
             self.summary = self._collector.summary(aborted=None, interrupted=True)
@@ -337,10 +333,8 @@ class Engine:
             self._release_held(everything=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.summary = self._collector.summary(aborted=self._aborted, interrupted=self._stopping)
-        for subscriber in self._subscribers:
-            on_done = getattr(subscriber, "on_done", None)
-            if on_done is not None and subscriber is not self._collector:
-                on_done(self.summary)
+        for subscriber in self._subscribers[1:]:  # not the collector: it made the summary
+            subscriber.on_done(self.summary)
         return self.summary
 
     def stop(self) -> None:

@@ -1,6 +1,6 @@
 """What a job tells the outside world while it runs and when it ends.
 
-The engine calls subscribers (s3transfer's ``on_queued / on_progress / on_done`` idea); none of
+The engine calls subscribers (:class:`bulkput.job.subscriber.Subscriber`); none of
 them prints or writes on its own initiative except on those calls (and the report's one-second
 flush timer). Subscribers here:
 
@@ -23,46 +23,11 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol, TextIO
+from typing import IO, Any, TextIO
 
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status
-
-# --- the subscriber interface ----------------------------------------------------------------
-
-
-class Subscriber(Protocol):
-    """What the engine calls. All calls come from the event loop's thread."""
-
-    def on_start(self, total_objects: int | None, total_bytes: int | None) -> None: ...
-
-    def on_result(self, result: ObjectResult) -> None: ...
-
-    def on_bytes(self, n: int) -> None: ...
-
-    def on_retry(self, key: str, error: BulkputError) -> None: ...
-
-    def on_done(self, summary: JobSummary) -> None: ...
-
-
-class BaseSubscriber:
-    """Does nothing on every call: subclass it and override what you need."""
-
-    def on_start(self, total_objects: int | None, total_bytes: int | None) -> None:
-        pass
-
-    def on_result(self, result: ObjectResult) -> None:
-        pass
-
-    def on_bytes(self, n: int) -> None:
-        pass
-
-    def on_retry(self, key: str, error: BulkputError) -> None:
-        pass
-
-    def on_done(self, summary: JobSummary) -> None:
-        pass
-
+from bulkput.job.subscriber import Subscriber
 
 # --- the summary -----------------------------------------------------------------------------
 
@@ -182,7 +147,7 @@ class JobSummary:
         )
 
 
-class SummaryCollector(BaseSubscriber):
+class SummaryCollector(Subscriber):
     """Builds the ``JobSummary`` from the events; ``summary()`` at the end adds how it ended."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -237,7 +202,7 @@ def _json_line(record: dict[str, Any]) -> bytes:
         return json.dumps(record, separators=(",", ":")).encode("ascii") + b"\n"
 
 
-class ReportWriter(BaseSubscriber):
+class ReportWriter(Subscriber):
     """``--report FILE``: one JSON line per object (``ObjectResult.to_json()``), then one
     ``{"summary": {...}}`` line. Lines are buffered, and flushed at least every
     ``flush_interval`` seconds while a line waits (by a timer on the running event loop, or on
@@ -433,7 +398,7 @@ def is_warning(result: ObjectResult) -> bool:
 # --- progress ---------------------------------------------------------------------------------
 
 
-class ProgressDisplay(BaseSubscriber):
+class ProgressDisplay(Subscriber):
     """Progress while the job runs, on ``stream`` (stderr by default).
 
     On a terminal: a rich progress bar with objects and bytes done and total, rate, ETA,

@@ -50,6 +50,7 @@ from bulkput.errors import BulkputError, LocalInputError, ThrottledError
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.events import JobSummary, SummaryCollector
 from bulkput.job.shard import Shard
+from bulkput.job.subscriber import Subscriber
 from bulkput.local.digest import md5_file
 from bulkput.local.filters import Filter
 from bulkput.local.walk import (
@@ -658,7 +659,7 @@ def sync_prefix(prefix: str) -> str:
     return prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
-class _Forward:
+class _Forward(Subscriber):
     """Passes a subscriber every call but ``on_start``/``on_done``, which the sync makes itself
     (once, with totals it knows and with the summary that includes deletes)."""
 

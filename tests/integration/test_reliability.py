@@ -32,6 +32,7 @@ from bulkput.api import open_destination
 from bulkput.config import RetryPolicy, Timeouts, TransferConfig
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.engine import Engine
+from bulkput.job.subscriber import Subscriber
 from bulkput.server.faults import FaultConfig, FaultInjector
 from bulkput.server.testing import ServerHandle
 from tests.fixtures.rclone import start_rclone
@@ -178,7 +179,7 @@ def test_rclone_directory_backend_at_high_concurrency_stores_every_file_exact(
         assert (backend / "dirbucket" / "up" / name).read_bytes() == data, name
 
 
-class _StopThrottlingAfter:
+class _StopThrottlingAfter(Subscriber):
     """Subscriber: once ``count`` objects are stored and the limit has gone down, the server
     stops throttling; remembers the limiter's state at that moment."""
 

@@ -21,6 +21,7 @@ from bulkput.errors import JournalError
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.engine import Engine
 from bulkput.job.journal import Journal
+from bulkput.job.subscriber import Subscriber
 from bulkput.server.faults import FaultConfig
 from bulkput.server.testing import ServerHandle
 
@@ -142,7 +143,7 @@ async def test_injected_journal_failure_mid_job(
     journal = Journal.open(tmp_path / "state", "job", batch_size=20, write_fault=disk)
     results: list[ObjectResult] = []
 
-    class Collect:
+    class Collect(Subscriber):
         def on_result(self, result: ObjectResult) -> None:
             results.append(result)
 

@@ -25,6 +25,7 @@ from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job import engine as engine_module
 from bulkput.job.engine import Engine
 from bulkput.job.shard import Shard
+from bulkput.job.subscriber import Subscriber
 from bulkput.local.read_placement import INLINE_BATCH_SECONDS, INLINE_BODY_LIMIT
 from bulkput.remote.store import Body, FileRange, ObjectHeaders, PutResult
 
@@ -91,7 +92,7 @@ class FakeStore:
         pass
 
 
-class Recorder:
+class Recorder(Subscriber):
     def __init__(self) -> None:
         self.results: list[ObjectResult] = []
         self.retries: list[tuple[str, str]] = []
