@@ -3,11 +3,37 @@ lives elsewhere; these only say what the user asked for, and what it costs."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
+
+# The one reading of a size, for every option and library call that takes one: a bare letter
+# or ``Ki``/``KiB`` is a power of 1024 (as most storage tools read ``8M``), an explicit ``KB``
+# a power of 1000 (rsync's convention, and the SI one).
+SIZE_UNITS_HELP = "SIZE: bytes, or K, M, G, T (x1024: also KiB, MiB...) or KB, MB, GB, TB (x1000)"
+_SIZE_UNITS: dict[str, int] = {"": 1, "B": 1}
+for _power, _letter in enumerate("KMGTP", start=1):
+    _SIZE_UNITS[_letter] = 1024**_power
+    _SIZE_UNITS[_letter + "I"] = 1024**_power
+    _SIZE_UNITS[_letter + "IB"] = 1024**_power
+    _SIZE_UNITS[_letter + "B"] = 1000**_power
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """Bytes in ``text``: ``"8M"`` and ``"8MiB"`` -> 8388608, ``"8MB"`` -> 8000000,
+    ``"1.5K"`` -> 1536, ``"5000"`` -> 5000. Anything else (a negative number, an unknown unit)
+    raises :class:`~bulkput.errors.UsageError`."""
+    match = _SIZE_RE.match(text)
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in _SIZE_UNITS:
+        from bulkput.errors import UsageError
+
+        raise UsageError(f"size {text!r}: expected a number with an optional unit (K, M, G, KB, MiB...)")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,7 +143,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--dry-run", action="store_true", help="list what would be aborted; change nothing"
     )
-    from bulkput.commands.put import add_connection_arguments
+    from bulkput.commands.options import add_connection_arguments
 
     add_connection_arguments(parser)
     parser.set_defaults(run=run)

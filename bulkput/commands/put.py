@@ -20,12 +20,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from bulkput.config import MiB, RetryPolicy, Timeouts, TransferConfig
+from bulkput.commands import options
+from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
-from bulkput.remote.store import ObjectHeaders, ObjectStore
+from bulkput.remote.store import ObjectStore
 from bulkput.remote.target import Target
 
 log = logging.getLogger("bulkput.put")
@@ -42,105 +43,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_put_arguments(parser)
+    options.add_put_arguments(parser)
     parser.set_defaults(run=run, intermixed_positionals="paths")
     return parser
-
-
-def parse_size(text: str) -> int:
-    """``64M``, ``8MiB``, ``1G``, ``5000``: bytes (binary units)."""
-    value = text.strip().upper().removesuffix("IB").removesuffix("B")
-    units = {"K": 1024, "M": MiB, "G": 1024 * MiB, "T": 1024 * 1024 * MiB}
-    factor = units.get(value[-1:], 1)
-    number = value[:-1] if value[-1:] in units else value
-    try:
-        size = int(float(number) * factor)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 64M)") from None
-    if size < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: a size cannot be negative")
-    return size
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
-    return value
-
-
-def _meta(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name:
-        raise argparse.ArgumentTypeError(f"--meta {text!r}: expected NAME=VALUE")
-    return name, value
-
-
-def add_put_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``put`` (``sync`` shares the connection and transfer ones)."""
-    parser.add_argument("paths", nargs="+", metavar="SOURCE... DEST", help="files or directories, then the destination URL")
-    parser.add_argument("--manifest", metavar="FILE", help="read objects from FILE (list, CSV or JSONL; - for stdin)")
-    parser.add_argument("--manifest-format", choices=("auto", "list", "csv", "jsonl"), default="auto")
-    add_connection_arguments(parser)
-    add_transfer_arguments(parser)
-    add_header_arguments(parser, "object headers (a manifest's own fields win)")
-    add_output_arguments(parser, dry_run_help="list what would be sent; send nothing")
-    parser.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links inside directories (loops are reported)")
-    parser.add_argument("--shard", metavar="K/N", help="upload only the keys of shard K of N (0-based)")
-    cluster = parser.add_argument_group("Dask cluster (pip install 'bulkput[dask]')")
-    cluster.add_argument("--dask", metavar="ADDRESS", help="run the job as --shards tasks on this dask.distributed scheduler")
-    cluster.add_argument("--shards", type=_positive, default=None, help="how many shards with --dask (default: one per worker thread)")
-    cluster.add_argument("--report-dir", metavar="DIR", help="with --dask: where shard reports go (default ./bulkput-reports)")
-    from bulkput.job.journal import add_journal_arguments
-
-    add_journal_arguments(parser)
-
-
-def add_header_arguments(parser: argparse.ArgumentParser, title: str) -> None:
-    """Object headers every uploaded object gets (``put`` and ``sync``)."""
-    headers = parser.add_argument_group(title)
-    headers.add_argument("--content-type", help="Content-Type (default: guessed from the extension)")
-    headers.add_argument("--cache-control")
-    headers.add_argument("--content-disposition")
-    headers.add_argument("--content-encoding")
-    headers.add_argument("--expires")
-    headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
-    headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
-    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption, e.g. AES256")
-    headers.add_argument("--meta", action="append", type=_meta, default=[], metavar="NAME=VALUE", help="user metadata (repeatable)")
-
-
-def add_output_arguments(parser: argparse.ArgumentParser, *, dry_run_help: str) -> None:
-    """Report, progress, dry run and logging (``put`` and ``sync``)."""
-    output = parser.add_argument_group("output")
-    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary")
-    output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
-    output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
-    output.add_argument("--dry-run", action="store_true", help=dry_run_help)
-    output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
-    output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
-
-
-def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("connection")
-    group.add_argument("--endpoint", metavar="URL", help="e.g. http://127.0.0.1:9000 (default: the provider's, or from the environment)")
-    group.add_argument("--region")
-    group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto")
-    group.add_argument("--signature-version", choices=("v1", "v4"), default="v4", help="OSS only (default v4)")
-    group.add_argument("--access-key", default=None)
-    group.add_argument("--secret-key", default=None, help="prefer the environment or a credentials file")
-    group.add_argument("--session-token", default=None)
-    group.add_argument("--profile", default=None)
-    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
 
 
 async def open_destination_from_args(
     dest: str, args: argparse.Namespace, config: TransferConfig
 ) -> tuple[Target, ObjectStore]:
-    """``open_destination`` with the options :func:`add_connection_arguments` defined."""
+    """``open_destination`` with the options ``options.add_connection_arguments`` defined."""
     from bulkput.api import open_destination
 
     return await open_destination(
@@ -154,64 +65,6 @@ async def open_destination_from_args(
         session_token=args.session_token,
         profile=args.profile,
         config=config,
-    )
-
-
-def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TransferConfig()
-    group = parser.add_argument_group("transfer")
-    group.add_argument("--concurrency", type=_positive, default=defaults.concurrency, help="requests in flight")
-    group.add_argument("--per-host", type=int, default=defaults.per_host, help="connections per host (0: as --concurrency)")
-    group.add_argument("--max-open-files", type=_positive, default=defaults.max_open_files)
-    group.add_argument("--readers", type=_positive, default=defaults.readers,
-                       help="threads reading files not read on the event loop (default 4; more for network file systems)")
-    group.add_argument("--no-inline-reads", action="store_true",
-                       help="read every file in reader threads, never on the event loop "
-                            "(for file systems where an open can hang)")
-    group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
-    group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
-    group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
-    group.add_argument("--no-sendfile", action="store_true",
-                       help="read file bodies into memory in pieces instead of os.sendfile (plain HTTP only)")
-    group.add_argument("--multipart-threshold", type=parse_size, default=defaults.multipart_threshold,
-                       help="files larger than this go multipart (default 512M; above 5G always)")
-    group.add_argument("--part-size", type=parse_size, default=None,
-                       help="multipart part size (default: 8M, larger when a file needs more than 10,000 parts)")
-
-
-def config_from_args(args: argparse.Namespace) -> TransferConfig:
-    if args.retries < 0:
-        raise UsageError("--retries cannot be negative")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    base = TransferConfig()
-    return TransferConfig(
-        concurrency=args.concurrency,
-        per_host=max(0, args.per_host),
-        max_open_files=args.max_open_files,
-        readers=args.readers,
-        inline_reads=not args.no_inline_reads,
-        multipart_threshold=args.multipart_threshold,
-        part_size=args.part_size,
-        content_md5=not args.no_md5,
-        verify_tls=not args.insecure,
-        sendfile=not args.no_sendfile,
-        timeouts=Timeouts(connect=min(base.timeouts.connect, args.timeout), read=args.timeout),
-        retry=RetryPolicy(max_attempts=args.retries + 1),
-    )
-
-
-def headers_from_args(args: argparse.Namespace) -> ObjectHeaders:
-    return ObjectHeaders(
-        content_type=args.content_type,
-        cache_control=args.cache_control,
-        content_disposition=args.content_disposition,
-        content_encoding=args.content_encoding,
-        expires=args.expires,
-        acl=args.acl,
-        storage_class=args.storage_class,
-        server_side_encryption=args.sse,
-        metadata=dict(args.meta),
     )
 
 
@@ -408,7 +261,7 @@ def _run(args: argparse.Namespace) -> int:
         sources = list(args.paths[:-1])
     dest = args.paths[-1]
     target = Target.parse(dest)
-    config = config_from_args(args)
+    config = options.config_from_args(args)
     shard = Shard.parse(args.shard) if args.shard else None
     if args.insecure:
         sys.stderr.write("bulkput put: warning: --insecure: TLS certificates are not verified\n")
@@ -467,7 +320,7 @@ async def _upload(
             subscribers=subscribers,
             shard=shard,
             dry_run=args.dry_run,
-            defaults=headers_from_args(args),
+            defaults=options.headers_from_args(args),
         )
         engine_ref.append(engine)
         remove = runtime.on_stop(engine.stop)

@@ -50,56 +50,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from bulkput.commands.options import add_sync_arguments
+
     add_sync_arguments(parser)
     parser.set_defaults(run=run)
     return parser
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
-    from bulkput.commands.put import (
-        add_connection_arguments,
-        add_header_arguments,
-        add_output_arguments,
-        add_transfer_arguments,
-    )
-    from bulkput.local.filters import add_filter_arguments
-
-    parser.add_argument("source", metavar="DIR", help="the local directory")
-    parser.add_argument("dest", metavar="DEST", help="s3://bucket/prefix, oss://... or bos://...")
-    compare = parser.add_argument_group("comparison (default: size and modification time)")
-    chosen = compare.add_mutually_exclusive_group()
-    chosen.add_argument("--size-only", action="store_true", help="compare sizes only")
-    chosen.add_argument("--checksum", action="store_true", help="compare MD5s (hashes files of equal size)")
-    chosen.add_argument("--update", action="store_true", help="upload only files newer than their object")
-    chosen.add_argument("--ignore-existing", action="store_true", help="never replace an existing object")
-    deletion = parser.add_argument_group("deletion")
-    deletion.add_argument("--delete", action="store_true", help="delete objects under the prefix with no local file")
-    deletion.add_argument("--max-delete", type=_count, metavar="N",
-                          help="with --delete: refuse (change nothing, exit 3) if more than N would be deleted")
-    walk = parser.add_argument_group("walk")
-    walk.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (loops are reported)")
-    walk.add_argument("--no-normalize", dest="normalize", action="store_false",
-                      help="keep file names as they are (default: Unicode NFC keys)")
-    walk.add_argument("--temp-dir", metavar="DIR", help="where huge directories are sorted and deletes spooled")
-    add_filter_arguments(parser)
-    add_connection_arguments(parser)
-    add_transfer_arguments(parser)
-    add_header_arguments(parser, "object headers")
-    add_output_arguments(
-        parser, dry_run_help="print the plan (upload, skip, delete, with reasons); change nothing"
-    )
-    parser.add_argument("--shard", metavar="K/N",
-                        help="sync only the keys of shard K of N (0-based); --delete deletes only those")
 
 
 def strategy_name(args: argparse.Namespace) -> str:
@@ -144,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from bulkput import runtime
-    from bulkput.commands.put import config_from_args
+    from bulkput.commands.options import config_from_args
     from bulkput.remote.target import Target
 
     Target.parse(args.dest)  # a bad DEST is a usage error before anything else
@@ -156,11 +111,11 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _sync(args: argparse.Namespace, config: Any) -> int:
     from bulkput import runtime
-    from bulkput.commands.put import _progress, headers_from_args, open_destination_from_args
+    from bulkput.commands.options import filter_from_args, headers_from_args
+    from bulkput.commands.put import _progress, open_destination_from_args
     from bulkput.job.events import ReportWriter, print_summary
     from bulkput.job.shard import Shard
     from bulkput.job.sync import STRATEGIES, SyncOptions, SyncRun
-    from bulkput.local.filters import filter_from_args
 
     options = SyncOptions(
         strategy=STRATEGIES[strategy_name(args)](),

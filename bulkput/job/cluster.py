@@ -145,7 +145,7 @@ class ReportTail:
 
 
 def _put_parser() -> argparse.ArgumentParser:
-    from bulkput.commands.put import add_put_arguments
+    from bulkput.commands.options import add_put_arguments
 
     parser = argparse.ArgumentParser(prog="bulkput put", add_help=False)
     add_put_arguments(parser)

@@ -110,28 +110,6 @@ def open_job_journal(
     return Journal.open(state_dir, job, restart=restart, meta=meta, **options)
 
 
-def add_journal_arguments(parser: Any) -> None:
-    """``--state-dir``, ``--restart``, ``--no-journal`` on an argparse parser (put and sync)."""
-    group = parser.add_argument_group("resume")
-    group.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        default=None,
-        help="where job journals live (default $XDG_CACHE_HOME/bulkput or ~/.cache/bulkput)",
-    )
-    group.add_argument(
-        "--restart",
-        action="store_true",
-        help="forget what an earlier run of this job recorded and start over",
-    )
-    group.add_argument(
-        "--no-journal",
-        dest="journal",
-        action="store_false",
-        help="keep no journal: an interrupted job starts over",
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class UploadRecord:
     """A multipart upload the journal knows to be in flight."""

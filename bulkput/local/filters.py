@@ -23,8 +23,9 @@ form one ordered list of rules, in the order they appear on the command line.
 * Hidden files (a path element starting with ``.``) are **included by default**, as rsync,
   rclone, aws s3 sync and s5cmd do; ``--exclude-hidden`` excludes them whatever the rules say.
 * ``--min-size`` / ``--max-size`` (both inclusive) apply after the rules, to files only. Sizes
-  are bytes, or a number with a unit: ``K``/``Ki``/``KiB`` = 1024, ``M``/``Mi``/``MiB`` = 1024²,
-  ``G``, ``T`` likewise, and ``KB``/``MB``/``GB``/``TB`` = powers of 1000 (rsync's convention).
+  are read by :func:`bulkput.config.parse_size`, as every size option: bytes, or a number with
+  a unit: ``K``/``Ki``/``KiB`` = 1024, ``M``/``Mi``/``MiB`` = 1024², ``G``, ``T`` likewise, and
+  ``KB``/``MB``/``GB``/``TB`` = powers of 1000 (rsync's convention).
 
 sync applies the same filter to the remote side: an object whose key is excluded is neither
 compared nor deleted, so ``sync --delete --exclude '*.log'`` leaves remote logs alone.
@@ -32,30 +33,12 @@ compared nor deleted, so ``sync --delete --exclude '*.log'`` leaves remote logs 
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from bulkput.config import parse_size
 from bulkput.errors import UsageError
-
-_UNITS: dict[str, int] = {"": 1, "B": 1}
-for _power, _letter in enumerate("KMGTP", start=1):
-    _UNITS[_letter] = 1024**_power
-    _UNITS[_letter + "I"] = 1024**_power
-    _UNITS[_letter + "IB"] = 1024**_power
-    _UNITS[_letter + "B"] = 1000**_power
-
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*$")
-
-
-def parse_size(text: str) -> int:
-    """``"10M"`` -> 10485760; ``"1.5KB"`` -> 1500; a bad value raises UsageError."""
-    match = _SIZE_RE.match(text)
-    unit = match.group(2).upper() if match else ""
-    if match is None or unit not in _UNITS:
-        raise UsageError(f"size {text!r}: expected a number with an optional unit (K, M, G, KB, MiB...)")
-    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def glob_to_regex(pattern: str) -> str:
@@ -226,44 +209,6 @@ class Filter:
         return False
 
 
-# --- command line ----------------------------------------------------------------------------
-
-
-class _RuleAction(argparse.Action):
-    """Appends ``(kind, value)`` to one shared list so the command-line order is kept."""
-
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        values: object,
-        option_string: str | None = None,
-    ) -> None:
-        rules = list(getattr(namespace, "filter_rules", None) or [])
-        rules.append((self.const, values))
-        namespace.filter_rules = rules
-
-
-def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
-    """The filter options shared by ``put`` (directory sources) and ``sync``."""
-    group = parser.add_argument_group("filters (first matching rule wins, in the order given)")
-    group.add_argument("--include", metavar="GLOB", action=_RuleAction, const="include", dest="filter_rules",
-                       help="include keys matching GLOB (with any --include, unmatched keys are excluded)")
-    group.add_argument("--exclude", metavar="GLOB", action=_RuleAction, const="exclude", dest="filter_rules",
-                       help="exclude keys matching GLOB")
-    group.add_argument("--include-from", metavar="FILE", action=_RuleAction, const="include-from",
-                       dest="filter_rules", help="--include for each line of FILE")
-    group.add_argument("--exclude-from", metavar="FILE", action=_RuleAction, const="exclude-from",
-                       dest="filter_rules", help="--exclude for each line of FILE")
-    hidden = group.add_mutually_exclusive_group()
-    hidden.add_argument("--exclude-hidden", action="store_true", default=False,
-                        help="skip files and directories whose name starts with '.'")
-    hidden.add_argument("--include-hidden", action="store_false", dest="exclude_hidden",
-                        help="include hidden files (the default)")
-    group.add_argument("--min-size", metavar="SIZE", help="skip files smaller than SIZE (e.g. 1K, 10MiB)")
-    group.add_argument("--max-size", metavar="SIZE", help="skip files larger than SIZE (e.g. 100M, 1G)")
-
-
 def read_pattern_file(path: str) -> list[str]:
     """Patterns from a file: one a line; blank lines and ``#`` comments skipped."""
     try:
@@ -274,20 +219,3 @@ def read_pattern_file(path: str) -> list[str]:
     except UnicodeDecodeError:
         raise UsageError(f"pattern file {path} is not UTF-8") from None
     return [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
-
-
-def filter_from_args(args: argparse.Namespace) -> Filter:
-    """Build the Filter from options added by :func:`add_filter_arguments`."""
-    rules: list[tuple[str, str]] = []
-    for kind, value in getattr(args, "filter_rules", None) or []:
-        if kind.endswith("-from"):
-            base = kind.removesuffix("-from")
-            rules.extend((base, pattern) for pattern in read_pattern_file(value))
-        else:
-            rules.append((kind, value))
-    return Filter.from_patterns(
-        rules,
-        exclude_hidden=bool(getattr(args, "exclude_hidden", False)),
-        min_size=getattr(args, "min_size", None),
-        max_size=getattr(args, "max_size", None),
-    )

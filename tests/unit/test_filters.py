@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import argparse
-
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bulkput.errors import UsageError
-from bulkput.local.filters import Filter, add_filter_arguments, filter_from_args, parse_size
+from bulkput.local.filters import Filter
 
 
 def included(flt: Filter, key: str, size: int | None = None) -> bool:
@@ -123,33 +121,6 @@ def test_exclude_hidden_wins_over_includes() -> None:
     assert flt.prunes_dir(".git")
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("0", 0),
-        ("123", 123),
-        ("10B", 10),
-        ("1K", 1024),
-        ("1k", 1024),
-        ("1Ki", 1024),
-        ("1KiB", 1024),
-        ("1KB", 1000),
-        ("2M", 2 * 1024**2),
-        ("2MB", 2_000_000),
-        ("1.5G", 1536 * 1024**2),
-        ("1T", 1024**4),
-    ],
-)
-def test_parse_size_units(text: str, expected: int) -> None:
-    assert parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "K", "1X", "-1", "1 KBB"])
-def test_parse_size_rejects_garbage(text: str) -> None:
-    with pytest.raises(UsageError):
-        parse_size(text)
-
-
 def test_size_limits_are_inclusive_and_apply_to_files_only() -> None:
     flt = Filter.from_patterns(min_size="10", max_size="1K")
     assert flt.exclude_reason("a", 9) is not None
@@ -186,37 +157,3 @@ def test_a_pruned_directory_holds_only_excluded_keys(
     dir_key = "/".join(dir_parts)
     if flt.prunes_dir(dir_key):
         assert flt.exclude_reason(dir_key + "/" + "/".join(rest)) is not None
-
-
-def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_filter_arguments(parser)
-    return parser.parse_args(argv)
-
-
-def test_command_line_keeps_the_order_across_options(tmp_path) -> None:
-    patterns = tmp_path / "excludes.txt"
-    patterns.write_text("# comment\n\n*.log\n  \ncache/\n", encoding="utf-8")
-    args = parse(["--include", "keep.log", "--exclude-from", str(patterns), "--include", "*.txt",
-                  "--max-size", "1M", "--exclude-hidden"])
-    flt = filter_from_args(args)
-    assert [(rule.include, rule.pattern) for rule in flt.rules] == [
-        (True, "keep.log"), (False, "*.log"), (False, "cache/"), (True, "*.txt")]
-    assert included(flt, "keep.log")
-    assert not included(flt, "other.log")
-    assert not included(flt, "cache/a.txt")
-    assert included(flt, "a.txt", 1024)
-    assert not included(flt, "a.txt", 2 * 1024 * 1024)
-    assert not included(flt, ".a.txt")
-
-
-def test_missing_pattern_file_is_a_usage_error(tmp_path) -> None:
-    args = parse(["--exclude-from", str(tmp_path / "missing")])
-    with pytest.raises(UsageError, match="missing"):
-        filter_from_args(args)
-
-
-def test_hidden_default_and_explicit_include_hidden() -> None:
-    assert parse([]).exclude_hidden is False
-    assert parse(["--include-hidden"]).exclude_hidden is False
-    assert parse(["--exclude-hidden"]).exclude_hidden is True

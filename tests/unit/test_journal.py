@@ -13,7 +13,6 @@ import pytest
 from bulkput.errors import JournalError
 from bulkput.job.journal import (
     Journal,
-    add_journal_arguments,
     default_state_dir,
     describe_source,
     job_id,
@@ -254,17 +253,6 @@ def test_open_job_journal_names_the_job_and_honours_no_journal(tmp_path: Path) -
     with sqlite3.connect(journal.path) as connection:
         meta = dict(connection.execute("SELECT name, value FROM meta"))
     assert meta["dest"] == "s3://b/p" and meta["shard"] == "1/3"
-
-
-def test_journal_arguments() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    add_journal_arguments(parser)
-    args = parser.parse_args([])
-    assert (args.state_dir, args.restart, args.journal) == (None, False, True)
-    args = parser.parse_args(["--state-dir", "/s", "--restart", "--no-journal"])
-    assert (args.state_dir, args.restart, args.journal) == ("/s", True, False)
 
 
 def test_commit_counters_and_listener(tmp_path: Path) -> None:

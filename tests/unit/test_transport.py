@@ -427,7 +427,7 @@ async def test_insecure_transport_says_so_in_its_log(
 
 def test_transfer_flags_reach_the_config() -> None:
     from bulkput.cli import build_parser
-    from bulkput.commands.put import config_from_args
+    from bulkput.commands.options import config_from_args
 
     parser = build_parser()
     defaults = config_from_args(parser.parse_args(["put", "a", "s3://b/p"]))

@@ -1,0 +1,299 @@
+"""Every command-line option the verbs share, and the dataclasses they turn into.
+
+``add_*_arguments(parser)`` put one group of options on an argparse parser; ``*_from_args``
+read them back into the library's settings (:class:`~bulkput.config.TransferConfig`,
+:class:`~bulkput.remote.store.ObjectHeaders`, :class:`~bulkput.local.filters.Filter`). argv
+stops here: nothing below ``bulkput.commands`` sees an ``argparse.Namespace``.
+
+Every size option reads its value with :func:`bulkput.config.parse_size` (``8M`` = ``8MiB`` =
+8,388,608 bytes, ``8MB`` = 8,000,000).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bulkput.config import SIZE_UNITS_HELP, RetryPolicy, Timeouts, TransferConfig, parse_size
+from bulkput.errors import UsageError
+from bulkput.local.filters import Filter, read_pattern_file
+from bulkput.remote.store import ObjectHeaders
+
+# --- value types -------------------------------------------------------------------------------
+
+
+def size(text: str) -> int:
+    """An argparse ``type=``: a size in bytes (see :func:`bulkput.config.parse_size`)."""
+    try:
+        return parse_size(text)
+    except UsageError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 64M, 8MiB, 5MB, 5000)") from None
+
+
+def positive(text: str) -> int:
+    """An argparse ``type=``: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def count(text: str) -> int:
+    """An argparse ``type=``: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def meta(text: str) -> tuple[str, str]:
+    """An argparse ``type=``: ``NAME=VALUE`` (user metadata)."""
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"--meta {text!r}: expected NAME=VALUE")
+    return name, value
+
+
+# --- put -------------------------------------------------------------------------------------
+
+
+def add_put_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``put`` (``sync`` shares the connection and transfer ones)."""
+    parser.add_argument("paths", nargs="+", metavar="SOURCE... DEST", help="files or directories, then the destination URL")
+    parser.add_argument("--manifest", metavar="FILE", help="read objects from FILE (list, CSV or JSONL; - for stdin)")
+    parser.add_argument("--manifest-format", choices=("auto", "list", "csv", "jsonl"), default="auto")
+    add_connection_arguments(parser)
+    add_transfer_arguments(parser)
+    add_header_arguments(parser, "object headers (a manifest's own fields win)")
+    add_output_arguments(parser, dry_run_help="list what would be sent; send nothing")
+    parser.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links inside directories (loops are reported)")
+    parser.add_argument("--shard", metavar="K/N", help="upload only the keys of shard K of N (0-based)")
+    add_cluster_arguments(parser)
+    add_journal_arguments(parser)
+
+
+def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
+    cluster = parser.add_argument_group("Dask cluster (pip install 'bulkput[dask]')")
+    cluster.add_argument("--dask", metavar="ADDRESS", help="run the job as --shards tasks on this dask.distributed scheduler")
+    cluster.add_argument("--shards", type=positive, default=None, help="how many shards with --dask (default: one per worker thread)")
+    cluster.add_argument("--report-dir", metavar="DIR", help="with --dask: where shard reports go (default ./bulkput-reports)")
+
+
+# --- sync ------------------------------------------------------------------------------------
+
+
+def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``sync``."""
+    parser.add_argument("source", metavar="DIR", help="the local directory")
+    parser.add_argument("dest", metavar="DEST", help="s3://bucket/prefix, oss://... or bos://...")
+    compare = parser.add_argument_group("comparison (default: size and modification time)")
+    chosen = compare.add_mutually_exclusive_group()
+    chosen.add_argument("--size-only", action="store_true", help="compare sizes only")
+    chosen.add_argument("--checksum", action="store_true", help="compare MD5s (hashes files of equal size)")
+    chosen.add_argument("--update", action="store_true", help="upload only files newer than their object")
+    chosen.add_argument("--ignore-existing", action="store_true", help="never replace an existing object")
+    deletion = parser.add_argument_group("deletion")
+    deletion.add_argument("--delete", action="store_true", help="delete objects under the prefix with no local file")
+    deletion.add_argument("--max-delete", type=count, metavar="N",
+                          help="with --delete: refuse (change nothing, exit 3) if more than N would be deleted")
+    walk = parser.add_argument_group("walk")
+    walk.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links (loops are reported)")
+    walk.add_argument("--no-normalize", dest="normalize", action="store_false",
+                      help="keep file names as they are (default: Unicode NFC keys)")
+    walk.add_argument("--temp-dir", metavar="DIR", help="where huge directories are sorted and deletes spooled")
+    add_filter_arguments(parser)
+    add_connection_arguments(parser)
+    add_transfer_arguments(parser)
+    add_header_arguments(parser, "object headers")
+    add_output_arguments(
+        parser, dry_run_help="print the plan (upload, skip, delete, with reasons); change nothing"
+    )
+    parser.add_argument("--shard", metavar="K/N",
+                        help="sync only the keys of shard K of N (0-based); --delete deletes only those")
+
+
+# --- shared groups ---------------------------------------------------------------------------
+
+
+def add_header_arguments(parser: argparse.ArgumentParser, title: str) -> None:
+    """Object headers every uploaded object gets (``put`` and ``sync``)."""
+    headers = parser.add_argument_group(title)
+    headers.add_argument("--content-type", help="Content-Type (default: guessed from the extension)")
+    headers.add_argument("--cache-control")
+    headers.add_argument("--content-disposition")
+    headers.add_argument("--content-encoding")
+    headers.add_argument("--expires")
+    headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
+    headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
+    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption, e.g. AES256")
+    headers.add_argument("--meta", action="append", type=meta, default=[], metavar="NAME=VALUE", help="user metadata (repeatable)")
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, *, dry_run_help: str) -> None:
+    """Report, progress, dry run and logging (``put`` and ``sync``)."""
+    output = parser.add_argument_group("output")
+    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary")
+    output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
+    output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
+    output.add_argument("--dry-run", action="store_true", help=dry_run_help)
+    output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
+    output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """Where the store is and how to sign in (``put``, ``sync``, ``abort-incomplete``)."""
+    group = parser.add_argument_group("connection")
+    group.add_argument("--endpoint", metavar="URL", help="e.g. http://127.0.0.1:9000 (default: the provider's, or from the environment)")
+    group.add_argument("--region")
+    group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto")
+    group.add_argument("--signature-version", choices=("v1", "v4"), default="v4", help="OSS only (default v4)")
+    group.add_argument("--access-key", default=None)
+    group.add_argument("--secret-key", default=None, help="prefer the environment or a credentials file")
+    group.add_argument("--session-token", default=None)
+    group.add_argument("--profile", default=None)
+    group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+
+
+def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
+    """Concurrency, retries, timeouts and multipart sizes (``put`` and ``sync``)."""
+    defaults = TransferConfig()
+    group = parser.add_argument_group("transfer", SIZE_UNITS_HELP)
+    group.add_argument("--concurrency", type=positive, default=defaults.concurrency, help="requests in flight")
+    group.add_argument("--per-host", type=int, default=defaults.per_host, help="connections per host (0: as --concurrency)")
+    group.add_argument("--max-open-files", type=positive, default=defaults.max_open_files)
+    group.add_argument("--readers", type=positive, default=defaults.readers,
+                       help="threads reading files not read on the event loop (default 4; more for network file systems)")
+    group.add_argument("--no-inline-reads", action="store_true",
+                       help="read every file in reader threads, never on the event loop "
+                            "(for file systems where an open can hang)")
+    group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
+    group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
+    group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
+    group.add_argument("--no-sendfile", action="store_true",
+                       help="read file bodies into memory in pieces instead of os.sendfile (plain HTTP only)")
+    group.add_argument("--multipart-threshold", type=size, default=defaults.multipart_threshold, metavar="SIZE",
+                       help="files larger than this go multipart (default 512M; above 5G always)")
+    group.add_argument("--part-size", type=size, default=None, metavar="SIZE",
+                       help="multipart part size (default: 8M, larger when a file needs more than 10,000 parts)")
+
+
+def add_journal_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--state-dir``, ``--restart``, ``--no-journal`` (``put`` and ``sync``)."""
+    group = parser.add_argument_group("resume")
+    group.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=None,
+        help="where job journals live (default $XDG_CACHE_HOME/bulkput or ~/.cache/bulkput)",
+    )
+    group.add_argument(
+        "--restart",
+        action="store_true",
+        help="forget what an earlier run of this job recorded and start over",
+    )
+    group.add_argument(
+        "--no-journal",
+        dest="journal",
+        action="store_false",
+        help="keep no journal: an interrupted job starts over",
+    )
+
+
+class _RuleAction(argparse.Action):
+    """Appends ``(kind, value)`` to one shared list so the command-line order is kept."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        rules = list(getattr(namespace, "filter_rules", None) or [])
+        rules.append((self.const, values))
+        namespace.filter_rules = rules
+
+
+def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
+    """The filter options (``sync``); the rules are in :mod:`bulkput.local.filters`."""
+    group = parser.add_argument_group(
+        "filters (first matching rule wins, in the order given)", SIZE_UNITS_HELP
+    )
+    group.add_argument("--include", metavar="GLOB", action=_RuleAction, const="include", dest="filter_rules",
+                       help="include keys matching GLOB (with any --include, unmatched keys are excluded)")
+    group.add_argument("--exclude", metavar="GLOB", action=_RuleAction, const="exclude", dest="filter_rules",
+                       help="exclude keys matching GLOB")
+    group.add_argument("--include-from", metavar="FILE", action=_RuleAction, const="include-from",
+                       dest="filter_rules", help="--include for each line of FILE")
+    group.add_argument("--exclude-from", metavar="FILE", action=_RuleAction, const="exclude-from",
+                       dest="filter_rules", help="--exclude for each line of FILE")
+    hidden = group.add_mutually_exclusive_group()
+    hidden.add_argument("--exclude-hidden", action="store_true", default=False,
+                        help="skip files and directories whose name starts with '.'")
+    hidden.add_argument("--include-hidden", action="store_false", dest="exclude_hidden",
+                        help="include hidden files (the default)")
+    group.add_argument("--min-size", metavar="SIZE", type=size, help="skip files smaller than SIZE (e.g. 1K, 10MiB)")
+    group.add_argument("--max-size", metavar="SIZE", type=size, help="skip files larger than SIZE (e.g. 100M, 1G)")
+
+
+# --- options -> settings ---------------------------------------------------------------------
+
+
+def config_from_args(args: argparse.Namespace) -> TransferConfig:
+    """The :class:`TransferConfig` of :func:`add_transfer_arguments` and ``--insecure``."""
+    if args.retries < 0:
+        raise UsageError("--retries cannot be negative")
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    base = TransferConfig()
+    return TransferConfig(
+        concurrency=args.concurrency,
+        per_host=max(0, args.per_host),
+        max_open_files=args.max_open_files,
+        readers=args.readers,
+        inline_reads=not args.no_inline_reads,
+        multipart_threshold=args.multipart_threshold,
+        part_size=args.part_size,
+        content_md5=not args.no_md5,
+        verify_tls=not args.insecure,
+        sendfile=not args.no_sendfile,
+        timeouts=Timeouts(connect=min(base.timeouts.connect, args.timeout), read=args.timeout),
+        retry=RetryPolicy(max_attempts=args.retries + 1),
+    )
+
+
+def headers_from_args(args: argparse.Namespace) -> ObjectHeaders:
+    """The default object headers of :func:`add_header_arguments`."""
+    return ObjectHeaders(
+        content_type=args.content_type,
+        cache_control=args.cache_control,
+        content_disposition=args.content_disposition,
+        content_encoding=args.content_encoding,
+        expires=args.expires,
+        acl=args.acl,
+        storage_class=args.storage_class,
+        server_side_encryption=args.sse,
+        metadata=dict(args.meta),
+    )
+
+
+def filter_from_args(args: argparse.Namespace) -> Filter:
+    """The :class:`Filter` of :func:`add_filter_arguments` (pattern files read here)."""
+    rules: list[tuple[str, str]] = []
+    for kind, value in args.filter_rules or []:
+        if kind.endswith("-from"):
+            base = kind.removesuffix("-from")
+            rules.extend((base, pattern) for pattern in read_pattern_file(value))
+        else:
+            rules.append((kind, value))
+    return Filter.from_patterns(
+        rules,
+        exclude_hidden=args.exclude_hidden,
+        min_size=args.min_size,
+        max_size=args.max_size,
+    )
