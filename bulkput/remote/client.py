@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from bulkput.config import TransferConfig
-from bulkput.errors import NotFoundError, RemoteError, ServiceError
+from bulkput.errors import ConnectError, NotFoundError, RemoteError, ServiceError
 from bulkput.remote.credentials import Credentials
 from bulkput.remote.dialects import Dialect, dialect_for
 from bulkput.remote.dialects.base import Page, Query, with_next
@@ -41,11 +41,25 @@ Clock = Callable[[], datetime]
 _SKEW_CODES = frozenset({"RequestTimeTooSkewed", "RequestExpired"})
 _ALREADY_EXISTS = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 MAX_DELETE_KEYS = 1000
+# the code the transport gives a host name that did not resolve (aiohttp's exception name)
+_DNS_FAILURE_CODE = "ClientConnectorDNSError"
 _BODY_METHODS = frozenset({"PUT", "POST", "DELETE"})
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _suggest_path_addressing(error: RemoteError, endpoint: Endpoint) -> None:
+    """A virtual-hosted name (``bucket.host``) that does not resolve: many S3-compatible
+    servers answer only on their own name, so the message says what to try."""
+    if (
+        isinstance(error, ConnectError)
+        and error.service_code == _DNS_FAILURE_CODE
+        and not endpoint.path_style
+    ):
+        error.message += "; if the endpoint does not serve BUCKET.HOST names, try --addressing path"
+        error.args = (error.message,)
 
 
 def _length(body: Body | None) -> int:
@@ -123,6 +137,7 @@ class HttpObjectStore:
         except RemoteError as error:
             error.bucket = self.bucket
             error.key = key
+            _suggest_path_addressing(error, self.endpoint)
             raise
         if 200 <= answer.status < 300:
             return answer

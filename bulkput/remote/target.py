@@ -3,9 +3,10 @@ rules bucket names and keys must follow before anything is sent.
 
 A :class:`Target` says *what* (provider, bucket, key prefix); an :class:`Endpoint` says *where*
 (scheme, host, port, region, addressing style). :func:`resolve_endpoint` joins the two: an
-explicit ``--endpoint URL`` wins, otherwise the provider's public endpoint for the region.
-Path-style addressing (``http://host/bucket/key``) is the default for IP addresses and
-``localhost``, virtual-hosted (``http://bucket.host/key``) for everything else.
+explicit ``--endpoint URL`` wins, otherwise the provider's public endpoint for the region
+(the table of regions and host names is :mod:`bulkput.remote.regions`). Which addressing
+style (``http://host/bucket/key`` or ``http://bucket.host/key``) is
+:func:`path_style_addressing`'s rule.
 """
 
 from __future__ import annotations
@@ -18,27 +19,17 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from bulkput.errors import UsageError, ValidationError
+from bulkput.remote.regions import (
+    DEFAULT_REGION,
+    ServiceHost,
+    bucket_domain_service_host,
+    check_region,
+    normalize_region,
+    parse_service_host,
+)
 
 SCHEMES = ("bos", "oss", "s3")
 Addressing = Literal["auto", "path", "virtual"]
-
-# Region used when the user names none, per provider (the providers' own SDK defaults).
-DEFAULT_REGION = {"bos": "bj", "oss": "cn-hangzhou", "s3": "us-east-1"}
-
-# Public endpoints per provider; ``{region}`` is filled in. The bucket goes in front of the
-# host for virtual-hosted addressing.
-PUBLIC_ENDPOINT_HOST = {
-    "bos": "{region}.bcebos.com",
-    "oss": "oss-{region}.aliyuncs.com",
-    "s3": "s3.{region}.amazonaws.com",
-}
-
-# Regions recognisable in a provider host name, so ``--endpoint`` alone implies the region.
-_REGION_IN_HOST = {
-    "bos": re.compile(r"^(?:[^.]+\.)?([a-z0-9-]+)\.bcebos\.com$"),
-    "oss": re.compile(r"^(?:[^.]+\.)?oss-([a-z0-9-]+?)(?:-internal)?\.aliyuncs\.com$"),
-    "s3": re.compile(r"^(?:[^.]+\.)?s3[.-]([a-z0-9-]+)\.amazonaws\.com$"),
-}
 
 # Every service here limits keys to 1023 bytes of UTF-8 (OSS and BOS document 1023; S3 allows
 # 1024, but one limit for all keeps a job's behaviour the same whatever the target).
@@ -94,6 +85,11 @@ class Endpoint:
     region: str
     path_style: bool
     verify_tls: bool = True
+    # the provider's own host name read back; None for a custom endpoint (MinIO, a CNAME, ...)
+    service: ServiceHost | None = None
+    # False when nobody named the region (neither the user nor the host name): the
+    # provider's default is then only a guess, which a region answer may correct
+    region_known: bool = True
 
     @property
     def default_port(self) -> bool:
@@ -126,10 +122,42 @@ def is_ip_or_localhost(host: str) -> bool:
     return True
 
 
-def region_from_host(scheme: str, host: str) -> str | None:
-    """The region a provider's public host name encodes, e.g. ``oss-cn-beijing.aliyuncs.com``."""
-    match = _REGION_IN_HOST[scheme].match(host)
-    return match.group(1) if match else None
+def path_style_addressing(
+    scheme: str,
+    host: str,
+    service: ServiceHost | None,
+    bucket: str,
+    tls: bool,
+    addressing: Addressing = "auto",
+) -> bool:
+    """Whether requests name the bucket in the path (``host/bucket/key``) rather than in the
+    host (``bucket.host/key``). First matching row wins:
+
+    ==========  ======================================================  ===========
+    addressing  endpoint                                                path-style
+    ==========  ======================================================  ===========
+    path        any                                                     yes
+    virtual     any                                                     no
+    auto        an IP address or localhost                              yes
+    auto        s3:// on a host that is not AWS's (MinIO, Ceph, ...)    yes
+    auto        a dotted bucket over https (not accelerate)             yes
+    auto        AWS's own hosts; every OSS and BOS host                 no
+    ==========  ======================================================  ===========
+
+    Custom S3 endpoints go path-style as boto3 and s5cmd do (``bucket.myhost`` rarely
+    resolves); OSS and BOS require virtual-hosted names. A dotted bucket name would break the
+    wildcard TLS certificate of a virtual-hosted name (accelerate refuses path-style).
+    """
+    if addressing == "path":
+        return True
+    if addressing == "virtual":
+        return False
+    if is_ip_or_localhost(host):
+        return True
+    if scheme == "s3" and service is None:
+        return True
+    accelerate = service is not None and service.variant.startswith("accelerate")
+    return "." in bucket and tls and not accelerate
 
 
 def resolve_endpoint(
@@ -143,34 +171,40 @@ def resolve_endpoint(
     """The endpoint serving ``target``.
 
     ``endpoint_url`` is ``http(s)://host[:port]`` (no path); without it the provider's public
-    HTTPS endpoint for ``region`` is used. ``addressing`` is ``auto`` (path-style for IP
-    addresses and localhost, virtual-hosted otherwise), ``path`` or ``virtual``.
+    HTTPS endpoint for ``region`` is used (see :mod:`bulkput.remote.regions`). A provider's own
+    host name implies its region unless ``region`` is given; a region bulkput builds a public
+    host for, or signs a provider host with, must be one the provider has (UsageError with
+    "did you mean" otherwise). ``addressing``: see :func:`path_style_addressing`.
     """
     if addressing not in ("auto", "path", "virtual"):
         raise UsageError(f"addressing style {addressing!r}: expected auto, path or virtual")
+    given = normalize_region(target.scheme, region) if region else None
     if endpoint_url:
         scheme, host, port = _parse_endpoint_url(endpoint_url)
-        bucket_prefix = f"{target.bucket}."
-        if host.startswith(bucket_prefix) and region_from_host(
-            target.scheme, host[len(bucket_prefix) :]
-        ):
-            # the console's "bucket domain" (bkt.oss-cn-beijing.aliyuncs.com): keep the service host
-            host = host[len(bucket_prefix) :]
-        region = region or region_from_host(target.scheme, host) or DEFAULT_REGION[target.scheme]
+        # the console's "bucket domain" (bkt.oss-cn-beijing.aliyuncs.com): keep the service host
+        host = bucket_domain_service_host(target.scheme, host, target.bucket) or host
+        service = parse_service_host(target.scheme, host)
+        if service is not None and given is not None and given != service.region:
+            check_region(target.scheme, given)
+        resolved = given or (service.region if service is not None else None)
     else:
-        region = region or DEFAULT_REGION[target.scheme]
-        scheme, host, port = "https", PUBLIC_ENDPOINT_HOST[target.scheme].format(region=region), 443
-    path_style = is_ip_or_localhost(host) if addressing == "auto" else addressing == "path"
-    if not path_style and "." in target.bucket and scheme == "https":
-        # A dotted bucket breaks the wildcard certificate of virtual-hosted TLS names.
-        path_style = addressing != "virtual"
+        if given is not None:
+            check_region(target.scheme, given)
+        resolved = given
+        service = ServiceHost(target.scheme, "regional", given or DEFAULT_REGION[target.scheme])
+        scheme, host, port = "https", service.host_for(service.region or ""), 443
+    path_style = path_style_addressing(
+        target.scheme, host, service, target.bucket, scheme == "https", addressing
+    )
     return Endpoint(
         scheme=scheme,
         host=host,
         port=port,
-        region=region,
+        region=resolved or DEFAULT_REGION[target.scheme],
         path_style=path_style,
         verify_tls=verify_tls,
+        service=service,
+        region_known=resolved is not None,
     )
 
 
