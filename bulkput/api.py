@@ -32,7 +32,7 @@ from bulkput.job.engine import Engine
 from bulkput.job.events import JobSummary
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
-from bulkput.remote.credentials import Credentials
+from bulkput.remote.credentials import CredentialSource
 from bulkput.remote.store import ObjectHeaders, ObjectStore
 from bulkput.remote.target import Target
 
@@ -44,13 +44,13 @@ def resolve_store_settings(
     *,
     endpoint: str | None = None,
     region: str | None = None,
-    credentials: Credentials | None = None,
+    credentials: CredentialSource | None = None,
     access_key: str | None = None,
     secret_key: str | None = None,
     session_token: str | None = None,
     profile: str | None = None,
     env: Mapping[str, str] | None = None,
-) -> tuple[str | None, str | None, Credentials]:
+) -> tuple[str | None, str | None, CredentialSource]:
     """Endpoint URL, region and credentials for ``target``: arguments first, then the
     environment and the tools' files (as each provider's own tools read them)."""
     from bulkput.remote import credentials as creds_module
@@ -79,7 +79,7 @@ async def open_destination(
     region: str | None = None,
     addressing: str = "auto",
     signature_version: str = "v4",
-    credentials: Credentials | None = None,
+    credentials: CredentialSource | None = None,
     access_key: str | None = None,
     secret_key: str | None = None,
     session_token: str | None = None,
@@ -167,7 +167,7 @@ class Uploader:
         region: str | None = None,
         addressing: str = "auto",
         signature_version: str = "v4",
-        credentials: Credentials | None = None,
+        credentials: CredentialSource | None = None,
         access_key: str | None = None,
         secret_key: str | None = None,
         session_token: str | None = None,

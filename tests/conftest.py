@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+# The credential chains (botocore, alibabacloud-credentials) ask instance metadata services
+# when nothing else is configured; tests never leave loopback, so they are switched off here
+# (the chain libraries read these at import time, hence before any test module is imported).
+os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
+
 from tests.fixtures.bulkput_server import bulkput_bucket, bulkput_server, bulkput_server_factory  # noqa: F401
 from tests.fixtures.rclone import rclone_server  # noqa: F401
 from tests.fixtures.tls import tls_server_context  # noqa: F401

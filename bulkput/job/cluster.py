@@ -37,7 +37,7 @@ from typing import Any
 
 from bulkput.errors import UsageError
 from bulkput.job.events import JobSummary, merge_reports
-from bulkput.remote.credentials import Credentials
+from bulkput.remote.credentials import CredentialSource, RefreshingCredentials
 
 _FORBIDDEN_ARGS = ("--shard", "--report", "--dask", "--shards")
 
@@ -169,7 +169,7 @@ def run_put_shard(
     count: int,
     report_dir: str,
     job: str,
-    credentials: Credentials | None = None,
+    credentials: CredentialSource | None = None,
     progress_interval: float = 1.0,
 ) -> dict[str, Any]:
     """The Dask task: ``bulkput put ... --shard index/count`` with its own event loop.
@@ -183,6 +183,8 @@ def run_put_shard(
     args = _put_parser().parse_args(
         [*put_args, "--shard", f"{index}/{count}", "--report", report_path, "--quiet"]
     )
+    if isinstance(credentials, RefreshingCredentials):
+        credentials = credentials.current()  # what a worker signs with until it expires
     if credentials is not None:
         args.access_key = credentials.access_key
         args.secret_key = credentials.secret_key
@@ -229,7 +231,7 @@ def run_put_on_dask(
     scheduler: Any,
     shards: int,
     report_dir: str | os.PathLike[str],
-    credentials: Credentials | None = None,
+    credentials: CredentialSource | None = None,
     on_progress: Callable[[list[ShardProgress]], None] | None = None,
     poll_interval: float = 1.0,
     job: str | None = None,

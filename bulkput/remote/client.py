@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from bulkput.config import TransferConfig
 from bulkput.errors import ConnectError, NotFoundError, RemoteError, ServiceError
-from bulkput.remote.credentials import Credentials
+from bulkput.remote.credentials import CredentialSource, RefreshingCredentials
 from bulkput.remote.dialects import Dialect, dialect_for
 from bulkput.remote.dialects.base import Page, Query, with_next
 from bulkput.remote.signing import SignableRequest, Signer, signer_for
@@ -77,7 +77,7 @@ class HttpObjectStore:
         *,
         dialect: Dialect,
         endpoint: Endpoint,
-        credentials: Credentials,
+        credentials: CredentialSource,
         signer: Signer,
         transport: Transport,
         owns_transport: bool = False,
@@ -127,9 +127,12 @@ class HttpObjectStore:
             bucket=self.bucket,
             key=key,
         )
+        credentials = self._credentials
+        if isinstance(credentials, RefreshingCredentials):  # a chain's, renewed before expiry
+            credentials = await credentials.fresh()
         now = self._clock() + self.clock_offset
         wire_headers = request.headers
-        wire_headers.update(self.signer.sign(signable, self._credentials, now))
+        wire_headers.update(self.signer.sign(signable, credentials, now))
         wire_headers["host"] = request.host
         wire_headers["user-agent"] = USER_AGENT  # unsigned, like aiohttp would add it
         try:
@@ -339,7 +342,7 @@ def open_store(
     target: Target,
     *,
     endpoint: Endpoint,
-    credentials: Credentials,
+    credentials: CredentialSource,
     config: TransferConfig | None = None,
     signature_version: str = "v4",
     transport: Transport | None = None,

@@ -6,10 +6,12 @@ can be logged, put in an exception or shown in a debugger without leaking.
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import logging
 import os
 import stat
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,63 @@ class Credentials:
         )
 
     __str__ = __repr__
+
+
+class RefreshingCredentials:
+    """Temporary credentials that a chain renews (STS, SSO, container or instance roles).
+
+    ``fetch`` (blocking: it may call STS) returns the chain's current credentials; the chain's
+    library decides when to renew them. :meth:`fresh` asks it again at most every
+    ``check_every`` seconds, in a thread, one caller at a time, so requests are always signed
+    with current credentials and the event loop never waits on the network for them.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Credentials],
+        *,
+        first: Credentials,
+        check_every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._fetch = fetch
+        self._current = first
+        self._check_every = check_every
+        self._clock = clock
+        self._next_check = clock() + check_every
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def access_key(self) -> str:
+        return self._current.access_key
+
+    @property
+    def source(self) -> str:
+        return self._current.source
+
+    def current(self) -> Credentials:
+        return self._current
+
+    async def fresh(self) -> Credentials:
+        """The credentials to sign with now (renewed first when it is time to ask again)."""
+        if self._clock() < self._next_check:
+            return self._current
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self._clock() >= self._next_check:
+                self._current = await asyncio.to_thread(self._fetch)
+                self._next_check = self._clock() + self._check_every
+        return self._current
+
+    def __repr__(self) -> str:
+        return f"RefreshingCredentials({self._current!r})"
+
+    __str__ = __repr__
+
+
+# What a store signs with: fixed keys, or a chain's renewing credentials.
+CredentialSource = Credentials | RefreshingCredentials
 
 
 # --- where credentials come from ----------------------------------------------------------
@@ -74,15 +133,20 @@ def resolve_credentials(
     profile: str | None = None,
     env: Mapping[str, str] = os.environ,
     home: str | os.PathLike[str] | None = None,
-) -> Credentials:
-    """The credentials for ``scheme`` (``bos``, ``oss``, ``s3``): flags, environment, files.
+    chains: bool | None = None,
+) -> CredentialSource:
+    """The credentials for ``scheme`` (``bos``, ``oss``, ``s3``): flags, environment, files,
+    then the provider's own credential chain (:mod:`bulkput.remote.credential_chains`).
 
     ``profile`` selects a section of the tool files (for S3 also ``AWS_PROFILE``); an explicit
-    ``profile`` skips the environment keys, as the AWS CLI does. Raises CredentialsError, one
-    line naming every place looked at, when nothing complete is found.
+    ``profile`` skips the environment keys, as the AWS CLI does. The chains read the process
+    environment, so they run only when ``env`` is ``os.environ`` (unless ``chains`` says
+    otherwise). Raises CredentialsError, one line naming every place looked at, when nothing
+    complete is found, or naming the profile when it exists in no file.
     """
     if scheme not in ENV_NAMES:
         raise ValueError(f"unknown scheme {scheme!r}")
+    use_chains = env is os.environ if chains is None else chains
     looked: list[str] = []
 
     looked.append("--access-key/--secret-key")
@@ -100,12 +164,62 @@ def resolve_credentials(
                 return found
 
     home_path = _home(home, env)
-    for reader in _FILE_READERS[scheme]:
-        found, place = reader(home_path, env, profile)
-        looked.append(place)
-        if found is not None:
-            return found
+    needs_chain = False
+    if scheme == "s3":
+        needs_chain = _check_aws_profile(home_path, env, profile)
+    if not needs_chain:
+        for reader in _FILE_READERS[scheme]:
+            found, place = reader(home_path, env, profile)
+            looked.append(place)
+            if found is not None:
+                return found
+
+    from bulkput.remote import credential_chains
+
+    if scheme == "s3" and (use_chains or needs_chain):
+        if needs_chain or credential_chains.botocore_available():
+            looked.append(credential_chains.AWS_CHAIN_PLACES)
+            chained = credential_chains.aws_chain(_explicit_aws_profile(env, profile))
+            if chained is not None:
+                return chained
+        else:
+            looked.append("(pip install 'bulkput[aws]' for roles, SSO, web identity, instance "
+                          "and container credentials)")
+    if scheme == "oss" and use_chains:
+        looked.append(credential_chains.ALIYUN_CHAIN_PLACES)
+        chained = credential_chains.aliyun_chain()
+        if chained is not None:
+            return chained
     raise CredentialsError(f"no {scheme} credentials found; looked in: {', '.join(looked)}")
+
+
+# Keys of an ~/.aws/config profile that only botocore's chain can turn into credentials.
+_AWS_CHAIN_KEYS = frozenset(
+    ("role_arn", "credential_process", "sso_session", "sso_start_url", "web_identity_token_file")
+)
+
+
+def _explicit_aws_profile(env: Mapping[str, str], profile: str | None) -> str | None:
+    return profile or env.get("AWS_PROFILE") or env.get("AWS_DEFAULT_PROFILE") or None
+
+
+def _check_aws_profile(home: Path, env: Mapping[str, str], profile: str | None) -> bool:
+    """Whether the selected AWS profile needs the credential chain. Raises CredentialsError
+    when a profile was named (``--profile``, ``AWS_PROFILE``) and no file has it."""
+    name = aws_profile(env, profile)
+    credentials_path, config_path = _aws_paths(home, env)
+    shown = (_show(credentials_path, home), _show(config_path, home))
+    in_credentials = _section(_read_ini(credentials_path, shown[0], warn_permissions=False), name)
+    in_config = _aws_config_section(_read_ini(config_path, shown[1], warn_permissions=False), name)
+    if in_credentials is None and in_config is None:
+        if _explicit_aws_profile(env, profile) is not None and name != "default":
+            raise CredentialsError(f"profile {name} not found in {shown[0]}, {shown[1]}")
+        return False
+    has_keys = any(
+        section is not None and _pick(section, "aws_access_key_id")
+        for section in (in_credentials, in_config)
+    )
+    return not has_keys and in_config is not None and bool(_AWS_CHAIN_KEYS & set(in_config))
 
 
 def _from_env(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -274,3 +275,93 @@ def test_secret_never_in_repr_or_errors(tmp_path: Path) -> None:
         resolve_credentials("s3", env={}, home=tmp_path)
     assert SECRET not in str(info.value)
     assert "aws_secret_access_key but not aws_access_key_id" in str(info.value)
+
+
+# --- chains and renewal ---------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_refreshing_credentials_ask_the_chain_again_only_when_due() -> None:
+    clock = FakeClock()
+    answers = iter([Credentials("AK2", "SK2", "T2", source="chain")])
+    asked: list[int] = []
+
+    def fetch() -> Credentials:
+        asked.append(1)
+        return next(answers)
+
+    first = Credentials("AK1", "SK1", "T1", source="chain")
+    renewing = creds.RefreshingCredentials(fetch, first=first, check_every=60, clock=clock)
+    assert (await renewing.fresh()).access_key == "AK1"
+    clock.now += 59
+    assert (await renewing.fresh()).access_key == "AK1" and not asked
+    clock.now += 2
+    assert (await renewing.fresh()).access_key == "AK2" and len(asked) == 1
+    assert (await renewing.fresh()).access_key == "AK2" and len(asked) == 1
+    assert "SK2" not in repr(renewing) and "T2" not in repr(renewing)
+
+
+async def test_a_long_job_signs_with_the_renewed_credentials(bulkput_server_factory) -> None:
+    """The store checks every signature; the second PUT is signed with the renewed key."""
+    from bulkput.remote.client import open_store
+    from bulkput.remote.store import ObjectHeaders
+    from bulkput.remote.target import Target, resolve_endpoint
+
+    server = bulkput_server_factory(
+        credentials=["OLDKEY:old-secret-0123:tok-old", "NEWKEY:new-secret-4567:tok-new"],
+        buckets=["renew"],
+    )
+    clock = FakeClock()
+    renewing = creds.RefreshingCredentials(
+        lambda: Credentials("NEWKEY", "new-secret-4567", "tok-new", source="chain"),
+        first=Credentials("OLDKEY", "old-secret-0123", "tok-old", source="chain"),
+        check_every=60, clock=clock,
+    )  # fmt: skip
+    target = Target.parse("s3://renew/")
+    store = open_store(
+        target, endpoint=resolve_endpoint(target, server.endpoint_url, "us-east-1", "path"),
+        credentials=renewing,
+    )  # fmt: skip
+    signed_with: list[str] = []
+    real_sign = store.signer.sign
+
+    def spy(request, credentials, now):  # type: ignore[no-untyped-def]
+        signed_with.append(credentials.access_key)
+        return real_sign(request, credentials, now)
+
+    store.signer.sign = spy  # type: ignore[method-assign]
+    try:
+        await store.put_object("a", b"first", content_md5=None, headers=ObjectHeaders())
+        clock.now += 61
+        await store.put_object("b", b"second", content_md5=None, headers=ObjectHeaders())
+    finally:
+        await store.close()
+    assert signed_with == ["OLDKEY", "NEWKEY"]
+    assert server.stats.puts("a") == 1 and server.stats.puts("b") == 1
+
+
+def test_a_role_profile_without_botocore_names_the_extra(tmp_path: Path, monkeypatch) -> None:
+    import sys
+
+    write(tmp_path / ".aws" / "config",
+          "[profile deploy]\nrole_arn = arn:aws:iam::1:role/x\nsource_profile = base\n")  # fmt: skip
+    monkeypatch.setitem(sys.modules, "botocore.session", None)
+    with pytest.raises(CredentialsError, match=r"pip install 'bulkput\[aws\]'"):
+        resolve_credentials("s3", profile="deploy", env={}, home=tmp_path)
+
+
+def test_a_named_profile_in_no_file_is_named(tmp_path: Path) -> None:
+    write(tmp_path / ".aws" / "credentials", "[default]\naws_access_key_id = a\n"
+          "aws_secret_access_key = b\n")  # fmt: skip
+    expected = "profile nope not found in ~/.aws/credentials, ~/.aws/config"
+    with pytest.raises(CredentialsError, match=re.escape(expected)):
+        resolve_credentials("s3", profile="nope", env={}, home=tmp_path)
+    with pytest.raises(CredentialsError, match="profile other not found"):
+        resolve_credentials("s3", env={"AWS_PROFILE": "other"}, home=tmp_path)
