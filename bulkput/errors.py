@@ -38,6 +38,13 @@ class BulkputError(Exception):
     retryable: bool = False
     fatal_for_job: bool = False
     exit_code: int = 1
+    # A warning, not a failure: the object is reported skipped with ``reason`` (a symbolic
+    # link not followed, a fifo...).
+    warning: bool = False
+    reason: str | None = None
+    # Requests made for the object before this error ended them (set by the retry loop and
+    # the multipart uploader; 0 when no request was made).
+    attempts: int = 0
 
     def __init__(self, message: str, *, key: str | None = None, path: str | None = None) -> None:
         super().__init__(message)

@@ -42,7 +42,6 @@ import base64
 import binascii
 import contextlib
 import hashlib
-import importlib
 import logging
 import mimetypes
 import os
@@ -53,19 +52,22 @@ from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from bulkput.config import GiB, TransferConfig
 from bulkput.errors import (
     BulkputError,
     FileChangedError,
     LocalInputError,
+    RemoteError,
     ServiceError,
     ThrottledError,
     ValidationError,
 )
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.events import JobSummary, SummaryCollector
+from bulkput.job.journal_protocol import JobJournal
+from bulkput.job.multipart import MultipartResult, upload_file
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.local.digest import md5_file
@@ -89,7 +91,7 @@ BATCH_SIZE = 32  # items per executor call
 PREPARE_BYTES_PER_CALL = 4 * 1024 * 1024
 
 _DEFAULT_CONTENT_TYPE = "application/octet-stream"
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 _HEX_DIGITS = frozenset("0123456789abcdef")
 
 
@@ -102,18 +104,6 @@ def _cpu_count() -> int:
 
 
 ItemSource = Iterable["UploadItem | BulkputError"] | AsyncIterable["UploadItem | BulkputError"]
-
-
-class Journal(Protocol):
-    """What the engine needs of :class:`bulkput.job.journal.Journal`."""
-
-    def is_stored(self, key: str, size: int, mtime_ns: int) -> bool: ...
-
-    def record_stored(
-        self, key: str, size: int, mtime_ns: int, md5_hex: str | None, etag: str | None
-    ) -> None: ...
-
-    def flush(self, timeout: float | None = None) -> None: ...
 
 
 class _Prepared:
@@ -161,19 +151,19 @@ def _failed(item: UploadItem, error: BulkputError, attempts: int = 0) -> ObjectR
         attempts=attempts,
         error_code=error.code,
         message=error.one_line(),
-        request_id=getattr(error, "request_id", None),
+        request_id=error.request_id if isinstance(error, RemoteError) else None,
     )
 
 
 def error_item_result(error: BulkputError) -> ObjectResult:
     """The result of an error that came instead of an item: failed (a bad manifest line), or
     skipped when the error is only a warning (a symbolic link not followed, a fifo)."""
-    if getattr(error, "warning", False):
+    if error.warning:
         return ObjectResult(
             key=error.key or "",
             path=error.path,
             status=Status.SKIPPED,
-            reason=getattr(error, "reason", None) or error.code,
+            reason=error.reason or error.code,
             message=error.one_line(),
         )
     return ObjectResult(
@@ -183,16 +173,6 @@ def error_item_result(error: BulkputError) -> ObjectResult:
         error_code=error.code,
         message=error.one_line(),
     )
-
-
-def _load_multipart() -> Callable[..., Awaitable[PutResult]] | None:
-    try:
-        module = importlib.import_module("bulkput.job.multipart")
-    except ModuleNotFoundError as exc:
-        if exc.name == "bulkput.job.multipart":
-            return None
-        raise
-    return getattr(module, "upload_file", None)
 
 
 class Engine:
@@ -209,7 +189,7 @@ class Engine:
         store: ObjectStore,
         config: TransferConfig | None = None,
         *,
-        journal: Journal | None = None,
+        journal: JobJournal | None = None,
         subscribers: Sequence[Subscriber] = (),
         shard: Shard | None = None,
         dry_run: bool = False,
@@ -218,19 +198,20 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
-        multipart: Callable[..., Awaitable[PutResult]] | str | None = "auto",
+        multipart: Callable[..., Awaitable[MultipartResult]] | None = upload_file,
     ) -> None:
         self.store = store
         self.config = config or TransferConfig()
         self.journal = journal
         # Where to look up objects an earlier run stored (none on a job's first run).
-        self._skip_lookup = journal if getattr(journal, "stored_before_open", True) else None
+        self._skip_lookup = journal if journal is not None and journal.stored_before_open else None
         # Keys with a multipart upload an earlier run left in flight: they go the multipart
         # way whatever their size now (it resumes the upload, or aborts it if the file changed),
         # so raising --multipart-threshold between runs leaves no upload behind on the server.
-        uploads = getattr(journal, "uploads", None)
         self._uploads_in_flight: frozenset[str] = (
-            frozenset(record.key for record in uploads()) if callable(uploads) else frozenset()
+            frozenset(record.key for record in journal.uploads())
+            if journal is not None
+            else frozenset()
         )
         self.shard = shard if shard is not None and shard.count > 1 else None
         self.dry_run = dry_run
@@ -239,9 +220,7 @@ class Engine:
         self._clock = clock
         self._sleep = sleep
         self._rng = rng
-        self._multipart: Callable[..., Awaitable[PutResult]] | None = (
-            _load_multipart() if isinstance(multipart, str) else multipart
-        )
+        self._multipart = multipart
         self.limiter = AdaptiveLimiter(max(1, self.config.concurrency), clock=clock)
         self._collector = SummaryCollector()
         self._subscribers: tuple[Subscriber, ...] = (self._collector, *subscribers)
@@ -249,10 +228,7 @@ class Engine:
         self._on_result = [s.on_result for s in self._subscribers]
         self._on_bytes = [s.on_bytes for s in self._subscribers]
         self._on_retry = [s.on_retry for s in self._subscribers]
-        dialect = getattr(store, "dialect", None)
-        self._validate: Callable[[str, ObjectHeaders], object] | None = getattr(
-            dialect, "validate", None
-        )
+        self._validate = store.validate
         self._headers_cache: dict[str, ObjectHeaders] = {}
         self._type_cache: dict[str, str] = {}
         self._aborted: BulkputError | None = None
@@ -304,7 +280,7 @@ class Engine:
         self._placement = ReadPlacement(enabled=config.inline_reads)
         self._loop = asyncio.get_running_loop()
         journal = self.journal
-        if journal is not None and hasattr(journal, "commit_listener"):
+        if journal is not None:
             journal.commit_listener = self._on_journal_commit
         for subscriber in self._subscribers:
             subscriber.on_start(total_objects, total_bytes)
@@ -326,7 +302,7 @@ class Engine:
         finally:
             if self._grace_timer is not None:
                 self._grace_timer.cancel()
-            if journal is not None and hasattr(journal, "commit_listener"):
+            if journal is not None:
                 journal.commit_listener = None
             # Flushed (or failed): every held result goes out now. They are all confirmed by the
             # server; a journal failure only means a later run may send them again.
@@ -522,7 +498,7 @@ class Engine:
         ready = self._ready
         send = self._send
         emit = self._emit
-        journal = self.journal if hasattr(self.journal, "committed") else None
+        journal = self.journal
         read_ahead = self._read_ahead
         while not self._stopping and self._aborted is None:
             prepared = await ready.get()
@@ -601,8 +577,7 @@ class Engine:
                     key=item.key, path=item.path, status=Status.SKIPPED, size=size, reason="journal"
                 )
             headers = self._headers_for(item)
-            if self._validate is not None:
-                self._validate(item.key, headers)
+            self._validate(item.key, headers)
             multipart = self._multipart is not None and (
                 size > config.multipart_threshold
                 or size > MAX_SINGLE_PUT
@@ -795,9 +770,9 @@ class Engine:
             path=item.path,
             status=Status.STORED,
             size=prepared.size,
-            md5=getattr(put, "md5_hex", None) or None,
+            md5=put.md5_hex or None,
             etag=put.etag,
-            attempts=getattr(put, "attempts", 1),
+            attempts=put.attempts,
             request_id=put.request_id,
         )
 
@@ -864,7 +839,7 @@ class Engine:
     # A "stored" result is reported only once the journal has committed its record, so that
     # what the report calls stored is exactly what a resumed run will skip: a kill can never
     # make an object reported stored be sent again.
-    def _hold(self, result: ObjectResult, journal: Any) -> None:
+    def _hold(self, result: ObjectResult, journal: JobJournal) -> None:
         sequence = journal.submitted
         if journal.committed >= sequence and not self._held:
             self._emit(result)
@@ -882,7 +857,8 @@ class Engine:
         held = self._held
         if not held:
             return
-        committed = 1 << 62 if everything else getattr(self.journal, "committed", 0)
+        journal = self.journal
+        committed = 1 << 62 if everything or journal is None else journal.committed
         while held and held[0][0] <= committed:
             self._emit(held.popleft()[1])
 

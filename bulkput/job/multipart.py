@@ -55,7 +55,8 @@ from bulkput.errors import (
     ValidationError,
 )
 from bulkput.items import UploadItem
-from bulkput.job.journal import Journal, UploadRecord
+from bulkput.job.journal import UploadRecord
+from bulkput.job.journal_protocol import JobJournal
 from bulkput.remote.retry import RetryHook, call_with_retry
 from bulkput.remote.store import FileRange, ObjectHeaders, ObjectStore, PartInfo, PutResult
 
@@ -342,7 +343,7 @@ async def upload_file(
     mtime_ns: int,
     *,
     config: TransferConfig,
-    journal: Journal | None = None,
+    journal: JobJournal | None = None,
     headers: ObjectHeaders | None = None,
     limiter: Limiter | None = None,
     open_files: asyncio.Semaphore | None = None,
@@ -395,7 +396,7 @@ async def upload_file(
             hash_slots,
         )
     except BulkputError as error:
-        error.attempts = progress.attempts  # type: ignore[attr-defined]
+        error.attempts = progress.attempts
         raise
 
 
@@ -405,7 +406,7 @@ async def _upload_file(
     size: int,
     mtime_ns: int,
     config: TransferConfig,
-    journal: Journal | None,
+    journal: JobJournal | None,
     headers: ObjectHeaders | None,
     runner: RequestRunner,
     file_slots: asyncio.Semaphore | None,
@@ -600,7 +601,7 @@ async def _upload_file(
 async def _send_parts(
     store: ObjectStore,
     runner: RequestRunner,
-    journal: Journal | None,
+    journal: JobJournal | None,
     path: str,
     key: str,
     upload_id: str,
@@ -668,7 +669,7 @@ async def _send_parts(
 
 
 async def _abandon(
-    store: ObjectStore, runner: RequestRunner, journal: Journal | None, record: UploadRecord
+    store: ObjectStore, runner: RequestRunner, journal: JobJournal | None, record: UploadRecord
 ) -> None:
     """Abort an upload that will not be completed, and forget it. Best effort: an upload that
     cannot be aborted is left for ``bulkput abort-incomplete``."""

@@ -54,6 +54,7 @@ class SkippedPath(LocalInputError):
     """
 
     warning = True
+    reason: str
 
     def __init__(self, message: str, *, key: str, path: str, reason: str) -> None:
         super().__init__(message, key=key, path=path)

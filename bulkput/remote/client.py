@@ -183,6 +183,9 @@ class HttpObjectStore:
 
     # --- objects ------------------------------------------------------------------------------
 
+    def validate(self, key: str, headers: ObjectHeaders) -> None:
+        self.dialect.validate(key, headers)
+
     async def put_object(
         self, key: str, body: Body, *, content_md5: str | None, headers: ObjectHeaders
     ) -> PutResult:

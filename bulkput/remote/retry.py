@@ -53,7 +53,7 @@ def _unreachable(error: BulkputError, failures: int, attempt: int) -> EndpointUn
         bucket=getattr(error, "bucket", None),
         key=None,
     )
-    unreachable.attempts = attempt  # type: ignore[attr-defined]
+    unreachable.attempts = attempt
     return unreachable
 
 
@@ -66,8 +66,9 @@ def backoff_delay(policy: RetryPolicy, attempt: int, throttled: bool, rng: Calla
 
 def attempts_of(error: BaseException, default: int = 1) -> int:
     """How many attempts were made before ``error`` was raised by :func:`call_with_retry`."""
-    value = getattr(error, "attempts", default)
-    return value if isinstance(value, int) else default
+    if isinstance(error, BulkputError) and error.attempts > 0:
+        return error.attempts
+    return default
 
 
 async def call_with_retry(
@@ -95,7 +96,7 @@ async def call_with_retry(
         except BulkputError as error:
             if started is None:
                 started = clock()
-            error.attempts = attempt  # type: ignore[attr-defined]
+            error.attempts = attempt
             connect_failed = isinstance(error, ConnectError)
             if connect_failed:
                 connect_failures += 1

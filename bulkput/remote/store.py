@@ -82,6 +82,11 @@ class ObjectStore(Protocol):
     bucket: str
     dialect_name: str  # "bos" | "oss" | "s3"
 
+    def validate(self, key: str, headers: ObjectHeaders) -> None:
+        """Raise :class:`~bulkput.errors.ValidationError` when ``key`` or ``headers`` break a
+        rule of this service (no request is made)."""
+        ...
+
     async def put_object(
         self, key: str, body: Body, *, content_md5: str | None, headers: ObjectHeaders
     ) -> PutResult:

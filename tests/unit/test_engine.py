@@ -24,10 +24,13 @@ from bulkput.errors import (
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job import engine as engine_module
 from bulkput.job.engine import Engine
+from bulkput.job.journal import Journal, UploadRecord
+from bulkput.job.journal_protocol import JobJournal
+from bulkput.job.multipart import MultipartResult
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.local.read_placement import INLINE_BATCH_SECONDS, INLINE_BODY_LIMIT
-from bulkput.remote.store import Body, FileRange, ObjectHeaders, PutResult
+from bulkput.remote.store import Body, FileRange, ObjectHeaders, PartInfo, PutResult
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.0, throttle_base_delay=0.0, connect_attempts=3)
 
@@ -49,6 +52,7 @@ class FakeStore:
 
     def __init__(self) -> None:
         self.dialect = FakeDialect()
+        self.validate = self.dialect.validate
         self.objects: dict[str, tuple[bytes, ObjectHeaders]] = {}
         self.failures: dict[str, list[BaseException]] = {}
         self.every_put: BaseException | None = None
@@ -482,19 +486,99 @@ async def test_file_growing_while_read_is_reread_or_refused(tmp_path: Path, monk
 
 
 class FakeJournal:
-    def __init__(self, stored: dict[str, tuple[int, int]]) -> None:
-        self.stored = dict(stored)
+    """The whole :class:`~bulkput.job.journal_protocol.JobJournal` in memory.
+
+    Each record is committed at once, unless ``manual_commit``: then only :meth:`commit` makes
+    records durable (as the SQLite journal's writer thread does, later), and :meth:`flush`
+    waits until ``flush_gate`` is set.
+    """
+
+    def __init__(
+        self,
+        stored: dict[str, tuple[int, int]] | None = None,
+        *,
+        manual_commit: bool = False,
+        stored_before_open: bool = True,
+    ) -> None:
+        self.stored = dict(stored or {})
         self.recorded: list[tuple[str, int, int, str | None, str | None]] = []
         self.flushed = 0
+        self.commit_listener: Callable[[], None] | None = None
+        self.manual_commit = manual_commit
+        self.flush_gate = threading.Event()
+        self._stored_before_open = stored_before_open
+        self._submitted = 0
+        self._committed = 0
+        self._uploads: dict[str, UploadRecord] = {}
+        self._parts: dict[str, list[PartInfo]] = {}
+
+    @property
+    def stored_before_open(self) -> bool:
+        return self._stored_before_open
+
+    @property
+    def submitted(self) -> int:
+        return self._submitted
+
+    @property
+    def committed(self) -> int:
+        return self._committed
+
+    def _submit(self) -> None:
+        self._submitted += 1
+        if not self.manual_commit:
+            self.commit()
+
+    def commit(self, upto: int | None = None) -> None:
+        """Make the records up to sequence number ``upto`` (default: all) durable."""
+        self._committed = self._submitted if upto is None else upto
+        if self.commit_listener is not None:
+            self.commit_listener()
 
     def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
         return self.stored.get(key) == (size, mtime_ns)
 
     def record_stored(self, key, size, mtime_ns, md5_hex, etag) -> None:
         self.recorded.append((key, size, mtime_ns, md5_hex, etag))
+        self._submit()
+
+    def begin_upload(self, key, upload_id, part_size, size, mtime_ns, md5_hex=None) -> None:
+        self._uploads[key] = UploadRecord(key, upload_id, part_size, size, mtime_ns, md5_hex)
+        self._parts[upload_id] = []
+        self._submit()
+
+    def record_part(self, key, upload_id, part_number, etag, size=None) -> None:
+        self._parts.setdefault(upload_id, []).append(PartInfo(part_number, etag, size))
+        self._submit()
+
+    def end_upload(self, key: str, upload_id: str) -> None:
+        if key in self._uploads and self._uploads[key].upload_id == upload_id:
+            del self._uploads[key]
+        self._parts.pop(upload_id, None)
+        self._submit()
+
+    def upload_for(self, key: str) -> UploadRecord | None:
+        return self._uploads.get(key)
+
+    def parts_for(self, key: str, upload_id: str) -> list[PartInfo]:
+        return sorted(self._parts.get(upload_id, []), key=lambda p: p.part_number)
+
+    def uploads(self) -> list[UploadRecord]:
+        return sorted(self._uploads.values(), key=lambda r: r.key)
 
     def flush(self, timeout=None) -> None:
         self.flushed += 1
+        if self.manual_commit:
+            assert self.flush_gate.wait(30), "flush_gate never opened"
+        self.commit()
+
+
+def test_the_fake_and_the_sqlite_journal_have_every_method_of_the_protocol() -> None:
+    wanted = {name for name in vars(JobJournal) if not name.startswith("_")}
+    wanted |= set(JobJournal.__annotations__)
+    assert "committed" in wanted and "commit_listener" in wanted
+    assert wanted <= set(dir(FakeJournal(None)))
+    assert wanted <= set(dir(Journal)) | {"commit_listener"}  # an attribute set in __init__
 
 
 async def test_journal_skips_confirmed_objects_without_a_request(tmp_path: Path) -> None:
@@ -522,18 +606,42 @@ async def test_first_run_of_a_job_never_looks_up_the_journal(tmp_path: Path) -> 
     event loop's thread GIL hand-offs), every object sent and recorded."""
 
     class FirstRunJournal(FakeJournal):
-        stored_before_open = False
-
         def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
             raise AssertionError(f"looked up {key} on a first run")
 
     items = make_files(tmp_path, 6)
-    journal = FirstRunJournal({})
+    journal = FirstRunJournal(stored_before_open=False)
     store = FakeStore()
     engine, _ = make_engine(store, journal=journal)
     summary = await engine.run(items)
     assert summary.exit_code == 0 and store.puts == 6
     assert sorted(k for k, *_ in journal.recorded) == sorted(i.key for i in items)
+
+
+async def test_a_stored_result_is_reported_only_after_the_journal_commits_its_record(
+    tmp_path: Path,
+) -> None:
+    """Confirmed by the store is not enough: a result is reported stored once its journal
+    record is durable, so a kill cannot make an object reported stored be sent again."""
+    items = make_files(tmp_path, 5)
+    journal = FakeJournal(manual_commit=True)
+    store = FakeStore()
+    engine, rec = make_engine(store, journal=journal)
+    job = asyncio.create_task(engine.run(items))
+    while len(journal.recorded) < 5:
+        await asyncio.sleep(0.001)
+    for _ in range(20):
+        await asyncio.sleep(0.001)
+    assert len(store.objects) == 5 and rec.results == []
+    journal.commit(upto=2)  # the first two records are durable
+    for _ in range(20):
+        await asyncio.sleep(0.001)
+    first_two = {key for key, *_ in journal.recorded[:2]}
+    assert {r.key for r in rec.results} == first_two
+    assert all(r.status is Status.STORED for r in rec.results)
+    journal.flush_gate.set()  # the end-of-job flush commits the rest
+    summary = await job
+    assert summary.stored == 5 and len(rec.results) == 5
 
 
 async def test_dry_run_plans_without_requests(tmp_path: Path) -> None:
@@ -641,11 +749,11 @@ async def test_large_files_go_to_the_multipart_hook(tmp_path: Path) -> None:
     items.append(UploadItem(str(big), "big.bin"))
     calls: list[tuple[str, int]] = []
 
-    async def fake_upload_file(store, item, size, mtime_ns, **kwargs) -> PutResult:
+    async def fake_upload_file(store, item, size, mtime_ns, **kwargs) -> MultipartResult:
         calls.append((item.key, size))
         assert kwargs["limiter"] is engine.limiter and kwargs["open_files"] is not None
         kwargs["on_bytes"](size)
-        return PutResult(etag="etag-2", request_id="r")
+        return MultipartResult(etag="etag-2", request_id="r")
 
     store = FakeStore()
     recorder = Recorder()
