@@ -115,7 +115,7 @@ async def _sync(args: argparse.Namespace, config: Any) -> int:
     from bulkput.commands.put import _progress, open_destination_from_args
     from bulkput.job.events import ReportWriter, print_summary
     from bulkput.job.shard import Shard
-    from bulkput.job.sync import STRATEGIES, SyncOptions, SyncRun
+    from bulkput.job.sync.run import STRATEGIES, SyncOptions, SyncRun
 
     options = SyncOptions(
         strategy=STRATEGIES[strategy_name(args)](),

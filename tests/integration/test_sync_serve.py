@@ -12,7 +12,7 @@ from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.items import ObjectResult, Status
 from bulkput.job.events import JobSummary
 from bulkput.job.shard import Shard
-from bulkput.job.sync import sync_dir
+from bulkput.job.sync.run import sync_dir
 from bulkput.local.filters import Filter
 from bulkput.server.testing import ServerHandle
 

@@ -1,0 +1,178 @@
+"""Merge-joins by key: a key-sorted local stream against a key-sorted object listing.
+
+S3, OSS and BOS list objects in ascending order of their keys' UTF-8 bytes. For valid Unicode
+(no lone surrogates) that is the order Python compares ``str`` in, so the join compares keys as
+strings. Both sides are read one item at a time and only the current item of each is held:
+memory stays constant whatever the size of the tree, the journal or the listing.
+
+* :func:`join_listing`: the general join of any key-sorted stream with a listing, for every
+  caller that must compare "what we have" with "what the store has" (sync; a resumed job's
+  journal checked against one listing of the destination; a shard skipping stored objects).
+* :func:`merge_join`: sync's join of the directory walk with the listing, which adds what a walk
+  needs: errors for a whole directory cover every object under it, errors with no key pass
+  through, folder markers are passed over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from bulkput.errors import BulkputError
+from bulkput.local.walk import UnreadableDirectoryError, WalkEntry
+from bulkput.remote.store import ObjectInfo
+
+L = TypeVar("L")
+_END: Any = object()  # what anext() returns when a side is exhausted
+
+
+class ListingOrderError(BulkputError):
+    """One side is not in key order: a merge-join would be wrong, so the job stops."""
+
+    fatal_for_job = True
+    exit_code = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Joined(Generic[L]):
+    """One key of a :func:`join_listing`: the local item, the listed object, or both."""
+
+    key: str
+    local: L | None
+    remote: ObjectInfo | None
+
+
+async def join_listing(
+    local: AsyncIterable[L],
+    listing: AsyncIterable[ObjectInfo],
+    *,
+    key: Callable[[L], str],
+) -> AsyncGenerator[Joined[L], None]:
+    """Pair the items of ``local`` with the objects of ``listing`` that have the same key.
+
+    ``key(item)`` is a local item's full object key, as ``ObjectInfo.key`` spells it (add the
+    destination prefix there if the items hold relative keys). Both sides must come in
+    ascending key order with no key twice. Yields one :class:`Joined` per distinct key seen on
+    either side, in ascending key order: ``local`` and ``remote`` both set when the key is on
+    both sides, else only the side that has it. Holds one item of each side at a time.
+
+    Raises :class:`ListingOrderError` as soon as either side repeats a key or goes backwards:
+    pairs joined from unsorted input would be wrong (an object would look absent), so the
+    caller must stop rather than act on them. Exceptions from either side propagate as they are.
+    """
+    # Written out flat, without helper coroutines: this loop runs once per key of a tree of
+    # millions of files.
+    local_items = aiter(local)
+    listed = aiter(listing)
+    item: Any = await anext(local_items, _END)
+    here: str | None = None if item is _END else key(item)
+    info: Any = await anext(listed, _END)
+    there: str | None = None if info is _END else info.key
+    while True:
+        if here is not None and (there is None or here < there):
+            yield Joined(here, item, None)
+            take_local = True
+            take_remote = False
+        elif there is not None and (here is None or there < here):
+            yield Joined(there, None, info)
+            take_local = False
+            take_remote = True
+        elif here is None:
+            return
+        else:
+            yield Joined(here, item, info)
+            take_local = take_remote = True
+        if take_local:
+            item = await anext(local_items, _END)
+            if item is _END:
+                here = None
+            else:
+                previous, here = here, key(item)
+                if here <= previous:  # type: ignore[operator]
+                    raise ListingOrderError(f"local items out of key order: {here!r} after {previous!r}")
+        if take_remote:
+            info = await anext(listed, _END)
+            if info is _END:
+                there = None
+            else:
+                previous, there = there, info.key
+                if there <= previous:  # type: ignore[operator]
+                    raise ListingOrderError(
+                        f"listing out of key order: {there!r} after {previous!r}; "
+                        "this store does not list in UTF-8 byte order, so it cannot be compared safely")
+
+
+# --- sync's join: the walk against the listing -------------------------------------------------
+
+
+LocalItem = WalkEntry | BulkputError
+
+
+@dataclass(slots=True)
+class Pair:
+    """One key seen on either side. ``local`` is a WalkEntry, or the error the walk reported
+    for that key (or for a whole directory holding it); ``remote`` the listed object."""
+
+    key: str | None  # full object key; None for a local error with no key (undecodable name)
+    local: LocalItem | None
+    remote: ObjectInfo | None
+
+
+def guard_prefix(item: BulkputError) -> str | None:
+    """The key prefix (relative) a directory-level error covers, or None for a one-key error."""
+    key = item.key
+    if key is None:
+        return None
+    if isinstance(item, UnreadableDirectoryError) or key == "" or key.endswith("/"):
+        return key
+    return None
+
+
+async def merge_join(
+    local: AsyncIterable[LocalItem], remote: AsyncIterable[ObjectInfo], prefix: str
+) -> AsyncGenerator[Pair, None]:
+    """Pair the walk's items (relative keys) with listed objects (full keys, all under
+    ``prefix``) by key, both sides in UTF-8 byte order; built on :func:`join_listing`.
+
+    A local error for a directory (its key ends with ``/``) is paired with every object under
+    that directory, so nothing there is mistaken for "no local file"; its own pair follows
+    them. Local errors with no key are passed through in walk order. Objects whose key ends
+    with ``/`` (folder markers) are passed over. Out-of-order input raises ListingOrderError.
+    """
+    keyless: list[LocalItem] = []
+
+    async def keyed() -> AsyncIterator[LocalItem]:
+        async for item in local:
+            if item.key is None:
+                keyless.append(item)  # yielded in place by the loop below
+            else:
+                yield item
+
+    guard: tuple[str, BulkputError] | None = None  # the directory error whose objects come now
+    async for joined in join_listing(keyed(), remote, key=lambda item: prefix + (item.key or "")):
+        item, info = joined.local, joined.remote
+        if info is not None and info.key.endswith("/"):  # a folder marker, not a file
+            if item is None:
+                continue
+            info = None
+        if guard is not None:
+            if item is None and joined.key.startswith(guard[0]):
+                yield Pair(joined.key, guard[1], info)
+                continue
+            yield Pair(guard[0], guard[1], None)
+            guard = None
+        while keyless:
+            yield Pair(None, keyless.pop(0), None)
+        if isinstance(item, BulkputError):
+            covered = guard_prefix(item)
+            if covered is not None:
+                guard = (prefix + covered, item)
+                if info is not None:  # an object whose key is the directory's prefix
+                    yield Pair(joined.key, item, info)
+                continue
+        yield Pair(joined.key, item, info)
+    if guard is not None:
+        yield Pair(guard[0], guard[1], None)
+    while keyless:
+        yield Pair(None, keyless.pop(0), None)
