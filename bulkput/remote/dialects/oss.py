@@ -71,7 +71,8 @@ class OssDialect(XmlDialect):
         if truthy(text(root, "IsTruncated")):
             marker = text(root, "NextMarker")
             if marker:
-                page.next_query = {"marker": self._decoder(root)(marker)}
+                decode = self._decoder(root, [marker])
+                page.next_query = {"marker": decode(marker)}
             elif page.items:
                 page.next_query = {"marker": page.items[-1].key}
         return page

@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from urllib.parse import unquote_plus
 from xml.sax.saxutils import escape
 
@@ -71,6 +71,32 @@ def split_contents(body: bytes) -> tuple[list[tuple[str, str, str, str]], bytes]
     return rows, (page[:first] + page[position:]).encode("utf-8")
 
 
+# What URL encoding never leaves in a key: a space, a control character, anything beyond ASCII,
+# or a "%" that does not start an escape.
+_NOT_URL_ENCODED = re.compile(r"[^\x21-\x7e]|%(?![0-9A-Fa-f]{2})")
+
+
+def keys_are_url_encoded(encoding_type: str | None, keys: Iterable[str]) -> bool:
+    """Whether the keys of one answer (a listing page, a delete result) are to be URL-decoded.
+
+    ============================  =========================================  ========
+    ``<EncodingType>`` answered   a key holds what URL encoding never leaves  decode
+    ============================  =========================================  ========
+    absent, empty or not ``url``  (not looked at)                            no
+    ``url``                       no                                         yes
+    ``url``                       yes (space, control, non-ASCII, bare ``%``)  no
+    ============================  =========================================  ========
+
+    The last row is a server that echoes the request's ``encoding-type=url`` but sends the
+    keys as they are (SeaweedFS's ListMultipartUploads): decoding them would turn ``a b+c.bin``
+    into ``a b c.bin``, a key that does not exist.
+    """
+    if (encoding_type or "").strip().lower() != "url":
+        return False
+    # one search over the page ("/" between keys cannot complete a "%" escape)
+    return _NOT_URL_ENCODED.search("/".join(keys)) is None
+
+
 def text(parent: ElementTree.Element, tag: str) -> str | None:
     node = parent.find(tag)
     return None if node is None else (node.text or "")
@@ -94,8 +120,9 @@ class XmlDialect(Dialect):
     _url_decode: Callable[[str], str] = staticmethod(unquote_plus)
     xml_content_type = "application/xml"
 
-    def _decoder(self, root: ElementTree.Element) -> Callable[[str], str]:
-        if (text(root, "EncodingType") or "").lower() == "url":
+    def _decoder(self, root: ElementTree.Element, keys: Iterable[str]) -> Callable[[str], str]:
+        """How to read the raw ``keys`` of the answer ``root`` (see :func:`keys_are_url_encoded`)."""
+        if keys_are_url_encoded(text(root, "EncodingType"), keys):
             return self._url_decode
         return str
 
@@ -128,14 +155,16 @@ class XmlDialect(Dialect):
         if not body.strip():
             return []
         root = parse_xml(body)
-        decode = self._decoder(root)
+        errors = root.findall("Error")
+        raw_keys = [text(node, "Key") or "" for node in errors]
+        decode = self._decoder(root, raw_keys)
         return [
             DeleteFailure(
-                key=decode(text(node, "Key") or ""),
+                key=decode(raw_key),
                 code=text(node, "Code") or "Error",
                 message=text(node, "Message") or "",
             )
-            for node in root.findall("Error")
+            for node, raw_key in zip(errors, raw_keys, strict=True)
         ]
 
     # --- multipart ----------------------------------------------------------------------------
@@ -207,18 +236,20 @@ class XmlDialect(Dialect):
 
     def parse_list_uploads(self, body: bytes) -> Page[UploadInfo]:
         root = parse_xml(body)
-        decode = self._decoder(root)
+        uploads = root.findall("Upload")
+        raw_keys = [text(node, "Key") or "" for node in uploads]
+        key_marker = text(root, "NextKeyMarker")
+        decode = self._decoder(root, [*raw_keys, key_marker or ""])
         page: Page[UploadInfo] = Page()
-        for node in root.findall("Upload"):
+        for node, raw_key in zip(uploads, raw_keys, strict=True):
             page.items.append(
                 UploadInfo(
-                    key=decode(text(node, "Key") or ""),
+                    key=decode(raw_key),
                     upload_id=text(node, "UploadId") or "",
                     initiated=text(node, "Initiated"),
                 )
             )
         if truthy(text(root, "IsTruncated")):
-            key_marker = text(root, "NextKeyMarker")
             upload_marker = text(root, "NextUploadIdMarker")
             if key_marker is not None:
                 page.next_query = {"key-marker": decode(key_marker)}
@@ -251,7 +282,7 @@ class XmlDialect(Dialect):
         self, root: ElementTree.Element, rows: Sequence[tuple[str, str | None, str | None, str | None]]
     ) -> list[ObjectInfo]:
         """``(key, last_modified, etag, size)`` rows of a page as objects (keys decoded)."""
-        decode = self._decoder(root)
+        decode = self._decoder(root, (row[0] for row in rows))
         return [
             ObjectInfo(
                 key=decode(key), size=_int(size) or 0, etag=strip_etag(etag), last_modified=modified

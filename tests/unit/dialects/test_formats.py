@@ -261,10 +261,13 @@ def test_s3_listing_matches_botocore() -> None:
 
 
 def test_s3_url_encoded_listing_is_decoded_like_botocore() -> None:
-    body = S3_LIST.replace(b"<Key>a&amp;b</Key>", b"<Key>a%26b+c%2B</Key>").replace(
-        b"<KeyCount>", b"<EncodingType>url</EncodingType><KeyCount>"
+    body = (
+        S3_LIST.replace(b"<Key>a&amp;b</Key>", b"<Key>a%26b+c%2B</Key>")
+        .replace(b"<Key>&#252;ber</Key>", b"<Key>%C3%BCber</Key>")  # encoded, as S3 does
+        .replace(b"<KeyCount>", b"<EncodingType>url</EncodingType><KeyCount>")
     )
-    assert dialect_for("s3").parse_list_objects(body).items[0].key == "a&b c+"
+    keys = [item.key for item in dialect_for("s3").parse_list_objects(body).items]
+    assert keys == ["a&b c+", "über"]
 
 
 def test_last_page_has_no_next_query() -> None:
