@@ -60,6 +60,16 @@ class Timeouts:
     connect: float = 10.0
     # No byte received or sent for this long ends the attempt (retried).
     read: float = 60.0
+    # Every attempt also has a deadline: ``read`` seconds plus its body at this many bytes a
+    # second, so a server that trickles bytes (never idle long enough for ``read``) cannot hold
+    # a request for ever. 0: no deadline.
+    min_rate: int = 64 * KiB
+
+    def deadline(self, size: int) -> float | None:
+        """Seconds one attempt moving ``size`` body bytes may take in all (None: no limit)."""
+        if self.min_rate <= 0:
+            return None
+        return self.read + size / self.min_rate
 
 
 @dataclass(frozen=True, slots=True)

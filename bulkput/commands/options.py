@@ -173,6 +173,9 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
                             "(for file systems where an open can hang)")
     group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
     group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
+    group.add_argument("--min-rate", type=size, default=defaults.timeouts.min_rate, metavar="SIZE",
+                       help="bytes a second below which an attempt fails and is retried: each may take "
+                            "--timeout plus its size at this rate (default 64K; 0: no such deadline)")
     group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
     group.add_argument("--no-sendfile", action="store_true",
                        help="read file bodies into memory in pieces instead of os.sendfile (plain HTTP only)")
@@ -262,7 +265,11 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         content_md5=not args.no_md5,
         verify_tls=not args.insecure,
         sendfile=not args.no_sendfile,
-        timeouts=Timeouts(connect=min(base.timeouts.connect, args.timeout), read=args.timeout),
+        timeouts=Timeouts(
+            connect=min(base.timeouts.connect, args.timeout),
+            read=args.timeout,
+            min_rate=args.min_rate,
+        ),
         retry=RetryPolicy(max_attempts=args.retries + 1),
     )
 

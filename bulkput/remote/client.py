@@ -32,7 +32,13 @@ from bulkput.remote.store import (
     UploadInfo,
 )
 from bulkput.remote.target import Endpoint, Target
-from bulkput.remote.transport import USER_AGENT, Response, Transport
+from bulkput.remote.transport import (
+    PAGE_ANSWER_LIMIT,
+    SMALL_ANSWER_LIMIT,
+    USER_AGENT,
+    Response,
+    Transport,
+)
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
@@ -43,6 +49,8 @@ _ALREADY_EXISTS = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 MAX_DELETE_KEYS = 1000
 # the code the transport gives a host name that did not resolve (aiohttp's exception name)
 _DNS_FAILURE_CODE = "ClientConnectorDNSError"
+# A whole object read back with get_object (a check after upload, never a transfer): bounded too.
+WHOLE_OBJECT_ANSWER_LIMIT = 64 * 1024 * 1024
 _BODY_METHODS = frozenset({"PUT", "POST", "DELETE"})
 
 
@@ -109,8 +117,15 @@ class HttpObjectStore:
         query: Query = (),
         headers: dict[str, str] | None = None,
         body: Body | None = None,
+        *,
+        answer_limit: int = SMALL_ANSWER_LIMIT,
+        answer_size: int = 0,
     ) -> Response:
-        """Build, sign (now), send; return a 2xx answer or raise the dialect's error."""
+        """Build, sign (now), send; return a 2xx answer or raise the dialect's error.
+
+        At most ``answer_limit`` bytes of the answer are read (see ``Transport.send``); an
+        error's text beyond that is dropped, a 2xx answer the caller reads is refused by
+        :meth:`_body`."""
         if method in _BODY_METHODS:
             # aiohttp would add Content-Length itself; BOS signs it, so it must be there first
             headers = {} if headers is None else headers
@@ -136,7 +151,14 @@ class HttpObjectStore:
         wire_headers["host"] = request.host
         wire_headers["user-agent"] = USER_AGENT  # unsigned, like aiohttp would add it
         try:
-            answer = await self.transport.send(method, request.url, wire_headers, body)
+            answer = await self.transport.send(
+                method,
+                request.url,
+                wire_headers,
+                body,
+                answer_limit=answer_limit,
+                answer_size=answer_size,
+            )
         except RemoteError as error:
             error.bucket = self.bucket
             error.key = key
@@ -166,11 +188,27 @@ class HttpObjectStore:
             server_now = server_now.replace(tzinfo=timezone.utc)
         self.clock_offset = server_now - self._clock()
 
+    def _body(self, answer: Response, what: str, key: str | None = None) -> bytes:
+        """The body of a 2xx answer the caller reads; refused when it was cut at the limit."""
+        if answer.truncated:
+            raise ServiceError(
+                f"the {what} answer is larger than the {len(answer.body)} bytes bulkput reads "
+                "of it; not read",
+                code="AnswerTooLarge",
+                status=answer.status,
+                request_id=self.dialect.request_id(answer.headers),
+                bucket=self.bucket,
+                key=key,
+                retryable=False,
+            )
+        return answer.body
+
     def _parse(
         self, parse: Callable[[bytes], T], answer: Response, what: str, key: str | None = None
     ) -> T:
+        body = self._body(answer, what, key)
         try:
-            return parse(answer.body)
+            return parse(body)
         except (ValueError, SyntaxError, TypeError, AttributeError) as exc:
             raise ServiceError(
                 f"malformed {what} answer from the server: {exc}",
@@ -208,10 +246,12 @@ class HttpObjectStore:
 
     async def get_object(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         headers = {}
+        limit = WHOLE_OBJECT_ANSWER_LIMIT
         if byte_range is not None:
             headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
-        answer = await self._send("GET", key, (), headers)
-        return answer.body
+            limit = max(0, byte_range[1] - byte_range[0] + 1)
+        answer = await self._send("GET", key, (), headers, answer_limit=limit, answer_size=limit)
+        return self._body(answer, "get-object (read it in byte ranges)", key)
 
     def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
         query = self.dialect.list_objects_query(prefix, page_size)
@@ -226,7 +266,7 @@ class HttpObjectStore:
     ) -> AsyncIterator[T]:
         previous: dict[str, str] | None = None
         while True:
-            answer = await self._send("GET", key, query)
+            answer = await self._send("GET", key, query, answer_limit=PAGE_ANSWER_LIMIT)
             page = self._parse(parse, answer, what, key)
             for item in page.items:
                 yield item
@@ -250,7 +290,9 @@ class HttpObjectStore:
             )
         query, body, headers = self.dialect.delete_objects_body(keys)
         headers["content-length"] = str(len(body))
-        answer = await self._send("POST", None, query, headers, body)
+        answer = await self._send(
+            "POST", None, query, headers, body, answer_limit=PAGE_ANSWER_LIMIT
+        )
         return self._parse(self.dialect.parse_delete_objects, answer, "delete-objects")
 
     async def create_bucket(self) -> None:
@@ -307,10 +349,9 @@ class HttpObjectStore:
         body, headers = self.dialect.complete_body(parts)
         headers["content-length"] = str(len(body))
         answer = await self._send("POST", key, (("uploadId", upload_id),), headers, body)
+        content = self._body(answer, "complete-multipart", key)
         try:
-            return self.dialect.parse_complete(
-                answer.headers, answer.body, bucket=self.bucket, key=key
-            )
+            return self.dialect.parse_complete(answer.headers, content, bucket=self.bucket, key=key)
         except RemoteError:
             raise
         except (ValueError, SyntaxError, TypeError, AttributeError) as exc:

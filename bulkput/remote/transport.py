@@ -5,7 +5,9 @@ from disk, and the network's exceptions mapped onto :mod:`bulkput.errors` in one
 as possible: the URL is already encoded (``yarl.URL(url, encoded=True)`` skips re-quoting),
 aiohttp's automatic ``Accept``, ``Accept-Encoding`` and ``Content-Type`` headers are off (a
 header aiohttp added behind the signer's back would break OSS V1 and BOS signatures), and
-answers are read whole (error and listing bodies are small; GET is for checks).
+answers are read up to a limit per request (64 KiB unless the caller expects a listing page),
+the rest never read. Every attempt has a deadline, ``--timeout`` plus its size at
+``--min-rate``, so a server that trickles bytes cannot hold it for ever.
 
 A :class:`~bulkput.remote.store.FileRange` body goes with an explicit ``Content-Length`` (never
 chunked encoding, which OSS and BOS refuse with 411) and is opened afresh for every attempt,
@@ -21,6 +23,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import os
 import select
 import ssl
@@ -86,16 +89,28 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A whole answer: status, headers (case-insensitive) and body bytes."""
+    """An answer: status, headers (case-insensitive) and body bytes, at most the request's
+    ``answer_limit`` of them; ``truncated`` when the server sent more (the rest was never read:
+    the connection was closed instead)."""
 
     status: int
     headers: Mapping[str, str]
     body: bytes
+    truncated: bool = False
 
 
-def response(status: int, headers: Mapping[str, str] | None = None, body: bytes = b"") -> Response:
+def response(
+    status: int, headers: Mapping[str, str] | None = None, body: bytes = b"", truncated: bool = False
+) -> Response:
     """A Response with case-insensitive headers, as ``send`` returns (for tests and fakes)."""
-    return Response(status, CIMultiDictProxy(CIMultiDict(headers or {})), body)
+    return Response(status, CIMultiDictProxy(CIMultiDict(headers or {})), body, truncated)
+
+
+# How much of an answer's body is read. An error's text, an upload's acknowledgement: a few
+# hundred bytes, so 64 KiB is plenty; a listing page of 1,000 keys of 1,024 bytes each is under
+# 2 MiB. Whatever a server sends beyond is never read, so a 512 MiB error page costs 64 KiB.
+SMALL_ANSWER_LIMIT = 64 * 1024
+PAGE_ANSWER_LIMIT = 8 * 1024 * 1024
 
 
 # --- aiohttp and OS exceptions -> bulkput.errors, first match wins ------------------------------
@@ -471,6 +486,19 @@ _SENDFILE_WORKS = sys.platform.startswith("linux") and hasattr(os, "sendfile")
 DIRECT_BODY_LIMIT = 64 * 1024
 
 
+async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
+    """Up to ``limit`` bytes of an answer body, and whether there was more."""
+    pieces: list[bytes] = []
+    got = 0
+    while got <= limit:
+        piece = await content.read(limit + 1 - got)
+        if not piece:
+            return b"".join(pieces), False
+        pieces.append(piece)
+        got += len(piece)
+    return b"".join(pieces)[:limit], True
+
+
 class Transport:
     """One aiohttp session for a job; shared by every store of the job.
 
@@ -484,6 +512,8 @@ class Transport:
         self._tls: ssl.SSLContext | None = None
         self._streams = 0  # file bodies being sent now
         self._sendfile_threads: ThreadPoolExecutor | None = None
+        # one ClientTimeout per distinct deadline (whole seconds), built on first use
+        self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
 
     def _ssl_context(self) -> ssl.SSLContext:
         """The TLS context of every ``https`` request: built on the first one (so a job against
@@ -510,11 +540,10 @@ class Transport:
             limit_per_host=config.per_host or config.concurrency,
             ttl_dns_cache=300,
         )
-        # sock_connect/sock_read only: ``connect`` would also count time queued for a free
-        # connection, which is the scheduler's business, not a network fault.
-        timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=config.timeouts.connect, sock_read=config.timeouts.read
-        )
+        # Each request brings its own timeouts (see _attempt_timeout). sock_connect and
+        # sock_read, never ``connect``, which would also count time queued for a free
+        # connection: that is the scheduler's business, not a network fault.
+        timeout = self._attempt_timeout(0)[0]
         # No session-wide headers: the User-Agent goes into each request's own headers, which
         # saves aiohttp a merge per request.
         self._session = aiohttp.ClientSession(
@@ -544,10 +573,41 @@ class Transport:
             )
         return self._sendfile_threads
 
+    def _attempt_timeout(self, size: int) -> tuple[aiohttp.ClientTimeout, float | None]:
+        """The timeouts of one attempt moving ``size`` body bytes, and its deadline.
+
+        The deadline is aiohttp's ``total`` (one timer per request, which aiohttp arms anyway),
+        rounded up to a whole second so that the few distinct values are built once and shared.
+        It counts from the moment the request is handed to aiohttp, so a wait for a pooled
+        connection (only when ``--per-host`` is below ``--concurrency``) is inside it too.
+        """
+        timeouts = self.config.timeouts
+        deadline = timeouts.deadline(size)
+        seconds = None if deadline is None else float(math.ceil(deadline))
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            if len(self._timeouts) >= 64:
+                self._timeouts.clear()
+            timeout = self._timeouts[seconds] = aiohttp.ClientTimeout(
+                total=seconds, sock_connect=timeouts.connect, sock_read=timeouts.read
+            )
+        return timeout, seconds
+
     async def send(
-        self, method: str, url: str, headers: Mapping[str, str], body: Body | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Body | None = None,
+        *,
+        answer_limit: int = SMALL_ANSWER_LIMIT,
+        answer_size: int = 0,
     ) -> Response:
-        """Send one request and read the whole answer. Never retries.
+        """Send one request and read its answer, at most ``answer_limit`` bytes of its body
+        (beyond that the answer is ``truncated`` and the connection closed). Never retries.
+
+        The attempt's deadline covers the request body and ``answer_size``, the answer bytes
+        the caller expects (a ranged GET), at ``timeouts.min_rate``.
 
         ``headers`` may be a plain dict: it gets a ``User-Agent`` when it has none (the dict is
         the caller's per-request one and is not reused).
@@ -560,9 +620,11 @@ class Transport:
             session = self._open_session()
         payload: _GuardedPayload | None = None
         data: Any = body
+        size = answer_size
         if body is None:
             pass
         elif isinstance(body, FileRange):
+            size += body.length
             file_payload = FileRangePayload(
                 body,
                 self.config.chunk_size,
@@ -573,12 +635,15 @@ class Transport:
             file_payload.open()
             payload = data = file_payload
             self._streams += 1
-        elif len(body) > DIRECT_BODY_LIMIT:
-            payload = data = BytesBodyPayload(
-                body, self.config.chunk_size, self.config.timeouts.read
-            )
+        else:
+            size += len(body)
+            if len(body) > DIRECT_BODY_LIMIT:
+                payload = data = BytesBodyPayload(
+                    body, self.config.chunk_size, self.config.timeouts.read
+                )
         if "user-agent" not in headers and "User-Agent" not in headers:
             headers = {**headers, "User-Agent": USER_AGENT}
+        timeout, deadline = self._attempt_timeout(size)
         try:
             if url.startswith("https:"):
                 request = session.request(
@@ -587,28 +652,50 @@ class Transport:
                     headers=headers,
                     data=data,
                     allow_redirects=False,
+                    timeout=timeout,
                     ssl=self._ssl_context(),
                 )
             else:
                 request = session.request(
-                    method, URL(url, encoded=True), headers=headers, data=data, allow_redirects=False
+                    method,
+                    URL(url, encoded=True),
+                    headers=headers,
+                    data=data,
+                    allow_redirects=False,
+                    timeout=timeout,
                 )
             async with request as answer:
+                length = answer.content_length
                 # HEAD and 204/304 answers have no body to wait for
-                content = await answer.read() if answer.content_length != 0 else b""
-                return Response(answer.status, answer.headers, content)
+                if length == 0 or method == "HEAD":
+                    return Response(answer.status, answer.headers, b"")
+                if length is not None and length <= answer_limit:
+                    return Response(answer.status, answer.headers, await answer.read())
+                content, truncated = await _read_at_most(answer.content, answer_limit)
+                if truncated:
+                    answer.close()  # the rest is never read: the connection goes, not back to the pool
+                return Response(answer.status, answer.headers, content, truncated)
         except BulkputError:
             raise
         except _MAPPED as exc:
+            host = URL(url, encoded=True).host
             if payload is not None:
                 if payload.local_error is not None:
                     raise payload.local_error from None
                 if payload.stalled:
                     raise TransportError(
                         f"the server stopped reading the request body for "
-                        f"{self.config.timeouts.read:g} s ({method} {URL(url, encoded=True).host})",
+                        f"{self.config.timeouts.read:g} s ({method} {host})",
                         code="WriteTimeout",
                     ) from exc
+            if type(exc) is asyncio.TimeoutError and deadline is not None:
+                # aiohttp's ``total``: the other timeouts raise subclasses of it
+                raise TransportError(
+                    f"the attempt passed its deadline of {deadline:g} s (--timeout "
+                    f"{self.config.timeouts.read:g} s plus {size} bytes at --min-rate "
+                    f"{self.config.timeouts.min_rate} bytes/s; {method} {host})",
+                    code="DeadlineExceeded",
+                ) from exc
             raise map_transport_error(exc, method, url) from exc
         finally:
             if payload is not None:

@@ -9,12 +9,12 @@ from email.utils import format_datetime
 
 import pytest
 
-from bulkput.errors import NotFoundError, ServiceError
+from bulkput.errors import NotFoundError, ServiceError, ThrottledError
 from bulkput.remote.client import HttpObjectStore, open_store
 from bulkput.remote.credentials import Credentials
 from bulkput.remote.store import Body, ObjectHeaders, PartInfo
 from bulkput.remote.target import Target, resolve_endpoint
-from bulkput.remote.transport import Response, response
+from bulkput.remote.transport import PAGE_ANSWER_LIMIT, SMALL_ANSWER_LIMIT, Response, response
 
 FIXED = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 
@@ -25,11 +25,20 @@ class Scripted:
     def __init__(self, *answers: Response) -> None:
         self.answers = list(answers)
         self.sent: list[tuple[str, str, dict[str, str], Body | None]] = []
+        self.limits: list[int] = []
 
     async def send(
-        self, method: str, url: str, headers: Mapping[str, str], body: Body | None = None
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Body | None = None,
+        *,
+        answer_limit: int = SMALL_ANSWER_LIMIT,
+        answer_size: int = 0,
     ) -> Response:
         self.sent.append((method, url, dict(headers), body))
+        self.limits.append(answer_limit)
         return self.answers.pop(0)
 
     async def close(self) -> None:
@@ -193,3 +202,23 @@ async def test_repr_hides_the_secret() -> None:
     store = store_for("s3", Scripted())
     assert "SECRET-KEY-NEVER-SHOWN" not in repr(store)
     assert "TOKEN-1" not in repr(store)
+
+
+async def test_listing_pages_are_read_up_to_the_page_limit_and_a_cut_page_is_refused() -> None:
+    page = b"<ListBucketResult><IsTruncated>false</IsTruncated>" + b" " * 100
+    transport = Scripted(response(200, {"x-amz-request-id": "R"}, page, truncated=True))
+    store = store_for("s3", transport)
+    with pytest.raises(ServiceError) as info:
+        _ = [item async for item in store.list_objects("")]
+    assert info.value.code == "AnswerTooLarge" and not info.value.retryable
+    assert transport.limits == [PAGE_ANSWER_LIMIT]
+
+
+async def test_a_cut_error_body_still_gives_the_service_error() -> None:
+    body = b"<Error><Code>SlowDown</Code><Message>reduce your rate</Message></Error>"
+    transport = Scripted(response(503, {}, body + b" " * 10, truncated=True))
+    store = store_for("s3", transport)
+    with pytest.raises(ThrottledError) as info:
+        await store.put_object("k", b"x", content_md5=None, headers=ObjectHeaders())
+    assert info.value.code == "SlowDown"
+    assert transport.limits == [SMALL_ANSWER_LIMIT]

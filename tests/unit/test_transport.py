@@ -551,3 +551,116 @@ async def test_sendfile_failures_are_told_apart(
     assert outcome in info.value.message
     if expected is LocalInputError:
         assert info.value.path == str(path) and "at byte 0" in info.value.message
+
+
+def trickling(every: float = 0.1) -> Handler:
+    """A server whose 200 answer comes one byte each ``every`` seconds: never idle for long."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            for _ in range(100000):
+                await writer.drain()
+                await asyncio.sleep(every)
+                writer.write(b"x")
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    return handle
+
+
+async def test_trickling_server_fails_the_attempt_at_its_deadline(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    # 1 s read timeout, never reached by a byte each 0.1 s; the deadline is that second plus the
+    # body's 10 bytes at 64 KiB/s, rounded up: 2 s at most
+    base = await serve(trickling())
+    config = TransferConfig(timeouts=Timeouts(connect=5, read=1, min_rate=64 * 1024))
+    async with Transport(config) as transport:
+        with pytest.raises(TransportError) as info:
+            # the guard is for the old code, which waited for the 100,000 bytes (almost 3 h)
+            await asyncio.wait_for(
+                transport.send("PUT", f"{base}/b/k", {"content-length": "10"}, b"0123456789"), 60
+            )
+    assert info.value.code == "DeadlineExceeded" and info.value.retryable
+    assert "deadline of 2 s" in info.value.message and "--min-rate" in info.value.message
+
+
+def test_deadline_grows_with_the_size_at_the_minimum_rate() -> None:
+    timeouts = Timeouts(connect=5, read=60, min_rate=64 * 1024)
+    assert timeouts.deadline(0) == 60
+    assert timeouts.deadline(8 * 1024 * 1024) == 60 + 128
+    assert Timeouts(min_rate=0).deadline(10**9) is None
+
+
+async def test_attempt_timeouts_are_shared_between_requests_of_similar_size() -> None:
+    transport = Transport(TransferConfig(timeouts=Timeouts(connect=5, read=60, min_rate=1024)))
+    small, small_deadline = transport._attempt_timeout(10)
+    again, _ = transport._attempt_timeout(500)
+    large, large_deadline = transport._attempt_timeout(10 * 1024)
+    assert small is again and small.total == small_deadline == 61
+    assert large.total == large_deadline == 70 and large.sock_read == 60
+    assert large.sock_connect == 5
+
+
+def huge_answer(status: int, size: int, sent: list[int]) -> Handler:
+    """An answer of ``size`` body bytes, generated as it goes; ``sent`` counts what left."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        piece = b"<Error><Code>InternalError</Code></Error>".ljust(1024 * 1024)
+        try:
+            await read_request(reader)
+            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {size}\r\n\r\n".encode())
+            left = size
+            while left > 0:
+                writer.write(piece[: min(left, len(piece))])
+                sent.append(min(left, len(piece)))
+                left -= len(piece)
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    return handle
+
+
+@pytest.mark.parametrize(
+    ("status", "limit"), [(500, 64 * 1024), (200, 1024 * 1024)], ids=["error", "page"]
+)
+async def test_an_answer_is_read_up_to_its_limit_and_the_connection_dropped(
+    serve: Callable[[Handler], Awaitable[str]], status: int, limit: int
+) -> None:
+    sent: list[int] = []
+    base = await serve(huge_answer(status, 256 * 1024 * 1024, sent))
+    async with Transport(TransferConfig()) as transport:
+        answer = await transport.send("GET", f"{base}/b/k", {}, answer_limit=limit)
+        assert answer.status == status and answer.truncated
+        assert len(answer.body) == limit and answer.body.startswith(b"<Error>")
+        # the connection was closed: the server could not send the rest
+        await asyncio.sleep(0.2)
+        assert sum(sent) < 64 * 1024 * 1024
+        pool = transport._session.connector  # type: ignore[union-attr]
+        assert not pool._conns  # type: ignore[union-attr]
+
+
+async def test_an_answer_within_its_limit_is_read_whole_and_the_connection_kept(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    recorded = Recorded()
+    connections: list[int] = []
+    handler = recording_handler(recorded)
+
+    async def counting(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(1)
+        await handler(reader, writer)
+
+    base = await serve(counting)
+    async with Transport(TransferConfig()) as transport:
+        first = await transport.send("GET", f"{base}/b/k", {}, answer_limit=5)
+        second = await transport.send("GET", f"{base}/b/k", {}, answer_limit=5)
+    assert first.body == second.body == b"<ok/>" and not first.truncated
+    assert len(recorded.requests) == 2 and len(connections) == 1
