@@ -8,10 +8,14 @@
     ├── LocalInputError            one object's local side: missing, unreadable, changed (object fails alone)
     │   ├── ManifestError          a malformed manifest line (carries the line number)
     │   ├── FileChangedError       the file changed size or mtime while it was read
-    │   └── (bulkput.local.walk)         SkippedPath (a warning: link, fifo...), InvalidNameError,
-    │                              SymlinkLoopError, UnreadableDirectoryError
+    │   ├── SkippedPath            skipped by rule: a symbolic link not followed, a fifo... (a warning)
+    │   ├── InvalidNameError       a file name that cannot become a key (not UTF-8, NFC duplicate)
+    │   ├── SymlinkLoopError       a followed symbolic link leads back to a directory above it
+    │   └── UnreadableDirectoryError  a directory that could not be listed (guards its objects)
     ├── ValidationError            the object breaks a service rule before sending (key, metadata, class)
     ├── JournalError               the job journal cannot be written (job stops cleanly)
+    ├── ListingOrderError          a side of a merge-join is not in key order (job stops, exit 3)
+    ├── MaxDeleteExceeded          sync --max-delete N would be exceeded (nothing deleted, exit 3)
     └── RemoteError                the service or the network said no
         ├── AuthError              InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied (job aborts)
         ├── NotFoundError          NoSuchBucket (job aborts), NoSuchKey, NoSuchUpload
@@ -88,6 +92,33 @@ class FileChangedError(LocalInputError):
     pass
 
 
+class SkippedPath(LocalInputError):
+    """A path the walk skipped by rule (a symbolic link not followed, a socket, fifo or device).
+
+    A warning, not a failure: commands report it as *skipped* with ``reason`` (``symlink``,
+    ``fifo``, ``socket``...).
+    """
+
+    warning = True
+    reason: str
+
+    def __init__(self, message: str, *, key: str, path: str, reason: str) -> None:
+        super().__init__(message, key=key, path=path)
+        self.reason = reason
+
+
+class InvalidNameError(LocalInputError):
+    """A file name that cannot become a key (not valid UTF-8, or a duplicate after NFC)."""
+
+
+class SymlinkLoopError(LocalInputError):
+    """A followed symbolic link leads back to a directory on the current path."""
+
+
+class UnreadableDirectoryError(LocalInputError):
+    """A directory that could not be listed; ``key`` is its prefix, ending with ``/``."""
+
+
 class ValidationError(BulkputError):
     pass
 
@@ -95,6 +126,36 @@ class ValidationError(BulkputError):
 class JournalError(BulkputError):
     fatal_for_job = True
     exit_code = 3
+
+
+class ListingOrderError(BulkputError):
+    """One side of a merge-join is not in key order (``found`` came after ``after``): the pairs
+    would be wrong, so the job stops."""
+
+    fatal_for_job = True
+    exit_code = 3
+    found: str
+    after: str
+
+    def __init__(self, message: str, *, found: str, after: str) -> None:
+        super().__init__(message)
+        self.found = found
+        self.after = after
+
+
+class MaxDeleteExceeded(BulkputError):
+    """``sync --max-delete N`` would be exceeded (``count`` deletes, more than ``limit``): the
+    sync refuses and deletes nothing (exit 3)."""
+
+    fatal_for_job = True
+    exit_code = 3
+    limit: int
+    count: int
+
+    def __init__(self, message: str, *, limit: int, count: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.count = count
 
 
 class RemoteError(BulkputError):

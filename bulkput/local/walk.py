@@ -43,34 +43,16 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from bulkput.errors import BulkputError, LocalInputError, UsageError
+from bulkput.errors import (
+    BulkputError,
+    InvalidNameError,
+    LocalInputError,
+    SkippedPath,
+    SymlinkLoopError,
+    UnreadableDirectoryError,
+    UsageError,
+)
 from bulkput.local.filters import Filter
-
-
-class SkippedPath(LocalInputError):
-    """A path skipped by rule (a symbolic link not followed, a socket, fifo or device).
-
-    A warning, not a failure: commands report it as *skipped* with ``reason``.
-    """
-
-    warning = True
-    reason: str
-
-    def __init__(self, message: str, *, key: str, path: str, reason: str) -> None:
-        super().__init__(message, key=key, path=path)
-        self.reason = reason
-
-
-class InvalidNameError(LocalInputError):
-    """A file name that cannot become a key (not valid UTF-8, or a duplicate after NFC)."""
-
-
-class SymlinkLoopError(LocalInputError):
-    """A followed symbolic link leads back to a directory on the current path."""
-
-
-class UnreadableDirectoryError(LocalInputError):
-    """A directory that could not be listed; ``key`` is its prefix, ending with ``/``."""
 
 
 @dataclass(frozen=True, slots=True)

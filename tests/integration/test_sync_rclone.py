@@ -10,6 +10,7 @@ from bulkput.api import open_destination
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.items import ObjectResult, Status
 from bulkput.job.events import JobSummary
+from bulkput.job.subscriber import Subscriber
 from bulkput.job.sync.run import sync_dir
 from bulkput.remote.store import ObjectInfo
 from tests.fixtures.rclone import RcloneServer
@@ -27,7 +28,7 @@ TREE = {
 }
 
 
-class Collect:
+class Collect(Subscriber):
     def __init__(self) -> None:
         self.results: list[ObjectResult] = []
 

@@ -12,6 +12,7 @@ from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.items import ObjectResult, Status
 from bulkput.job.events import JobSummary
 from bulkput.job.shard import Shard
+from bulkput.job.subscriber import Subscriber
 from bulkput.job.sync.run import sync_dir
 from bulkput.local.filters import Filter
 from bulkput.server.testing import ServerHandle
@@ -38,7 +39,7 @@ def make_tree(root: Path, files: dict[str, bytes], mtime: int | None = PAST) -> 
             os.utime(path, (mtime, mtime))
 
 
-class Collect:
+class Collect(Subscriber):
     def __init__(self) -> None:
         self.results: list[ObjectResult] = []
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkput.job.sync.join import Joined, ListingOrderError, join_listing, merge_join
-from bulkput.local.walk import InvalidNameError, UnreadableDirectoryError, WalkEntry
+from bulkput.errors import InvalidNameError, ListingOrderError, UnreadableDirectoryError
+from bulkput.job.sync.join import Joined, join_listing, merge_join
+from bulkput.local.walk import WalkEntry
 from bulkput.remote.store import ObjectInfo
 
 T = TypeVar("T")

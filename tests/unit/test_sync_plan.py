@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bulkput.errors import BulkputError, LocalInputError
+from bulkput.errors import BulkputError, LocalInputError, SkippedPath, SymlinkLoopError
 from bulkput.job.shard import Shard
 from bulkput.job.sync.formats import format_mtime
 from bulkput.job.sync.join import Pair
 from bulkput.job.sync.plan import PlanAction, PlanRules, decide_entry, plan_pair
 from bulkput.job.sync.strategies import Reason, SizeAndMtime, SizeOnly
 from bulkput.local.filters import Filter
-from bulkput.local.walk import SkippedPath, SymlinkLoopError, WalkEntry
+from bulkput.local.walk import WalkEntry
 from bulkput.remote.store import ObjectInfo
 
 S = 1_000_000_000

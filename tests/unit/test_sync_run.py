@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bulkput.config import RetryPolicy, TransferConfig
-from bulkput.errors import AuthError, ServiceError
+from bulkput.errors import AuthError, ConnectError, ServiceError
 from bulkput.items import ObjectResult, Status
+from bulkput.job.subscriber import Subscriber
 from bulkput.job.sync.run import SyncOptions, SyncRun
 from bulkput.job.sync.strategies import Checksum
 from bulkput.remote.store import (
@@ -80,7 +81,7 @@ class MemoryStore:
         pass
 
 
-class Results:
+class Results(Subscriber):
     def __init__(self) -> None:
         self.results: list[ObjectResult] = []
         self.done = None
@@ -258,3 +259,24 @@ async def test_fatal_error_on_head_aborts_with_exit_3_and_no_deletes(tmp_path: P
     summary, _, _ = await run_sync(store, tmp_path, delete=True)
     assert summary.exit_code == 3 and "AccessDenied" in (summary.aborted or "")
     assert store.delete_requests == [] and store.puts == []
+
+
+async def test_a_store_unreachable_while_listing_aborts_after_the_connect_attempts(tmp_path: Path) -> None:
+    """The listing goes through the job's one retry loop: a connection never made is tried
+    ``connect_attempts`` times, then the job aborts as unreachable (exit 3), deleting nothing."""
+    store = MemoryStore()
+    store.objects["dst/orphan"] = (b"o", {}, "2030-01-01T00:00:00Z")
+    listings: list[str] = []
+
+    async def unreachable(prefix: str, page_size: int = 1000):  # type: ignore[no-untyped-def]
+        listings.append(prefix)
+        raise ConnectError("connection refused", code="ClientConnectorError")
+        yield  # an async generator
+
+    store.list_objects = unreachable  # type: ignore[method-assign]
+    policy = TransferConfig(concurrency=4, max_open_files=4, retry=RetryPolicy(
+        max_attempts=6, base_delay=0.0, throttle_base_delay=0.0, connect_attempts=2))
+    summary = await SyncRun(store, tmp_path, "dst", SyncOptions(delete=True), config=policy).run()
+    assert summary.exit_code == 3 and "unreachable" in (summary.aborted or "")
+    assert listings == ["dst/", "dst/"]
+    assert "dst/orphan" in store.objects and store.delete_requests == []

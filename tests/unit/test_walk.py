@@ -8,17 +8,16 @@ from pathlib import Path
 import pytest
 
 import bulkput.local.walk as walk_module
-from bulkput.errors import LocalInputError, UsageError
-from bulkput.local.filters import Filter
-from bulkput.local.walk import (
+from bulkput.errors import (
     InvalidNameError,
+    LocalInputError,
     SkippedPath,
     SymlinkLoopError,
     UnreadableDirectoryError,
-    WalkEntry,
-    WalkOptions,
-    walk_tree,
+    UsageError,
 )
+from bulkput.local.filters import Filter
+from bulkput.local.walk import WalkEntry, WalkOptions, walk_tree
 
 NFD_E = unicodedata.normalize("NFD", "é")  # "e" + combining acute
 

@@ -19,19 +19,12 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from bulkput.errors import BulkputError
-from bulkput.local.walk import UnreadableDirectoryError, WalkEntry
+from bulkput.errors import BulkputError, ListingOrderError, UnreadableDirectoryError
+from bulkput.local.walk import WalkEntry
 from bulkput.remote.store import ObjectInfo
 
 L = TypeVar("L")
 _END: Any = object()  # what anext() returns when a side is exhausted
-
-
-class ListingOrderError(BulkputError):
-    """One side is not in key order: a merge-join would be wrong, so the job stops."""
-
-    fatal_for_job = True
-    exit_code = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,23 +77,29 @@ async def join_listing(
             yield Joined(here, item, info)
             take_local = take_remote = True
         if take_local:
+            assert here is not None
+            previous = here
             item = await anext(local_items, _END)
             if item is _END:
                 here = None
             else:
-                previous, here = here, key(item)
-                if here <= previous:  # type: ignore[operator]
-                    raise ListingOrderError(f"local items out of key order: {here!r} after {previous!r}")
+                here = key(item)
+                if here <= previous:
+                    raise ListingOrderError(f"local items out of key order: {here!r} after {previous!r}",
+                                            found=here, after=previous)
         if take_remote:
+            assert there is not None
+            previous = there
             info = await anext(listed, _END)
             if info is _END:
                 there = None
             else:
-                previous, there = there, info.key
-                if there <= previous:  # type: ignore[operator]
+                there = info.key
+                if there <= previous:
                     raise ListingOrderError(
                         f"listing out of key order: {there!r} after {previous!r}; "
-                        "this store does not list in UTF-8 byte order, so it cannot be compared safely")
+                        "this store does not list in UTF-8 byte order, so it cannot be compared safely",
+                        found=there, after=previous)
 
 
 # --- sync's join: the walk against the listing -------------------------------------------------

@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from bulkput.errors import BulkputError
+from bulkput.errors import BulkputError, SkippedPath
 from bulkput.job.shard import Shard
 from bulkput.job.sync.join import Pair, guard_prefix
 from bulkput.job.sync.strategies import Action, Decision, LocalFile, Reason, RemoteFile, Strategy
 from bulkput.local.filters import Filter
-from bulkput.local.walk import SkippedPath, WalkEntry
+from bulkput.local.walk import WalkEntry
 from bulkput.remote.store import ObjectInfo
 
 

@@ -17,19 +17,20 @@ from itertools import islice
 from typing import IO, Any, TextIO
 
 from bulkput.config import TransferConfig
-from bulkput.errors import BulkputError, LocalInputError, ThrottledError
+from bulkput.errors import BulkputError, LocalInputError, MaxDeleteExceeded
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.events import JobSummary, SummaryCollector
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.sync.formats import MTIME_METADATA, format_mtime
 from bulkput.job.sync.join import LocalItem, merge_join
+from bulkput.job.sync.listing import listing_chunks
 from bulkput.job.sync.plan import PlanAction, PlanEntry, PlanRules, decide_entry, plan_pair
 from bulkput.job.sync.strategies import STRATEGIES, Action, Reason, SizeAndMtime, Strategy
 from bulkput.local.digest import md5_file
 from bulkput.local.filters import Filter
 from bulkput.local.walk import WalkOptions, walk_tree
-from bulkput.remote.retry import backoff_delay, call_with_retry
+from bulkput.remote.retry import call_with_retry
 from bulkput.remote.store import ObjectHeaders, ObjectInfo, ObjectStore
 
 
@@ -58,12 +59,17 @@ class _Forward(Subscriber):
     """Passes a subscriber every call but ``on_start``/``on_done``, which the sync makes itself
     (once, with totals it knows and with the summary that includes deletes)."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Subscriber) -> None:
         self._inner = inner
-        for name in ("on_result", "on_bytes", "on_retry"):
-            method = getattr(inner, name, None)
-            if method is not None:
-                setattr(self, name, method)
+
+    def on_result(self, result: ObjectResult) -> None:
+        self._inner.on_result(result)
+
+    def on_bytes(self, n: int) -> None:
+        self._inner.on_bytes(n)
+
+    def on_retry(self, key: str, error: BulkputError) -> None:
+        self._inner.on_retry(key, error)
 
 
 class SyncRun:
@@ -85,7 +91,7 @@ class SyncRun:
         options: SyncOptions | None = None,
         *,
         config: TransferConfig | None = None,
-        subscribers: Sequence[Any] = (),
+        subscribers: Sequence[Subscriber] = (),
         journal: Any = None,
         defaults: ObjectHeaders | None = None,
         plan_out: TextIO | None = None,
@@ -113,8 +119,8 @@ class SyncRun:
             shard=self.options.shard if self.options.shard is not None and self.options.shard.count > 1 else None,
         )
         self._collector = SummaryCollector(clock)
-        self._on_result = [s.on_result for s in (self._collector, *self.subscribers) if hasattr(s, "on_result")]
-        self._on_retry = [s.on_retry for s in (self._collector, *self.subscribers) if hasattr(s, "on_retry")]
+        self._on_result = [s.on_result for s in (self._collector, *self.subscribers)]
+        self._on_retry = [s.on_retry for s in (self._collector, *self.subscribers)]
         self._aborted: BulkputError | None = None
         self._stopping = False
         self._engine: Any = None
@@ -127,9 +133,7 @@ class SyncRun:
 
     async def run(self) -> JobSummary:
         for subscriber in self.subscribers:
-            on_start = getattr(subscriber, "on_start", None)
-            if on_start is not None:
-                on_start(None, None)
+            subscriber.on_start(None, None)
         self._collector.on_start(None, None)
         walk_options = WalkOptions(
             follow_symlinks=self.options.follow_symlinks,
@@ -159,9 +163,7 @@ class SyncRun:
             summary.elapsed = max(summary.elapsed, engine_summary.elapsed)
         self.summary = summary
         for subscriber in self.subscribers:
-            on_done = getattr(subscriber, "on_done", None)
-            if on_done is not None:
-                on_done(summary)
+            subscriber.on_done(summary)
         return summary
 
     def stop(self) -> None:
@@ -194,7 +196,8 @@ class SyncRun:
         if count > limit:
             self._aborted = MaxDeleteExceeded(
                 f"refusing to delete more than --max-delete {limit} objects under "
-                f"{self.prefix or 'the bucket'} (at least {count} have no local file); nothing was changed")
+                f"{self.prefix or 'the bucket'} (at least {count} have no local file); nothing was changed",
+                limit=limit, count=count)
             return self._aborted
         return None
 
@@ -348,7 +351,7 @@ class SyncRun:
             if self.options.delete and limit is not None and self.deletes_planned > limit:
                 self._aborted = self._aborted or MaxDeleteExceeded(
                     f"the plan deletes {self.deletes_planned} objects, more than --max-delete {limit}: "
-                    "a real run would refuse and change nothing")
+                    "a real run would refuse and change nothing", limit=limit, count=self.deletes_planned)
             return False
         if self._aborted is not None or self._stopping or not self.deletes_planned:
             return False
@@ -360,7 +363,7 @@ class SyncRun:
             # the tree changed between the counting pass and this one
             self._aborted = MaxDeleteExceeded(
                 f"refusing to delete {self.deletes_planned} objects: more than --max-delete {limit}; "
-                "nothing was deleted")
+                "nothing was deleted", limit=limit, count=self.deletes_planned)
             return False
         return True
 
@@ -420,17 +423,17 @@ class SyncRun:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2)
 
         async def read_ahead() -> None:
-            chunk: list[ObjectInfo] = []
+            def retried(error: BulkputError) -> None:
+                for callback in self._on_retry:
+                    callback(self.prefix, error)
+
             try:
-                async for info in self._listing_pages():
-                    chunk.append(info)
-                    if len(chunk) >= LISTING_READ_AHEAD // 2:
-                        await queue.put(chunk)
-                        chunk = []
-                await queue.put(chunk)
+                async for chunk in listing_chunks(
+                        self.store, self.prefix, self.config.retry, chunk_size=LISTING_READ_AHEAD // 2,
+                        on_retry=retried, clock=self._clock, sleep=self._sleep, rng=self._rng):
+                    await queue.put(chunk)
                 await queue.put(_STOP)
             except Exception as error:  # handed to the reader, who raises it in its place
-                await queue.put(chunk)
                 await queue.put(error)
 
         reader = asyncio.create_task(read_ahead())
@@ -446,28 +449,6 @@ class SyncRun:
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-
-    async def _listing_pages(self) -> AsyncIterator[ObjectInfo]:
-        """The listing, restarted after the last key seen when a page fails transiently."""
-        last: str | None = None
-        failures = 0
-        while True:
-            try:
-                async for info in self.store.list_objects(self.prefix):
-                    if last is not None and info.key <= last:
-                        continue  # already seen before the restart
-                    last = info.key
-                    failures = 0
-                    yield info
-                return
-            except BulkputError as error:
-                failures += 1
-                if not error.retryable or failures >= self.config.retry.max_attempts:
-                    raise
-                for callback in self._on_retry:
-                    callback(self.prefix, error)
-                delay = backoff_delay(self.config.retry, failures, isinstance(error, ThrottledError), self._rng)
-                await self._sleep(delay)
 
     # --- results --------------------------------------------------------------------------
 
@@ -512,13 +493,6 @@ class SyncRun:
         if entry.action is PlanAction.FAIL and entry.error is not None:
             detail = entry.error.one_line()
         self.plan_out.write(f"{entry.action.value:<7} {subject}  ({detail})\n")
-
-
-class MaxDeleteExceeded(BulkputError):
-    """``--max-delete N`` would be exceeded: the sync refuses, nothing is deleted (exit 3)."""
-
-    fatal_for_job = True
-    exit_code = 3
 
 
 _STOP = object()
