@@ -12,10 +12,11 @@ Every size option reads its value with :func:`bulkput.config.parse_size` (``8M``
 from __future__ import annotations
 
 import argparse
+import logging
 
 from bulkput.config import SIZE_UNITS_HELP, RetryPolicy, Timeouts, TransferConfig, parse_size
 from bulkput.errors import UsageError
-from bulkput.local.filters import Filter, read_pattern_file
+from bulkput.local.filters import Filter, read_filter_file, read_pattern_file
 from bulkput.remote.store import ObjectHeaders
 
 # --- value types -------------------------------------------------------------------------------
@@ -73,6 +74,7 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_arguments(parser, dry_run_help="list what would be sent; send nothing")
     parser.add_argument("--follow-symlinks", action="store_true", help="follow symbolic links inside directories (loops are reported)")
     parser.add_argument("--shard", metavar="K/N", help="upload only the keys of shard K of N (0-based)")
+    add_filter_arguments(parser)
     add_cluster_arguments(parser)
     add_journal_arguments(parser)
 
@@ -223,18 +225,26 @@ class _RuleAction(argparse.Action):
 
 
 def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
-    """The filter options (``sync``); the rules are in :mod:`bulkput.local.filters`."""
+    """The filter options (``put``, ``sync``); the rules are in :mod:`bulkput.local.filters`."""
     group = parser.add_argument_group(
-        "filters (first matching rule wins, in the order given)", SIZE_UNITS_HELP
+        "filters",
+        "--include/--exclude work as in aws s3: every rule is applied in order and the last "
+        "one that matches a path decides; '*' matches across '/'; patterns are relative to the "
+        "source folder (--exclude '*' --include '*.jpg' keeps only the JPEGs). "
+        "--filter-from/--include-from/--exclude-from work as in rclone: the first matching "
+        "rule decides, '*' stays within one folder, '**' crosses folders. Use one style or "
+        "the other. " + SIZE_UNITS_HELP,
     )
     group.add_argument("--include", metavar="GLOB", action=_RuleAction, const="include", dest="filter_rules",
-                       help="include keys matching GLOB (with any --include, unmatched keys are excluded)")
+                       help="include paths matching GLOB (aws s3 semantics)")
     group.add_argument("--exclude", metavar="GLOB", action=_RuleAction, const="exclude", dest="filter_rules",
-                       help="exclude keys matching GLOB")
+                       help="exclude paths matching GLOB (aws s3 semantics)")
+    group.add_argument("--filter-from", metavar="FILE", action=_RuleAction, const="filter-from",
+                       dest="filter_rules", help="rclone-style rules, one a line: '+ GLOB' or '- GLOB'")
     group.add_argument("--include-from", metavar="FILE", action=_RuleAction, const="include-from",
-                       dest="filter_rules", help="--include for each line of FILE")
+                       dest="filter_rules", help="rclone-style: include each GLOB of FILE (one a line)")
     group.add_argument("--exclude-from", metavar="FILE", action=_RuleAction, const="exclude-from",
-                       dest="filter_rules", help="--exclude for each line of FILE")
+                       dest="filter_rules", help="rclone-style: exclude each GLOB of FILE (one a line)")
     hidden = group.add_mutually_exclusive_group()
     hidden.add_argument("--exclude-hidden", action="store_true", default=False,
                         help="skip files and directories whose name starts with '.'")
@@ -290,17 +300,27 @@ def headers_from_args(args: argparse.Namespace) -> ObjectHeaders:
 
 
 def filter_from_args(args: argparse.Namespace) -> Filter:
-    """The :class:`Filter` of :func:`add_filter_arguments` (pattern files read here)."""
-    rules: list[tuple[str, str]] = []
+    """The :class:`Filter` of :func:`add_filter_arguments` (pattern files read here); what
+    in the rules does not do what it seems to is logged as a warning, before any work."""
+    aws_rules: list[tuple[str, str]] = []
+    path_rules: list[tuple[str, str]] = []
     for kind, value in args.filter_rules or []:
-        if kind.endswith("-from"):
+        if kind == "filter-from":
+            path_rules.extend(read_filter_file(value))
+        elif kind.endswith("-from"):
             base = kind.removesuffix("-from")
-            rules.extend((base, pattern) for pattern in read_pattern_file(value))
+            path_rules.extend((base, pattern) for pattern in read_pattern_file(value))
         else:
-            rules.append((kind, value))
-    return Filter.from_patterns(
-        rules,
+            aws_rules.append((kind, value))
+    found = Filter.from_patterns(
+        aws_rules,
+        path_rules=path_rules,
         exclude_hidden=args.exclude_hidden,
         min_size=args.min_size,
         max_size=args.max_size,
     )
+    for warning in found.warnings():
+        logging.getLogger("bulkput.filters").warning("%s", warning)
+    return found
+
+

@@ -26,6 +26,7 @@ from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
+from bulkput.local.filters import Filter
 from bulkput.remote.store import ObjectStore
 from bulkput.remote.target import Target
 
@@ -69,13 +70,18 @@ async def open_destination_from_args(
 
 
 def source_items(
-    sources: Sequence[str], target: Target, *, follow_symlinks: bool = False
+    sources: Sequence[str],
+    target: Target,
+    *,
+    follow_symlinks: bool = False,
+    filter: Filter | None = None,
 ) -> Iterator[UploadItem | BulkputError]:
     """Files as ``PREFIX/<name>``, directories walked as ``PREFIX/<relative path>``; symbolic
-    links inside directories are skipped (reported) unless followed, with loop detection."""
+    links inside directories are skipped (reported) unless followed, with loop detection.
+    ``filter`` applies to paths relative to each folder given (and to a file's name)."""
     from bulkput.local.walk import WalkEntry, WalkOptions, walk_tree
 
-    options = WalkOptions(follow_symlinks=follow_symlinks)
+    options = WalkOptions(follow_symlinks=follow_symlinks, filter=filter)
     for source in sources:
         if os.path.isdir(source):
             for entry in walk_tree(source, options):
@@ -92,6 +98,8 @@ def source_items(
                     yield entry
         else:
             name = os.path.basename(source.rstrip("/")) or source
+            if filter is not None and filter.exclude_reason(name) is not None:
+                continue
             yield UploadItem(path=source, key=target.key_for(name))
 
 
@@ -263,9 +271,10 @@ def _run(args: argparse.Namespace) -> int:
     target = Target.parse(dest)
     config = options.config_from_args(args)
     shard = Shard.parse(args.shard) if args.shard else None
+    file_filter = options.filter_from_args(args)  # checked (and warned about) before any work
     if args.insecure:
         sys.stderr.write("bulkput put: warning: --insecure: TLS certificates are not verified\n")
-    return runtime.run_async(_upload(args, dest, target, sources, config, shard))
+    return runtime.run_async(_upload(args, dest, target, sources, config, shard, file_filter))
 
 
 async def _upload(
@@ -275,6 +284,7 @@ async def _upload(
     sources: list[str],
     config: TransferConfig,
     shard: Shard | None,
+    file_filter: Filter | None = None,
 ) -> int:
     import asyncio
 
@@ -293,7 +303,10 @@ async def _upload(
             items: Any = read_manifest(args.manifest, target.prefix, fmt=args.manifest_format)
             description = describe_source(manifest=args.manifest)
         else:
-            items = source_items(sources, target, follow_symlinks=args.follow_symlinks)
+            items = source_items(
+                sources, target, follow_symlinks=args.follow_symlinks,
+                filter=file_filter,
+            )  # fmt: skip
             description = describe_source(paths=sources)
         journal = open_job_journal(
             dest,

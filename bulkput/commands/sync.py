@@ -103,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     from bulkput.remote.target import Target
 
     Target.parse(args.dest)  # a bad DEST is a usage error before anything else
+    if args.max_delete is not None and not args.delete:
+        raise UsageError("--max-delete limits --delete: give --delete too, or drop --max-delete")
     config = config_from_args(args)
     if args.insecure:
         sys.stderr.write("bulkput sync: warning: --insecure: TLS certificates are not verified\n")

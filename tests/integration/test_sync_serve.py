@@ -174,7 +174,7 @@ async def test_filters_choose_uploads_and_protect_excluded_objects(
     make_tree(tmp_path, {"keep.txt": b"k", "skip.tmp": b"t", "cache/x": b"c", ".hidden": b"h",
                          "big.bin": b"x" * 5000})
     dest = f"s3://{bulkput_bucket}/f"
-    flt = Filter.from_patterns([("exclude", "*.tmp"), ("exclude", "cache/")], exclude_hidden=True,
+    flt = Filter.from_patterns(path_rules=[("exclude", "*.tmp"), ("exclude", "cache/")], exclude_hidden=True,
                                max_size="4K")
     summary, _ = await sync(bulkput_server, tmp_path, dest, filter=flt)
     assert sorted(await stored(bulkput_server, dest)) == ["keep.txt"]

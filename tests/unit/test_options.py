@@ -80,10 +80,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def test_command_line_keeps_the_order_across_options(tmp_path) -> None:
     patterns = tmp_path / "excludes.txt"
     patterns.write_text("# comment\n\n*.log\n  \ncache/\n", encoding="utf-8")
-    args = parse(["--include", "keep.log", "--exclude-from", str(patterns), "--include", "*.txt",
-                  "--max-size", "1M", "--exclude-hidden"])
+    first = tmp_path / "first.txt"
+    first.write_text("+ keep.log\n", encoding="utf-8")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("*.txt\n", encoding="utf-8")
+    args = parse(["--filter-from", str(first), "--exclude-from", str(patterns),
+                  "--include-from", str(texts), "--max-size", "1M", "--exclude-hidden"])
     flt = filter_from_args(args)
-    assert [(rule.include, rule.pattern) for rule in flt.rules] == [
+    assert [(rule.include, rule.pattern) for rule in flt.path_rules] == [
         (True, "keep.log"), (False, "*.log"), (False, "cache/"), (True, "*.txt")]
     assert included(flt, "keep.log")
     assert not included(flt, "other.log")
@@ -91,6 +95,17 @@ def test_command_line_keeps_the_order_across_options(tmp_path) -> None:
     assert included(flt, "a.txt", 1024)
     assert not included(flt, "a.txt", 2 * 1024 * 1024)
     assert not included(flt, ".a.txt")
+
+
+def test_aws_rules_keep_their_order_and_cannot_mix_with_rclone_files(tmp_path) -> None:
+    args = parse(["--exclude", "*", "--include", "*.jpg", "--exclude", "raw/*"])
+    flt = filter_from_args(args)
+    assert [(rule.include, rule.pattern) for rule in flt.rules] == [
+        (False, "*"), (True, "*.jpg"), (False, "raw/*")]
+    texts = tmp_path / "texts.txt"
+    texts.write_text("*.txt\n", encoding="utf-8")
+    with pytest.raises(UsageError, match="not both"):
+        filter_from_args(parse(["--exclude", "*", "--include-from", str(texts)]))
 
 
 def test_missing_pattern_file_is_a_usage_error(tmp_path) -> None:

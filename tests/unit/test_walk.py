@@ -256,7 +256,7 @@ def test_filters_prune_directories_and_can_report_exclusions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     make_tree(tmp_path, ["keep.txt", "skip.tmp", "node_modules/x/y.js", "src/a.txt", ".hidden"])
-    flt = Filter.from_patterns([("exclude", "*.tmp"), ("exclude", "node_modules/")])
+    flt = Filter.from_patterns(path_rules=[("exclude", "*.tmp"), ("exclude", "node_modules/")])
     scanned: list[str] = []
     real_scandir = os.scandir
 
