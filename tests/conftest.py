@@ -11,6 +11,7 @@ os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
 os.environ.setdefault("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "true")
 
 from tests.fixtures.bulkput_server import bulkput_bucket, bulkput_server, bulkput_server_factory  # noqa: F401
+from tests.fixtures.fake_cloud import fake_cloud  # noqa: F401
 from tests.fixtures.moto import moto_server  # noqa: F401
 from tests.fixtures.rclone import rclone_server  # noqa: F401
 from tests.fixtures.seaweedfs import seaweedfs_server  # noqa: F401

@@ -6,10 +6,17 @@ built by the dialect, signed when it is sent with ``now = clock() + clock_offset
 the shared :class:`~bulkput.remote.transport.Transport`. Retrying is the scheduler's job; the store
 only learns the clock offset from the server's ``Date`` when an answer says the request time
 was skewed, so the retry's fresh signature is accepted.
+
+Two exceptions, both about where the bucket lives (see "region discovery" below): an answer
+saying the bucket is in another region moves the store there once (endpoint and signing
+region) and the request is sent again; and on AWS with no region named, the first request
+waits for one HEAD bucket that reads the bucket's region.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -19,7 +26,8 @@ from bulkput.config import TransferConfig
 from bulkput.errors import ConnectError, NotFoundError, RemoteError, ServiceError
 from bulkput.remote.credentials import CredentialSource, RefreshingCredentials
 from bulkput.remote.dialects import Dialect, dialect_for
-from bulkput.remote.dialects.base import Page, Query, with_next
+from bulkput.remote.dialects.base import BucketLocation, Page, Query, with_next
+from bulkput.remote.regions import normalize_region
 from bulkput.remote.signing import SignableRequest, Signer, signer_for
 from bulkput.remote.store import (
     Body,
@@ -41,6 +49,7 @@ from bulkput.remote.transport import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("bulkput.remote")
 Clock = Callable[[], datetime]
 
 # Answers saying our clock is off; BOS calls it RequestExpired.
@@ -101,6 +110,14 @@ class HttpObjectStore:
         self._credentials = credentials
         self._owns_transport = owns_transport
         self._clock = clock
+        # region discovery: moved at most once per store (one bucket, one job)
+        self._moved_once = False
+        self._probe_region = (
+            dialect.finds_region_with_head
+            and endpoint.service is not None
+            and not endpoint.region_known
+        )
+        self._region_probe: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         return (
@@ -126,13 +143,15 @@ class HttpObjectStore:
         At most ``answer_limit`` bytes of the answer are read (see ``Transport.send``); an
         error's text beyond that is dropped, a 2xx answer the caller reads is refused by
         :meth:`_body`."""
+        if self._probe_region and asyncio.current_task() is not self._region_probe:
+            await self._find_region()
         if method in _BODY_METHODS:
             # aiohttp would add Content-Length itself; BOS signs it, so it must be there first
             headers = {} if headers is None else headers
             headers.setdefault("content-length", str(_length(body)))
-        request = self.dialect.request(
-            self.endpoint, method, self.bucket, key, query, headers, body
-        )
+        endpoint = self.endpoint
+        unsigned = dict(headers) if headers else None  # signing adds to headers: kept to resend
+        request = self.dialect.request(endpoint, method, self.bucket, key, query, headers, body)
         signable = SignableRequest(
             method=method,
             host=request.host,
@@ -166,7 +185,83 @@ class HttpObjectStore:
             raise
         if 200 <= answer.status < 300:
             return answer
+        if self._moved(answer, endpoint, key):
+            return await self._send(
+                method, key, query, unsigned, body,
+                answer_limit=answer_limit, answer_size=answer_size,
+            )  # fmt: skip
         raise self._error(answer, key)
+
+    # --- region discovery -------------------------------------------------------------------
+
+    def _moved(self, answer: Response, sent_to: Endpoint, key: str | None) -> bool:
+        """True when ``answer`` says the bucket lives elsewhere and the store now points
+        there (the caller sends the request again). Moves once: an answer naming yet another
+        place, or one the store cannot reach by region, raises an error naming it."""
+        location = self.dialect.bucket_location(answer.status, answer.headers, answer.body)
+        if location is None:
+            return False
+        if self.endpoint != sent_to:
+            return True  # another request already moved the store
+        region = normalize_region(self.dialect_name, location.region) if location.region else None
+        if region is None or region == sent_to.region or self._moved_once:
+            raise self._misplaced(answer, key, location)
+        self._move_to(region)
+        if asyncio.current_task() is self._region_probe:
+            return False  # the HEAD's answer named the region: nothing to send again
+        log.warning(
+            "%s://%s is in region %s, not %s: sending to %s with region %s from now on",
+            self.dialect_name, self.bucket, region, sent_to.region,
+            self.endpoint.base_url, region,
+        )  # fmt: skip
+        return True
+
+    def _move_to(self, region: str) -> None:
+        self._moved_once = True
+        self.endpoint = self.endpoint.for_region(region)
+        self.signer = signer_for(self.signer.name, region)
+
+    def _misplaced(
+        self, answer: Response, key: str | None, location: BucketLocation
+    ) -> RemoteError:
+        error = self._error(answer, key)
+        if location.region and location.region != self.endpoint.region:
+            error.message += f"; the bucket is in region {location.region}: give --region {location.region}"
+        elif location.host:
+            error.message += (
+                f"; the service says to use endpoint {location.host}: "
+                f"give --endpoint {self.endpoint.scheme}://{location.host}"
+            )
+        error.args = (error.message,)
+        return error
+
+    async def _find_region(self) -> None:
+        """On AWS with no region named, one HEAD bucket before the first request: its answer
+        carries the bucket's region (as s5cmd's GetBucketRegion). Requests arriving meanwhile
+        wait for it; a failed HEAD leaves the region as it was (the requests' own answers
+        still move the store)."""
+        if self._region_probe is None:
+            self._region_probe = asyncio.ensure_future(self._ask_region())
+        await asyncio.shield(self._region_probe)
+
+    async def _ask_region(self) -> None:
+        try:
+            answer = await self._send("HEAD", None)
+        except RemoteError:
+            answer = None  # an answer that named the region (301, 403) has moved the store
+        finally:
+            self._probe_region = False
+        location = (
+            self.dialect.bucket_location(answer.status, answer.headers, answer.body)
+            if answer is not None
+            else None
+        )
+        region = normalize_region(self.dialect_name, location.region or "") if location else ""
+        if region and region != self.endpoint.region:
+            self._move_to(region)
+        elif region:
+            self._moved_once = True
+        log.info("%s://%s: region %s", self.dialect_name, self.bucket, self.endpoint.region)
 
     def _error(self, answer: Response, key: str | None) -> RemoteError:
         error = self.dialect.error(

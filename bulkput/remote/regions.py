@@ -9,16 +9,19 @@ every region) and the region the name implies, if any. Hosts that are not the pr
 S3 host names, after an optional ``BUCKET.`` (virtual-hosted names) and before the partition's
 suffix (``amazonaws.com``; ``amazonaws.com.cn`` for aws-cn):
 
-======================================  ======================  ===========================
+======================================  ======================  ================================
 host                                    variant                 region implied
-======================================  ======================  ===========================
-``s3``                                  global                  us-east-1 (cn: cn-north-1)
+======================================  ======================  ================================
+``s3`` (legacy global host)             global                  none (cn: cn-north-1)
 ``s3.R`` / ``s3-R`` (legacy)            regional                R (``s3-external-1``: us-east-1)
 ``s3.dualstack.R``                      dualstack               R
 ``s3-fips.R`` / ``s3-fips-R``           fips                    R
 ``s3-fips.dualstack.R``                 fips-dualstack          R
-``s3-accelerate[.dualstack]``           accelerate[-dualstack]  none: the bucket's region signs
-======================================  ======================  ===========================
+``s3-accelerate[.dualstack]``           accelerate[-dualstack]  none
+======================================  ======================  ================================
+
+Where no region is implied, the region given (or found, see
+:meth:`bulkput.remote.target.Endpoint.for_region`) signs the requests.
 
 OSS: ``oss-R`` (regional), ``oss-R-internal`` (internal), ``oss-accelerate`` and
 ``oss-accelerate-overseas`` (no region) under ``aliyuncs.com``; ossutil's region spelling
@@ -93,6 +96,11 @@ class ServiceHost:
     variant: str
     region: str | None
 
+    @property
+    def regional(self) -> bool:
+        """True when the host serves one region (accelerate hosts serve every region)."""
+        return not self.variant.startswith("accelerate")
+
     def host_for(self, region: str) -> str:
         """The host of this variant serving ``region`` (the same host when it serves all)."""
         return service_host(self.scheme, region, self.variant)
@@ -165,7 +173,9 @@ def _parse_s3_host(host: str) -> ServiceHost | None:
     if match["accelerate"]:
         return ServiceHost("s3", "accelerate-dualstack" if match["accel_dual"] else "accelerate", None)
     if match["global"]:
-        return ServiceHost("s3", "global", "cn-north-1" if china else "us-east-1")
+        # the legacy global host: aws-cn has one region to imply; on aws the bucket may be
+        # anywhere (it answers with the bucket's region)
+        return ServiceHost("s3", "global", "cn-north-1" if china else None)
     region = "us-east-1" if match["region"] == "external-1" else match["region"]
     if match["fips"]:
         variant = "fips-dualstack" if match["dual"] else "fips"

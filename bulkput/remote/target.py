@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -105,6 +105,17 @@ class Endpoint:
     def base_url(self) -> str:
         """``scheme://host[:port]`` of the service endpoint, without any bucket."""
         return f"{self.scheme}://{self.netloc}"
+
+    def for_region(self, region: str) -> Endpoint:
+        """This endpoint for a bucket in ``region``: a provider's host serving one region
+        becomes that region's host of the same variant (dual-stack stays dual-stack); hosts
+        serving every region (accelerate) and custom endpoints keep their host and only sign
+        for ``region``."""
+        service, host = self.service, self.host
+        if service is not None and service.regional:
+            host = service.host_for(region)
+            service = ServiceHost(service.scheme, service.variant, region)
+        return replace(self, host=host, region=region, service=service, region_known=True)
 
     def bucket_host(self, bucket: str) -> str:
         """The Host header for requests to ``bucket`` (port included when not default)."""

@@ -4,49 +4,26 @@ virtual-hosted name does not resolve, and an unknown region refused before any r
 
 Host names are resolved by a stand-in for ``socket.getaddrinfo`` that knows one name,
 ``storage.test``, as 127.0.0.1 and no other (``bkt.storage.test`` does not resolve), so
-nothing leaves the loopback interface; the job runs on the standard event loop (uvloop
-resolves names in libuv, out of the stand-in's reach)."""
+nothing leaves the loopback interface."""
 
 from __future__ import annotations
 
 import asyncio
-import socket
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bulkput import runtime
 from bulkput.cli import main
 from bulkput.remote.client import open_store
 from bulkput.remote.credentials import Credentials
 from bulkput.remote.target import Target, resolve_endpoint
-
-_real_getaddrinfo = socket.getaddrinfo
-
-
-class OneNameResolver:
-    """``getaddrinfo`` knowing ``storage.test`` (and IP literals); records every name asked."""
-
-    def __init__(self) -> None:
-        self.asked: list[str] = []
-
-    def __call__(self, host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        name = host.decode() if isinstance(host, bytes) else str(host)
-        self.asked.append(name)
-        if name == "storage.test":
-            return _real_getaddrinfo("127.0.0.1", port, *args, **kwargs)
-        if name in ("127.0.0.1", "::1"):
-            return _real_getaddrinfo(name, port, *args, **kwargs)
-        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+from tests.fixtures.fake_cloud import LoopbackNames
 
 
 @pytest.fixture
-def resolver(monkeypatch: pytest.MonkeyPatch) -> OneNameResolver:
-    fake = OneNameResolver()
-    monkeypatch.setattr(socket, "getaddrinfo", fake)
-    monkeypatch.setattr(runtime, "new_event_loop", asyncio.new_event_loop)
-    return fake
+def resolver(monkeypatch: pytest.MonkeyPatch) -> LoopbackNames:
+    return LoopbackNames("storage.test").install(monkeypatch)
 
 
 def _read(server: Any, bucket: str, key: str) -> bytes:
@@ -74,7 +51,7 @@ def _put(server: Any, tmp_path: Path, dest: str, *extra: str) -> int:
 
 
 def test_custom_s3_endpoint_by_name_is_path_style(
-    bulkput_server: Any, bulkput_bucket: str, tmp_path: Path, resolver: OneNameResolver
+    bulkput_server: Any, bulkput_bucket: str, tmp_path: Path, resolver: LoopbackNames
 ) -> None:
     assert _put(bulkput_server, tmp_path, f"s3://{bulkput_bucket}/named/") == 0
     assert _read(bulkput_server, bulkput_bucket, "named/hello.txt") == b"hello from a named endpoint\n"
@@ -85,7 +62,7 @@ def test_unresolvable_virtual_host_suggests_path_addressing(
     bulkput_server: Any,
     bulkput_bucket: str,
     tmp_path: Path,
-    resolver: OneNameResolver,
+    resolver: LoopbackNames,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code = _put(bulkput_server, tmp_path, f"s3://{bulkput_bucket}/v/", "--addressing", "virtual")
@@ -108,7 +85,7 @@ def test_unknown_region_is_refused_before_any_request(
     env: dict[str, str],
     suggestion: str,
     tmp_path: Path,
-    resolver: OneNameResolver,
+    resolver: LoopbackNames,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -34,7 +34,6 @@ def test_s3_region_builds_its_partitions_host(region: str, host: str) -> None:
         ("https://s3-fips.us-gov-west-1.amazonaws.com", "us-gov-west-1"),
         ("https://s3-fips.dualstack.us-east-2.amazonaws.com", "us-east-2"),
         ("https://s3-us-west-2.amazonaws.com", "us-west-2"),  # legacy dash form
-        ("https://s3.amazonaws.com", "us-east-1"),
         ("https://bkt.s3.ap-south-1.amazonaws.com", "ap-south-1"),  # bucket domain
     ],
 )
@@ -54,6 +53,35 @@ def test_accelerate_signs_with_the_buckets_region(endpoint_url: str) -> None:
     assert (given.host, given.region) == (endpoint_url.removeprefix("https://"), "eu-central-1")
     guessed = resolve_endpoint(target, endpoint_url)
     assert guessed.region == "us-east-1" and not guessed.region_known  # never "accelerate"
+
+
+def test_the_global_s3_host_implies_no_region() -> None:
+    endpoint = resolve_endpoint(Target.parse("s3://bkt"), "https://s3.amazonaws.com")
+    assert endpoint.region == "us-east-1" and not endpoint.region_known
+    assert endpoint.for_region("eu-west-1").host == "s3.eu-west-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("endpoint_url", "region", "host"),
+    [
+        (None, "cn-north-1", "s3.cn-north-1.amazonaws.com.cn"),
+        ("https://s3.dualstack.us-east-1.amazonaws.com", "eu-west-1", "s3.dualstack.eu-west-1.amazonaws.com"),
+        ("https://s3-fips.us-east-1.amazonaws.com", "us-west-2", "s3-fips.us-west-2.amazonaws.com"),
+        ("https://s3-accelerate.amazonaws.com", "eu-west-1", "s3-accelerate.amazonaws.com"),
+        ("http://127.0.0.1:9000", "eu-west-1", "127.0.0.1"),
+    ],
+)
+def test_endpoint_for_another_region_keeps_its_variant(
+    endpoint_url: str | None, region: str, host: str
+) -> None:
+    endpoint = resolve_endpoint(Target.parse("s3://bkt"), endpoint_url).for_region(region)
+    assert (endpoint.host, endpoint.region, endpoint.region_known) == (host, region, True)
+
+
+def test_oss_internal_endpoint_for_another_region() -> None:
+    endpoint = resolve_endpoint(Target.parse("oss://bkt"), "http://oss-cn-hangzhou-internal.aliyuncs.com:8080")
+    moved = endpoint.for_region("cn-beijing")
+    assert (moved.scheme, moved.host, moved.port) == ("http", "oss-cn-beijing-internal.aliyuncs.com", 8080)
 
 
 def test_oss_region_with_ossutils_prefix() -> None:

@@ -14,8 +14,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import ClassVar, Generic, TypeVar
+from urllib.parse import urlsplit
 
 from bulkput.errors import RemoteError, ValidationError, error_from_response
+from bulkput.remote.regions import parse_service_host
 from bulkput.remote.signing._encoding import uri_encode
 from bulkput.remote.store import (
     Body,
@@ -56,6 +58,20 @@ class Request:
     bucket: str
     key: str | None
     body: Body | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BucketLocation:
+    """Where an error answer says the bucket lives: its region, and the service host it named
+    (either may be missing; a host that is the provider's implies its region)."""
+
+    region: str | None
+    host: str | None = None
+
+
+# Answers that may say the bucket lives elsewhere: redirects, S3's 400 with the right
+# <Region>, OSS's 403 with the <Endpoint> to use.
+LOCATION_STATUSES = frozenset({301, 302, 307, 308, 400, 403})
 
 
 @dataclass(slots=True)
@@ -110,6 +126,8 @@ class Dialect:
     acls: ClassVar[tuple[str, ...]]
     sse_values: ClassVar[tuple[str, ...]]
     max_metadata_bytes: ClassVar[int]
+    # HEAD bucket answers with the bucket's region (S3), so an unknown region is asked first
+    finds_region_with_head: ClassVar[bool] = False
     # the name the service gives the list "next page" parameter etc. live in subclasses
 
     def __init__(self) -> None:
@@ -313,6 +331,23 @@ class Dialect:
             bucket=bucket,
             key=key,
         )
+
+    def bucket_location(
+        self, status: int, headers: Mapping[str, str], body: bytes
+    ) -> BucketLocation | None:
+        """The bucket's region or endpoint when this error answer says it is elsewhere (a
+        redirect's ``Location``; dialects add what their error bodies carry), else None."""
+        if status not in LOCATION_STATUSES:
+            return None
+        location = headers.get("location") if 300 <= status < 400 else None
+        host = urlsplit(location).hostname if location else None
+        if not host:
+            return None
+        return BucketLocation(self._region_of_host(host), host)
+
+    def _region_of_host(self, host: str) -> str | None:
+        service = parse_service_host(self.name, host)
+        return service.region if service is not None else None
 
     def put_result(self, headers: Mapping[str, str]) -> PutResult:
         crc = headers.get("x-oss-hash-crc64ecma")

@@ -10,11 +10,19 @@ import html
 import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlsplit
 from xml.sax.saxutils import escape
 
 from bulkput.errors import error_from_response
-from bulkput.remote.dialects.base import Dialect, Page, Query, content_md5, strip_etag
+from bulkput.remote.dialects.base import (
+    LOCATION_STATUSES,
+    BucketLocation,
+    Dialect,
+    Page,
+    Query,
+    content_md5,
+    strip_etag,
+)
 from bulkput.remote.store import DeleteFailure, ObjectInfo, PartInfo, PutResult, UploadInfo
 
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -137,6 +145,30 @@ class XmlDialect(Dialect):
         if root.tag != "Error":
             raise ValueError("not an Error document")
         return text(root, "Code") or None, text(root, "Message") or None, text(root, "RequestId")
+
+    def bucket_location(
+        self, status: int, headers: Mapping[str, str], body: bytes
+    ) -> BucketLocation | None:
+        """Also the ``<Region>`` (S3's AuthorizationHeaderMalformed) and ``<Endpoint>`` (S3's
+        PermanentRedirect, OSS's AccessDenied) of an XML error body."""
+        if status not in LOCATION_STATUSES:
+            return None
+        region = host = None
+        if body.strip():
+            try:
+                root = parse_xml(body)
+            except (ValueError, SyntaxError):
+                root = None
+            if root is not None and root.tag == "Error":
+                region = (text(root, "Region") or "").strip() or None
+                host = (text(root, "Endpoint") or "").strip().lower() or None
+        if host is not None and "://" in host:
+            host = urlsplit(host).hostname
+        if region is None and host is not None:
+            region = self._region_of_host(host)
+        if region is None and host is None:
+            return super().bucket_location(status, headers, body)
+        return BucketLocation(region, host)
 
     # --- multi-object delete ------------------------------------------------------------------
 
@@ -293,6 +325,7 @@ class XmlDialect(Dialect):
 
 class S3Dialect(XmlDialect):
     name = "s3"
+    finds_region_with_head = True
     meta_prefix = "x-amz-meta-"
     acl_header = "x-amz-acl"
     storage_class_header = "x-amz-storage-class"
@@ -325,6 +358,16 @@ class S3Dialect(XmlDialect):
 
     def signer_name(self, signature_version: str = "v4") -> str:
         return "s3-v4"
+
+    def bucket_location(
+        self, status: int, headers: Mapping[str, str], body: bytes
+    ) -> BucketLocation | None:
+        """First ``x-amz-bucket-region``, which AWS sends with answers about a bucket in
+        another region (a HEAD's has no body) and with HEAD bucket's 200."""
+        region = (headers.get("x-amz-bucket-region") or "").strip()
+        if region:
+            return BucketLocation(region)
+        return super().bucket_location(status, headers, body)
 
     def list_objects_query(self, prefix: str, page_size: int) -> Query:
         return (
