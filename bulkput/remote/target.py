@@ -31,9 +31,8 @@ from bulkput.remote.regions import (
 SCHEMES = ("bos", "oss", "s3")
 Addressing = Literal["auto", "path", "virtual"]
 
-# Every service here limits keys to 1023 bytes of UTF-8 (OSS and BOS document 1023; S3 allows
-# 1024, but one limit for all keeps a job's behaviour the same whatever the target).
-MAX_KEY_BYTES = 1023
+# Bytes of UTF-8 a key may have: OSS and BOS document 1023, S3 (and its compatibles) 1024.
+MAX_KEY_BYTES = {"bos": 1023, "oss": 1023, "s3": 1024}
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +277,8 @@ def validate_key(key: str, scheme: str = "s3") -> bytes:
     """Check ``key`` against the service's key rules; return its UTF-8 bytes.
 
     Empty keys, keys that are not valid Unicode (lone surrogates from undecodable file names),
-    keys over 1023 bytes and, on OSS and BOS, keys starting with ``/`` or ``\\`` are refused.
+    keys over :data:`MAX_KEY_BYTES` (1024 bytes on S3, 1023 on OSS and BOS) and, on OSS and
+    BOS, keys starting with ``/`` or ``\\`` are refused.
     """
     if not key:
         raise ValidationError("empty object key", key=key)
@@ -288,9 +288,10 @@ def validate_key(key: str, scheme: str = "s3") -> bytes:
         raise ValidationError(
             "object key is not valid UTF-8 (an undecodable file name?)", key=repr(key)
         ) from None
-    if len(encoded) > MAX_KEY_BYTES:
+    limit = MAX_KEY_BYTES[scheme]
+    if len(encoded) > limit:
         raise ValidationError(
-            f"object key is {len(encoded)} bytes of UTF-8; the limit is {MAX_KEY_BYTES}",
+            f"object key is {len(encoded)} bytes of UTF-8; the limit on {scheme} is {limit}",
             key=key[:80] + "...",
         )
     if "\x00" in key:

@@ -247,3 +247,32 @@ def test_abort_incomplete_aborts_exactly_the_uploads_under_the_prefix(
     out = capsys.readouterr().out
     assert "2 aborted" in out and "0 failed" in out
     assert server.uploads(bucket) == ["keep/x.bin"]
+
+
+def test_a_1024_byte_key_is_stored_and_a_1025_byte_key_refused_before_sending(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_tree(tmp_path / "src", {"x.bin": b"long key"})
+    bucket = server.new_bucket()
+
+    def key_of(size: int) -> str:  # path segments under 255 bytes, as file systems want
+        segments, left = [], size - len("k/")
+        while left > 0:
+            take = min(200, left)
+            segments.append("ü" * ((take - 1) // 2) + "a" * ((take - 1) % 2))
+            left -= len(segments[-1].encode()) + 1
+        key = "k/" + "/".join(segments)
+        return key + "b" * (size - len(key.encode()))
+
+    longest, too_long = key_of(1024), key_of(1025)
+    assert (len(longest.encode()), len(too_long.encode())) == (1024, 1025)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(
+        "".join(json.dumps({"path": str(src / "x.bin"), "key": key}) + "\n" for key in (longest, too_long))
+    )
+    capsys.readouterr()
+    code = bulkput(server, "put", "--manifest", str(manifest), f"s3://{bucket}/", "--no-journal")
+    err = capsys.readouterr().err
+    assert code == 1  # one object refused, the other stored
+    assert "1025 bytes of UTF-8; the limit on s3 is 1024" in err
+    assert server.objects(bucket) == {longest: b"long key"}

@@ -133,9 +133,14 @@ def test_bucket_name_rules() -> None:
 
 def test_key_limits() -> None:
     assert validate_key("é" * 511, "oss") == ("é" * 511).encode()  # 1022 bytes
-    validate_key("a" * 1023, "s3")
-    with pytest.raises(ValidationError, match="1024 bytes of UTF-8; the limit is 1023"):
-        validate_key("a" * 1024, "s3")
+    validate_key("a" * 1024, "s3")  # S3 allows 1,024 bytes
+    validate_key("é" * 512, "s3")
+    with pytest.raises(ValidationError, match="1025 bytes of UTF-8; the limit on s3 is 1024"):
+        validate_key("a" * 1025, "s3")
+    validate_key("a" * 1023, "oss")
+    for scheme in ("oss", "bos"):
+        with pytest.raises(ValidationError, match=f"1024 bytes of UTF-8; the limit on {scheme} is 1023"):
+            validate_key("a" * 1024, scheme)
     with pytest.raises(ValidationError, match="empty"):
         validate_key("", "bos")
     with pytest.raises(ValidationError, match="UTF-8"):
