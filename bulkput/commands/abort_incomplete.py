@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
-from bulkput.errors import BulkputError, UsageError
+from bulkput.errors import BulkputError, RemoteError, ServiceError, UsageError
 from bulkput.remote.store import ObjectStore, UploadInfo
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
@@ -70,25 +70,32 @@ async def abort_incomplete(
 ) -> AbortSummary:
     """Abort every multipart upload under ``prefix`` (started before ``now - older_than`` when
     given). ``on_upload(action, upload)`` is told ``"abort"``, ``"would-abort"``, ``"spare"`` or
-    ``"fail"`` for each one. Job-fatal errors (auth, missing bucket) propagate."""
+    ``"fail"`` for each one. Job-fatal errors (auth, missing bucket) propagate.
+
+    An upload counts as aborted only once a second listing no longer shows it: a server may
+    answer the abort (or NoSuchUpload, for a key it keeps under another spelling) while the
+    upload stays."""
     from bulkput.remote.retry import call_with_retry
 
     moment = now or datetime.now(timezone.utc)
     summary = AbortSummary()
-    uploads = store.list_multipart_uploads(prefix)
-    async for upload in uploads:
+    requested: dict[tuple[str, str], tuple[UploadInfo, str]] = {}  # -> (upload, answer)
+
+    def tell(action: str, upload: UploadInfo) -> None:
+        if on_upload is not None:
+            on_upload(action, upload)
+
+    async for upload in store.list_multipart_uploads(prefix):
         summary.found += 1
         if older_than is not None:
             started = parse_initiated(upload.initiated)
             if started is None or moment - started < older_than:
                 summary.spared.append(upload)
-                if on_upload is not None:
-                    on_upload("spare", upload)
+                tell("spare", upload)
                 continue
         if dry_run:
             summary.aborted.append(upload)
-            if on_upload is not None:
-                on_upload("would-abort", upload)
+            tell("would-abort", upload)
             continue
 
         def abort_one(upload: UploadInfo = upload) -> Any:
@@ -99,19 +106,35 @@ async def abort_incomplete(
         except BulkputError as error:
             if error.fatal_for_job:
                 raise
-            if getattr(error, "service_code", None) == "NoSuchUpload":
-                summary.aborted.append(upload)  # gone meanwhile: the result is the same
-                if on_upload is not None:
-                    on_upload("abort", upload)
+            if isinstance(error, RemoteError) and error.service_code == "NoSuchUpload":
+                # gone meanwhile, or never known under this key: the listing below tells
+                requested[(upload.key, upload.upload_id)] = (upload, "NoSuchUpload")
                 continue
             summary.failed.append((upload, error))
-            if on_upload is not None:
-                on_upload("fail", upload)
+            tell("fail", upload)
             continue
+        requested[(upload.key, upload.upload_id)] = (upload, "done")
+    if requested:
+        async for left in store.list_multipart_uploads(prefix):
+            still = requested.pop((left.key, left.upload_id), None)
+            if still is not None:
+                upload, answer = still
+                summary.failed.append((upload, _still_listed(upload, answer)))
+                tell("fail", upload)
+    for upload, _answer in requested.values():
         summary.aborted.append(upload)
-        if on_upload is not None:
-            on_upload("abort", upload)
+        tell("abort", upload)
     return summary
+
+
+def _still_listed(upload: UploadInfo, answer: str) -> ServiceError:
+    said = "no such upload" if answer == "NoSuchUpload" else "done"
+    return ServiceError(
+        f"the server answered the abort ({said}) but still lists upload {upload.upload_id};"
+        " it was not aborted: run abort-incomplete again, or abort it with the store's own tool",
+        code="AbortNotConfirmed",
+        key=upload.key,
+    )
 
 
 def _retry_policy() -> Any:
