@@ -19,10 +19,14 @@ Pipeline (three stages, long-lived tasks, bounded queues)::
   (re-read once, then ``FileChangedError``), the journal check, header building and dialect
   validation. A semaphore of ``max_open_files`` covers every
   file descriptor opened for reading: each executor call holds one at a time, and each send of
-  a ``FileRange`` body holds one, so the job never has more open.
-- **Senders** (``concurrency`` of them, further limited by the :class:`AdaptiveLimiter`) PUT
-  through the store (which signs at send time, so every retry is signed afresh), compare the
-  ETag with the MD5, record the object in the journal, and report it.
+  a ``FileRange`` body holds one (the job's :class:`~bulkput.job.limited_store.LimitedStore`
+  takes it), so the job never has more open.
+- **Senders** (``concurrency`` of them, further limited by the store's
+  :class:`~bulkput.remote.retry.AdaptiveLimiter`) PUT through the ``LimitedStore`` (which
+  signs at send time, so every retry is signed afresh) in the job's retry loop
+  (:class:`~bulkput.remote.retry.Retrier`), compare the ETag with the MD5, record the object
+  in the journal, and report it. A large file goes to :func:`bulkput.job.multipart.upload_file`
+  with the job's :class:`~bulkput.job.multipart.TransferContext` (same store, same retry loop).
 
 Honest results. ``stored`` only after the server confirmed the PUT (and the ETag matched).
 When a job-fatal error happens (auth, missing bucket, unreachable endpoint, journal write), the
@@ -43,7 +47,6 @@ import binascii
 import contextlib
 import hashlib
 import logging
-import mimetypes
 import os
 import random
 import stat
@@ -54,43 +57,54 @@ from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any, TypeVar
 
-from bulkput.config import GiB, TransferConfig
+from bulkput.config import TransferConfig
 from bulkput.errors import (
     BulkputError,
     FileChangedError,
     LocalInputError,
     RemoteError,
     ServiceError,
-    ThrottledError,
     ValidationError,
 )
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.events import JobSummary, SummaryCollector
+from bulkput.job.headers import HeaderBuilder
 from bulkput.job.journal_protocol import JobJournal
-from bulkput.job.multipart import MultipartResult, upload_file
+from bulkput.job.limited_store import LimitedStore
+from bulkput.job.multipart import (
+    MultipartUploader,
+    TransferContext,
+    needs_multipart,
+    upload_file,
+)
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
-from bulkput.local.digest import md5_file
+from bulkput.local.digest import b64, md5_file
 from bulkput.local.read_placement import (
     INLINE_BATCH_SECONDS,
     INLINE_BODY_LIMIT,
     InlineBatch,
     ReadPlacement,
 )
-from bulkput.remote.retry import AdaptiveLimiter, attempts_of, call_with_retry
-from bulkput.remote.store import Body, FileRange, ObjectHeaders, ObjectStore, PutResult
+from bulkput.remote.retry import Retrier
+from bulkput.remote.store import (
+    MAX_SINGLE_PUT,
+    Body,
+    FileRange,
+    ObjectHeaders,
+    ObjectStore,
+    PutResult,
+)
 
 log = logging.getLogger("bulkput.job.engine")
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-MAX_SINGLE_PUT = 5 * GiB
 BATCH_SIZE = 32  # items per executor call
 # Bodies one executor call may read into memory before handing them over (see _prepare_batch).
 PREPARE_BYTES_PER_CALL = 4 * 1024 * 1024
 
-_DEFAULT_CONTENT_TYPE = "application/octet-stream"
 _OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
 _HEX_DIGITS = frozenset("0123456789abcdef")
 
@@ -178,10 +192,13 @@ def error_item_result(error: BulkputError) -> ObjectResult:
 class Engine:
     """Uploads items to one store. One ``run`` per engine.
 
-    ``defaults`` are the job's object headers (``--cache-control``, ``--acl``, ``--meta`` ...);
-    an item's own fields win, and metadata is merged. ``clock``, ``sleep`` and ``rng`` go to the
-    retry loop (tests inject them). ``multipart`` is the large-file uploader (by default
-    ``bulkput.job.multipart.upload_file`` when that module exists; ``None`` turns it off).
+    ``store`` is wrapped in a :class:`~bulkput.job.limited_store.LimitedStore` sized by
+    ``config`` (pass a ``LimitedStore`` to share its limiter and open-file slots with other
+    requests of the job, as sync's listings and deletes do). ``defaults`` are the job's object
+    headers (``--cache-control``, ``--acl``, ``--meta`` ...; see
+    :class:`~bulkput.job.headers.HeaderBuilder`). ``clock``, ``sleep`` and ``rng`` go to the
+    retry loop (tests inject them). ``multipart`` is the large-file uploader
+    (:func:`bulkput.job.multipart.upload_file`; ``None`` turns it off).
     """
 
     def __init__(
@@ -198,10 +215,17 @@ class Engine:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
-        multipart: Callable[..., Awaitable[MultipartResult]] | None = upload_file,
+        multipart: MultipartUploader | None = upload_file,
     ) -> None:
-        self.store = store
         self.config = config or TransferConfig()
+        # Every request of the job goes through one LimitedStore (the caller's, when given).
+        self.store = (
+            store
+            if isinstance(store, LimitedStore)
+            else LimitedStore.for_config(store, self.config, clock=clock)
+        )
+        self.limiter = self.store.limiter
+        self._open_files = self.store.open_files
         self.journal = journal
         # Where to look up objects an earlier run stored (none on a job's first run).
         self._skip_lookup = journal if journal is not None and journal.stored_before_open else None
@@ -215,22 +239,17 @@ class Engine:
         )
         self.shard = shard if shard is not None and shard.count > 1 else None
         self.dry_run = dry_run
-        self.defaults = defaults or ObjectHeaders()
+        self._headers = HeaderBuilder(defaults)
         self.stop_grace = stop_grace
-        self._clock = clock
-        self._sleep = sleep
-        self._rng = rng
         self._multipart = multipart
-        self.limiter = AdaptiveLimiter(max(1, self.config.concurrency), clock=clock)
         self._collector = SummaryCollector()
         self._subscribers: tuple[Subscriber, ...] = (self._collector, *subscribers)
         # bound once: _emit and on_bytes run per object
         self._on_result = [s.on_result for s in self._subscribers]
         self._on_bytes = [s.on_bytes for s in self._subscribers]
         self._on_retry = [s.on_retry for s in self._subscribers]
+        self._retrier = Retrier(self.config.retry, clock, sleep, rng, self._report_retry)
         self._validate = store.validate
-        self._headers_cache: dict[str, ObjectHeaders] = {}
-        self._type_cache: dict[str, str] = {}
         self._aborted: BulkputError | None = None
         self._stopping = False
         self._started = False
@@ -244,6 +263,7 @@ class Engine:
         # "stored" results waiting for their journal record to be committed: (sequence, result)
         self._held: deque[tuple[int, ObjectResult]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._transfer: TransferContext | None = None  # built in run()
         self.summary: JobSummary | None = None
 
     # --- public ---------------------------------------------------------------------------
@@ -267,7 +287,6 @@ class Engine:
         # Prepared bodies waiting for a sender: a few keep the senders fed, and each may hold a
         # 1 MiB body, so fewer wait than there are senders.
         self._read_ahead = asyncio.Semaphore(max(4, sender_count // 4))
-        self._open_files = asyncio.Semaphore(max(1, config.max_open_files))
         # Hashing is CPU work: more large files hashed at once than there are CPUs would only
         # make every one of them finish (and start sending) later.
         cpus = _cpu_count()
@@ -277,6 +296,17 @@ class Engine:
             max(preparer_count, cpus) + 1, thread_name_prefix="bulkput-read"
         )
         self._preparers_left = preparer_count
+        self._transfer = TransferContext(
+            store=self.store,
+            config=config,
+            retrier=self._retrier,
+            journal=self.journal,
+            open_files=self._open_files,
+            hash_slots=self._hash_slots,
+            on_bytes=self._report_bytes,
+            executor_run=self._executor_run,
+            should_stop=self._should_stop,
+        )
         self._placement = ReadPlacement(enabled=config.inline_reads)
         self._loop = asyncio.get_running_loop()
         journal = self.journal
@@ -576,12 +606,10 @@ class Engine:
                 return ObjectResult(
                     key=item.key, path=item.path, status=Status.SKIPPED, size=size, reason="journal"
                 )
-            headers = self._headers_for(item)
+            headers = self._headers.for_item(item)
             self._validate(item.key, headers)
             multipart = self._multipart is not None and (
-                size > config.multipart_threshold
-                or size > MAX_SINGLE_PUT
-                or item.key in self._uploads_in_flight
+                needs_multipart(size, config) or item.key in self._uploads_in_flight
             )
             if not multipart and size > MAX_SINGLE_PUT:
                 raise ValidationError(
@@ -611,7 +639,7 @@ class Engine:
                         size,
                         mtime_ns,
                         data,
-                        _b64(digest.digest()),
+                        b64(digest.digest()),
                         digest.hexdigest(),
                         headers,
                     )
@@ -648,28 +676,24 @@ class Engine:
             raise _local_error(item, exc) from None
         body = FileRange(item.path, 0, size)
         return _Prepared(
-            item, size, mtime_ns, body, _b64(md5_bytes), md5_bytes.hex(), prepared.headers
+            item, size, mtime_ns, body, b64(md5_bytes), md5_bytes.hex(), prepared.headers
         )
+
+    def _report_retry(self, key: str, error: BulkputError) -> None:
+        for callback in self._on_retry:
+            callback(key, error)
+
+    def _report_bytes(self, n: int) -> None:
+        for callback in self._on_bytes:
+            callback(n)
 
     async def _send(self, prepared: _Prepared) -> ObjectResult:
         item = prepared.item
         key = item.key
-
-        def on_retry(error: BulkputError, attempt: int, delay: float) -> None:
-            for callback in self._on_retry:
-                callback(key, error)
-
         try:
             if prepared.multipart:
-                return await self._multipart_upload(prepared, on_retry)
-            put, attempts = await call_with_retry(
-                lambda: self._put_once(prepared),
-                self.config.retry,
-                clock=self._clock,
-                sleep=self._sleep,
-                rng=self._rng,
-                on_retry=on_retry,
-            )
+                return await self._multipart_upload(prepared)
+            put, attempts = await self._retrier.call(key, lambda: self._put_once(prepared))
         except BulkputError as error:
             if error.fatal_for_job:
                 first = self._abort(error)
@@ -677,7 +701,7 @@ class Engine:
                     return self._unsent(item, prepared.size)
             elif self._aborted is not None:
                 return self._unsent(item, prepared.size)
-            result = _failed(item, error, attempts_of(error))
+            result = _failed(item, error, error.attempts)
             result.size = prepared.size
             result.md5 = prepared.md5_hex
             return result
@@ -701,28 +725,13 @@ class Engine:
         )
 
     async def _put_once(self, prepared: _Prepared) -> PutResult:
-        limiter = self.limiter
-        epoch = await limiter.acquire()
-        streamed = isinstance(prepared.body, FileRange)
-        try:
-            if streamed:
-                await self._open_files.acquire()
-            try:
-                put = await self.store.put_object(
-                    prepared.item.key,
-                    prepared.body,  # type: ignore[arg-type]
-                    content_md5=prepared.md5_b64 if self.config.content_md5 else None,
-                    headers=prepared.headers,
-                )
-            finally:
-                if streamed:
-                    self._open_files.release()
-        except ThrottledError:
-            limiter.record_throttle(epoch)
-            raise
-        finally:
-            limiter.release()
-        limiter.record_success()
+        """One attempt (the store holds the limiter and open-file slots), ETag checked."""
+        put = await self.store.put_object(
+            prepared.item.key,
+            prepared.body,  # type: ignore[arg-type]
+            content_md5=prepared.md5_b64 if self.config.content_md5 else None,
+            headers=prepared.headers,
+        )
         etag = put.etag
         md5_hex = prepared.md5_hex
         if md5_hex is not None and etag is not None and etag != md5_hex:
@@ -737,33 +746,14 @@ class Engine:
                 )
         return put
 
-    async def _multipart_upload(
-        self, prepared: _Prepared, on_retry: Callable[[BulkputError, int, float], None]
-    ) -> ObjectResult:
-        """A large file through ``multipart.upload_file``: its requests share the limiter, the
-        open-file slots and the retry policy; it journals the object once confirmed and reports
-        bytes part by part."""
-        assert self._multipart is not None
-        on_bytes = self._on_bytes
+    async def _multipart_upload(self, prepared: _Prepared) -> ObjectResult:
+        """A large file through ``multipart.upload_file`` with the job's TransferContext: its
+        requests share the store's limiter and open-file slots and the job's retry loop; it
+        journals the object once confirmed and reports bytes part by part."""
+        assert self._multipart is not None and self._transfer is not None
         item = prepared.item
         put = await self._multipart(
-            self.store,
-            item,
-            prepared.size,
-            prepared.mtime_ns,
-            config=self.config,
-            journal=self.journal,
-            headers=prepared.headers,
-            limiter=self.limiter,
-            open_files=self._open_files,
-            on_retry=on_retry,
-            clock=self._clock,
-            sleep=self._sleep,
-            rng=self._rng,
-            on_bytes=(lambda n: [callback(n) for callback in on_bytes]) if on_bytes else None,
-            executor_run=self._executor_run,
-            should_stop=self._should_stop,
-            hash_slots=self._hash_slots,
+            self._transfer, item, prepared.size, prepared.mtime_ns, prepared.headers
         )
         return ObjectResult(
             key=item.key,
@@ -781,54 +771,6 @@ class Engine:
 
     def _executor_run(self, fn: Callable[[], R]) -> Awaitable[R]:
         return asyncio.get_running_loop().run_in_executor(self._pool, fn)
-
-    # --- headers --------------------------------------------------------------------------
-
-    def _headers_for(self, item: UploadItem) -> ObjectHeaders:
-        content_type = item.content_type or self._guess_type(item.key)
-        if (
-            item.cache_control is None
-            and item.content_disposition is None
-            and item.content_encoding is None
-            and item.expires is None
-            and item.acl is None
-            and item.storage_class is None
-            and not item.metadata
-        ):
-            cached = self._headers_cache.get(content_type)
-            if cached is None:
-                cached = self._merge(item, content_type)
-                self._headers_cache[content_type] = cached
-            return cached
-        return self._merge(item, content_type)
-
-    def _merge(self, item: UploadItem, content_type: str) -> ObjectHeaders:
-        d = self.defaults
-        metadata = {**d.metadata, **item.metadata} if item.metadata else d.metadata
-        return ObjectHeaders(
-            content_type=content_type,
-            cache_control=item.cache_control or d.cache_control,
-            content_disposition=item.content_disposition or d.content_disposition,
-            content_encoding=item.content_encoding or d.content_encoding,
-            expires=item.expires or d.expires,
-            acl=item.acl or d.acl,
-            storage_class=item.storage_class or d.storage_class,
-            server_side_encryption=d.server_side_encryption,
-            metadata=metadata,
-        )
-
-    def _guess_type(self, key: str) -> str:
-        if self.defaults.content_type:
-            return self.defaults.content_type
-        slash = key.rfind("/")
-        dot = key.rfind(".")
-        suffix = key[dot:].lower() if dot > slash + 1 else ""
-        cached = self._type_cache.get(suffix)
-        if cached is None:
-            guessed = mimetypes.guess_type("x" + suffix, strict=False)[0] if suffix else None
-            cached = guessed or _DEFAULT_CONTENT_TYPE
-            self._type_cache[suffix] = cached
-        return cached
 
     # --- results, abort, stop -------------------------------------------------------------
 
@@ -956,10 +898,6 @@ def _local_error(item: UploadItem, exc: OSError) -> LocalInputError:
     elif isinstance(exc, PermissionError):
         reason = "permission denied"
     return LocalInputError(f"cannot read {item.path}: {reason}", key=item.key, path=item.path)
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
 
 
 def _b64_to_hex(value: str) -> str | None:

@@ -14,9 +14,10 @@ One file goes through these steps (:func:`upload_file`):
 3. **Initiate** (unless resuming), recorded in the journal.
 4. **Parts** are sent concurrently as :class:`~bulkput.remote.store.FileRange` bodies streamed from
    disk, each with its own Content-MD5, each retried alone, each request holding one slot of the
-   job's request limiter (so parts share the job's connection and memory budget with single
-   PUTs: memory is bounded by requests in flight times the transport's chunk size). Each
-   confirmed part is journaled.
+   job's request limiter and one open-file slot (the job's
+   :class:`~bulkput.job.limited_store.LimitedStore`: parts share the job's connection and memory
+   budget with single PUTs: memory is bounded by requests in flight times the transport's chunk
+   size). Each confirmed part is journaled.
 5. **Re-check** the file's size and mtime; if it changed, the upload is aborted and the object
    fails with :class:`~bulkput.errors.FileChangedError`.
 6. **Complete** (a 200 whose body is an error raises in the store). On OSS the returned
@@ -30,42 +31,44 @@ upload that fails is aborted, since nothing could resume it.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import hashlib
-import mimetypes
 import os
-import random
 import re
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Protocol, TypeVar
 
-from bulkput.config import GiB, KiB, MiB, RetryPolicy, TransferConfig
+from bulkput.config import GiB, KiB, MiB, TransferConfig
 from bulkput.errors import (
     BulkputError,
     FileChangedError,
     LocalInputError,
     NotFoundError,
     ServiceError,
-    ThrottledError,
     UsageError,
     ValidationError,
 )
 from bulkput.items import UploadItem
 from bulkput.job.journal import UploadRecord
 from bulkput.job.journal_protocol import JobJournal
-from bulkput.remote.retry import RetryHook, call_with_retry
-from bulkput.remote.store import FileRange, ObjectHeaders, ObjectStore, PartInfo, PutResult
+from bulkput.local.digest import b64, crc64_ecma
+from bulkput.remote.retry import Retrier
+from bulkput.remote.store import (
+    MAX_SINGLE_PUT,
+    FileRange,
+    ObjectHeaders,
+    ObjectStore,
+    PartInfo,
+    PutResult,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 MAX_PARTS = 10_000
 MAX_PART_SIZE = 5 * GiB
-MAX_SINGLE_PUT = 5 * GiB  # larger files always go multipart
 DEFAULT_PART_SIZE = 8 * MiB
 MD5_METADATA = "md5"  # user metadata name holding the whole file's MD5 (hex)
 
@@ -132,17 +135,7 @@ def needs_multipart(size: int, config: TransferConfig) -> bool:
     return size > min(config.multipart_threshold, MAX_SINGLE_PUT)
 
 
-# --- running requests ---------------------------------------------------------------------
-
-
-class RequestRunner(Protocol):
-    """How one request of an object is sent: concurrency slot, retries, retry events.
-
-    Returns ``(result, attempts)``. :class:`RetryingRunner` is the usual one; tests may pass
-    their own.
-    """
-
-    def __call__(self, key: str, op: Callable[[], Awaitable[T]]) -> Awaitable[tuple[T, int]]: ...
+# --- what one job shares ------------------------------------------------------------------
 
 
 class ExecutorRun(Protocol):
@@ -151,59 +144,38 @@ class ExecutorRun(Protocol):
     def __call__(self, fn: Callable[[], R]) -> Awaitable[R]: ...
 
 
-async def _in_executor(executor_run: ExecutorRun | None, fn: Callable[[], R]) -> R:
-    if executor_run is not None:
-        return await executor_run(fn)
-    return await asyncio.get_running_loop().run_in_executor(None, fn)
+def _never() -> bool:
+    return False
 
 
-class Limiter(Protocol):
-    async def acquire(self) -> int: ...
+@dataclass(frozen=True, slots=True)
+class TransferContext:
+    """What every multipart upload of one job shares with the engine (one per job).
 
-    def release(self) -> None: ...
+    - ``store``: usually a :class:`~bulkput.job.limited_store.LimitedStore`, so each request
+      holds a slot of the job's limiter and each part body one of its open-file slots;
+    - ``retrier``: the job's retry loop (policy, clock, sleep, ``on_retry(key, error)``);
+    - ``journal``: where uploads, parts and stored objects are recorded (None: no resume);
+    - ``open_files`` and ``hash_slots``: held during the hash pass (the engine's semaphores);
+    - ``on_bytes(n)``: told each part's size as the store confirms it;
+    - ``executor_run``: the engine's executor for blocking reads;
+    - ``should_stop``: the engine's "interrupted" flag, checked before each part.
+    """
 
-    def record_success(self) -> None: ...
+    store: ObjectStore
+    config: TransferConfig
+    retrier: Retrier = field(default_factory=Retrier)
+    journal: JobJournal | None = None
+    open_files: asyncio.Semaphore | None = None
+    hash_slots: asyncio.Semaphore | None = None
+    on_bytes: Callable[[int], object] | None = None
+    executor_run: ExecutorRun | None = None
+    should_stop: Callable[[], bool] = _never
 
-    def record_throttle(self, epoch: int | None = None) -> None: ...
-
-
-@dataclass
-class RetryingRunner:
-    """``call_with_retry`` around each request; each attempt holds one slot of the job's
-    limiter (none while backing off), and throttling answers lower it, as single PUTs do."""
-
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    limiter: Limiter | None = None
-    on_retry: RetryHook | None = None
-    clock: Callable[[], float] = time.monotonic
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
-    rng: Callable[[], float] = random.random
-
-    async def __call__(self, key: str, op: Callable[[], Awaitable[T]]) -> tuple[T, int]:
-        limiter = self.limiter
-
-        async def attempt() -> T:
-            if limiter is None:
-                return await op()
-            epoch = await limiter.acquire()
-            try:
-                result = await op()
-            except ThrottledError:
-                limiter.record_throttle(epoch)
-                raise
-            finally:
-                limiter.release()
-            limiter.record_success()
-            return result
-
-        return await call_with_retry(
-            attempt,
-            self.policy,
-            clock=self.clock,
-            sleep=self.sleep,
-            rng=self.rng,
-            on_retry=self.on_retry,
-        )
+    async def in_executor(self, fn: Callable[[], R]) -> R:
+        if self.executor_run is not None:
+            return await self.executor_run(fn)
+        return await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
 # --- the hash pass ------------------------------------------------------------------------
@@ -233,8 +205,6 @@ def hash_parts(
     helper thread beside the part digests (hashlib releases the GIL), so the pass that must
     end before a multipart upload can start takes about one MD5's time instead of two.
     """
-    from bulkput.local.digest import crc64_ecma
-
     whole = hashlib.md5()
     crc = 0
     part_md5s: list[bytes] = []
@@ -286,42 +256,9 @@ def hash_parts(
 # --- one file -----------------------------------------------------------------------------
 
 
-def headers_for(item: UploadItem) -> ObjectHeaders:
-    """Object headers from an upload item (content type guessed from the name when not given)."""
-    content_type = item.content_type or mimetypes.guess_type(item.key)[0]
-    return ObjectHeaders(
-        content_type=content_type or "application/octet-stream",
-        cache_control=item.cache_control,
-        content_disposition=item.content_disposition,
-        content_encoding=item.content_encoding,
-        expires=item.expires,
-        acl=item.acl,
-        storage_class=item.storage_class,
-        metadata=dict(item.metadata),
-    )
-
-
 def _file_state(path: str) -> tuple[int, int]:
     info = os.stat(path)
     return info.st_size, info.st_mtime_ns
-
-
-def _b64(digest: bytes) -> str:
-    return base64.b64encode(digest).decode("ascii")
-
-
-def _never() -> bool:
-    return False
-
-
-@dataclass
-class _Progress:
-    attempts: int = 1  # 1 + every retry of every request of this object
-    parts_sent: int = 0
-    parts_reused: int = 0
-
-    def add(self, attempts: int) -> None:
-        self.attempts += attempts - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,304 +273,255 @@ class MultipartResult(PutResult):
     resumed: bool = False
 
 
+# What the engine calls for a large file: upload_file, or a test's stand-in.
+MultipartUploader = Callable[
+    [TransferContext, UploadItem, int, int, ObjectHeaders], Awaitable[MultipartResult]
+]
+
+
 async def upload_file(
-    store: ObjectStore,
+    ctx: TransferContext,
     item: UploadItem,
     size: int,
     mtime_ns: int,
-    *,
-    config: TransferConfig,
-    journal: JobJournal | None = None,
-    headers: ObjectHeaders | None = None,
-    limiter: Limiter | None = None,
-    open_files: asyncio.Semaphore | None = None,
-    on_retry: RetryHook | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    rng: Callable[[], float] = random.random,
-    on_bytes: Callable[[int], object] | None = None,
-    runner: RequestRunner | None = None,
-    executor_run: ExecutorRun | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    hash_slots: asyncio.Semaphore | None = None,
+    headers: ObjectHeaders,
 ) -> MultipartResult:
     """Upload one file as a multipart upload, resuming from the journal when possible.
 
     ``size`` and ``mtime_ns`` are what the engine stat'ed; the file must still match them when
-    read and before completing. ``headers`` are the object's headers (built from ``item`` when
-    None); the whole file's MD5 is added as user metadata ``md5``.
-
-    Shared with the engine: ``limiter`` (each request attempt holds one slot, throttling lowers
-    it), ``open_files`` (held while hashing and while each part's body is read from disk),
-    ``on_retry(error, attempt, delay)`` and ``clock``/``sleep``/``rng`` for the retry loop
-    (``runner`` replaces all of those when given). ``on_bytes`` is told each part's size as the
-    server confirms it (parts found from an earlier run are told at once). ``should_stop``
-    (the engine's "interrupted" flag) is checked before each part: once true, parts in flight
-    finish, no new part starts, and the upload is left for the next run (``CancelledError``).
-    ``hash_slots`` (the engine's, one per CPU) is held during the hash pass.
+    read and before completing. ``headers`` are the object's headers (see
+    :class:`bulkput.job.headers.HeaderBuilder`); the whole file's MD5 is added as user metadata
+    ``md5``. Once ``ctx.should_stop()`` is true, parts in flight finish, no new part starts,
+    and the upload is left for the next run (``CancelledError``).
 
     The object is journaled as stored (with the whole file's MD5) only after the server
-    confirmed it. Raises :class:`~bulkput.errors.BulkputError` subclasses on failure (with an
-    ``attempts`` attribute); cancelled, it leaves the upload for the next run.
+    confirmed it. Raises :class:`~bulkput.errors.BulkputError` subclasses on failure, with
+    ``attempts`` counting every attempt of every request of the object; cancelled, it leaves the
+    upload for the next run.
     """
-    runner = runner or RetryingRunner(config.retry, limiter, on_retry, clock, sleep, rng)
-    progress = _Progress()
+    upload = _FileUpload(ctx, item, size, mtime_ns, headers)
     try:
-        return await _upload_file(
-            store,
-            item,
-            size,
-            mtime_ns,
-            config,
-            journal,
-            headers,
-            runner,
-            open_files,
-            on_bytes,
-            executor_run,
-            progress,
-            should_stop or _never,
-            hash_slots,
-        )
+        return await upload.run()
     except BulkputError as error:
-        error.attempts = progress.attempts
+        error.attempts = upload.attempts
         raise
 
 
-async def _upload_file(
-    store: ObjectStore,
-    item: UploadItem,
-    size: int,
-    mtime_ns: int,
-    config: TransferConfig,
-    journal: JobJournal | None,
-    headers: ObjectHeaders | None,
-    runner: RequestRunner,
-    file_slots: asyncio.Semaphore | None,
-    on_bytes: Callable[[int], object] | None,
-    executor_run: ExecutorRun | None,
-    progress: _Progress,
-    should_stop: Callable[[], bool],
-    hash_slots: asyncio.Semaphore | None = None,
-) -> MultipartResult:
-    key = item.key
-    dialect = store.dialect_name
-    base_headers = headers if headers is not None else headers_for(item)
+class _FileUpload:
+    """One file's way through the steps of the module doc, one method per step."""
+
+    def __init__(
+        self,
+        ctx: TransferContext,
+        item: UploadItem,
+        size: int,
+        mtime_ns: int,
+        headers: ObjectHeaders,
+    ) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self.journal = ctx.journal
+        self.item = item
+        self.key = item.key
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.headers = headers
+        self.record: UploadRecord | None = None  # the upload the parts go to
+        self.server_parts: dict[int, PartInfo] = {}  # what the server has of a resumed upload
+        self.done: dict[int, PartInfo] = {}  # confirmed parts (reused or sent)
+        self.attempts = 1  # 1 + every retry of every request of this object
+        self.parts_sent = 0
+        self.parts_reused = 0
+
+    async def request(self, op: Callable[[], Awaitable[T]]) -> T:
+        """One request through the job's retry loop; its retries count in ``attempts``, also
+        when it fails in the end."""
+        try:
+            result, attempts = await self.ctx.retrier.call(self.key, op)
+        except BulkputError as error:
+            self.attempts += max(1, error.attempts) - 1
+            raise
+        self.attempts += attempts - 1
+        return result
+
+    async def run(self) -> MultipartResult:
+        await self.check_resume()
+        part_size = (
+            self.record.part_size
+            if self.record is not None
+            else choose_part_size(self.size, self.store.dialect_name, self.ctx.config.part_size)
+        )
+        ranges = part_ranges(self.size, part_size)
+        hashes = await self.hash_pass(part_size)
+        self.match_server_parts(hashes, ranges)
+        if self.ctx.should_stop():
+            raise asyncio.CancelledError  # interrupted while hashing: nothing started yet
+        resumed = self.record is not None
+        record = self.record or await self.initiate(part_size, hashes)
+        try:
+            await self.send_parts(record.upload_id, ranges, hashes)
+            await self.recheck()
+            result = await self.complete(record.upload_id, ranges)
+        except asyncio.CancelledError:
+            raise  # interrupted: the journal keeps the upload for the next run
+        except FileChangedError:
+            await self.abandon(record)
+            raise
+        except NotFoundError as error:
+            if error.service_code == "NoSuchUpload" and self.journal is not None:
+                self.journal.end_upload(self.key, record.upload_id)  # the next run starts again
+            raise
+        except BulkputError as error:
+            # Without a journal nothing can resume this upload; a refused complete will not
+            # succeed later either. Otherwise keep it for the next run.
+            if self.journal is None or (
+                isinstance(error, ServiceError) and not error.retryable and not error.fatal_for_job
+            ):
+                await self.abandon(record)
+            raise
+        except OSError as exc:
+            raise LocalInputError(
+                f"cannot read: {exc.strerror or exc}", key=self.key, path=self.item.path
+            ) from None
+        return self.finish(record.upload_id, result, hashes, resumed)
 
     # 1. what an earlier run left
-    record = journal.upload_for(key) if journal is not None else None
-    server_parts: dict[int, PartInfo] = {}
-    if record is not None and (record.size, record.mtime_ns) != (size, mtime_ns):
-        await _abandon(store, runner, journal, record)  # the file changed since
-        record = None
-    if record is not None:
-        earlier_id = record.upload_id
-        try:
-            listed, attempts = await runner(key, lambda: store.list_parts(key, earlier_id))
-            progress.add(attempts)
-            server_parts = {p.part_number: p for p in listed}
-        except NotFoundError:
-            if journal is not None:
-                journal.end_upload(key, earlier_id)
+    async def check_resume(self) -> None:
+        journal = self.journal
+        record = journal.upload_for(self.key) if journal is not None else None
+        if record is not None and (record.size, record.mtime_ns) != (self.size, self.mtime_ns):
+            await self.abandon(record)  # the file changed since
             record = None
-    part_size = (
-        record.part_size
-        if record is not None
-        else choose_part_size(size, dialect, config.part_size)
-    )
-    ranges = part_ranges(size, part_size)
+        if record is not None:
+            earlier_id = record.upload_id
+            try:
+                listed = await self.request(lambda: self.store.list_parts(self.key, earlier_id))
+                self.server_parts = {p.part_number: p for p in listed}
+            except NotFoundError:
+                if journal is not None:
+                    journal.end_upload(self.key, earlier_id)
+                record = None
+        self.record = record
 
     # 2. the hash pass
-    want_crc = dialect == "oss"
+    async def hash_pass(self, part_size: int) -> FileHashes:
+        ctx, item = self.ctx, self.item
+        want_crc = self.store.dialect_name == "oss"
 
-    def hash_now() -> FileHashes:
-        return hash_parts(
-            item.path, size, part_size, want_crc=want_crc, chunk_size=config.chunk_size
-        )
+        def hash_now() -> FileHashes:
+            return hash_parts(
+                item.path, self.size, part_size, want_crc=want_crc, chunk_size=ctx.config.chunk_size
+            )
 
-    try:
-        async with file_slots or contextlib.nullcontext(), hash_slots or contextlib.nullcontext():
-            hashes = await _in_executor(executor_run, hash_now)
-        state_after_hash = await _in_executor(executor_run, lambda: _file_state(item.path))
-    except OSError as exc:
-        raise LocalInputError(
-            f"cannot read: {exc.strerror or exc}", key=key, path=item.path
-        ) from None
-    if hashes.size != size or state_after_hash != (size, mtime_ns):
-        if record is not None:
-            await _abandon(store, runner, journal, record)
-        raise FileChangedError(
-            "file changed while it was read (size or mtime); not uploaded", key=key, path=item.path
-        )
-    md5_hex = hashes.md5.hex()
-    if item.md5 is not None and item.md5 != _b64(hashes.md5):
-        raise LocalInputError(
-            f"file MD5 {_b64(hashes.md5)} differs from the manifest's {item.md5}",
-            key=key,
-            path=item.path,
-        )
-    if record is not None and record.md5 is not None and record.md5 != md5_hex:
-        # Same size and mtime but other bytes: the parts on the server are not this file's.
-        await _abandon(store, runner, journal, record)
-        record, server_parts = None, {}
-
-    # Parts the server already has and that hold exactly these bytes.
-    journal_parts = (
-        {p.part_number: p for p in journal.parts_for(key, record.upload_id)}
-        if journal is not None and record is not None
-        else {}
-    )
-    done: dict[int, PartInfo] = {}
-    for number, _offset, length in ranges:
-        listed_part = server_parts.get(number)
-        if listed_part is None or (listed_part.size is not None and listed_part.size != length):
-            continue
-        etag = listed_part.etag.strip('"').lower()
-        expected = hashes.part_md5s[number - 1].hex()
-        journaled = journal_parts.get(number)
-        if etag == expected or (
-            not _MD5_HEX.match(etag)
-            and journaled is not None
-            and journaled.etag == listed_part.etag
-        ):
-            done[number] = PartInfo(number, listed_part.etag, length)
-
-    # 3. initiate
-    if should_stop():
-        raise asyncio.CancelledError  # interrupted while hashing: nothing started yet
-    resumed = record is not None
-    if record is None:
-        metadata = {**base_headers.metadata, MD5_METADATA: md5_hex}
-        object_headers = replace(base_headers, metadata=metadata)
-        upload_id, attempts = await runner(
-            key, lambda: store.create_multipart_upload(key, object_headers)
-        )
-        progress.add(attempts)
-        record = UploadRecord(key, upload_id, part_size, size, mtime_ns, md5_hex)
-        if journal is not None:
-            journal.begin_upload(key, upload_id, part_size, size, mtime_ns, md5_hex)
-    upload_id = record.upload_id
-
-    # 4. parts
-    progress.parts_reused = len(done)
-    if on_bytes is not None and done:
-        on_bytes(sum(p.size or 0 for p in done.values()))
-    try:
-        todo = [r for r in ranges if r[0] not in done]
-        await _send_parts(
-            store,
-            runner,
-            journal,
-            item.path,
-            key,
-            upload_id,
-            todo,
-            hashes,
-            config,
-            done,
-            progress,
-            on_bytes,
-            file_slots,
-            should_stop,
-        )
-        if len(done) < len(ranges):
-            raise asyncio.CancelledError  # interrupted: parts in flight ended, the rest wait
-        # 5. the file must not have changed while the parts were sent
-        if await _in_executor(executor_run, lambda: _file_state(item.path)) != (size, mtime_ns):
+        try:
+            async with (
+                ctx.open_files or contextlib.nullcontext(),
+                ctx.hash_slots or contextlib.nullcontext(),
+            ):
+                hashes = await ctx.in_executor(hash_now)
+            state_after_hash = await ctx.in_executor(lambda: _file_state(item.path))
+        except OSError as exc:
+            raise LocalInputError(
+                f"cannot read: {exc.strerror or exc}", key=self.key, path=item.path
+            ) from None
+        if hashes.size != self.size or state_after_hash != (self.size, self.mtime_ns):
+            if self.record is not None:
+                await self.abandon(self.record)
             raise FileChangedError(
-                "file changed while it was uploaded (size or mtime); upload aborted",
-                key=key,
+                "file changed while it was read (size or mtime); not uploaded",
+                key=self.key,
                 path=item.path,
             )
-        # 6. complete
-        parts = [done[number] for number, _o, _l in ranges]
-        result, attempts = await runner(
-            key, lambda: store.complete_multipart_upload(key, upload_id, parts)
+        if item.md5 is not None and item.md5 != b64(hashes.md5):
+            raise LocalInputError(
+                f"file MD5 {b64(hashes.md5)} differs from the manifest's {item.md5}",
+                key=self.key,
+                path=item.path,
+            )
+        record = self.record
+        if record is not None and record.md5 is not None and record.md5 != hashes.md5.hex():
+            # Same size and mtime but other bytes: the parts on the server are not this file's.
+            await self.abandon(record)
+            self.record, self.server_parts = None, {}
+        return hashes
+
+    def match_server_parts(self, hashes: FileHashes, ranges: Sequence[tuple[int, int, int]]) -> None:
+        """Parts the server already has and that hold exactly these bytes go to ``done``."""
+        record, journal = self.record, self.journal
+        journal_parts = (
+            {p.part_number: p for p in journal.parts_for(self.key, record.upload_id)}
+            if journal is not None and record is not None
+            else {}
         )
-        progress.add(attempts)
-    except asyncio.CancelledError:
-        raise  # interrupted: the journal keeps the upload for the next run
-    except FileChangedError:
-        await _abandon(store, runner, journal, record)
-        raise
-    except NotFoundError as error:
-        if error.service_code == "NoSuchUpload" and journal is not None:
-            journal.end_upload(key, upload_id)  # gone: the next run starts the file again
-        raise
-    except BulkputError as error:
-        # Without a journal nothing can resume this upload; a refused complete will not
-        # succeed later either. Otherwise keep it for the next run.
-        if journal is None or (
-            isinstance(error, ServiceError) and not error.retryable and not error.fatal_for_job
-        ):
-            await _abandon(store, runner, journal, record)
-        raise
-    except OSError as exc:
-        raise LocalInputError(
-            f"cannot read: {exc.strerror or exc}", key=key, path=item.path
-        ) from None
+        for number, _offset, length in ranges:
+            listed = self.server_parts.get(number)
+            if listed is None or (listed.size is not None and listed.size != length):
+                continue
+            etag = listed.etag.strip('"').lower()
+            journaled = journal_parts.get(number)
+            if etag == hashes.part_md5s[number - 1].hex() or (
+                not _MD5_HEX.match(etag) and journaled is not None and journaled.etag == listed.etag
+            ):
+                self.done[number] = PartInfo(number, listed.etag, length)
 
-    if journal is not None:
-        journal.end_upload(key, upload_id)
-    if hashes.crc64 is not None and result.crc64 is not None and result.crc64 != hashes.crc64:
-        raise ServiceError(
-            f"stored object's CRC-64 {result.crc64} differs from the file's {hashes.crc64}",
-            code="Crc64Mismatch",
-            key=key,
-            bucket=store.bucket,
-            request_id=result.request_id,
-            retryable=False,
+    # 3. initiate
+    async def initiate(self, part_size: int, hashes: FileHashes) -> UploadRecord:
+        md5_hex = hashes.md5.hex()
+        object_headers = replace(
+            self.headers, metadata={**self.headers.metadata, MD5_METADATA: md5_hex}
         )
-    if journal is not None:
-        journal.record_stored(key, size, mtime_ns, md5_hex, result.etag)
-    return MultipartResult(
-        etag=result.etag,
-        request_id=result.request_id,
-        crc64=result.crc64,
-        md5_hex=md5_hex,
-        attempts=progress.attempts,
-        parts_sent=progress.parts_sent,
-        parts_reused=progress.parts_reused,
-        resumed=resumed,
-    )
+        upload_id = await self.request(
+            lambda: self.store.create_multipart_upload(self.key, object_headers)
+        )
+        record = UploadRecord(self.key, upload_id, part_size, self.size, self.mtime_ns, md5_hex)
+        if self.journal is not None:
+            self.journal.begin_upload(
+                self.key, upload_id, part_size, self.size, self.mtime_ns, md5_hex
+            )
+        return record
 
+    # 4. parts
+    async def send_parts(
+        self, upload_id: str, ranges: Sequence[tuple[int, int, int]], hashes: FileHashes
+    ) -> None:
+        """Send the parts not yet ``done`` with a few workers; each request waits for its
+        slot in the store, so the workers only bound how many parts of this file wait."""
+        ctx, done = self.ctx, self.done
+        self.parts_reused = len(done)
+        if ctx.on_bytes is not None and done:
+            ctx.on_bytes(sum(p.size or 0 for p in done.values()))
+        todo = [r for r in ranges if r[0] not in done]
+        pending = iter(todo)
 
-async def _send_parts(
-    store: ObjectStore,
-    runner: RequestRunner,
-    journal: JobJournal | None,
-    path: str,
-    key: str,
-    upload_id: str,
-    todo: Sequence[tuple[int, int, int]],
-    hashes: FileHashes,
-    config: TransferConfig,
-    done: dict[int, PartInfo],
-    progress: _Progress,
-    on_bytes: Callable[[int], object] | None,
-    file_slots: asyncio.Semaphore | None,
-    should_stop: Callable[[], bool],
-) -> None:
-    """Send ``todo`` with a few workers; each request takes its slot from ``runner``, so the
-    number of workers only bounds how many parts of this file wait for a slot."""
-    pending = iter(todo)
+        async def worker() -> None:
+            for number, offset, length in pending:
+                if ctx.should_stop():
+                    return
+                await self.send_part(upload_id, number, offset, length, hashes)
 
-    async def send_one(number: int, offset: int, length: int) -> None:
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(len(todo), ctx.config.concurrency))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        if len(done) < len(ranges):
+            raise asyncio.CancelledError  # interrupted: parts in flight ended, the rest wait
+
+    async def send_part(
+        self, upload_id: str, number: int, offset: int, length: int, hashes: FileHashes
+    ) -> None:
+        ctx, key = self.ctx, self.key
         digest = hashes.part_md5s[number - 1]
         expected = digest.hex()
-        content_md5 = _b64(digest) if config.content_md5 else None
-        body = FileRange(path, offset, length)
+        content_md5 = b64(digest) if ctx.config.content_md5 else None
+        body = FileRange(self.item.path, offset, length)
 
         async def op() -> PartInfo:
-            if file_slots is None:
-                info = await store.upload_part(
-                    key, upload_id, number, body, content_md5=content_md5
-                )
-            else:
-                async with file_slots:  # the body is read from disk while it is sent
-                    info = await store.upload_part(
-                        key, upload_id, number, body, content_md5=content_md5
-                    )
+            info = await self.store.upload_part(
+                key, upload_id, number, body, content_md5=content_md5
+            )
             etag = info.etag.strip('"').lower()
             if _MD5_HEX.match(etag) and etag != expected:
                 raise ServiceError(
@@ -644,37 +532,70 @@ async def _send_parts(
                 )
             return info
 
-        info, attempts = await runner(key, op)
-        progress.add(attempts)
-        progress.parts_sent += 1
-        done[number] = PartInfo(number, info.etag, length)
+        info = await self.request(op)
+        self.parts_sent += 1
+        self.done[number] = PartInfo(number, info.etag, length)
+        if self.journal is not None:
+            self.journal.record_part(key, upload_id, number, info.etag, length)
+        if ctx.on_bytes is not None:
+            ctx.on_bytes(length)
+
+    # 5. the file must not have changed while the parts were sent
+    async def recheck(self) -> None:
+        path = self.item.path
+        if await self.ctx.in_executor(lambda: _file_state(path)) != (self.size, self.mtime_ns):
+            raise FileChangedError(
+                "file changed while it was uploaded (size or mtime); upload aborted",
+                key=self.key,
+                path=path,
+            )
+
+    # 6. complete
+    async def complete(
+        self, upload_id: str, ranges: Sequence[tuple[int, int, int]]
+    ) -> PutResult:
+        parts = [self.done[number] for number, _o, _l in ranges]
+        return await self.request(
+            lambda: self.store.complete_multipart_upload(self.key, upload_id, parts)
+        )
+
+    def finish(
+        self, upload_id: str, result: PutResult, hashes: FileHashes, resumed: bool
+    ) -> MultipartResult:
+        """Stored: check the OSS CRC-64, journal the object, say what was done."""
+        journal = self.journal
+        md5_hex = hashes.md5.hex()
         if journal is not None:
-            journal.record_part(key, upload_id, number, info.etag, length)
-        if on_bytes is not None:
-            on_bytes(length)
+            journal.end_upload(self.key, upload_id)
+        if hashes.crc64 is not None and result.crc64 is not None and result.crc64 != hashes.crc64:
+            raise ServiceError(
+                f"stored object's CRC-64 {result.crc64} differs from the file's {hashes.crc64}",
+                code="Crc64Mismatch",
+                key=self.key,
+                bucket=self.store.bucket,
+                request_id=result.request_id,
+                retryable=False,
+            )
+        if journal is not None:
+            journal.record_stored(self.key, self.size, self.mtime_ns, md5_hex, result.etag)
+        return MultipartResult(
+            etag=result.etag,
+            request_id=result.request_id,
+            crc64=result.crc64,
+            md5_hex=md5_hex,
+            attempts=self.attempts,
+            parts_sent=self.parts_sent,
+            parts_reused=self.parts_reused,
+            resumed=resumed,
+        )
 
-    async def worker() -> None:
-        for number, offset, length in pending:
-            if should_stop():
-                return
-            await send_one(number, offset, length)
-
-    workers = [asyncio.ensure_future(worker()) for _ in range(min(len(todo), config.concurrency))]
-    try:
-        await asyncio.gather(*workers)
-    finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
-
-
-async def _abandon(
-    store: ObjectStore, runner: RequestRunner, journal: JobJournal | None, record: UploadRecord
-) -> None:
-    """Abort an upload that will not be completed, and forget it. Best effort: an upload that
-    cannot be aborted is left for ``bulkput abort-incomplete``."""
-    with contextlib.suppress(BulkputError):
-        await runner(record.key, lambda: store.abort_multipart_upload(record.key, record.upload_id))
-    if journal is not None:
+    async def abandon(self, record: UploadRecord) -> None:
+        """Abort an upload that will not be completed, and forget it. Best effort: an upload
+        that cannot be aborted is left for ``bulkput abort-incomplete``."""
         with contextlib.suppress(BulkputError):
-            journal.end_upload(record.key, record.upload_id)
+            await self.request(
+                lambda: self.store.abort_multipart_upload(record.key, record.upload_id)
+            )
+        if self.journal is not None:
+            with contextlib.suppress(BulkputError):
+                self.journal.end_upload(record.key, record.upload_id)

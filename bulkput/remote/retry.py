@@ -14,6 +14,9 @@ built and signed afresh) until it succeeds, fails for good, or uses up its budge
   the loop raises :class:`~bulkput.errors.EndpointUnreachable`, which stops the job.
 
 Clock, sleep and random source are parameters, so tests run the whole policy without sleeping.
+The settings are frozen data (:class:`~bulkput.config.RetryPolicy`); :class:`Retrier` binds them
+to the running job's clock, sleep, random source and retry hook, and is what the engine, the
+multipart uploader and sync call for every request kind.
 
 ``AdaptiveLimiter`` is the job's AIMD concurrency limit: halved when the service throttles
 (once per round of requests, not once per throttled answer), raised by one after a window of
@@ -29,10 +32,17 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from bulkput.config import RetryPolicy
-from bulkput.errors import BulkputError, ConnectError, EndpointUnreachable, ThrottledError
+from bulkput.errors import (
+    BulkputError,
+    ConnectError,
+    EndpointUnreachable,
+    RemoteError,
+    ThrottledError,
+)
 
 T = TypeVar("T")
 
@@ -50,7 +60,7 @@ def _unreachable(error: BulkputError, failures: int, attempt: int) -> EndpointUn
         f"{error.message}",
         code="EndpointUnreachable",
         status=None,
-        bucket=getattr(error, "bucket", None),
+        bucket=error.bucket if isinstance(error, RemoteError) else None,
         key=None,
     )
     unreachable.attempts = attempt
@@ -112,7 +122,7 @@ async def call_with_retry(
             if connect_failed and not reached_server and (
                 out_of_budget
                 or connect_failures >= policy.connect_attempts
-                or getattr(error, "service_code", None) in _HOPELESS_CONNECT_CODES
+                or (isinstance(error, RemoteError) and error.service_code in _HOPELESS_CONNECT_CODES)
             ):
                 # Never reached the server: no other object will either; abort the job.
                 raise _unreachable(error, connect_failures, attempt) from error
@@ -121,6 +131,33 @@ async def call_with_retry(
             if on_retry is not None:
                 on_retry(error, attempt, delay)
             await sleep(delay)
+
+
+@dataclass(frozen=True, slots=True)
+class Retrier:
+    """The retry loop bound to one job: its policy (frozen settings) and its running
+    environment (clock, sleep, random source, and ``on_retry(key, error)``, told before each
+    retry). ``await retrier.call(key, op)`` is :func:`call_with_retry` for one request of
+    ``key``; every request kind (PUT, parts, HEAD, LIST, DELETE) goes through it."""
+
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep
+    rng: Callable[[], float] = random.random
+    on_retry: Callable[[str, BulkputError], object] | None = None
+
+    async def call(self, key: str, op: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """Run ``op`` until it succeeds or fails for good: ``(result, attempts)``; the error
+        that ends it carries ``attempts``."""
+        hook = self.on_retry
+        return await call_with_retry(
+            op,
+            self.policy,
+            clock=self.clock,
+            sleep=self.sleep,
+            rng=self.rng,
+            on_retry=None if hook is None else (lambda error, _attempt, _delay: hook(key, error)),
+        )
 
 
 class AdaptiveLimiter:
@@ -162,6 +199,13 @@ class AdaptiveLimiter:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    def try_acquire(self) -> int | None:
+        """Take a slot without waiting: the epoch, or None when none is free."""
+        if self._in_flight < self._limit and not self._waiters:
+            self._in_flight += 1
+            return self._epoch
+        return None
 
     async def acquire(self) -> int:
         if self._in_flight < self._limit and not self._waiters:

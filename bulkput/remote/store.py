@@ -11,6 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# The largest object one PUT may carry, in every dialect: larger files always go multipart.
+MAX_SINGLE_PUT = 5 * 1024**3
+
 
 @dataclass(frozen=True, slots=True)
 class FileRange:

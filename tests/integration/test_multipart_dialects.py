@@ -205,7 +205,8 @@ async def test_oss_crc64_of_the_whole_object_is_checked(
 ) -> None:
     from bulkput.config import TransferConfig
     from bulkput.items import UploadItem
-    from bulkput.job.multipart import upload_file
+    from bulkput.job.headers import HeaderBuilder
+    from bulkput.job.multipart import TransferContext, upload_file
     from bulkput.local.digest import crc64_ecma
 
     data = os.urandom(3 * 100 * KiB + 99)
@@ -219,12 +220,13 @@ async def test_oss_crc64_of_the_whole_object_is_checked(
         signature_version=signature,
     )
     try:
+        item = UploadItem(path=str(path), key="crc/object.bin")
         result = await upload_file(
-            store,
-            UploadItem(path=str(path), key="crc/object.bin"),
+            TransferContext(store, TransferConfig(part_size=100 * KiB)),
+            item,
             info.st_size,
             info.st_mtime_ns,
-            config=TransferConfig(part_size=100 * KiB),
+            HeaderBuilder().for_item(item),
         )
         assert await store.get_object("crc/object.bin") == data
     finally:

@@ -26,7 +26,7 @@ from bulkput.job import engine as engine_module
 from bulkput.job.engine import Engine
 from bulkput.job.journal import Journal, UploadRecord
 from bulkput.job.journal_protocol import JobJournal
-from bulkput.job.multipart import MultipartResult
+from bulkput.job.multipart import MultipartResult, TransferContext
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.local.read_placement import INLINE_BATCH_SECONDS, INLINE_BODY_LIMIT
@@ -749,11 +749,17 @@ async def test_large_files_go_to_the_multipart_hook(tmp_path: Path) -> None:
     items.append(UploadItem(str(big), "big.bin"))
     calls: list[tuple[str, int]] = []
 
-    async def fake_upload_file(store, item, size, mtime_ns, **kwargs) -> MultipartResult:
+    async def fake_upload_file(
+        ctx: TransferContext, item: UploadItem, size: int, mtime_ns: int, headers: ObjectHeaders
+    ) -> MultipartResult:
         calls.append((item.key, size))
-        assert kwargs["limiter"] is engine.limiter and kwargs["open_files"] is not None
-        kwargs["on_bytes"](size)
-        return MultipartResult(etag="etag-2", request_id="r")
+        # the job's one store (its limiter and open-file slots) and the hash pass's slots
+        assert ctx.store is engine.store and ctx.store.limiter is engine.limiter
+        assert ctx.open_files is engine.store.open_files and ctx.hash_slots is not None
+        assert headers.content_type == "application/octet-stream"
+        assert ctx.on_bytes is not None
+        ctx.on_bytes(size)
+        return MultipartResult(etag="etag-2", request_id="r", attempts=2)
 
     store = FakeStore()
     recorder = Recorder()
@@ -762,5 +768,6 @@ async def test_large_files_go_to_the_multipart_hook(tmp_path: Path) -> None:
     summary = await engine.run(items)
     assert calls == [("big.bin", 3000)]
     assert recorder.by_key()["big.bin"].etag == "etag-2" and "big.bin" not in store.objects
+    assert recorder.by_key()["big.bin"].attempts == 2
     assert summary.exit_code == 0 and recorder.bytes == sum(os.path.getsize(i.path) for i in items)
 

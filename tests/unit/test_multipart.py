@@ -7,7 +7,7 @@ import base64
 import hashlib
 import os
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from bulkput.config import GiB, KiB, MiB, RetryPolicy, TransferConfig
 from bulkput.errors import (
+    BulkputError,
     FileChangedError,
     JournalError,
     NotFoundError,
@@ -26,11 +27,15 @@ from bulkput.errors import (
     error_from_response,
 )
 from bulkput.items import UploadItem
+from bulkput.job.headers import HeaderBuilder
 from bulkput.job.journal import Journal
+from bulkput.job.limited_store import LimitedStore
 from bulkput.job.multipart import (
     DEFAULT_PART_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,
+    MultipartResult,
+    TransferContext,
     choose_part_size,
     hash_parts,
     needs_multipart,
@@ -38,7 +43,7 @@ from bulkput.job.multipart import (
     upload_file,
 )
 from bulkput.local.digest import crc64_ecma
-from bulkput.remote.retry import AdaptiveLimiter
+from bulkput.remote.retry import AdaptiveLimiter, Retrier
 from bulkput.remote.store import Body, FileRange, ObjectHeaders, PartInfo, PutResult, UploadInfo
 
 DIALECTS = ("s3", "oss", "bos")
@@ -153,6 +158,31 @@ def test_hash_parts_gives_whole_and_part_digests_and_crc(
 
 
 # --- upload_file against an in-memory store ------------------------------------------------
+
+
+async def upload(
+    store: object,
+    item: UploadItem,
+    size: int,
+    mtime_ns: int,
+    *,
+    config: TransferConfig,
+    journal: Journal | None = None,
+    on_retry: Callable[[str, BulkputError], object] | None = None,
+    on_bytes: Callable[[int], object] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> MultipartResult:
+    """upload_file with a TransferContext as the engine builds one."""
+    ctx = TransferContext(
+        store=store,  # type: ignore[arg-type]
+        config=config,
+        retrier=Retrier(config.retry, on_retry=on_retry),
+        journal=journal,
+        on_bytes=on_bytes,
+        should_stop=should_stop or (lambda: False),
+    )
+    return await upload_file(ctx, item, size, mtime_ns, HeaderBuilder().for_item(item))
+
 
 
 class MemoryMultipartStore:
@@ -276,7 +306,7 @@ async def test_upload_stores_exact_bytes_with_md5_metadata(
     store = MemoryMultipartStore(dialect)
     item, data = make_file(tmp_path, 4 * PART + 123)
     seen: list[int] = []
-    result = await upload_file(store, item, *stat(item), config=CONFIG, on_bytes=seen.append)  # type: ignore[arg-type]
+    result = await upload(store, item, *stat(item), config=CONFIG, on_bytes=seen.append)
     assert store.objects[item.key] == data
     assert store.metadata[item.key] == {"owner": "me", "md5": hashlib.md5(data).hexdigest()}
     assert result.md5_hex == hashlib.md5(data).hexdigest()
@@ -294,15 +324,15 @@ async def test_parts_share_the_jobs_request_limit(
     item, data = make_file(tmp_path, 30 * PART)
     limiter = AdaptiveLimiter(3)
     open_files = asyncio.Semaphore(2)
-    await upload_file(
-        store, item, *stat(item), config=CONFIG, limiter=limiter, open_files=open_files
-    )  # type: ignore[arg-type]
+    await upload(LimitedStore(store, limiter, open_files), item, *stat(item), config=CONFIG)
     assert store.objects[item.key] == data
     assert store.max_in_flight == 2  # open files bound it below the limiter's 3
     assert limiter.in_flight == 0
     limiter = AdaptiveLimiter(3)
     store = MemoryMultipartStore()
-    await upload_file(store, item, *stat(item), config=CONFIG, limiter=limiter)  # type: ignore[arg-type]
+    await upload(
+        LimitedStore(store, limiter, asyncio.Semaphore(64)), item, *stat(item), config=CONFIG
+    )
     assert store.max_in_flight == 3
 
 
@@ -314,12 +344,12 @@ async def test_a_failing_part_is_retried_alone(
     store.fail_part = {2: 2}
     item, data = make_file(tmp_path, 3 * PART)
     retried: list[str] = []
-    result = await upload_file(
-        store,  # type: ignore[arg-type]
+    result = await upload(
+        store,
         item,
         *stat(item),
         config=CONFIG,
-        on_retry=lambda error, attempt, delay: retried.append(error.code),
+        on_retry=lambda key, error: retried.append(error.code),
     )
     assert store.objects[item.key] == data
     assert retried == ["InternalError", "InternalError"]
@@ -338,7 +368,7 @@ async def test_resume_sends_only_the_missing_parts(
         store.gate = asyncio.Event()
         config = replace(CONFIG, concurrency=2)
         task = asyncio.ensure_future(
-            upload_file(store, item, *stat(item), config=config, journal=journal)  # type: ignore[arg-type]
+            upload(store, item, *stat(item), config=config, journal=journal)
         )
         while store.in_flight < 2:
             await asyncio.sleep(0)
@@ -355,7 +385,7 @@ async def test_resume_sends_only_the_missing_parts(
     store.gate = None
     with Journal.open(tmp_path / "state", "job") as journal:
         assert journal.upload_for(item.key) is not None
-        result = await upload_file(store, item, *stat(item), config=CONFIG, journal=journal)  # type: ignore[arg-type]
+        result = await upload(store, item, *stat(item), config=CONFIG, journal=journal)
         journal.flush()
         assert journal.upload_for(item.key) is None
         assert journal.is_stored(item.key, *stat(item))
@@ -378,7 +408,7 @@ async def test_resume_when_the_upload_is_gone_starts_again(
     with Journal.open(tmp_path / "state", "job") as journal:
         journal.begin_upload(item.key, "vanished", PART, *stat(item))
     with Journal.open(tmp_path / "state", "job") as journal:
-        await upload_file(store, item, *stat(item), config=CONFIG, journal=journal)  # type: ignore[arg-type]
+        await upload(store, item, *stat(item), config=CONFIG, journal=journal)
     assert store.calls["list_parts"] == 1
     assert store.calls["create"] == 1
     assert store.objects[item.key] == data
@@ -395,7 +425,7 @@ async def test_an_upload_of_an_older_version_is_aborted(
     with Journal.open(tmp_path / "state", "job") as journal:
         journal.begin_upload(item.key, old_id, PART, size - 1, mtime_ns - 5)
     with Journal.open(tmp_path / "state", "job") as journal:
-        await upload_file(store, item, size, mtime_ns, config=CONFIG, journal=journal)  # type: ignore[arg-type]
+        await upload(store, item, size, mtime_ns, config=CONFIG, journal=journal)
     assert old_id not in store.uploads
     assert store.calls["abort"] == 1
     assert store.objects[item.key] == data
@@ -411,7 +441,7 @@ async def test_a_file_changed_during_upload_is_aborted_and_reported(
     store.gate = asyncio.Event()
     with Journal.open(tmp_path / "state", "job") as journal:
         task = asyncio.ensure_future(
-            upload_file(store, item, size, mtime_ns, config=CONFIG, journal=journal)  # type: ignore[arg-type]
+            upload(store, item, size, mtime_ns, config=CONFIG, journal=journal)
         )
         while store.in_flight < 3:
             await asyncio.sleep(0)
@@ -436,7 +466,7 @@ async def test_a_file_changed_before_hashing_is_not_uploaded(
     item, _data = make_file(tmp_path, 3 * PART)
     size, mtime_ns = stat(item)
     with pytest.raises(FileChangedError):
-        await upload_file(store, item, size + 1, mtime_ns, config=CONFIG)  # type: ignore[arg-type]
+        await upload(store, item, size + 1, mtime_ns, config=CONFIG)
     assert store.calls["create"] == 0
 
 
@@ -449,7 +479,7 @@ async def test_oss_crc64_mismatch_fails_and_is_not_journaled(
     item, _data = make_file(tmp_path, 2 * PART + 5)
     with Journal.open(tmp_path / "state", "job") as journal:
         with pytest.raises(ServiceError, match="CRC-64") as info:
-            await upload_file(store, item, *stat(item), config=CONFIG, journal=journal)  # type: ignore[arg-type]
+            await upload(store, item, *stat(item), config=CONFIG, journal=journal)
         assert info.value.code == "Crc64Mismatch"
         journal.flush()
         assert not journal.is_stored(item.key, *stat(item))
@@ -464,7 +494,7 @@ async def test_without_a_journal_a_failed_upload_is_aborted(
     item, _data = make_file(tmp_path, 2 * PART)
     config = replace(CONFIG, retry=RetryPolicy(max_attempts=2, base_delay=0))
     with pytest.raises(ServiceError):
-        await upload_file(store, item, *stat(item), config=config)  # type: ignore[arg-type]
+        await upload(store, item, *stat(item), config=config)
     assert store.calls["abort"] == 1 and store.uploads == {}
 
 
@@ -477,10 +507,10 @@ async def test_with_a_journal_a_failed_upload_is_kept_for_resume(
     item, data = make_file(tmp_path, 2 * PART)
     config = replace(CONFIG, retry=RetryPolicy(max_attempts=2, base_delay=0))
     with Journal.open(tmp_path / "state", "job") as journal, pytest.raises(ServiceError):
-        await upload_file(store, item, *stat(item), config=config, journal=journal)  # type: ignore[arg-type]
+        await upload(store, item, *stat(item), config=config, journal=journal)
     assert store.calls["abort"] == 0
     with Journal.open(tmp_path / "state", "job") as journal:
-        await upload_file(store, item, *stat(item), config=config, journal=journal)  # type: ignore[arg-type]
+        await upload(store, item, *stat(item), config=config, journal=journal)
     assert store.objects[item.key] == data
     assert store.part_puts[(item.key, 2)] == 1  # part 2 was confirmed in the first run
 
@@ -500,7 +530,7 @@ async def test_a_journal_write_failure_stops_the_upload(
     with pytest.raises(JournalError):
         journal.flush()
     with pytest.raises(JournalError):
-        await upload_file(store, item, *stat(item), config=CONFIG, journal=journal)  # type: ignore[arg-type]
+        await upload(store, item, *stat(item), config=CONFIG, journal=journal)
     assert item.key not in store.objects
     with pytest.raises(JournalError):
         journal.close()
@@ -515,7 +545,7 @@ async def test_a_missing_upload_during_parts_is_forgotten(
     store.gate = asyncio.Event()
     with Journal.open(tmp_path / "state", "job") as journal:
         task = asyncio.ensure_future(
-            upload_file(store, item, *stat(item), config=CONFIG, journal=journal)  # type: ignore[arg-type]
+            upload(store, item, *stat(item), config=CONFIG, journal=journal)
         )
         while not store.uploads:
             await asyncio.sleep(0)
@@ -544,8 +574,8 @@ async def test_a_stop_leaves_the_upload_for_the_next_run(
     config = replace(CONFIG, concurrency=1)
     with Journal.open(tmp_path / "state", "job") as journal:
         with pytest.raises(asyncio.CancelledError):
-            await upload_file(
-                store,  # type: ignore[arg-type]
+            await upload(
+                store,
                 item,
                 *stat(item),
                 config=config,
@@ -556,6 +586,6 @@ async def test_a_stop_leaves_the_upload_for_the_next_run(
         assert store.calls["part"] == 3
     assert store.calls["abort"] == 0 and len(store.uploads) == 1
     with Journal.open(tmp_path / "state", "job") as journal:
-        result = await upload_file(store, item, *stat(item), config=config, journal=journal)  # type: ignore[arg-type]
+        result = await upload(store, item, *stat(item), config=config, journal=journal)
     assert (result.parts_reused, result.parts_sent) == (3, 7)
     assert store.objects[item.key] == data

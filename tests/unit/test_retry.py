@@ -20,7 +20,13 @@ from bulkput.errors import (
     TransportError,
     error_from_response,
 )
-from bulkput.remote.retry import AdaptiveLimiter, attempts_of, backoff_delay, call_with_retry
+from bulkput.remote.retry import (
+    AdaptiveLimiter,
+    Retrier,
+    attempts_of,
+    backoff_delay,
+    call_with_retry,
+)
 
 
 class FakeTime:
@@ -495,3 +501,33 @@ async def test_http_200_whose_body_is_an_error_is_retried() -> None:
         await store.close()
         await runner.cleanup()
     assert attempts == 2 == service.requests and result.etag == "x-2"
+
+
+# ---------------------------------------------------------------- Retrier
+
+
+async def test_retrier_runs_the_one_loop_and_tells_each_retry_with_its_key() -> None:
+    fake = FakeTime()
+    told: list[tuple[str, str]] = []
+    failures = [error_from_response(500, "InternalError"), error_from_response(503, "SlowDown")]
+
+    async def op() -> str:
+        if failures:
+            raise failures.pop(0)
+        return "done"
+
+    retrier = Retrier(
+        RetryPolicy(max_attempts=5), fake.clock, fake.sleep, lambda: 0.5,
+        lambda key, error: told.append((key, error.code)),
+    )
+    assert await retrier.call("a/key", op) == ("done", 3)
+    assert told == [("a/key", "InternalError"), ("a/key", "SlowDown")]
+    assert len(fake.sleeps) == 2
+
+
+async def test_try_acquire_takes_a_free_slot_without_waiting() -> None:
+    limiter = AdaptiveLimiter(1)
+    assert limiter.try_acquire() == 0
+    assert limiter.try_acquire() is None
+    limiter.release()
+    assert limiter.in_flight == 0
