@@ -209,6 +209,7 @@ class Uploader:
         self.store = store
         self._own_store = store is None
         self._engine: Engine | None = None
+        self._all_stored = True  # every upload() so far ended with exit 0
 
     async def __aenter__(self) -> Uploader:
         if self.store is None:
@@ -217,10 +218,17 @@ class Uploader:
             )
         if isinstance(self._journal_option, str):
             from bulkput.job.journal import Journal, job_id
+            from bulkput.job.resume import start_resume, store_identity
+            from bulkput.remote.client import HttpObjectStore
 
-            job = job_id(self.dest, self._journal_option, self.shard)
+            if not isinstance(self.store, HttpObjectStore):
+                raise UsageError("journal=NAME needs the store bulkput opens (pass no store=)")
+            job = job_id(store_identity(self.store, self.target), self._journal_option, self.shard)
             self._journal = Journal.open(self._state_dir, job, restart=self._restart)
             self._own_journal = True
+            await start_resume(
+                self._journal, self.store, self.target.prefix, retry=self.config.retry
+            )
         else:
             self._journal = self._journal_option
         return self
@@ -228,6 +236,10 @@ class Uploader:
     async def __aexit__(self, *exc: object) -> None:
         try:
             if self._own_journal and self._journal is not None:
+                if self._all_stored and self.summary is not None:
+                    from bulkput.job.resume import finish_journal
+
+                    await finish_journal(self._journal, self.summary)
                 await asyncio.get_running_loop().run_in_executor(None, self._journal.close)
         finally:
             if self._own_store and self.store is not None:
@@ -255,6 +267,7 @@ class Uploader:
             defaults=self.defaults,
         )
         self._engine = engine
+        all_stored_before, self._all_stored = self._all_stored, False  # until this one ends well
         job = asyncio.create_task(engine.run(self._engine_items(items)))
         try:
             while True:
@@ -267,6 +280,7 @@ class Uploader:
                 await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
             self.summary = job.result()
+            self._all_stored = all_stored_before and self.summary.exit_code == 0
             while queue.results:
                 yield queue.results.popleft()
         finally:

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "demo": "bulkput.commands.demo",
     "abort-incomplete": "bulkput.commands.abort_incomplete",
     "report": "bulkput.commands.report",
+    "journal": "bulkput.commands.journal",
 }
 # Verbs whose only HTTP client is bulkput.remote.transport (always its own TLS context).
 _CLIENT_VERBS = frozenset(("put", "sync", "abort-incomplete"))

@@ -14,6 +14,9 @@
     │   └── UnreadableDirectoryError  a directory that could not be listed (guards its objects)
     ├── ValidationError            the object breaks a service rule before sending (key, metadata, class)
     ├── JournalError               the job journal cannot be written (job stops cleanly)
+    │   └── JournalDamagedError    the journal's database is corrupt (exit 3, --restart)
+
+
     ├── ListingOrderError          a side of a merge-join is not in key order (job stops, exit 3)
     ├── MaxDeleteExceeded          sync --max-delete N would be exceeded (nothing deleted, exit 3)
     └── RemoteError                the service or the network said no
@@ -126,6 +129,18 @@ class ValidationError(BulkputError):
 class JournalError(BulkputError):
     fatal_for_job = True
     exit_code = 3
+
+
+class JournalDamagedError(JournalError):
+    """The journal's database is corrupt: the message names it and the way out (``--restart``)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"journal at {path} is damaged: run with --restart to start over", path=path
+        )
+
+    def one_line(self) -> str:
+        return self.message
 
 
 class ListingOrderError(BulkputError):

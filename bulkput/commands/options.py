@@ -188,7 +188,8 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_journal_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--state-dir``, ``--restart``, ``--no-journal`` (``put`` and ``sync``)."""
+    """``--state-dir``, ``--restart``, ``--no-journal``, ``--no-verify-resume`` (``put`` and
+    ``sync``)."""
     group = parser.add_argument_group("resume")
     group.add_argument(
         "--state-dir",
@@ -206,6 +207,13 @@ def add_journal_arguments(parser: argparse.ArgumentParser) -> None:
         dest="journal",
         action="store_false",
         help="keep no journal: an interrupted job starts over",
+    )
+    group.add_argument(
+        "--no-verify-resume",
+        dest="verify_resume",
+        action="store_false",
+        help="on resume, trust the journal without listing the destination (for stores where"
+        " listing is forbidden): an object the store lost since is not sent again",
     )
 
 

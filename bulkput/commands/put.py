@@ -292,8 +292,11 @@ async def _upload(
     from bulkput.job.engine import Engine
     from bulkput.job.events import ReportWriter, print_summary
     from bulkput.job.journal import describe_source, open_job_journal
+    from bulkput.job.resume import finish_journal, start_resume, store_identity
+    from bulkput.remote.client import HttpObjectStore
 
     _, store = await open_destination_from_args(dest, args, config)
+    assert isinstance(store, HttpObjectStore)
     journal = None
     report = None
     try:
@@ -309,7 +312,7 @@ async def _upload(
             )  # fmt: skip
             description = describe_source(paths=sources)
         journal = open_job_journal(
-            dest,
+            store_identity(store, target),
             description,
             shard=shard,
             state_dir=args.state_dir,
@@ -320,6 +323,11 @@ async def _upload(
         subscribers: list[Any] = [
             _progress(args, lambda: engine_ref[0].aborted if engine_ref else None)
         ]
+        if journal is not None:
+            notes = await start_resume(
+                journal, store, target.prefix, verify=args.verify_resume, retry=config.retry
+            )
+            subscribers.insert(0, notes)  # before the report: its summary line names the journal
         if args.report:
             try:
                 report = ReportWriter(args.report)
@@ -341,6 +349,8 @@ async def _upload(
             summary = await engine.run(items)
         finally:
             remove()
+        if journal is not None:
+            await finish_journal(journal, summary)
     finally:
         try:
             if journal is not None:

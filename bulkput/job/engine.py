@@ -123,7 +123,9 @@ ItemSource = Iterable["UploadItem | BulkputError"] | AsyncIterable["UploadItem |
 class _Prepared:
     """One file read (or hashed) and ready to send."""
 
-    __slots__ = ("body", "headers", "item", "md5_b64", "md5_hex", "mtime_ns", "multipart", "size")
+    __slots__ = (
+        "body", "file_id", "headers", "item", "md5_b64", "md5_hex", "mtime_ns", "multipart", "size",
+    )
 
     def __init__(
         self,
@@ -135,7 +137,9 @@ class _Prepared:
         md5_hex: str | None,
         headers: ObjectHeaders,
         multipart: bool = False,
+        file_id: tuple[int, int] | None = None,  # (inode, ctime_ns): journaled with size, mtime
     ) -> None:
+        self.file_id = file_id
         self.item = item
         self.size = size
         self.mtime_ns = mtime_ns
@@ -334,9 +338,9 @@ class Engine:
                 self._grace_timer.cancel()
             if journal is not None:
                 journal.commit_listener = None
-            # Flushed (or failed): every held result goes out now. They are all confirmed by the
-            # server; a journal failure only means a later run may send them again.
-            self._release_held(everything=True)
+            # Flushed (or failed): every held result goes out now, "stored" only if its record
+            # was committed (what the report calls stored is what a resumed run skips).
+            self._release_held(final=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.summary = self._collector.summary(aborted=self._aborted, interrupted=self._stopping)
         for subscriber in self._subscribers[1:]:  # not the collector: it made the summary
@@ -601,8 +605,9 @@ class Engine:
                 kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
                 raise LocalInputError(f"{item.path} is {kind}", key=item.key, path=item.path)
             size, mtime_ns = info.st_size, info.st_mtime_ns
+            file_id = (info.st_ino, info.st_ctime_ns)
             journal = self._skip_lookup
-            if journal is not None and journal.is_stored(item.key, size, mtime_ns):
+            if journal is not None and journal.is_stored(item.key, size, mtime_ns, *file_id):
                 return ObjectResult(
                     key=item.key, path=item.path, status=Status.SKIPPED, size=size, reason="journal"
                 )
@@ -626,7 +631,9 @@ class Engine:
                     reason="multipart" if multipart else "put",
                 )
             if multipart:
-                return _Prepared(item, size, mtime_ns, None, None, None, headers, multipart=True)
+                return _Prepared(
+                    item, size, mtime_ns, None, None, None, headers, True, file_id
+                )
             trusted = item.md5
             if size <= config.small_body_limit:
                 if inline_limit is not None and size > inline_limit:
@@ -642,16 +649,22 @@ class Engine:
                         b64(digest.digest()),
                         digest.hexdigest(),
                         headers,
+                        file_id=file_id,
                     )
-                return _Prepared(item, size, mtime_ns, data, trusted, _b64_to_hex(trusted), headers)
+                return _Prepared(
+                    item, size, mtime_ns, data, trusted, _b64_to_hex(trusted), headers,
+                    file_id=file_id,
+                )
         finally:
             os.close(fd)
         if trusted is None:
             # A large body is hashed by its own executor call (see _prepare_loop), so several
             # large files hash in parallel and each is sent as soon as it is hashed.
-            return _Prepared(item, size, mtime_ns, None, None, None, headers)
+            return _Prepared(item, size, mtime_ns, None, None, None, headers, file_id=file_id)
         body = FileRange(item.path, 0, size)
-        return _Prepared(item, size, mtime_ns, body, trusted, _b64_to_hex(trusted), headers)
+        return _Prepared(
+            item, size, mtime_ns, body, trusted, _b64_to_hex(trusted), headers, file_id=file_id
+        )
 
     def _hash_large(self, prepared: _Prepared) -> _Prepared:
         """Executor side: the MD5 of a large file (re-checked for changes), then stream it."""
@@ -676,7 +689,8 @@ class Engine:
             raise _local_error(item, exc) from None
         body = FileRange(item.path, 0, size)
         return _Prepared(
-            item, size, mtime_ns, body, b64(md5_bytes), md5_bytes.hex(), prepared.headers
+            item, size, mtime_ns, body, b64(md5_bytes), md5_bytes.hex(), prepared.headers,
+            file_id=prepared.file_id,
         )
 
     def _report_retry(self, key: str, error: BulkputError) -> None:
@@ -705,15 +719,9 @@ class Engine:
             result.size = prepared.size
             result.md5 = prepared.md5_hex
             return result
-        journal = self.journal
-        if journal is not None:
-            try:
-                journal.record_stored(key, prepared.size, prepared.mtime_ns, prepared.md5_hex, put.etag)
-            except BulkputError as error:  # JournalError: stop the job, but this one is stored
-                self._abort(error)
         for callback in self._on_bytes:
             callback(prepared.size)
-        return ObjectResult(
+        result = ObjectResult(
             key=key,
             path=item.path,
             status=Status.STORED,
@@ -723,6 +731,18 @@ class Engine:
             attempts=attempts,
             request_id=put.request_id,
         )
+        journal = self.journal
+        if journal is not None:
+            ino, ctime_ns = prepared.file_id or (None, None)
+            try:
+                journal.record_stored(
+                    key, prepared.size, prepared.mtime_ns, prepared.md5_hex, put.etag,
+                    ino=ino, ctime_ns=ctime_ns,
+                )
+            except BulkputError as error:  # JournalError: the job stops; this one is not recorded
+                self._abort(error)
+                return self._not_journaled(result)
+        return result
 
     async def _put_once(self, prepared: _Prepared) -> PutResult:
         """One attempt (the store holds the limiter and open-file slots), ETag checked."""
@@ -753,7 +773,8 @@ class Engine:
         assert self._multipart is not None and self._transfer is not None
         item = prepared.item
         put = await self._multipart(
-            self._transfer, item, prepared.size, prepared.mtime_ns, prepared.headers
+            self._transfer, item, prepared.size, prepared.mtime_ns, prepared.headers,
+            prepared.file_id,
         )
         return ObjectResult(
             key=item.key,
@@ -795,14 +816,28 @@ class Engine:
             with contextlib.suppress(RuntimeError):  # loop closing at the very end of a run
                 loop.call_soon_threadsafe(self._release_held)
 
-    def _release_held(self, everything: bool = False) -> None:
+    def _release_held(self, final: bool = False) -> None:
         held = self._held
         if not held:
             return
         journal = self.journal
-        committed = 1 << 62 if everything or journal is None else journal.committed
+        committed = journal.committed if journal is not None else 0
         while held and held[0][0] <= committed:
             self._emit(held.popleft()[1])
+        while final and held:  # the journal failed before committing these records
+            self._emit(self._not_journaled(held.popleft()[1]))
+
+    def _not_journaled(self, result: ObjectResult) -> ObjectResult:
+        """A result the store confirmed but the journal never committed: not reported stored,
+        since the next run cannot know it and sends it again."""
+        why = self._aborted.code if self._aborted is not None else "JournalError"
+        result.status = Status.FAILED
+        result.error_code = "JobAborted"
+        result.message = (
+            f"{result.key}: sent, but its journal record was not written (the job aborted:"
+            f" {why}); the next run sends it again"
+        )
+        return result
 
     def _unsent(self, item: UploadItem, size: int | None = None) -> ObjectResult:
         if self._aborted is not None:

@@ -51,6 +51,9 @@ class JobSummary:
     # merge_reports only: report files that had no summary line (their shard did not finish),
     # counted from their object lines instead.
     partial_reports: list[str] = field(default_factory=list)
+    # The job's journal file, and what it did this run (renewed, checked against the store).
+    journal: str | None = None
+    journal_notes: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -123,6 +126,9 @@ class JobSummary:
         }
         if self.partial_reports:
             record["partial_reports"] = list(self.partial_reports)
+        if self.journal is not None:
+            record["journal"] = self.journal
+            record["journal_notes"] = list(self.journal_notes)
         return record
 
     @classmethod
@@ -144,6 +150,8 @@ class JobSummary:
             interrupted=bool(record.get("interrupted", False)),
             elapsed=float(record.get("elapsed", 0.0)),
             partial_reports=[str(p) for p in record.get("partial_reports") or []],
+            journal=record.get("journal"),
+            journal_notes=[str(n) for n in record.get("journal_notes") or []],
         )
 
 
@@ -361,6 +369,11 @@ def summary_lines(summary: JobSummary) -> list[str]:
     lines = [head]
     lines += [f"  skipped {n:,}: {reason}" for reason, n in summary.skip_reasons.most_common()]
     lines += [f"  failed {n:,}: {code}" for code, n in summary.failure_codes.most_common()]
+    if summary.journal is not None and (summary.skip_reasons.get("journal") or summary.journal_notes):
+        skipped = summary.skip_reasons.get("journal", 0)
+        what = f" (skipped {skipped:,} it recorded as stored)" if skipped else ""
+        lines.append(f"journal: {summary.journal}{what}")
+        lines += [f"  {note}" for note in summary.journal_notes]
     for path in summary.partial_reports:
         lines.append(f"incomplete: {path} has no summary line (that shard did not finish)")
     if summary.aborted is not None:

@@ -2,7 +2,16 @@
 running the same command again resumes instead of starting over.
 
 One SQLite database per job (WAL, ``synchronous=NORMAL``: a committed transaction survives a
-killed process) in a state directory, named by :func:`job_id` of the destination and the source.
+killed process) in a state directory, named by :func:`job_id`: the store (dialect, endpoint,
+addressing, region, bucket, prefix, access key id; see :class:`StoreIdentity`), the source and
+the shard. Another store is another job, so a journal never answers for a store it has not seen.
+
+Lifecycle: a job that ends with every object stored is marked complete (:meth:`Journal.
+mark_complete`); the next run of the same command opens it as a new job (its rows are
+forgotten: ``put`` copies again, as ``aws s3 cp`` does, and ``Journal.renewed`` says so). A job
+interrupted or partly failed keeps its rows and the next run resumes it. Completed journals
+older than :data:`KEEP_COMPLETED_SECONDS` are removed whenever a journal is opened in the same
+directory (:func:`prune`; ``bulkput journal list|prune``).
 
 Writes never block the caller: ``record_*`` calls append to an in-memory batch that a dedicated
 thread commits every ``flush_interval`` seconds or every ``batch_size`` records, in order, one
@@ -10,16 +19,22 @@ transaction per batch. Reads (``is_stored``, ``upload_for``, ``parts_for``) see 
 rows, so the journal never claims an object it has not durably recorded; the caller records an
 object only after the server confirmed it. When a write fails (disk full, I/O error) the journal
 keeps the :class:`~bulkput.errors.JournalError` and raises it from every later call, so the job
-stops cleanly; rows already committed stay valid.
+stops cleanly; rows already committed stay valid. A database that is not a sane SQLite file
+raises :class:`~bulkput.errors.JournalDamagedError` when opened (one line, exit 3).
 
 Tables::
 
-    stored  (key PK, size, mtime_ns, md5, etag)                 objects confirmed stored
+    meta    (name PK, value)          schema, store, source, shard, state, completed_at
+    stored  (key PK, size, mtime_ns, md5, etag, ino, ctime_ns)  objects confirmed stored
     uploads (key PK, upload_id, part_size, size, mtime_ns, md5)  multipart uploads in flight
     parts   ((upload_id, part_number) PK, key, etag, size)       their confirmed parts
 
+A file is the one recorded when its size, mtime, inode and ctime all match: a file replaced by
+``mv`` with the same size and mtime has another inode (and ctime), so it is sent again.
 Keys are stored as UTF-8 bytes (``surrogateescape``), so any key the engine can send can be
-journaled. Memory stays flat: nothing is cached beyond the pending batch.
+journaled; their byte order is the order S3, OSS and BOS list keys in, so the stored rows can
+be merge-joined with a listing (:mod:`bulkput.job.resume`). Memory stays flat: nothing is cached
+beyond the pending batch.
 """
 
 from __future__ import annotations
@@ -39,17 +54,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bulkput.errors import JournalError
+from bulkput.errors import JournalDamagedError, JournalError
 from bulkput.remote.store import PartInfo
+from bulkput.remote.target import Endpoint, Target
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 DEFAULT_FLUSH_INTERVAL = 0.5
 DEFAULT_BATCH_SIZE = 500
+# Completed journals older than this are removed when a journal is opened in their directory.
+KEEP_COMPLETED_SECONDS = 30 * 86400
+STATE_RUNNING = "running"
+STATE_COMPLETE = "complete"
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT) WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS stored (key BLOB PRIMARY KEY, size INTEGER NOT NULL,"
-    " mtime_ns INTEGER NOT NULL, md5 TEXT, etag TEXT) WITHOUT ROWID",
+    " mtime_ns INTEGER NOT NULL, md5 TEXT, etag TEXT, ino INTEGER, ctime_ns INTEGER)"
+    " WITHOUT ROWID",
     "CREATE TABLE IF NOT EXISTS uploads (key BLOB PRIMARY KEY, upload_id TEXT NOT NULL,"
     " part_size INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL,"
     " md5 TEXT, started REAL NOT NULL) WITHOUT ROWID",
@@ -69,14 +90,59 @@ def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
     return (Path(home) if home else Path.home()) / ".cache" / "bulkput"
 
 
-def job_id(dest: str, source_description: str, shard: object | None = None) -> str:
-    """A stable name for a job: the same destination, source and shard give the same id.
+@dataclass(frozen=True, slots=True)
+class StoreIdentity:
+    """The store half of a job's identity: where the objects go and as whom (never a secret)."""
 
-    ``shard`` (a ``Shard`` or ``"K/N"``) is part of the id so each shard keeps its own journal;
-    ``None`` and ``"0/1"`` are the same unsharded job.
+    dialect: str  # s3, oss, bos
+    scheme: str  # http, https
+    host: str
+    port: int
+    path_style: bool
+    region: str
+    bucket: str
+    prefix: str
+    access_key_id: str
+
+    @classmethod
+    def of(
+        cls, dialect: str, endpoint: Endpoint, target: Target, access_key_id: str
+    ) -> StoreIdentity:
+        return cls(
+            dialect=dialect,
+            scheme=endpoint.scheme,
+            host=endpoint.host.lower(),
+            port=endpoint.port,
+            path_style=endpoint.path_style,
+            region=endpoint.region,
+            bucket=target.bucket,
+            prefix=target.prefix,
+            access_key_id=access_key_id,
+        )
+
+    def describe(self) -> str:
+        """One line for people: ``s3://bucket/prefix at http://host:port (path, us-east-1) as AK``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        addressing = "path" if self.path_style else "virtual"
+        return (
+            f"{self.dialect}://{self.bucket}/{self.prefix} at {self.scheme}://{host}:{self.port}"
+            f" ({addressing}, {self.region or 'no region'}) as {self.access_key_id}"
+        )
+
+
+def job_id(store: StoreIdentity, source_description: str, shard: object | None = None) -> str:
+    """A stable name for a job: the same store, source and shard give the same id.
+
+    Every field of ``store`` counts: the same command with another ``--endpoint``, region,
+    addressing or access key is another job with its own journal. ``shard`` (a ``Shard`` or
+    ``"K/N"``) keeps each shard's journal apart; ``None`` and ``"0/1"`` are the same unsharded job.
     """
     shard_text = str(shard) if shard is not None else "0/1"
-    payload = json.dumps([dest, source_description, shard_text], ensure_ascii=False)
+    store_fields = [
+        store.dialect, store.scheme, store.host, store.port, store.path_style, store.region,
+        store.bucket, store.prefix, store.access_key_id,
+    ]  # fmt: skip
+    payload = json.dumps(["v2", store_fields, source_description, shard_text], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 
@@ -89,7 +155,7 @@ def describe_source(paths: Sequence[str] = (), manifest: str | None = None) -> s
 
 
 def open_job_journal(
-    dest: str,
+    store: StoreIdentity,
     source_description: str,
     *,
     shard: object | None = None,
@@ -105,8 +171,13 @@ def open_job_journal(
     """
     if not enabled:
         return None
-    job = job_id(dest, source_description, shard)
-    meta = {"dest": dest, "source": source_description, "shard": str(shard or "0/1")}
+    job = job_id(store, source_description, shard)
+    meta = {
+        "dest": f"{store.dialect}://{store.bucket}/{store.prefix}",
+        "store": store.describe(),
+        "source": source_description,
+        "shard": str(shard or "0/1"),
+    }
     return Journal.open(state_dir, job, restart=restart, meta=meta, **options)
 
 
@@ -129,18 +200,20 @@ def _k(key: str) -> bytes:
 # One pending write: (sql, parameters), applied in order.
 _Op = tuple[str, tuple[Any, ...]]
 
+_STORED_VALUES = "(?, ?, ?, ?, ?, ?, ?)"
 _SQL_STORED = (
-    "INSERT OR REPLACE INTO stored (key, size, mtime_ns, md5, etag) VALUES (?, ?, ?, ?, ?)"
+    "INSERT OR REPLACE INTO stored (key, size, mtime_ns, md5, etag, ino, ctime_ns)"
+    f" VALUES {_STORED_VALUES}"
 )
-# 199 rows x 5 values stays under SQLite's oldest limit of 999 variables per statement.
-_STORED_ROWS_PER_INSERT = 199
+# 142 rows x 7 values stays under SQLite's oldest limit of 999 variables per statement.
+_STORED_ROWS_PER_INSERT = 142
 
 
 @functools.lru_cache(maxsize=8)
 def _stored_insert(rows: int) -> str:
     """``_SQL_STORED`` for ``rows`` rows at once (later rows replace earlier ones, as in order)."""
     return _SQL_STORED.replace(
-        "VALUES (?, ?, ?, ?, ?)", "VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * rows)
+        f"VALUES {_STORED_VALUES}", "VALUES " + ", ".join([_STORED_VALUES] * rows)
     )
 
 
@@ -165,6 +238,34 @@ _SQL_PART = (
 )
 _SQL_END = "DELETE FROM uploads WHERE key = ? AND upload_id = ?"
 _SQL_END_PARTS = "DELETE FROM parts WHERE upload_id = ?"
+_SQL_FORGET_STORED = "DELETE FROM stored WHERE key = ?"
+_SQL_META = "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One object the journal holds as stored (for the check against a listing)."""
+
+    key: str
+    size: int
+    md5: str | None  # hex MD5 of the file
+    etag: str | None  # the ETag the store answered (a multipart ETag is not an MD5)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalInfo:
+    """One journal file in a state directory, as ``bulkput journal list`` shows it."""
+
+    path: Path
+    job: str
+    state: str  # running (interrupted or partly failed: the next run resumes), complete, damaged
+    modified: float  # the file's mtime (its last commit)
+    completed_at: float | None
+    stored: int
+    uploads: int
+    store: str
+    source: str
+    shard: str
 
 
 class Journal:
@@ -199,21 +300,48 @@ class Journal:
         self._closing = False
         self._read_lock = threading.Lock()
         self._closed = False
+        # When the journal held a job that had completed: (when it completed, UNIX time). The
+        # rows were forgotten, so this run is a new upload of everything.
+        self.renewed: float | None = None
+        self._lock_file = self._take_lock(path)
+        existed = _has_content(path)
         try:
-            self._lock_file = self._take_lock(path)
             self._writer = self._connect(path)
+            if existed:
+                self._check_sane(self._writer, path)
             for statement in _SCHEMA:
                 self._writer.execute(statement)
             with self._writer:
-                rows = {"schema": SCHEMA_VERSION, **(meta or {})}
-                self._writer.executemany(
-                    "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", rows.items()
-                )
+                old = dict(self._writer.execute("SELECT name, value FROM meta").fetchall())
+                if old.get("schema", SCHEMA_VERSION) != SCHEMA_VERSION:
+                    raise JournalError(
+                        f"journal at {path} was written by another version of bulkput (schema"
+                        f" {old['schema']}): run with --restart to start over",
+                        path=str(path),
+                    )
+                if old.get("state") == STATE_COMPLETE:
+                    self.renewed = float(old.get("completed_at") or 0.0)
+                    for table in ("stored", "uploads", "parts"):
+                        self._writer.execute(f"DELETE FROM {table}")
+                rows = {
+                    "schema": SCHEMA_VERSION,
+                    "created": old.get("created", "") if self.renewed is None else "",
+                    **(meta or {}),
+                    "state": STATE_RUNNING,
+                    "completed_at": "",
+                }
+                rows["created"] = rows["created"] or repr(time.time())
+                self._writer.executemany(_SQL_META, rows.items())
             self._reader = self._connect(path)
             self._reader.execute("PRAGMA query_only=ON")
-        except sqlite3.Error as exc:
+        except sqlite3.DatabaseError as exc:
             self._release_lock()
+            if existed and _is_damage(exc):
+                raise JournalDamagedError(str(path)) from None
             raise JournalError(f"journal: cannot write: {exc}", path=str(path)) from None
+        except BaseException:
+            self._release_lock()
+            raise
         # A fresh job has nothing to skip: answer is_stored without a query until the first
         # batch commits (the common case of a first run costs no read at all).
         self._maybe_stored = (
@@ -254,6 +382,8 @@ class Journal:
         if not os.access(directory, os.W_OK | os.X_OK):
             raise JournalError("state directory is not writable", path=str(directory))
         path = directory / f"{job}.sqlite"
+        with contextlib.suppress(OSError):  # housekeeping never stops a job
+            prune(directory, keep=path)
         if restart:
             cls.forget(path)
         return cls(path, meta=meta, **options)
@@ -270,6 +400,17 @@ class Journal:
                 raise JournalError(
                     f"journal: cannot remove: {exc}", path=str(path)
                 ) from None
+
+    @staticmethod
+    def _check_sane(connection: sqlite3.Connection, path: Path) -> None:
+        """Raise :class:`JournalDamagedError` unless the database passes SQLite's quick check
+        (run only when resuming: it reads every page once, a fraction of a second per 100 MB)."""
+        try:
+            rows = connection.execute("PRAGMA quick_check(1)").fetchall()
+        except sqlite3.DatabaseError:
+            raise JournalDamagedError(str(path)) from None
+        if rows != [("ok",)]:
+            raise JournalDamagedError(str(path))
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -337,10 +478,31 @@ class Journal:
                 self._cond.notify_all()
 
     def record_stored(
-        self, key: str, size: int, mtime_ns: int, md5_hex: str | None, etag: str | None
+        self,
+        key: str,
+        size: int,
+        mtime_ns: int,
+        md5_hex: str | None,
+        etag: str | None,
+        *,
+        ino: int | None = None,
+        ctime_ns: int | None = None,
     ) -> None:
-        """Record one object the server confirmed stored. Call only after the confirmation."""
-        self._submit([(_SQL_STORED, (_k(key), size, mtime_ns, md5_hex, etag))])
+        """Record one object the server confirmed stored. Call only after the confirmation.
+
+        ``ino`` and ``ctime_ns`` (from the same ``stat`` as size and mtime) make a file
+        replaced with the same size and mtime count as changed."""
+        self._submit([(_SQL_STORED, (_k(key), size, mtime_ns, md5_hex, etag, ino, ctime_ns))])
+
+    def forget_stored(self, keys: Iterable[str]) -> None:
+        """Forget that ``keys`` were stored (the store no longer holds them as recorded)."""
+        self._submit([(_SQL_FORGET_STORED, (_k(key),)) for key in keys])
+
+    def mark_complete(self) -> None:
+        """The job stored every object: commit everything pending, then mark the journal
+        complete, so the next run of the same command is a new upload, not a resume."""
+        self._submit([(_SQL_META, ("state", STATE_COMPLETE)), (_SQL_META, ("completed_at", repr(time.time())))])
+        self.flush()
 
     def begin_upload(
         self,
@@ -502,12 +664,48 @@ class Journal:
         """
         return self._stored_before_open
 
-    def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
-        """True when an earlier batch committed ``key`` as stored with this size and mtime."""
+    def is_stored(
+        self,
+        key: str,
+        size: int,
+        mtime_ns: int,
+        ino: int | None = None,
+        ctime_ns: int | None = None,
+    ) -> bool:
+        """True when an earlier batch committed ``key`` as stored from this file: the same
+        size and mtime, and the same inode and ctime where both the record and the caller have
+        them (a file replaced by ``mv`` has another inode)."""
         if not self._maybe_stored:
             return False
-        rows = self._read("SELECT size, mtime_ns FROM stored WHERE key = ?", (_k(key),))
-        return bool(rows) and rows[0][0] == size and rows[0][1] == mtime_ns
+        rows = self._read(
+            "SELECT size, mtime_ns, ino, ctime_ns FROM stored WHERE key = ?", (_k(key),)
+        )
+        if not rows:
+            return False
+        stored_size, stored_mtime, stored_ino, stored_ctime = rows[0]
+        return (
+            stored_size == size
+            and stored_mtime == mtime_ns
+            and (ino is None or stored_ino is None or stored_ino == ino)
+            and (ctime_ns is None or stored_ctime is None or stored_ctime == ctime_ns)
+        )
+
+    def stored_page(self, after: str | None, limit: int = 1000) -> list[StoredRecord]:
+        """Up to ``limit`` committed stored objects with keys after ``after``, in key (byte)
+        order: page through every row in constant memory."""
+        if after is None:
+            rows = self._read(
+                "SELECT key, size, md5, etag FROM stored ORDER BY key LIMIT ?", (limit,)
+            )
+        else:
+            rows = self._read(
+                "SELECT key, size, md5, etag FROM stored WHERE key > ? ORDER BY key LIMIT ?",
+                (_k(after), limit),
+            )
+        return [
+            StoredRecord(bytes(k).decode("utf-8", "surrogateescape"), int(size), md5, etag)
+            for k, size, md5, etag in rows
+        ]
 
     def stored_record(self, key: str) -> tuple[int, int, str | None, str | None] | None:
         """``(size, mtime_ns, md5, etag)`` of a committed stored object, or None."""
@@ -549,3 +747,108 @@ class Journal:
 
     def stored_count(self) -> int:
         return int(self._read("SELECT count(*) FROM stored", ())[0][0])
+
+
+# --- the state directory ----------------------------------------------------------------------
+
+
+def _has_content(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
+def _is_damage(error: sqlite3.DatabaseError) -> bool:
+    """A corrupt file, as opposed to one that cannot be written (full disk, permissions)."""
+    if isinstance(error, (sqlite3.OperationalError, sqlite3.IntegrityError)):
+        text = str(error).lower()
+        return "malformed" in text or "not a database" in text
+    return True  # plain DatabaseError: "file is not a database", "database disk image is malformed"
+
+
+def read_info(path: Path) -> JournalInfo:
+    """What one journal file holds, read without taking its lock (``damaged`` when SQLite
+    cannot read it)."""
+    job = path.name.removesuffix(".sqlite")
+    try:
+        modified = path.stat().st_mtime
+        wal = Path(f"{path}-wal")
+        if wal.exists():
+            modified = max(modified, wal.stat().st_mtime)
+    except OSError:
+        modified = 0.0
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            meta = dict(connection.execute("SELECT name, value FROM meta").fetchall())
+            stored = int(connection.execute("SELECT count(*) FROM stored").fetchone()[0])
+            uploads = int(connection.execute("SELECT count(*) FROM uploads").fetchone()[0])
+        finally:
+            connection.close()
+    except sqlite3.Error:
+        return JournalInfo(path, job, "damaged", modified, None, 0, 0, "", "", "")
+    completed = meta.get("completed_at") or ""
+    return JournalInfo(
+        path=path,
+        job=job,
+        state=meta.get("state") or STATE_RUNNING,
+        modified=modified,
+        completed_at=float(completed) if completed else None,
+        stored=stored,
+        uploads=uploads,
+        store=meta.get("store") or meta.get("dest", ""),
+        source=meta.get("source", ""),
+        shard=meta.get("shard", ""),
+    )
+
+
+def list_journals(state_dir: str | os.PathLike[str] | None = None) -> list[JournalInfo]:
+    """Every journal in ``state_dir`` (default :func:`default_state_dir`), oldest first."""
+    directory = Path(state_dir) if state_dir is not None else default_state_dir()
+    if not directory.is_dir():
+        return []
+    infos = [read_info(path) for path in directory.glob("*.sqlite")]
+    return sorted(infos, key=lambda info: (info.modified, info.job))
+
+
+def prune(
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    older_than: float = KEEP_COMPLETED_SECONDS,
+    now: float | None = None,
+    keep: Path | None = None,
+) -> list[Path]:
+    """Remove the completed journals in ``state_dir`` last written more than ``older_than``
+    seconds ago (never a journal another process holds, nor ``keep``); the paths removed.
+
+    Only completed jobs go: an unfinished journal is what lets its job resume, and it names
+    the multipart uploads the store still holds."""
+    directory = Path(state_dir) if state_dir is not None else default_state_dir()
+    limit = (time.time() if now is None else now) - older_than
+    removed: list[Path] = []
+    for path in directory.glob("*.sqlite"):
+        if path == keep:
+            continue
+        try:
+            if path.stat().st_mtime > limit:  # cheap first: most journals are recent
+                continue
+        except OSError:
+            continue
+        info = read_info(path)
+        if info.state != STATE_COMPLETE or (info.completed_at or info.modified) > limit:
+            continue
+        try:
+            lock = Journal._take_lock(path)
+        except JournalError:
+            continue  # in use
+        try:
+            Journal.forget(path)
+            with contextlib.suppress(OSError):
+                os.unlink(f"{path}.lock")
+            removed.append(path)
+        finally:
+            with contextlib.suppress(OSError):
+                fcntl.flock(lock, fcntl.LOCK_UN)
+                os.close(lock)
+    return removed

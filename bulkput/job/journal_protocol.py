@@ -40,14 +40,31 @@ class JobJournal(Protocol):
         """How many of them are committed (durable)."""
         ...
 
-    def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
-        """True when a committed record says ``key`` is stored with this size and mtime."""
+    def is_stored(
+        self,
+        key: str,
+        size: int,
+        mtime_ns: int,
+        ino: int | None = None,
+        ctime_ns: int | None = None,
+    ) -> bool:
+        """True when a committed record says ``key`` is stored from this file: the same size
+        and mtime, and the same inode and ctime when both sides have them."""
         ...
 
     def record_stored(
-        self, key: str, size: int, mtime_ns: int, md5_hex: str | None, etag: str | None
+        self,
+        key: str,
+        size: int,
+        mtime_ns: int,
+        md5_hex: str | None,
+        etag: str | None,
+        *,
+        ino: int | None = None,
+        ctime_ns: int | None = None,
     ) -> None:
-        """Record an object the store confirmed. Call only after the confirmation."""
+        """Record an object the store confirmed. Call only after the confirmation; ``ino``
+        and ``ctime_ns`` come from the same ``stat`` as size and mtime."""
         ...
 
     def begin_upload(

@@ -274,8 +274,10 @@ class MultipartResult(PutResult):
 
 
 # What the engine calls for a large file: upload_file, or a test's stand-in.
+# (ctx, item, size, mtime_ns, headers, file_id): file_id is (inode, ctime_ns) or None
 MultipartUploader = Callable[
-    [TransferContext, UploadItem, int, int, ObjectHeaders], Awaitable[MultipartResult]
+    [TransferContext, UploadItem, int, int, ObjectHeaders, "tuple[int, int] | None"],
+    Awaitable[MultipartResult],
 ]
 
 
@@ -285,6 +287,7 @@ async def upload_file(
     size: int,
     mtime_ns: int,
     headers: ObjectHeaders,
+    file_id: tuple[int, int] | None = None,
 ) -> MultipartResult:
     """Upload one file as a multipart upload, resuming from the journal when possible.
 
@@ -299,7 +302,7 @@ async def upload_file(
     ``attempts`` counting every attempt of every request of the object; cancelled, it leaves the
     upload for the next run.
     """
-    upload = _FileUpload(ctx, item, size, mtime_ns, headers)
+    upload = _FileUpload(ctx, item, size, mtime_ns, headers, file_id)
     try:
         return await upload.run()
     except BulkputError as error:
@@ -317,6 +320,7 @@ class _FileUpload:
         size: int,
         mtime_ns: int,
         headers: ObjectHeaders,
+        file_id: tuple[int, int] | None = None,
     ) -> None:
         self.ctx = ctx
         self.store = ctx.store
@@ -326,6 +330,7 @@ class _FileUpload:
         self.size = size
         self.mtime_ns = mtime_ns
         self.headers = headers
+        self.file_id = file_id  # (inode, ctime_ns) from the engine's stat, journaled with it
         self.record: UploadRecord | None = None  # the upload the parts go to
         self.server_parts: dict[int, PartInfo] = {}  # what the server has of a resumed upload
         self.done: dict[int, PartInfo] = {}  # confirmed parts (reused or sent)
@@ -577,7 +582,11 @@ class _FileUpload:
                 retryable=False,
             )
         if journal is not None:
-            journal.record_stored(self.key, self.size, self.mtime_ns, md5_hex, result.etag)
+            ino, ctime_ns = self.file_id or (None, None)
+            journal.record_stored(
+                self.key, self.size, self.mtime_ns, md5_hex, result.etag,
+                ino=ino, ctime_ns=ctime_ns,
+            )
         return MultipartResult(
             etag=result.etag,
             request_id=result.request_id,

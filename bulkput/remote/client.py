@@ -119,6 +119,12 @@ class HttpObjectStore:
         )
         self._region_probe: asyncio.Task[None] | None = None
 
+    @property
+    def access_key_id(self) -> str:
+        """The access key id requests are signed with (never the secret): part of a job's
+        identity, so another account's store is another job."""
+        return self._credentials.access_key
+
     def __repr__(self) -> str:
         return (
             f"HttpObjectStore({self.dialect_name}://{self.bucket} at {self.endpoint.base_url}, "

@@ -535,10 +535,10 @@ class FakeJournal:
         if self.commit_listener is not None:
             self.commit_listener()
 
-    def is_stored(self, key: str, size: int, mtime_ns: int) -> bool:
+    def is_stored(self, key: str, size: int, mtime_ns: int, ino=None, ctime_ns=None) -> bool:
         return self.stored.get(key) == (size, mtime_ns)
 
-    def record_stored(self, key, size, mtime_ns, md5_hex, etag) -> None:
+    def record_stored(self, key, size, mtime_ns, md5_hex, etag, *, ino=None, ctime_ns=None) -> None:
         self.recorded.append((key, size, mtime_ns, md5_hex, etag))
         self._submit()
 
@@ -750,8 +750,10 @@ async def test_large_files_go_to_the_multipart_hook(tmp_path: Path) -> None:
     calls: list[tuple[str, int]] = []
 
     async def fake_upload_file(
-        ctx: TransferContext, item: UploadItem, size: int, mtime_ns: int, headers: ObjectHeaders
+        ctx: TransferContext, item: UploadItem, size: int, mtime_ns: int, headers: ObjectHeaders,
+        file_id: tuple[int, int] | None,
     ) -> MultipartResult:
+        assert file_id == (os.stat(item.path).st_ino, os.stat(item.path).st_ctime_ns)
         calls.append((item.key, size))
         # the job's one store (its limiter and open-file slots) and the hash pass's slots
         assert ctx.store is engine.store and ctx.store.limiter is engine.limiter

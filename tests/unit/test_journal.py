@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from bulkput.errors import JournalError
+from bulkput.errors import JournalDamagedError, JournalError
 from bulkput.job.journal import (
     Journal,
+    StoreIdentity,
     default_state_dir,
     describe_source,
     job_id,
+    list_journals,
     open_job_journal,
+    prune,
 )
 from bulkput.remote.store import PartInfo
 
@@ -34,13 +39,39 @@ def test_default_state_dir_follows_xdg_then_home() -> None:
     assert default_state_dir({"HOME": "/h"}) == Path("/h/.cache/bulkput")
 
 
-def test_job_id_is_stable_and_separates_dest_source_and_shard() -> None:
-    a = job_id("s3://b/p", "manifest:/data/list.txt")
-    assert a == job_id("s3://b/p", "manifest:/data/list.txt")
-    assert a == job_id("s3://b/p", "manifest:/data/list.txt", "0/1")
-    assert a != job_id("s3://b/q", "manifest:/data/list.txt")
-    assert a != job_id("s3://b/p", "manifest:/data/other.txt")
-    assert job_id("s3://b/p", "m", "0/3") != job_id("s3://b/p", "m", "1/3")
+STORE = StoreIdentity(
+    dialect="s3", scheme="http", host="127.0.0.1", port=9000, path_style=True,
+    region="us-east-1", bucket="b", prefix="p/", access_key_id="AKID",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "field, other",
+    [
+        ("dialect", "oss"), ("scheme", "https"), ("host", "127.0.0.2"), ("port", 9001),
+        ("path_style", False), ("region", "eu-west-1"), ("bucket", "c"), ("prefix", "q/"),
+        ("access_key_id", "OTHER"),
+    ],
+)  # fmt: skip
+def test_job_id_changes_with_every_field_of_the_store(field: str, other: object) -> None:
+    assert job_id(STORE, "m") != job_id(dataclasses.replace(STORE, **{field: other}), "m")
+
+
+def test_job_id_is_stable_and_separates_source_and_shard() -> None:
+    a = job_id(STORE, "manifest:/data/list.txt")
+    assert a == job_id(dataclasses.replace(STORE), "manifest:/data/list.txt")
+    assert a == job_id(STORE, "manifest:/data/list.txt", "0/1")
+    assert a != job_id(STORE, "manifest:/data/other.txt")
+    assert job_id(STORE, "m", "0/3") != job_id(STORE, "m", "1/3")
+
+
+def test_store_identity_from_an_endpoint_never_holds_a_secret() -> None:
+    from bulkput.remote.target import Endpoint, Target
+
+    endpoint = Endpoint("http", "LocalHost", 9000, "us-east-1", path_style=True)
+    identity = StoreIdentity.of("s3", endpoint, Target("s3", "b", "p/"), "AKID")
+    assert identity == dataclasses.replace(STORE, host="localhost")
+    assert identity.describe() == "s3://b/p/ at http://localhost:9000 (path, us-east-1) as AKID"
 
 
 def test_records_are_batched_and_visible_only_after_commit(tmp_path: Path) -> None:
@@ -245,14 +276,15 @@ def test_open_job_journal_names_the_job_and_honours_no_journal(tmp_path: Path) -
     source = describe_source(manifest="list.txt")
     assert source == "manifest:" + os.path.abspath("list.txt")
     assert describe_source(manifest="-") == "manifest:-"
-    assert open_job_journal("s3://b/p", source, state_dir=tmp_path, enabled=False) is None
-    journal = open_job_journal("s3://b/p", source, shard="1/3", state_dir=tmp_path)
+    assert open_job_journal(STORE, source, state_dir=tmp_path, enabled=False) is None
+    journal = open_job_journal(STORE, source, shard="1/3", state_dir=tmp_path)
     assert journal is not None
     with journal:
-        assert journal.path == tmp_path / f"{job_id('s3://b/p', source, '1/3')}.sqlite"
+        assert journal.path == tmp_path / f"{job_id(STORE, source, '1/3')}.sqlite"
     with sqlite3.connect(journal.path) as connection:
         meta = dict(connection.execute("SELECT name, value FROM meta"))
-    assert meta["dest"] == "s3://b/p" and meta["shard"] == "1/3"
+    assert meta["dest"] == "s3://b/p/" and meta["shard"] == "1/3"
+    assert meta["store"] == STORE.describe() and meta["state"] == "running"
 
 
 def test_commit_counters_and_listener(tmp_path: Path) -> None:
@@ -291,3 +323,123 @@ def test_stored_before_open_says_whether_an_earlier_run_stored_anything(tmp_path
         assert journal.stored_before_open
     with Journal.open(tmp_path, "job", restart=True) as journal:
         assert not journal.stored_before_open
+
+
+def test_a_completed_journal_opens_as_a_new_job(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, "job") as journal:
+        journal.record_stored("a", 1, 1, None, None)
+        journal.flush()
+        assert journal.renewed is None
+    with Journal.open(tmp_path, "job") as journal:  # not complete: a resume
+        assert journal.renewed is None and journal.stored_before_open
+        before = time.time()
+        journal.mark_complete()
+    (info,) = list_journals(tmp_path)
+    assert info.state == "complete" and info.stored == 1
+    assert info.completed_at is not None and info.completed_at >= before
+    with Journal.open(tmp_path, "job") as journal:
+        assert journal.renewed == info.completed_at
+        assert not journal.stored_before_open and not journal.is_stored("a", 1, 1)
+    (info,) = list_journals(tmp_path)
+    assert (info.state, info.stored, info.completed_at) == ("running", 0, None)
+
+
+def test_inode_and_ctime_are_part_of_a_file_s_identity(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, "job") as journal:
+        journal.record_stored("a", 10, 111, None, None, ino=5, ctime_ns=222)
+        journal.record_stored("old", 10, 111, None, None)  # recorded without them
+        journal.flush()
+        assert journal.is_stored("a", 10, 111, 5, 222)
+        assert not journal.is_stored("a", 10, 111, 6, 222)  # another file moved in
+        assert not journal.is_stored("a", 10, 111, 5, 223)  # replaced in place
+        assert not journal.is_stored("a", 10, 112, 5, 222)
+        assert journal.is_stored("a", 10, 111)  # a caller without them compares what it has
+        assert journal.is_stored("old", 10, 111, 6, 333)
+
+
+def test_stored_pages_in_byte_order_and_forget(tmp_path: Path) -> None:
+    keys = [f"k{n:03d}" for n in range(250)] + ["z\u00e9", "z\U0001f600", "Z"]
+    with Journal.open(tmp_path, "job") as journal:
+        for key in reversed(keys):
+            journal.record_stored(key, 1, 1, "m" * 32, '"e"')
+        journal.flush()
+        seen: list[str] = []
+        after = None
+        while page := journal.stored_page(after, limit=100):
+            seen += [record.key for record in page]
+            after = page[-1].key
+        assert seen == sorted(keys, key=lambda k: k.encode())
+        assert journal.stored_page(None, 1)[0].etag == '"e"'
+        journal.forget_stored(keys[:200])
+        journal.flush()
+        assert journal.stored_count() == len(keys) - 200
+        assert not journal.is_stored("k000", 1, 1) and journal.is_stored("k200", 1, 1)
+
+
+def test_prune_removes_old_completed_journals_only(tmp_path: Path) -> None:
+    now = time.time()
+    for name in ("old-complete", "new-complete", "old-unfinished"):
+        with Journal.open(tmp_path, name) as journal:
+            journal.record_stored("a", 1, 1, None, None)
+            if "complete" in name and "unfinished" not in name:
+                journal.mark_complete()
+    day = 86400
+    for name in ("old-complete", "old-unfinished"):
+        for path in tmp_path.glob(f"{name}.sqlite*"):
+            os.utime(path, (now - 31 * day, now - 31 * day))
+    with sqlite3.connect(tmp_path / "old-complete.sqlite") as connection:
+        connection.execute(
+            "UPDATE meta SET value = ? WHERE name = 'completed_at'", (repr(now - 31 * day),)
+        )
+    for path in tmp_path.glob("old-complete.sqlite*"):
+        os.utime(path, (now - 31 * day, now - 31 * day))
+    import fcntl
+
+    with open(tmp_path / "old-complete.sqlite.lock", "w") as lock:  # in use: never removed
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        assert prune(tmp_path, now=now) == []
+    assert prune(tmp_path, now=now) == [tmp_path / "old-complete.sqlite"]
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == [
+        "new-complete.sqlite", "old-unfinished.sqlite"
+    ]
+    assert prune(tmp_path, older_than=0, now=now + 1) == [tmp_path / "new-complete.sqlite"]
+
+
+def test_opening_a_journal_prunes_its_directory(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, "done") as journal:
+        journal.mark_complete()
+    now = time.time()
+    with sqlite3.connect(tmp_path / "done.sqlite") as connection:
+        connection.execute(
+            "UPDATE meta SET value = ? WHERE name = 'completed_at'", (repr(now - 40 * 86400),)
+        )
+    for path in tmp_path.glob("done.sqlite*"):
+        os.utime(path, (now - 40 * 86400, now - 40 * 86400))
+    with Journal.open(tmp_path, "other"):
+        pass
+    assert [p.name for p in tmp_path.glob("*.sqlite")] == ["other.sqlite"]
+
+
+@pytest.mark.parametrize("damage", ["header", "page"])
+def test_a_damaged_journal_is_one_clear_error(tmp_path: Path, damage: str) -> None:
+    with Journal.open(tmp_path, "job") as journal:
+        for n in range(2000):
+            journal.record_stored(f"key-{n:05d}-{'x' * 40}", n, n, "0" * 32, "e" * 32)
+        path = journal.path
+    with sqlite3.connect(path) as connection:  # checkpoint the WAL into the main file
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    if damage == "header":
+        data[0:16] = b"not a database!!"
+    else:  # scribble over a page in the middle of the stored table's b-tree
+        middle = (len(data) // 4096 // 2) * 4096
+        data[middle : middle + 4096] = os.urandom(4096)
+    path.write_bytes(bytes(data))
+    with pytest.raises(JournalDamagedError) as raised:
+        Journal.open(tmp_path, "job")
+    assert raised.value.one_line() == (
+        f"journal at {path} is damaged: run with --restart to start over"
+    )
+    assert raised.value.exit_code == 3
+    with Journal.open(tmp_path, "job", restart=True) as journal:  # the way out works
+        assert journal.stored_count() == 0

@@ -66,9 +66,15 @@ def test_journal_arguments() -> None:
     parser = argparse.ArgumentParser()
     add_journal_arguments(parser)
     args = parser.parse_args([])
-    assert (args.state_dir, args.restart, args.journal) == (None, False, True)
-    args = parser.parse_args(["--state-dir", "/s", "--restart", "--no-journal"])
-    assert (args.state_dir, args.restart, args.journal) == ("/s", True, False)
+    assert (args.state_dir, args.restart, args.journal, args.verify_resume) == (
+        None, False, True, True
+    )
+    args = parser.parse_args(
+        ["--state-dir", "/s", "--restart", "--no-journal", "--no-verify-resume"]
+    )
+    assert (args.state_dir, args.restart, args.journal, args.verify_resume) == (
+        "/s", True, False, False
+    )
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
