@@ -216,6 +216,7 @@ def test_second_run_of_a_completed_job_uploads_again(bulkput_server, bulkput_buc
     assert put("--report", str(report), *args) == 0
     lines, summary = report_lines(report)
     assert summary["stored"] == len(TRICKY_NAMES) and summary["skipped"] == 0
+    assert {line["status"] for line in lines} == {"stored"}
     assert any("uploads every object again" in note for note in summary["journal_notes"])
 
 
