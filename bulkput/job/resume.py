@@ -24,19 +24,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from bulkput.config import RetryPolicy
-from bulkput.errors import AuthError, BulkputError, JournalError, ThrottledError
+from bulkput.errors import AuthError, JournalError
 from bulkput.job.events import JobSummary
 from bulkput.job.journal import Journal, StoredRecord, StoreIdentity
 from bulkput.job.subscriber import Subscriber
-from bulkput.remote.retry import backoff_delay
+from bulkput.job.sync.join import join_listing
+from bulkput.job.sync.listing import listing_chunks
 from bulkput.remote.store import ObjectInfo, ObjectStore
 from bulkput.remote.target import Target
 
@@ -112,49 +112,40 @@ async def verify_resume(
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     page_size: int = 1000,
 ) -> ResumeCheck:
-    """Merge-join the journal's stored rows with a listing of ``prefix``; forget the rows the
-    store does not confirm (committed before this returns). Only rows under ``prefix`` exist in
-    a job's journal, so rows before the first listed key are simply missing.
+    """Merge-join the journal's stored rows with one listing of ``prefix``
+    (:func:`~bulkput.job.sync.join.join_listing`, each listing chunk under the retry policy);
+    forget the rows the store does not confirm (committed before this returns). A job's rows
+    are all under its prefix, so listed objects with no row are simply passed over.
 
     Raises the listing's error when it fails (an :class:`AuthError` says to use
-    ``--no-verify-resume``) or the journal's :class:`JournalError`.
+    ``--no-verify-resume``), :class:`~bulkput.errors.ListingOrderError` when the store does not
+    list in key order, or the journal's :class:`JournalError`.
     """
     check = ResumeCheck()
-    loop = asyncio.get_running_loop()
-    listing = _listing(store, prefix, retry or RetryPolicy(), sleep)
-    listed: ObjectInfo | None = None
-    listing_done = False
     forget: list[str] = []
-    after: str | None = None
+    listing = _listing(store, prefix, retry or RetryPolicy(), sleep, page_size)
     try:
-        while True:
-            page = await loop.run_in_executor(None, journal.stored_page, after, page_size)
-            if not page:
-                break
-            for record in page:
-                # Advance the listing to the first key not before this row's.
-                while not listing_done and (listed is None or listed.key < record.key):
-                    try:
-                        listed = await listing.__anext__()
-                    except StopAsyncIteration:
-                        listed, listing_done = None, True
-                same = listed if listed is not None and listed.key == record.key else None
-                outcome = confirm(record, same)
-                check.recorded += 1
-                if outcome is Outcome.CONFIRMED:
-                    check.confirmed += 1
-                    continue
-                if outcome is Outcome.MISSING:
-                    check.missing += 1
-                else:
-                    check.changed += 1
-                if len(check.examples) < EXAMPLES:
-                    check.examples.append(record.key)
-                forget.append(record.key)
-                if len(forget) >= FORGET_BATCH:
-                    journal.forget_stored(forget)
-                    forget = []
-            after = page[-1].key
+        async for joined in join_listing(
+            _journal_rows(journal, page_size), listing, key=_record_key
+        ):
+            record = joined.local
+            if record is None:
+                continue  # an object no run of this job recorded
+            check.recorded += 1
+            outcome = confirm(record, joined.remote)
+            if outcome is Outcome.CONFIRMED:
+                check.confirmed += 1
+                continue
+            if outcome is Outcome.MISSING:
+                check.missing += 1
+            else:
+                check.changed += 1
+            if len(check.examples) < EXAMPLES:
+                check.examples.append(record.key)
+            forget.append(record.key)
+            if len(forget) >= FORGET_BATCH:
+                journal.forget_stored(forget)
+                forget = []
     except AuthError as error:
         raise AuthError(
             f"listing {prefix or '/'!r} to check the journal before resuming was refused"
@@ -164,13 +155,28 @@ async def verify_resume(
             request_id=error.request_id,
             bucket=error.bucket,
         ) from None
-    finally:
-        await listing.aclose()
     if forget:
         journal.forget_stored(forget)
-    await loop.run_in_executor(None, journal.flush)
+    await asyncio.get_running_loop().run_in_executor(None, journal.flush)
     log.info("%s", check.line(prefix))
     return check
+
+
+def _record_key(record: StoredRecord) -> str:
+    return record.key
+
+
+async def _journal_rows(journal: Journal, page_size: int) -> AsyncIterator[StoredRecord]:
+    """The journal's stored rows in key order, a page at a time (read in a thread)."""
+    loop = asyncio.get_running_loop()
+    after: str | None = None
+    while True:
+        page = await loop.run_in_executor(None, journal.stored_page, after, page_size)
+        if not page:
+            return
+        for record in page:
+            yield record
+        after = page[-1].key
 
 
 async def _listing(
@@ -178,26 +184,12 @@ async def _listing(
     prefix: str,
     retry: RetryPolicy,
     sleep: Callable[[float], Awaitable[object]],
-) -> AsyncGenerator[ObjectInfo, None]:
-    """The listing of ``prefix`` in key order, restarted after the last key seen when a page
-    fails transiently (up to the retry policy's attempts in a row)."""
-    last: str | None = None
-    failures = 0
-    while True:
-        try:
-            async for info in store.list_objects(prefix):
-                if last is not None and info.key <= last:
-                    continue  # seen before the restart
-                last = info.key
-                failures = 0
-                yield info
-            return
-        except BulkputError as error:
-            failures += 1
-            if not error.retryable or failures >= retry.max_attempts:
-                raise
-            delay = backoff_delay(retry, failures, isinstance(error, ThrottledError), random.random)
-            await sleep(delay)
+    chunk_size: int,
+) -> AsyncIterator[ObjectInfo]:
+    """The listing of ``prefix`` in key order, each chunk under the retry policy."""
+    async for chunk in listing_chunks(store, prefix, retry, chunk_size=chunk_size, sleep=sleep):
+        for info in chunk:
+            yield info
 
 
 # --- a job's journal, from opening to the end of the run -----------------------------------
