@@ -53,6 +53,10 @@ class RetryPolicy:
     max_elapsed: float = 600.0
     # An endpoint never reached at all is given this many attempts before the job aborts.
     connect_attempts: int = 4
+    # An endpoint that answered earlier in the job and then cannot be connected to (an outage,
+    # a restart) is retried for this many seconds, whatever max_attempts says, before the job
+    # aborts.
+    outage_wait: float = 120.0
 
 
 @dataclass(frozen=True, slots=True)

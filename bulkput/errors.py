@@ -243,7 +243,11 @@ class TransportError(RemoteError):
 class ConnectError(TransportError):
     """The connection was never established, so the request cannot have reached the server.
     The retry loop gives these ``RetryPolicy.connect_attempts`` tries, then raises
-    ``EndpointUnreachable``."""
+    ``EndpointUnreachable``; but when ``outage`` is set (the endpoint had answered earlier in
+    the job, so it is the right one and has gone away for a while) it retries for
+    ``RetryPolicy.outage_wait`` seconds first."""
+
+    outage: bool = False
 
 
 class EndpointUnreachable(TransportError):

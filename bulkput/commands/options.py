@@ -175,6 +175,9 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
                             "(for file systems where an open can hang)")
     group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
     group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
+    group.add_argument("--outage-wait", type=float, default=defaults.retry.outage_wait, metavar="SECONDS",
+                       help="how long a store that answered earlier in the job and then cannot be "
+                            "reached is waited for before the job stops (default 120)")
     group.add_argument("--min-rate", type=size, default=defaults.timeouts.min_rate, metavar="SIZE",
                        help="bytes a second below which an attempt fails and is retried: each may take "
                             "--timeout plus its size at this rate (default 64K; 0: no such deadline)")
@@ -271,6 +274,8 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         raise UsageError("--retries cannot be negative")
     if args.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if args.outage_wait < 0:
+        raise UsageError("--outage-wait cannot be negative")
     base = TransferConfig()
     return TransferConfig(
         concurrency=args.concurrency,
@@ -288,7 +293,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
             read=args.timeout,
             min_rate=args.min_rate,
         ),
-        retry=RetryPolicy(max_attempts=args.retries + 1),
+        retry=RetryPolicy(max_attempts=args.retries + 1, outage_wait=args.outage_wait),
     )
 
 

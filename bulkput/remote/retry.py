@@ -11,7 +11,10 @@ built and signed afresh) until it succeeds, fails for good, or uses up its budge
   past ``policy.max_elapsed`` seconds since its first attempt;
 - a connection that was never made (:class:`~bulkput.errors.ConnectError`) gets
   ``policy.connect_attempts`` tries; if none of the object's attempts ever reached the server,
-  the loop raises :class:`~bulkput.errors.EndpointUnreachable`, which stops the job.
+  the loop raises :class:`~bulkput.errors.EndpointUnreachable`, which stops the job;
+- unless the endpoint had answered earlier in the job (``ConnectError.outage``): then it is
+  retried, whatever ``max_attempts`` says, until ``policy.outage_wait`` seconds have passed
+  since the object's first such failure, and only then is the job stopped.
 
 Clock, sleep and random source are parameters, so tests run the whole policy without sleeping.
 The settings are frozen data (:class:`~bulkput.config.RetryPolicy`); :class:`Retrier` binds them
@@ -99,6 +102,7 @@ async def call_with_retry(
     started: float | None = None
     connect_failures = 0
     reached_server = False
+    outage_started: float | None = None
     while True:
         attempt += 1
         try:
@@ -119,7 +123,16 @@ async def call_with_retry(
                 or attempt >= policy.max_attempts
                 or clock() - started + delay > policy.max_elapsed
             )
-            if connect_failed and not reached_server and (
+            if isinstance(error, ConnectError) and error.outage:
+                # The store answered this job before: wait for it to come back, then give up
+                # on the job (not just this object: the others cannot reach it either).
+                if outage_started is None:
+                    outage_started = clock()
+                if clock() - outage_started + delay <= policy.outage_wait:
+                    out_of_budget = False
+                else:
+                    raise _unreachable(error, connect_failures, attempt) from error
+            elif connect_failed and not reached_server and (
                 out_of_budget
                 or connect_failures >= policy.connect_attempts
                 or (isinstance(error, RemoteError) and error.service_code in _HOPELESS_CONNECT_CODES)

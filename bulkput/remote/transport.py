@@ -166,6 +166,8 @@ def map_transport_error(exc: BaseException, method: str, url: str) -> TransportE
 
 
 _MAPPED: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# TLS failures: the same again after any wait, never an outage
+_TLS: tuple[type[BaseException], ...] = (aiohttp.ClientSSLError, ssl.SSLError)
 
 
 class _GuardedPayload(aiohttp.Payload):
@@ -514,6 +516,12 @@ class Transport:
         self._sendfile_threads: ThreadPoolExecutor | None = None
         # one ClientTimeout per distinct deadline (whole seconds), built on first use
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
+        # an answer came, and none of the connections since failed (one test per answer)
+        self._reachable = False
+        self._answered = False  # some answer came in this job: the endpoint is the right one
+        self._outage_noted = False
+        # +1 when an outage starts: only a request started since can tell that it ended
+        self._outage_epoch = 0
 
     def _ssl_context(self) -> ssl.SSLContext:
         """The TLS context of every ``https`` request: built on the first one (so a job against
@@ -644,6 +652,7 @@ class Transport:
         if "user-agent" not in headers and "User-Agent" not in headers:
             headers = {**headers, "User-Agent": USER_AGENT}
         timeout, deadline = self._attempt_timeout(size)
+        epoch = self._outage_epoch
         try:
             if url.startswith("https:"):
                 request = session.request(
@@ -665,6 +674,8 @@ class Transport:
                     timeout=timeout,
                 )
             async with request as answer:
+                if not self._reachable and epoch == self._outage_epoch:
+                    self._now_reachable()
                 length = answer.content_length
                 # HEAD and 204/304 answers have no body to wait for
                 if length == 0 or method == "HEAD":
@@ -696,12 +707,35 @@ class Transport:
                     f"{self.config.timeouts.min_rate} bytes/s; {method} {host})",
                     code="DeadlineExceeded",
                 ) from exc
-            raise map_transport_error(exc, method, url) from exc
+            error = map_transport_error(exc, method, url)
+            if self._answered and isinstance(error, ConnectError) and not isinstance(exc, _TLS):
+                error.outage = True
+                self._unreachable_now(error)
+            raise error from exc
         finally:
             if payload is not None:
                 payload.close_file()
                 if isinstance(payload, FileRangePayload):
                     self._streams -= 1
+
+    def _now_reachable(self) -> None:
+        if self._outage_noted:
+            _log.warning("store reachable again")
+        self._answered = self._reachable = True
+        self._outage_noted = False
+
+    def _unreachable_now(self, error: ConnectError) -> None:
+        """A connection failed after the endpoint had answered: the retry loop waits for it
+        (``ConnectError.outage``); the user is told once per outage."""
+        self._reachable = False
+        if not self._outage_noted:
+            self._outage_noted = True
+            self._outage_epoch += 1
+            _log.warning(
+                "store unreachable, retrying for %g s: %s",
+                self.config.retry.outage_wait,
+                error.message,
+            )
 
     async def close(self) -> None:
         if self._session is not None:
