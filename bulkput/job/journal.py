@@ -581,9 +581,12 @@ class Journal:
             return True
         except (sqlite3.Error, OSError) as exc:
             with self._cond:
-                self._error = JournalError(
-                    f"journal: write failed, job stopped: {exc}", path=str(self.path)
-                )
+                if isinstance(exc, sqlite3.DatabaseError) and _is_damage(exc):
+                    self._error = JournalDamagedError(str(self.path))
+                else:
+                    self._error = JournalError(
+                        f"journal: write failed, job stopped: {exc}", path=str(self.path)
+                    )
                 self._cond.notify_all()
             return False
 
@@ -649,10 +652,12 @@ class Journal:
                 if self._closed:
                     raise JournalError("journal is closed", path=str(self.path))
                 return self._reader.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            if _is_damage(exc):  # damaged since it was opened: the same one line
+                raise JournalDamagedError(str(self.path)) from None
+            raise JournalError(f"journal: read failed: {exc}", path=str(self.path)) from None
         except sqlite3.Error as exc:
-            raise JournalError(
-                f"journal: read failed: {exc}", path=str(self.path)
-            ) from None
+            raise JournalError(f"journal: read failed: {exc}", path=str(self.path)) from None
 
     @property
     def stored_before_open(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sqlite3
@@ -443,3 +444,25 @@ def test_a_damaged_journal_is_one_clear_error(tmp_path: Path, damage: str) -> No
     assert raised.value.exit_code == 3
     with Journal.open(tmp_path, "job", restart=True) as journal:  # the way out works
         assert journal.stored_count() == 0
+
+
+def test_a_journal_damaged_while_open_is_the_same_one_line(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, "job") as journal:
+        for n in range(3000):
+            journal.record_stored(f"key-{n:05d}-{'x' * 60}", n, n, "0" * 32, "e" * 32)
+    with sqlite3.connect(tmp_path / "job.sqlite") as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    journal = Journal.open(tmp_path, "job")
+    try:
+        with open(journal.path, "r+b") as file:  # another program scribbles over the pages
+            size = file.seek(0, os.SEEK_END)
+            for offset in range(4096, size, 4096):
+                file.seek(offset)
+                file.write(b"\xa5" * 4096)
+        with pytest.raises(JournalDamagedError) as raised:
+            for n in range(3000):
+                journal.is_stored(f"key-{n:05d}-{'x' * 60}", n, n)
+        assert "is damaged: run with --restart" in raised.value.one_line()
+    finally:
+        with contextlib.suppress(JournalError):
+            journal.close()
