@@ -11,7 +11,11 @@ One file goes through these steps (:func:`upload_file`):
    every part's MD5 (its Content-MD5, and the proof that a part the server already has is the
    right one), and on OSS the CRC-64 of the whole object. The parts are then read a second time
    while sending, usually from the page cache. Memory: one chunk, plus 16 bytes per part.
-3. **Initiate** (unless resuming), recorded in the journal.
+3. **Initiate** (unless resuming), recorded in the journal twice: the intent (upload id
+   :data:`INITIATING`) committed before the request goes, then the upload id. An Initiate that
+   had to be retried may have created uploads whose answer was lost: this key's other uploads
+   are listed and aborted; so are all of them when a run finds an intent only (it was killed
+   while the answer was in flight).
 4. **Parts** are sent concurrently as :class:`~bulkput.remote.store.FileRange` bodies streamed from
    disk, each with its own Content-MD5, each retried alone, each request holding one slot of the
    job's request limiter and one open-file slot (the job's
@@ -21,7 +25,11 @@ One file goes through these steps (:func:`upload_file`):
 5. **Re-check** the file's size and mtime; if it changed, the upload is aborted and the object
    fails with :class:`~bulkput.errors.FileChangedError`.
 6. **Complete** (a 200 whose body is an error raises in the store). On OSS the returned
-   ``x-oss-hash-crc64ecma`` must equal the CRC-64 computed in step 2.
+   ``x-oss-hash-crc64ecma`` must equal the CRC-64 computed in step 2. A retried Complete that
+   gets NoSuchUpload (the answer to an earlier attempt was lost), or a journaled upload found
+   gone in step 1 (a run killed while its Complete was in flight), is settled by the store: a
+   HEAD whose size and ``md5`` metadata match the file means stored; otherwise the file is
+   sent again as a new upload (once).
 
 Interrupted (task cancelled: SIGINT/SIGTERM), the upload is left in place and in the journal for
 the next run; ``bulkput abort-incomplete`` removes leftovers on demand. Without a journal, an
@@ -33,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -64,6 +73,8 @@ from bulkput.remote.store import (
     PutResult,
 )
 
+log = logging.getLogger("bulkput.job.multipart")
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -71,6 +82,8 @@ MAX_PARTS = 10_000
 MAX_PART_SIZE = 5 * GiB
 DEFAULT_PART_SIZE = 8 * MiB
 MD5_METADATA = "md5"  # user metadata name holding the whole file's MD5 (hex)
+# The upload id a journal records for an Initiate sent whose answer is not known yet.
+INITIATING = ""
 
 # The smallest part each service accepts (all but the last part). OSS takes 100 KiB; an
 # automatic choice is never below DEFAULT_PART_SIZE, so this only limits what a user may ask.
@@ -310,6 +323,14 @@ async def upload_file(
         raise
 
 
+class _CompleteLost(Exception):
+    """A Complete found its upload gone and the store does not hold this file."""
+
+    def __init__(self, error: NotFoundError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class _FileUpload:
     """One file's way through the steps of the module doc, one method per step."""
 
@@ -337,6 +358,9 @@ class _FileUpload:
         self.attempts = 1  # 1 + every retry of every request of this object
         self.parts_sent = 0
         self.parts_reused = 0
+        # The upload an earlier run recorded, found gone: its Complete may have gone through.
+        self.gone: UploadRecord | None = None
+        self.restarted = False  # sent again after a Complete found the upload gone
 
     async def request(self, op: Callable[[], Awaitable[T]]) -> T:
         """One request through the job's retry loop; its retries count in ``attempts``, also
@@ -358,42 +382,69 @@ class _FileUpload:
         )
         ranges = part_ranges(self.size, part_size)
         hashes = await self.hash_pass(part_size)
+        if self.gone is not None:
+            # The upload an earlier run recorded is gone: a Complete whose answer that run never
+            # read (killed) may have stored the object. The store decides.
+            stored = await self.stored_copy(hashes)
+            if stored is not None:
+                return self.finish(None, stored, hashes, resumed=True)
         self.match_server_parts(hashes, ranges)
         if self.ctx.should_stop():
             raise asyncio.CancelledError  # interrupted while hashing: nothing started yet
         resumed = self.record is not None
-        record = self.record or await self.initiate(part_size, hashes)
-        try:
-            await self.send_parts(record.upload_id, ranges, hashes)
-            await self.recheck()
-            result = await self.complete(record.upload_id, ranges)
-        except asyncio.CancelledError:
-            raise  # interrupted: the journal keeps the upload for the next run
-        except FileChangedError:
-            await self.abandon(record)
-            raise
-        except NotFoundError as error:
-            if error.service_code == "NoSuchUpload" and self.journal is not None:
-                self.journal.end_upload(self.key, record.upload_id)  # the next run starts again
-            raise
-        except BulkputError as error:
-            # Without a journal nothing can resume this upload; a refused complete will not
-            # succeed later either. Otherwise keep it for the next run.
-            if self.journal is None or (
-                isinstance(error, ServiceError) and not error.retryable and not error.fatal_for_job
-            ):
+        while True:
+            record = self.record or await self.initiate(part_size, hashes)
+            try:
+                await self.send_parts(record.upload_id, ranges, hashes)
+                await self.recheck()
+                result = await self.complete(record.upload_id, ranges, hashes)
+                break
+            except _CompleteLost as lost:
+                # The upload vanished under a Complete and the store holds other bytes: send
+                # the file once more, as a new upload.
+                if self.journal is not None:
+                    self.journal.end_upload(self.key, record.upload_id)
+                if self.restarted:
+                    raise lost.error from None
+                self.restarted = True
+                self.record, self.server_parts, self.done, resumed = None, {}, {}, False
+            except asyncio.CancelledError:
+                raise  # interrupted: the journal keeps the upload for the next run
+            except FileChangedError:
                 await self.abandon(record)
-            raise
-        except OSError as exc:
-            raise LocalInputError(
-                f"cannot read: {exc.strerror or exc}", key=self.key, path=self.item.path
-            ) from None
+                raise
+            except NotFoundError as error:
+                if error.service_code == "NoSuchUpload" and self.journal is not None:
+                    self.journal.end_upload(self.key, record.upload_id)  # the next run starts again
+                raise
+            except BulkputError as error:
+                # Without a journal nothing can resume this upload; a refused complete will not
+                # succeed later either. Otherwise keep it for the next run.
+                if self.journal is None or (
+                    isinstance(error, ServiceError)
+                    and not error.retryable
+                    and not error.fatal_for_job
+                ):
+                    await self.abandon(record)
+                raise
+            except OSError as exc:
+                raise LocalInputError(
+                    f"cannot read: {exc.strerror or exc}", key=self.key, path=self.item.path
+                ) from None
         return self.finish(record.upload_id, result, hashes, resumed)
 
     # 1. what an earlier run left
     async def check_resume(self) -> None:
         journal = self.journal
         record = journal.upload_for(self.key) if journal is not None else None
+        if record is not None and record.upload_id == INITIATING:
+            # An earlier run was stopped while its Initiate was in flight: any upload that
+            # made is known to nobody. Abort this key's uploads, then start afresh.
+            await self.abort_strays(keep=None)
+            if journal is not None:
+                journal.end_upload(self.key, INITIATING)
+            self.gone = record  # and its parts and Complete may have gone through before
+            record = None
         if record is not None and (record.size, record.mtime_ns) != (self.size, self.mtime_ns):
             await self.abandon(record)  # the file changed since
             record = None
@@ -405,6 +456,7 @@ class _FileUpload:
             except NotFoundError:
                 if journal is not None:
                     journal.end_upload(self.key, earlier_id)
+                self.gone = record
                 record = None
         self.record = record
 
@@ -471,19 +523,69 @@ class _FileUpload:
 
     # 3. initiate
     async def initiate(self, part_size: int, hashes: FileHashes) -> UploadRecord:
+        """Start the upload. The intent is journaled (and committed) before the request goes,
+        so a run killed while the answer is in flight leaves a trace for the next run; an
+        answer lost within this run (the Initiate was retried) leaves uploads nobody knows,
+        which are aborted once the one in use is known."""
+        journal = self.journal
         md5_hex = hashes.md5.hex()
+        if journal is not None:
+            journal.begin_upload(
+                self.key, INITIATING, part_size, self.size, self.mtime_ns, md5_hex
+            )
+            await self.ctx.in_executor(journal.flush)
         object_headers = replace(
             self.headers, metadata={**self.headers.metadata, MD5_METADATA: md5_hex}
         )
+        attempts_before = self.attempts
         upload_id = await self.request(
             lambda: self.store.create_multipart_upload(self.key, object_headers)
         )
         record = UploadRecord(self.key, upload_id, part_size, self.size, self.mtime_ns, md5_hex)
-        if self.journal is not None:
-            self.journal.begin_upload(
+        if journal is not None:
+            journal.begin_upload(
                 self.key, upload_id, part_size, self.size, self.mtime_ns, md5_hex
             )
+        if self.attempts > attempts_before:
+            await self.abort_strays(keep=upload_id)
         return record
+
+    async def abort_strays(self, keep: str | None) -> None:
+        """Abort this key's multipart uploads other than ``keep``: made by an Initiate whose
+        answer was lost. What cannot be aborted is named in a warning."""
+        key = self.key
+
+        async def listed() -> list[str]:
+            return [
+                upload.upload_id
+                async for upload in self.store.list_multipart_uploads(key)
+                if upload.key == key and upload.upload_id != keep
+            ]
+
+        try:
+            strays = await self.request(listed)
+        except BulkputError as error:
+            log.warning(
+                "%s: cannot list its multipart uploads (%s); an Initiate answer was lost, so"
+                " one may be left behind: run bulkput abort-incomplete", key, error.one_line()
+            )
+            return
+        for upload_id in strays:
+            await self.abort_stray(upload_id)
+
+    async def abort_stray(self, upload_id: str) -> None:
+        key = self.key
+        try:
+            await self.request(lambda: self.store.abort_multipart_upload(key, upload_id))
+        except NotFoundError:
+            pass  # gone already
+        except BulkputError as error:
+            log.warning(
+                "%s: upload %s (its Initiate answer was lost) could not be aborted (%s):"
+                " run bulkput abort-incomplete", key, upload_id, error.one_line()
+            )
+        else:
+            log.info("%s: aborted upload %s, whose Initiate answer was lost", key, upload_id)
 
     # 4. parts
     async def send_parts(
@@ -557,20 +659,43 @@ class _FileUpload:
 
     # 6. complete
     async def complete(
-        self, upload_id: str, ranges: Sequence[tuple[int, int, int]]
+        self, upload_id: str, ranges: Sequence[tuple[int, int, int]], hashes: FileHashes
     ) -> PutResult:
+        """Complete the upload. NoSuchUpload here most often means an earlier attempt's answer
+        was lost after the store completed it: the store's copy is then accepted when its size
+        and ``md5`` metadata match the file; otherwise :class:`_CompleteLost`."""
         parts = [self.done[number] for number, _o, _l in ranges]
-        return await self.request(
-            lambda: self.store.complete_multipart_upload(self.key, upload_id, parts)
-        )
+        try:
+            return await self.request(
+                lambda: self.store.complete_multipart_upload(self.key, upload_id, parts)
+            )
+        except NotFoundError as error:
+            if error.service_code != "NoSuchUpload":
+                raise
+            stored = await self.stored_copy(hashes)
+            if stored is None:
+                raise _CompleteLost(error) from None
+            return stored
+
+    async def stored_copy(self, hashes: FileHashes) -> PutResult | None:
+        """The object as the store holds it, when it holds exactly this file: the size and the
+        ``md5`` metadata set at initiate match (HEAD); else None."""
+        info = await self.request(lambda: self.store.head_object(self.key))
+        if (
+            info is None
+            or info.size != self.size
+            or info.metadata.get(MD5_METADATA) != hashes.md5.hex()
+        ):
+            return None
+        return PutResult(etag=info.etag)
 
     def finish(
-        self, upload_id: str, result: PutResult, hashes: FileHashes, resumed: bool
+        self, upload_id: str | None, result: PutResult, hashes: FileHashes, resumed: bool
     ) -> MultipartResult:
         """Stored: check the OSS CRC-64, journal the object, say what was done."""
         journal = self.journal
         md5_hex = hashes.md5.hex()
-        if journal is not None:
+        if journal is not None and upload_id is not None:
             journal.end_upload(self.key, upload_id)
         if hashes.crc64 is not None and result.crc64 is not None and result.crc64 != hashes.crc64:
             raise ServiceError(

@@ -22,16 +22,18 @@ from bulkput.errors import (
     JournalError,
     NotFoundError,
     ServiceError,
+    TransportError,
     UsageError,
     ValidationError,
     error_from_response,
 )
 from bulkput.items import UploadItem
 from bulkput.job.headers import HeaderBuilder
-from bulkput.job.journal import Journal
+from bulkput.job.journal import Journal, UploadRecord
 from bulkput.job.limited_store import LimitedStore
 from bulkput.job.multipart import (
     DEFAULT_PART_SIZE,
+    INITIATING,
     MAX_PART_SIZE,
     MAX_PARTS,
     MultipartResult,
@@ -44,7 +46,15 @@ from bulkput.job.multipart import (
 )
 from bulkput.local.digest import crc64_ecma
 from bulkput.remote.retry import AdaptiveLimiter, Retrier
-from bulkput.remote.store import Body, FileRange, ObjectHeaders, PartInfo, PutResult, UploadInfo
+from bulkput.remote.store import (
+    Body,
+    FileRange,
+    ObjectHeaders,
+    ObjectInfo,
+    PartInfo,
+    PutResult,
+    UploadInfo,
+)
 
 DIALECTS = ("s3", "oss", "bos")
 TIB = 1024 * GiB
@@ -201,6 +211,9 @@ class MemoryMultipartStore:
         self.fail_part: dict[int, int] = {}  # part number -> failures left
         self.crc_offset = 0
         self.gate: asyncio.Event | None = None  # parts wait on it when set
+        # Answers lost on the way back: the request is served, then the client sees a timeout.
+        self.lose_initiate_answers = 0
+        self.lose_complete_answers = 0
         self._next = 0
 
     async def create_multipart_upload(self, key: str, headers: ObjectHeaders) -> str:
@@ -208,6 +221,9 @@ class MemoryMultipartStore:
         self._next += 1
         upload_id = f"upload-{self._next}"
         self.uploads[upload_id] = (key, headers, {})
+        if self.lose_initiate_answers > 0:
+            self.lose_initiate_answers -= 1
+            raise TransportError("read timed out (the answer was lost)", code="Timeout")
         return upload_id
 
     async def upload_part(
@@ -253,13 +269,24 @@ class MemoryMultipartStore:
         self, key: str, upload_id: str, parts: Sequence[PartInfo]
     ) -> PutResult:
         self.calls["complete"] += 1
+        if upload_id not in self.uploads:
+            raise error_from_response(404, "NoSuchUpload", key=key)
         _key, headers, stored = self.uploads.pop(upload_id)
         assert [p.part_number for p in parts] == sorted(stored)
         data = b"".join(stored[p.part_number] for p in parts)
         self.objects[key] = data
         self.metadata[key] = dict(headers.metadata)
         crc = crc64_ecma(data) + self.crc_offset if self.dialect_name == "oss" else None
+        if self.lose_complete_answers > 0:
+            self.lose_complete_answers -= 1
+            raise TransportError("read timed out (the answer was lost)", code="Timeout")
         return PutResult(f"etag-{len(parts)}", "req-1", crc)
+
+    async def head_object(self, key: str) -> ObjectInfo | None:
+        self.calls["head"] += 1
+        if key not in self.objects:
+            return None
+        return ObjectInfo(key, len(self.objects[key]), "etag-head", metadata=self.metadata[key])
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         self.calls["abort"] += 1
@@ -589,3 +616,128 @@ async def test_a_stop_leaves_the_upload_for_the_next_run(
         result = await upload(store, item, *stat(item), config=config, journal=journal)
     assert (result.parts_reused, result.parts_sent) == (3, 7)
     assert store.objects[item.key] == data
+
+
+# --- lost answers ---------------------------------------------------------------------------
+
+
+async def test_a_complete_whose_answer_was_lost_is_confirmed_by_a_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store completed the upload but the answer never came: the retry gets NoSuchUpload,
+    and a HEAD with the file's size and md5 metadata proves the object is stored."""
+    small_parts(monkeypatch)
+    store = MemoryMultipartStore()
+    store.lose_complete_answers = 1
+    item, data = make_file(tmp_path, 3 * PART)
+    with Journal.open(tmp_path / "state", "job") as journal:
+        result = await upload(store, item, *stat(item), config=CONFIG, journal=journal)
+        journal.flush()
+        assert journal.is_stored(item.key, *stat(item)) and journal.upload_for(item.key) is None
+    assert store.objects[item.key] == data
+    assert (store.calls["complete"], store.calls["head"], store.calls["create"]) == (2, 1, 1)
+    assert result.attempts == 2  # the Complete was sent twice
+    assert result.md5_hex == hashlib.md5(data).hexdigest()
+
+
+async def test_a_complete_finding_its_upload_gone_and_other_bytes_stored_sends_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_parts(monkeypatch)
+    store = MemoryMultipartStore()
+    item, data = make_file(tmp_path, 2 * PART)
+    store.objects[item.key] = b"an older version"
+    store.metadata[item.key] = {"md5": hashlib.md5(b"an older version").hexdigest()}
+    original = store.complete_multipart_upload
+    vanished = False
+
+    async def complete_once_vanished(key: str, upload_id: str, parts: Sequence[PartInfo]) -> PutResult:
+        nonlocal vanished
+        if not vanished:  # someone aborted the upload just before the Complete
+            vanished = True
+            store.uploads.pop(upload_id)
+        return await original(key, upload_id, parts)
+
+    store.complete_multipart_upload = complete_once_vanished  # type: ignore[method-assign]
+    result = await upload(store, item, *stat(item), config=CONFIG)
+    assert store.objects[item.key] == data
+    assert store.calls["create"] == 2 and store.calls["head"] == 1
+    assert result.parts_sent == 4 and store.uploads == {}
+
+
+async def test_an_upload_gone_on_resume_whose_complete_went_through_is_not_sent_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed while its Complete was in flight: the journal still holds the upload, the
+    store holds the object. The next run sends no part."""
+    small_parts(monkeypatch)
+    store = MemoryMultipartStore()
+    item, data = make_file(tmp_path, 3 * PART)
+    size, mtime_ns = stat(item)
+    md5_hex = hashlib.md5(data).hexdigest()
+    store.objects[item.key] = data
+    store.metadata[item.key] = {"owner": "me", "md5": md5_hex}
+    with Journal.open(tmp_path / "state", "job") as journal:
+        journal.begin_upload(item.key, "completed-before-the-kill", PART, size, mtime_ns, md5_hex)
+    with Journal.open(tmp_path / "state", "job") as journal:
+        result = await upload(store, item, size, mtime_ns, config=CONFIG, journal=journal)
+        journal.flush()
+        assert journal.is_stored(item.key, size, mtime_ns)
+        assert journal.upload_for(item.key) is None
+    assert (store.calls["part"], store.calls["create"], store.calls["complete"]) == (0, 0, 0)
+    assert result.resumed and result.md5_hex == md5_hex and result.etag == "etag-head"
+
+
+async def test_a_lost_initiate_answer_leaves_no_upload_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_parts(monkeypatch)
+    store = MemoryMultipartStore()
+    other_key = await store.create_multipart_upload("dir/big.bin.other", ObjectHeaders())
+    store.lose_initiate_answers = 1
+    item, data = make_file(tmp_path, 2 * PART)
+    with Journal.open(tmp_path / "state", "job") as journal:
+        result = await upload(store, item, *stat(item), config=CONFIG, journal=journal)
+    assert store.objects[item.key] == data
+    assert list(store.uploads) == [other_key]  # another key's upload is left alone
+    assert store.calls["abort"] == 1 and result.attempts == 2
+
+
+async def test_an_initiate_in_flight_at_a_kill_is_cleaned_up_by_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The journal holds only the intent (the run died before the Initiate answer): the next
+    run aborts the key's uploads nobody knows, then uploads the file."""
+    small_parts(monkeypatch)
+    store = MemoryMultipartStore()
+    item, data = make_file(tmp_path, 2 * PART)
+    size, mtime_ns = stat(item)
+    orphan = await store.create_multipart_upload(item.key, ObjectHeaders())
+    with Journal.open(tmp_path / "state", "job") as journal:
+        journal.begin_upload(item.key, INITIATING, PART, size, mtime_ns)
+    with Journal.open(tmp_path / "state", "job") as journal:
+        await upload(store, item, size, mtime_ns, config=CONFIG, journal=journal)
+        journal.flush()
+        assert journal.upload_for(item.key) is None
+    assert orphan not in store.uploads and store.uploads == {}
+    assert store.objects[item.key] == data and store.calls["list_parts"] == 0
+
+
+async def test_the_initiate_intent_is_committed_before_the_request_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_parts(monkeypatch)
+    store = MemoryMultipartStore()
+    item, _data = make_file(tmp_path, 2 * PART)
+    seen: list[object] = []
+    original = store.create_multipart_upload
+    with Journal.open(tmp_path / "state", "job") as journal:
+
+        async def initiate(key: str, headers: ObjectHeaders) -> str:
+            seen.append(journal.upload_for(key))  # committed rows only
+            return await original(key, headers)
+
+        store.create_multipart_upload = initiate  # type: ignore[method-assign]
+        await upload(store, item, *stat(item), config=CONFIG, journal=journal)
+    (intent,) = seen
+    assert isinstance(intent, UploadRecord) and intent.upload_id == INITIATING
