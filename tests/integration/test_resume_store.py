@@ -332,3 +332,33 @@ def test_a_damaged_journal_exits_3_with_one_line(
     restarted = put(server, tree, state, "--restart")
     assert restarted.returncode == 0, restarted.stderr
     assert server.stats.count("PutObject") == FILES
+
+
+# --- the Python API ---------------------------------------------------------------------------
+
+
+async def test_the_api_journal_by_name_is_per_store_and_completes(
+    bulkput_server_factory: Callable[..., ServerHandle], tree: Path, tmp_path: Path
+) -> None:
+    from bulkput.api import Uploader
+
+    a = bulkput_server_factory(buckets=[BUCKET])
+    b = bulkput_server_factory(buckets=[BUCKET])
+    state = tmp_path / "state"
+    paths = [str(path) for path in sorted(tree.iterdir())]
+
+    async def upload(server: ServerHandle) -> set[str]:
+        async with Uploader(
+            f"s3://{BUCKET}/job", endpoint=server.endpoint_url, access_key=server.access_key,
+            secret_key=server.secret_key, journal="nightly", state_dir=state,
+        ) as up:  # fmt: skip
+            results = [result async for result in up.upload(paths)]
+            assert up.summary is not None and up.summary.exit_code == 0
+        return {result.status.value for result in results}
+
+    assert await upload(a) == {"stored"}
+    assert await upload(b) == {"stored"}  # another store, another job: nothing skipped
+    assert b.stats.count("PutObject") == FILES
+    assert await upload(a) == {"stored"}  # the job on A was complete: a new upload
+    assert all(a.stats.puts(key) == 2 for key in expected(tree))
+    assert len(list(state.glob("*.sqlite"))) == 2
