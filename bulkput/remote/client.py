@@ -25,7 +25,7 @@ from typing import TypeVar
 from bulkput.config import TransferConfig
 from bulkput.errors import ConnectError, NotFoundError, RemoteError, ServiceError
 from bulkput.remote.credentials import CredentialSource, RefreshingCredentials
-from bulkput.remote.dialects import Dialect, dialect_for
+from bulkput.remote.dialects import Dialect, dialect_for_endpoint
 from bulkput.remote.dialects.base import BucketLocation, Page, Query, with_next
 from bulkput.remote.regions import normalize_region
 from bulkput.remote.signing import SignableRequest, Signer, signer_for
@@ -496,7 +496,7 @@ def open_store(
     """The store for ``target``'s bucket. Without ``transport`` the store makes its own (from
     ``config``) and closes it in :meth:`HttpObjectStore.close`; a given transport is shared and
     left open. ``signature_version`` (``v1`` or ``v4``) matters for OSS only."""
-    dialect = dialect_for(target.scheme)
+    dialect = dialect_for_endpoint(target.scheme, endpoint)
     signer = signer_for(dialect.signer_name(signature_version), endpoint.region)
     owns = transport is None
     return HttpObjectStore(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -73,6 +74,8 @@ def server(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     import botocore.config
 
     running = request.getfixturevalue(f"{request.param}_server")
+    # the command adds a stderr handler once per process: each test gets its own (capsys)
+    monkeypatch.setattr(logging.getLogger("bulkput"), "handlers", [])
     for name in list(os.environ):
         if name.startswith("AWS_"):
             monkeypatch.delenv(name)
@@ -276,3 +279,33 @@ def test_a_1024_byte_key_is_stored_and_a_1025_byte_key_refused_before_sending(
     assert code == 1  # one object refused, the other stored
     assert "1025 bytes of UTF-8; the limit on s3 is 1024" in err
     assert server.objects(bucket) == {longest: b"long key"}
+
+
+def test_a_storage_class_aws_does_not_know_is_sent_and_the_store_decides(
+    server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = make_tree(tmp_path / "src", {"a.txt": b"a", "b.txt": b"b", "ia.txt": b"ia"})
+    bucket = server.new_bucket()
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(
+        json.dumps({"path": str(src / "a.txt"), "key": "a.txt", "storage_class": "WARM"}) + "\n"
+        + json.dumps({"path": str(src / "b.txt"), "key": "b.txt", "storage_class": "WARM"}) + "\n"
+        + json.dumps({"path": str(src / "ia.txt"), "key": "ia.txt", "storage_class": "standard_ia"})
+        + "\n"
+    )  # fmt: skip
+    out = tmp_path / "r.jsonl"
+    capsys.readouterr()
+    code = bulkput(server, "put", "--manifest", str(manifest), f"s3://{bucket}/", "--no-journal",
+                   "--report", str(out))  # fmt: skip
+    err = capsys.readouterr().err
+    # these two stores know only AWS's classes: they refuse WARM themselves, one object at a time
+    assert code == 1
+    results, _ = report(out)
+    assert {key: line["status"] for key, line in results.items()} == {
+        "a.txt": "failed", "b.txt": "failed", "ia.txt": "stored"
+    }  # fmt: skip
+    assert all("InvalidStorageClass" in results[k]["message"] for k in ("a.txt", "b.txt"))
+    assert err.count("storage class 'WARM' is not one of AWS S3's") == 1
+    head = server.client.head_object(Bucket=bucket, Key="ia.txt")
+    assert head["StorageClass"] == "STANDARD_IA"
+    assert server.objects(bucket) == {"ia.txt": b"ia"}

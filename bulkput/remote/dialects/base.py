@@ -243,12 +243,15 @@ class Dialect:
                     "(only printable ASCII)",
                     key=key,
                 )
-        self._check_choice(key, "storage class", headers.storage_class, self._storage_class_canon)
+        self._check_storage_class(key, headers.storage_class)
         self._check_choice(key, "ACL", headers.acl, self._acl_canon)
         self._check_choice(
             key, "server-side encryption", headers.server_side_encryption, self._sse_canon
         )
         self.validate_metadata(key, headers.metadata)
+
+    def _check_storage_class(self, key: str, value: str | None) -> None:
+        self._check_choice(key, "storage class", value, self._storage_class_canon)
 
     def _check_choice(
         self, key: str, what: str, value: str | None, canon: Mapping[str, str]

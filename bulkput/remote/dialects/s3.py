@@ -7,6 +7,7 @@ names (see :mod:`bulkput.remote.dialects.oss`).
 from __future__ import annotations
 
 import html
+import logging
 import re
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +27,7 @@ from bulkput.remote.dialects.base import (
 from bulkput.remote.store import DeleteFailure, ObjectInfo, PartInfo, PutResult, UploadInfo
 
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
+log = logging.getLogger("bulkput.remote")
 
 
 def parse_xml(body: bytes) -> ElementTree.Element:
@@ -397,3 +399,25 @@ class S3Dialect(XmlDialect):
             "</CreateBucketConfiguration>"
         ).encode()
         return body, {"content-type": self.xml_content_type}
+
+
+class S3CompatibleDialect(S3Dialect):
+    """S3 as another store speaks it (Ceph, MinIO, SeaweedFS, Huawei OBS...), for ``s3://``
+    with an endpoint that is not AWS's own: such stores have storage classes of their own
+    (OBS ``WARM``, Ceph placement targets), so a class AWS does not know is sent as given, with
+    one warning per class, and the store decides. One instance per store: the warnings are the
+    job's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._warned_classes: set[str] = set()
+
+    def _check_storage_class(self, key: str, value: str | None) -> None:
+        if value is None or value.lower() in self._storage_class_canon:
+            return
+        if value not in self._warned_classes:
+            self._warned_classes.add(value)
+            log.warning(
+                "storage class %r is not one of AWS S3's; sent as given (the store behind the "
+                "endpoint must know it)", value,
+            )  # fmt: skip
