@@ -23,7 +23,13 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 from bulkput.config import TransferConfig
-from bulkput.errors import ConnectError, NotFoundError, RemoteError, ServiceError
+from bulkput.errors import (
+    ConnectError,
+    NotFoundError,
+    RemoteError,
+    ServiceError,
+    error_from_response,
+)
 from bulkput.remote.credentials import CredentialSource, RefreshingCredentials
 from bulkput.remote.dialects import Dialect, dialect_for_endpoint
 from bulkput.remote.dialects.base import BucketLocation, Page, Query, with_next
@@ -118,6 +124,9 @@ class HttpObjectStore:
             and not endpoint.region_known
         )
         self._region_probe: asyncio.Task[None] | None = None
+        # a 500 to an object request may hide a missing bucket: asked once (None: not yet)
+        self._bucket_missing: bool | None = None
+        self._bucket_check = asyncio.Lock()
 
     @property
     def access_key_id(self) -> str:
@@ -196,7 +205,44 @@ class HttpObjectStore:
                 method, key, query, unsigned, body,
                 answer_limit=answer_limit, answer_size=answer_size,
             )  # fmt: skip
-        raise self._error(answer, key)
+        failure = self._error(answer, key)
+        if (
+            key is not None
+            and failure.status == 500
+            and failure.retryable
+            and self._bucket_missing is not False
+        ):
+            failure = await self._unless_bucket_missing(failure)
+        raise failure
+
+    async def _unless_bucket_missing(self, error: RemoteError) -> RemoteError:
+        """``error`` (a 500 to an object request), or the missing bucket it hides. SeaweedFS
+        answers a PUT to a missing bucket with 500 InternalError, which every object would
+        retry in full: one HEAD on the bucket per store tells (404: the job stops, as for
+        NoSuchBucket; any other answer: the usual retries)."""
+        if not self.dialect.answers_head_bucket:
+            self._bucket_missing = False
+            return error
+        async with self._bucket_check:
+            if self._bucket_missing is None:
+                try:
+                    await self._send("HEAD", None)
+                    self._bucket_missing = False
+                except NotFoundError:
+                    self._bucket_missing = True
+                except RemoteError:
+                    self._bucket_missing = False  # cannot tell
+        if not self._bucket_missing:
+            return error
+        return error_from_response(
+            404,
+            "NoSuchBucket",
+            f"the bucket does not exist (HEAD on it answered 404; the request was answered"
+            f" {error.status} {error.code}): create it or check its name",
+            request_id=error.request_id,
+            bucket=self.bucket,
+            key=error.key,
+        )
 
     # --- region discovery -------------------------------------------------------------------
 

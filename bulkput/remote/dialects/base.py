@@ -128,6 +128,8 @@ class Dialect:
     max_metadata_bytes: ClassVar[int]
     # HEAD bucket answers with the bucket's region (S3), so an unknown region is asked first
     finds_region_with_head: ClassVar[bool] = False
+    # HEAD on the bucket says whether it exists (200 or 404)
+    answers_head_bucket: ClassVar[bool] = False
     # the name the service gives the list "next page" parameter etc. live in subclasses
 
     def __init__(self) -> None:

@@ -328,6 +328,7 @@ class XmlDialect(Dialect):
 class S3Dialect(XmlDialect):
     name = "s3"
     finds_region_with_head = True
+    answers_head_bucket = True
     meta_prefix = "x-amz-meta-"
     acl_header = "x-amz-acl"
     storage_class_header = "x-amz-storage-class"
