@@ -9,10 +9,8 @@ import os
 import signal
 import sys
 
-from aiohttp import web
-
 from bulkput.remote.credentials import Credentials
-from bulkput.server.app import HANDLER_ARGS, BulkputServer
+from bulkput.server.app import BulkputServer, listen
 from bulkput.server.config import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_HOST,
@@ -139,7 +137,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(run=run)
 
 
-def _credentials(args: argparse.Namespace) -> tuple[Credentials, ...]:
+def _accepted_credentials(args: argparse.Namespace) -> tuple[Credentials, ...]:
     texts = list(args.credentials)
     from_env = os.environ.get(CREDENTIALS_ENV, "")
     texts += [line.strip() for line in from_env.splitlines() if line.strip()]
@@ -165,7 +163,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         host=args.host,
         port=args.port,
         directory=args.dir,
-        credentials=_credentials(args),
+        credentials=_accepted_credentials(args),
         region=args.region,
         buckets=tuple(args.bucket),
         faults=fault_config,
@@ -176,14 +174,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
 
 
 async def _serve(config: ServerConfig) -> None:
-    server = BulkputServer(config)
-    runner = web.AppRunner(server.make_app(), access_log=None, handler_cancellation=True,
-                           **HANDLER_ARGS)  # type: ignore[arg-type]  # fmt: skip
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
-    await site.start()
-    port = runner.addresses[0][1] if runner.addresses else config.port
-    url = f"http://{config.host}:{port}"
+    listening = await listen(BulkputServer(config))
+    url = f"http://{config.host}:{listening.port}"
     where = config.directory or "memory"
     # the first line is machine-read by serve_in_subprocess: keep its form
     print(f"bulkput serve listening on {url}", flush=True)
@@ -204,7 +196,7 @@ async def _serve(config: ServerConfig) -> None:
     try:
         await stop.wait()
     finally:
-        await runner.cleanup()
+        await listening.runner.cleanup()
 
 
 def run(args: argparse.Namespace) -> int:

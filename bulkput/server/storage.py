@@ -6,7 +6,7 @@ Two backends behind one API:
 * :class:`DirStorage` keeps object bytes in files under ``--dir`` and everything else in one
   SQLite database (WAL) beside them.
 
-Safety rules of the directory backend (issue 3, item 4):
+Safety rules of the directory backend:
 
 * An object's file name is the SHA-256 of ``bucket`` and ``key``, never the key itself, so no
   key (``../``, absolute paths, NUL, ``..`` segments, very long names, names like the store's
@@ -75,7 +75,7 @@ class ObjectMeta:
 
 
 @dataclass(slots=True)
-class PartRecord:
+class StoredPart:
     number: int
     size: int
     md5_hex: str
@@ -84,7 +84,7 @@ class PartRecord:
 
 
 @dataclass(slots=True)
-class UploadRecord:
+class PendingUpload:
     upload_id: str
     bucket: str
     key: str
@@ -130,15 +130,15 @@ class Storage(Protocol):
     def delete_object(self, bucket: str, key: str) -> bool: ...
     def iter_objects(self, bucket: str, prefix: str, after: str) -> Iterator[ObjectMeta]: ...
 
-    def create_upload(self, bucket: str, template: ObjectMeta) -> UploadRecord: ...
-    def get_upload(self, bucket: str, upload_id: str) -> UploadRecord: ...
-    def put_part(self, upload: UploadRecord, part: PartRecord, writer: BlobWriter) -> None: ...
-    def list_parts(self, upload: UploadRecord) -> list[PartRecord]: ...
-    def iter_uploads(self, bucket: str, prefix: str) -> Iterator[UploadRecord]: ...
+    def create_upload(self, bucket: str, template: ObjectMeta) -> PendingUpload: ...
+    def get_upload(self, bucket: str, upload_id: str) -> PendingUpload: ...
+    def put_part(self, upload: PendingUpload, part: StoredPart, writer: BlobWriter) -> None: ...
+    def list_parts(self, upload: PendingUpload) -> list[StoredPart]: ...
+    def iter_uploads(self, bucket: str, prefix: str) -> Iterator[PendingUpload]: ...
     def complete_upload(
-        self, upload: UploadRecord, parts: list[PartRecord], meta: ObjectMeta
+        self, upload: PendingUpload, parts: list[StoredPart], meta: ObjectMeta
     ) -> None: ...
-    def abort_upload(self, upload: UploadRecord) -> None: ...
+    def abort_upload(self, upload: PendingUpload) -> None: ...
     def close(self) -> None: ...
 
 
@@ -199,8 +199,8 @@ class _MemoryBucket:
     objects: dict[str, ObjectMeta] = field(default_factory=dict)
     data: dict[str, bytes] = field(default_factory=dict)
     index: _SortedKeys = field(default_factory=_SortedKeys)
-    uploads: dict[str, UploadRecord] = field(default_factory=dict)
-    parts: dict[str, dict[int, tuple[PartRecord, bytes]]] = field(default_factory=dict)
+    uploads: dict[str, PendingUpload] = field(default_factory=dict)
+    parts: dict[str, dict[int, tuple[StoredPart, bytes]]] = field(default_factory=dict)
 
 
 class MemoryStorage:
@@ -279,40 +279,40 @@ class MemoryStorage:
             if meta is not None:
                 yield meta
 
-    def create_upload(self, bucket: str, template: ObjectMeta) -> UploadRecord:
+    def create_upload(self, bucket: str, template: ObjectMeta) -> PendingUpload:
         found = self._bucket(bucket)
-        upload = UploadRecord(new_upload_id(), bucket, template.key, time.time(), template)
+        upload = PendingUpload(new_upload_id(), bucket, template.key, time.time(), template)
         found.uploads[upload.upload_id] = upload
         found.parts[upload.upload_id] = {}
         return upload
 
-    def get_upload(self, bucket: str, upload_id: str) -> UploadRecord:
+    def get_upload(self, bucket: str, upload_id: str) -> PendingUpload:
         upload = self._bucket(bucket).uploads.get(upload_id)
         if upload is None:
             raise NoSuchUploadError(upload_id)
         return upload
 
-    def put_part(self, upload: UploadRecord, part: PartRecord, writer: BlobWriter) -> None:
+    def put_part(self, upload: PendingUpload, part: StoredPart, writer: BlobWriter) -> None:
         assert isinstance(writer, MemoryWriter)
         parts = self._bucket(upload.bucket).parts.get(upload.upload_id)
         if parts is None:
             raise NoSuchUploadError(upload.upload_id)
         parts[part.number] = (part, writer.getvalue())
 
-    def list_parts(self, upload: UploadRecord) -> list[PartRecord]:
+    def list_parts(self, upload: PendingUpload) -> list[StoredPart]:
         parts = self._bucket(upload.bucket).parts.get(upload.upload_id, {})
         return [parts[n][0] for n in sorted(parts)]
 
-    def iter_uploads(self, bucket: str, prefix: str) -> Iterator[UploadRecord]:
+    def iter_uploads(self, bucket: str, prefix: str) -> Iterator[PendingUpload]:
         uploads = list(self._bucket(bucket).uploads.values())
         uploads.sort(key=lambda u: (u.key, u.initiated, u.upload_id))
         return (u for u in uploads if u.key.startswith(prefix))
 
-    def part_bytes(self, upload: UploadRecord, number: int) -> bytes:
+    def part_bytes(self, upload: PendingUpload, number: int) -> bytes:
         return self._bucket(upload.bucket).parts[upload.upload_id][number][1]
 
     def complete_upload(
-        self, upload: UploadRecord, parts: list[PartRecord], meta: ObjectMeta
+        self, upload: PendingUpload, parts: list[StoredPart], meta: ObjectMeta
     ) -> None:
         found = self._bucket(upload.bucket)
         stored = found.parts[upload.upload_id]
@@ -322,7 +322,7 @@ class MemoryStorage:
         self.commit_object(upload.bucket, writer, meta)
         self.abort_upload(upload)
 
-    def abort_upload(self, upload: UploadRecord) -> None:
+    def abort_upload(self, upload: PendingUpload) -> None:
         found = self._bucket(upload.bucket)
         found.uploads.pop(upload.upload_id, None)
         found.parts.pop(upload.upload_id, None)
@@ -366,7 +366,7 @@ class FileWriter:
             self.path.unlink()
 
 
-_SCHEMA = """
+_STORE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS buckets (name TEXT PRIMARY KEY, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS objects (
     bucket TEXT NOT NULL, key TEXT NOT NULL, meta TEXT NOT NULL, PRIMARY KEY (bucket, key)
@@ -410,7 +410,7 @@ class DirStorage:
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_STORE_SCHEMA)
 
     # helpers --------------------------------------------------------------------------------
 
@@ -532,16 +532,16 @@ class DirStorage:
 
     # multipart ------------------------------------------------------------------------------
 
-    def create_upload(self, bucket: str, template: ObjectMeta) -> UploadRecord:
+    def create_upload(self, bucket: str, template: ObjectMeta) -> PendingUpload:
         self._require_bucket(bucket)
-        upload = UploadRecord(new_upload_id(), bucket, template.key, time.time(), template)
+        upload = PendingUpload(new_upload_id(), bucket, template.key, time.time(), template)
         self._query(
             "INSERT INTO uploads VALUES (?, ?, ?, ?, ?)",
             (upload.upload_id, bucket, template.key, upload.initiated, template.to_json()),
         )
         return upload
 
-    def get_upload(self, bucket: str, upload_id: str) -> UploadRecord:
+    def get_upload(self, bucket: str, upload_id: str) -> PendingUpload:
         self._require_bucket(bucket)
         rows = self._query(
             "SELECT key, initiated, template FROM uploads WHERE upload_id = ? AND bucket = ?",
@@ -550,7 +550,7 @@ class DirStorage:
         if not rows:
             raise NoSuchUploadError(upload_id)
         key, initiated, template = rows[0]
-        return UploadRecord(
+        return PendingUpload(
             upload_id,
             bucket,
             str(key),
@@ -558,7 +558,7 @@ class DirStorage:
             ObjectMeta.from_json(str(template)),
         )
 
-    def put_part(self, upload: UploadRecord, part: PartRecord, writer: BlobWriter) -> None:
+    def put_part(self, upload: PendingUpload, part: StoredPart, writer: BlobWriter) -> None:
         with self._lock:
             if not self._db.execute(
                 "SELECT 1 FROM uploads WHERE upload_id = ?", (upload.upload_id,)
@@ -578,17 +578,17 @@ class DirStorage:
                 ),
             )
 
-    def list_parts(self, upload: UploadRecord) -> list[PartRecord]:
+    def list_parts(self, upload: PendingUpload) -> list[StoredPart]:
         rows = self._query(
             "SELECT number, size, md5, modified, crc64 FROM parts WHERE upload_id = ? ORDER BY number",
             (upload.upload_id,),
         )
         return [
-            PartRecord(int(n), int(s), str(m), float(t), _from_sqlite_int64(c))
+            StoredPart(int(n), int(s), str(m), float(t), _from_sqlite_int64(c))
             for n, s, m, t, c in rows
         ]
 
-    def iter_uploads(self, bucket: str, prefix: str) -> Iterator[UploadRecord]:
+    def iter_uploads(self, bucket: str, prefix: str) -> Iterator[PendingUpload]:
         self._require_bucket(bucket)
         rows = self._query(
             "SELECT upload_id, key, initiated, template FROM uploads WHERE bucket = ? "
@@ -597,7 +597,7 @@ class DirStorage:
         )
         for upload_id, key, initiated, template in rows:
             if str(key).startswith(prefix):
-                yield UploadRecord(
+                yield PendingUpload(
                     str(upload_id),
                     bucket,
                     str(key),
@@ -605,11 +605,11 @@ class DirStorage:
                     ObjectMeta.from_json(str(template)),
                 )
 
-    def part_path(self, upload: UploadRecord, number: int) -> Path:
+    def part_path(self, upload: PendingUpload, number: int) -> Path:
         return self._part_path(upload.upload_id, number)
 
     def complete_upload(
-        self, upload: UploadRecord, parts: list[PartRecord], meta: ObjectMeta
+        self, upload: PendingUpload, parts: list[StoredPart], meta: ObjectMeta
     ) -> None:
         writer = self.new_writer()
         try:
@@ -623,7 +623,7 @@ class DirStorage:
         self.commit_object(upload.bucket, writer, meta)
         self.abort_upload(upload)
 
-    def abort_upload(self, upload: UploadRecord) -> None:
+    def abort_upload(self, upload: PendingUpload) -> None:
         with self._lock:
             numbers = [
                 int(row[0])

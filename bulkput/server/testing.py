@@ -27,10 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from aiohttp import web
-
 from bulkput.remote.credentials import Credentials
-from bulkput.server.app import HANDLER_ARGS, BulkputServer
+from bulkput.server.app import BulkputServer, listen
 from bulkput.server.config import ServerConfig, default_credentials, parse_credentials
 from bulkput.server.faults import FaultConfig
 from bulkput.server.stats import StatsSnapshot
@@ -38,7 +36,7 @@ from bulkput.server.stats import StatsSnapshot
 LISTENING = re.compile(r"listening on (http://[^\s]+):(\d+)")
 
 
-def _credentials(value: Iterable[Credentials | str] | None) -> tuple[Credentials, ...]:
+def _as_credentials(value: Iterable[Credentials | str] | None) -> tuple[Credentials, ...]:
     if value is None:
         return default_credentials()
     creds = tuple(parse_credentials(c) if isinstance(c, str) else c for c in value)
@@ -134,7 +132,7 @@ def _config(
         memory = False
     return ServerConfig(
         host=host, port=port, directory=None if memory or dir is None else os.fspath(dir),
-        credentials=_credentials(credentials), region=region, buckets=tuple(buckets),
+        credentials=_as_credentials(credentials), region=region, buckets=tuple(buckets),
         faults=faults or FaultConfig(), **extra,  # type: ignore[arg-type]
     )  # fmt: skip
 
@@ -165,24 +163,20 @@ def serve_in_thread(
     def run() -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
-        runner = web.AppRunner(server.make_app(), access_log=None, handler_cancellation=True,
-                               **HANDLER_ARGS)  # type: ignore[arg-type]  # fmt: skip
         try:
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
-            loop.run_until_complete(site.start())
-            state["port"] = runner.addresses[0][1]
-            state["loop"] = loop
+            listening = loop.run_until_complete(listen(server))
         except BaseException as error:  # report start-up failures to the caller
             state["error"] = error
             ready.set()
             loop.close()
             return
+        state["port"] = listening.port
+        state["loop"] = loop
         ready.set()
         try:
             loop.run_forever()
         finally:
-            loop.run_until_complete(runner.cleanup())
+            loop.run_until_complete(listening.runner.cleanup())
             loop.close()
 
     thread = threading.Thread(target=run, name="bulkput-serve", daemon=True)
@@ -224,7 +218,7 @@ def serve_in_subprocess(
     Credentials go to the child through ``BULKPUT_SERVE_CREDENTIALS`` (never on its command
     line, where ``ps`` would show the secret).
     """
-    creds = _credentials(credentials)
+    creds = _as_credentials(credentials)
     args = [sys.executable, "-m", "bulkput", "serve", "--host", host, "--port", "0"]
     if dir is not None and not (memory and dir is None):
         args += ["--dir", os.fspath(dir)]

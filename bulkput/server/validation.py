@@ -1,7 +1,7 @@
 """The strict checks of `bulkput serve`, as pure functions of a request's parts.
 
-Each raises :class:`~bulkput.server.dialects.ServeError` with the generic error name; the
-dialect turns it into its own code and status. Limits follow the services (see
+Each raises :class:`~bulkput.server.services.ServeError` with the generic error name; the
+service turns it into its own code and status. Limits follow the services (see
 ../shared/seeds/004 and PROTOCOLS.md): keys at most 1023 bytes; user metadata at most 8 KB on
 OSS and 2 KB on S3 and BOS (names and values, without the prefix); OSS metadata names only
 ``[A-Za-z0-9-]``; values printable ASCII; a single PUT at most 5 GiB.
@@ -14,10 +14,9 @@ import binascii
 import re
 from collections.abc import Mapping
 
-from bulkput.server.dialects import Dialect, ServeError
+from bulkput.server.services import EmulatedService, ServeError
 
 MAX_KEY_BYTES = 1023
-MAX_SINGLE_PUT = 5 * 1024**3
 MAX_PART_NUMBER = 10_000
 CONTENT_HEADERS = (
     "cache-control",
@@ -31,12 +30,12 @@ _OSS_META_NAME = re.compile(r"^[A-Za-z0-9-]+$")
 _PRINTABLE = re.compile(r"^[\t\x20-\x7e]*$")
 
 
-def validate_bucket_name(bucket: str) -> None:
+def check_bucket_name(bucket: str) -> None:
     if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket:
         raise ServeError("InvalidBucketName", f"The specified bucket is not valid: {bucket!r}")
 
 
-def validate_key(key: str) -> None:
+def check_key(key: str) -> None:
     """Keys the services refuse: too long, empty, not UTF-8, NUL."""
     if not key:
         raise ServeError("InvalidObjectName", "The object key must not be empty.")
@@ -54,9 +53,9 @@ def validate_key(key: str) -> None:
         raise ServeError("InvalidObjectName", "The object key must not contain NUL.")
 
 
-def parse_metadata(dialect: Dialect, headers: Mapping[str, str]) -> dict[str, str]:
+def parse_metadata(service: EmulatedService, headers: Mapping[str, str]) -> dict[str, str]:
     """User metadata (names lower-case, prefix removed), checked for size and characters."""
-    prefix = dialect.meta_prefix
+    prefix = service.meta_prefix
     metadata: dict[str, str] = {}
     total = 0
     for raw_name, value in headers.items():
@@ -66,7 +65,7 @@ def parse_metadata(dialect: Dialect, headers: Mapping[str, str]) -> dict[str, st
         short = name[len(prefix) :]
         if not short:
             raise ServeError("InvalidArgument", "A user metadata name must not be empty.")
-        if dialect.name == "oss" and not _OSS_META_NAME.match(short):
+        if service.name == "oss" and not _OSS_META_NAME.match(short):
             raise ServeError(
                 "InvalidArgument",
                 f"User metadata name {short!r} has characters outside A-Z a-z 0-9 and '-'.",
@@ -78,29 +77,29 @@ def parse_metadata(dialect: Dialect, headers: Mapping[str, str]) -> dict[str, st
             )
         total += len(short.encode()) + len(value.encode())
         metadata[short] = value
-    if total > dialect.max_metadata_bytes:
+    if total > service.max_metadata_bytes:
         raise ServeError(
             "MetadataTooLarge",
             f"Your metadata headers exceed the maximum allowed metadata size: {total} bytes, "
-            f"at most {dialect.max_metadata_bytes}.",
+            f"at most {service.max_metadata_bytes}.",
         )
     return metadata
 
 
 def check_choice(
-    dialect: Dialect, headers: Mapping[str, str]
+    service: EmulatedService, headers: Mapping[str, str]
 ) -> tuple[str | None, str | None, str | None]:
     """Storage class, ACL and server-side encryption, each checked against the service's set."""
-    storage_class = headers.get(dialect.storage_class_header)
-    if storage_class is not None and storage_class not in dialect.storage_classes:
+    storage_class = headers.get(service.storage_class_header)
+    if storage_class is not None and storage_class not in service.storage_classes:
         raise ServeError(
             "InvalidStorageClass", f"The storage class {storage_class!r} is not valid."
         )
-    acl = headers.get(dialect.acl_header)
-    if acl is not None and acl not in dialect.acls:
+    acl = headers.get(service.acl_header)
+    if acl is not None and acl not in service.acls:
         raise ServeError("InvalidArgument", f"The ACL {acl!r} is not valid.")
-    encryption = headers.get(dialect.encryption_header)
-    if encryption is not None and encryption not in dialect.encryptions:
+    encryption = headers.get(service.encryption_header)
+    if encryption is not None and encryption not in service.encryptions:
         raise ServeError(
             "InvalidEncryptionAlgorithmError",
             f"The encryption method specified is not supported: {encryption!r}.",

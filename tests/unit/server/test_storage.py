@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from bulkput.server.app import build_page
+from bulkput.server.listing import build_page
 from bulkput.server.storage import (
     DirStorage,
     MemoryStorage,
     NoSuchUploadError,
     ObjectMeta,
-    PartRecord,
     Storage,
+    StoredPart,
 )
 
 
@@ -74,7 +74,7 @@ def test_multipart_parts_complete_and_abort(storage: Storage) -> None:
     for number, data in ((2, b"world"), (1, b"hello ")):
         writer = storage.new_writer()
         writer.write(data)
-        storage.put_part(upload, PartRecord(number, len(data), "00", 0.0), writer)
+        storage.put_part(upload, StoredPart(number, len(data), "00", 0.0), writer)
     parts = storage.list_parts(upload)
     assert [p.number for p in parts] == [1, 2]
     assert [u.upload_id for u in storage.iter_uploads("bkt", "")] == [upload.upload_id]
@@ -94,7 +94,7 @@ def test_part_crc64_keeps_every_unsigned_64_bit_value(storage: Storage, crc64: i
     upload = storage.create_upload("bkt", ObjectMeta(key="crc", size=0, etag="", last_modified=0))
     writer = storage.new_writer()
     writer.write(b"part")
-    storage.put_part(upload, PartRecord(1, 4, "00", 0.0, crc64), writer)
+    storage.put_part(upload, StoredPart(1, 4, "00", 0.0, crc64), writer)
     assert [p.crc64 for p in storage.list_parts(upload)] == [crc64]
 
 

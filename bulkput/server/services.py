@@ -1,6 +1,7 @@
-"""How `bulkput serve` speaks each dialect: recognising it, and formatting every answer.
+"""The services `bulkput serve` emulates (S3, OSS, BOS): recognising which one a request talks
+to, each service's limits and accepted values, and the format of every answer.
 
-A request's dialect is recognised by its Authorization (``bce-auth-v1/``, ``OSS ``,
+A request's service is recognised by its Authorization (``bce-auth-v1/``, ``OSS ``,
 ``OSS4-HMAC-SHA256``, ``AWS4-HMAC-SHA256``) or, for BOS query-string auth, by the
 ``authorization`` query parameter. Every answer (errors, listings, multipart results, header
 names) is then written the way that service writes it, down to the details the official SDKs
@@ -24,7 +25,8 @@ from email.utils import formatdate
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-from bulkput.server.storage import ObjectMeta, PartRecord, UploadRecord
+from bulkput.server.listing import ListingPage
+from bulkput.server.storage import ObjectMeta, PendingUpload, StoredPart
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 OWNER_ID = "bulkput"
@@ -41,7 +43,7 @@ def iso_s(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
 
 
-def http_date(timestamp: float) -> str:
+def format_http_date(timestamp: float) -> str:
     return formatdate(timestamp, usegmt=True)
 
 
@@ -72,7 +74,7 @@ class ErrorSpec:
     code: str
 
 
-# Generic error names (S3's where they exist) -> per-dialect (status, code) when it differs.
+# Generic error names (S3's where they exist) -> per-service (status, code) when it differs.
 _DEFAULT_STATUS: dict[str, int] = {
     "AccessDenied": 403,
     "SignatureDoesNotMatch": 403,
@@ -133,7 +135,7 @@ _OVERRIDES: dict[str, dict[str, str]] = {
 
 
 class ServeError(Exception):
-    """An answer other than success, named generically; the dialect picks code and status."""
+    """An answer other than success, named generically; the service picks code and status."""
 
     def __init__(
         self,
@@ -152,18 +154,9 @@ class ServeError(Exception):
         self.close = close  # drop the connection after answering (body left unread)
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One page of a listing, already cut by prefix, delimiter and max-keys."""
-
-    objects: Sequence[ObjectMeta]
-    prefixes: Sequence[str]
-    truncated: bool
-    next_marker: str | None  # last key or prefix returned, when truncated
-
-
-class Dialect:
-    """Base: S3's behaviour. Subclasses override what their service does differently."""
+class EmulatedService:
+    """One service as the store emulates it: S3's behaviour here; subclasses override what
+    their service does differently. Stateless: one shared instance per service."""
 
     name = "s3"
     meta_prefix = "x-amz-meta-"
@@ -239,7 +232,7 @@ class Dialect:
         headers = {
             "content-type": meta.content_type,
             "etag": self.etag(meta.etag),
-            "last-modified": http_date(meta.last_modified),
+            "last-modified": format_http_date(meta.last_modified),
             "accept-ranges": "bytes",
         }
         headers.update(meta.content_headers)
@@ -257,7 +250,7 @@ class Dialect:
             headers[self.encryption_header] = meta.encryption
         return headers
 
-    def part_headers(self, part: PartRecord) -> dict[str, str]:
+    def part_headers(self, part: StoredPart) -> dict[str, str]:
         return {"etag": self.etag(part.md5_hex)}
 
     # -- bodies --------------------------------------------------------------------------
@@ -293,7 +286,7 @@ class Dialect:
     def list_v1(
         self,
         bucket: str,
-        page: Page,
+        page: ListingPage,
         *,
         prefix: str,
         marker: str,
@@ -321,7 +314,7 @@ class Dialect:
     def list_v2(
         self,
         bucket: str,
-        page: Page,
+        page: ListingPage,
         *,
         prefix: str,
         delimiter: str,
@@ -346,7 +339,7 @@ class Dialect:
         )
         return self._xml("ListBucketResult", inner)
 
-    def initiate(self, upload: UploadRecord) -> bytes:
+    def initiate(self, upload: PendingUpload) -> bytes:
         return self._xml(
             "InitiateMultipartUploadResult",
             f"{_el('Bucket', upload.bucket)}{_el('Key', upload.key)}{_el('UploadId', upload.upload_id)}",
@@ -361,8 +354,8 @@ class Dialect:
 
     def list_parts(
         self,
-        upload: UploadRecord,
-        parts: Sequence[PartRecord],
+        upload: PendingUpload,
+        parts: Sequence[StoredPart],
         *,
         marker: int,
         max_parts: int,
@@ -387,7 +380,7 @@ class Dialect:
     def list_uploads(
         self,
         bucket: str,
-        uploads: Sequence[UploadRecord],
+        uploads: Sequence[PendingUpload],
         prefixes: Sequence[str],
         *,
         prefix: str,
@@ -441,7 +434,7 @@ class Dialect:
         return self._xml("DeleteResult", items), self.content_type
 
 
-class OssDialect(Dialect):
+class OssService(EmulatedService):
     name = "oss"
     meta_prefix = "x-oss-meta-"
     header_prefix = "x-oss-"
@@ -503,7 +496,7 @@ class OssDialect(Dialect):
             headers["content-md5"] = base64.b64encode(bytes.fromhex(meta.etag)).decode()
         return headers
 
-    def part_headers(self, part: PartRecord) -> dict[str, str]:
+    def part_headers(self, part: StoredPart) -> dict[str, str]:
         headers = super().part_headers(part)
         if part.crc64 is not None:
             headers["x-oss-hash-crc64ecma"] = str(part.crc64)
@@ -523,7 +516,7 @@ class OssDialect(Dialect):
     def list_v1(
         self,
         bucket: str,
-        page: Page,
+        page: ListingPage,
         *,
         prefix: str,
         marker: str,
@@ -558,7 +551,7 @@ class OssDialect(Dialect):
         return self._xml("ListAllMyBucketsResult", f"{self._owner()}<Buckets>{items}</Buckets>")
 
 
-class BosDialect(Dialect):
+class BosService(EmulatedService):
     name = "bos"
     meta_prefix = "x-bce-meta-"
     header_prefix = "x-bce-"
@@ -615,7 +608,7 @@ class BosDialect(Dialect):
     def list_v1(
         self,
         bucket: str,
-        page: Page,
+        page: ListingPage,
         *,
         prefix: str,
         marker: str,
@@ -647,7 +640,7 @@ class BosDialect(Dialect):
             body["nextMarker"] = page.next_marker
         return self._json(body)
 
-    def initiate(self, upload: UploadRecord) -> bytes:
+    def initiate(self, upload: PendingUpload) -> bytes:
         return self._json(
             {"bucket": upload.bucket, "key": upload.key, "uploadId": upload.upload_id}
         )
@@ -659,8 +652,8 @@ class BosDialect(Dialect):
 
     def list_parts(
         self,
-        upload: UploadRecord,
-        parts: Sequence[PartRecord],
+        upload: PendingUpload,
+        parts: Sequence[StoredPart],
         *,
         marker: int,
         max_parts: int,
@@ -693,7 +686,7 @@ class BosDialect(Dialect):
     def list_uploads(
         self,
         bucket: str,
-        uploads: Sequence[UploadRecord],
+        uploads: Sequence[PendingUpload],
         prefixes: Sequence[str],
         *,
         prefix: str,
@@ -743,26 +736,30 @@ class BosDialect(Dialect):
         )
 
 
-DIALECTS: dict[str, Dialect] = {"s3": Dialect(), "oss": OssDialect(), "bos": BosDialect()}
+class S3Service(EmulatedService):
+    """S3 itself: the base behaviour, unchanged."""
 
 
-def detect_dialect(
+SERVICES: dict[str, EmulatedService] = {"s3": S3Service(), "oss": OssService(), "bos": BosService()}
+
+
+def detect_service(
     authorization: str | None, query: Mapping[str, str], header_names: Iterable[str]
-) -> Dialect:
+) -> EmulatedService:
     """Which service a request talks to: by its Authorization, else by its headers."""
     auth = (authorization or "").lstrip()
     if auth.startswith("bce-auth-v1/") or "authorization" in query:
-        return DIALECTS["bos"]
+        return SERVICES["bos"]
     if auth.startswith(("OSS4-HMAC-SHA256", "OSS ")):
-        return DIALECTS["oss"]
+        return SERVICES["oss"]
     if auth.startswith(("AWS4-HMAC-SHA256", "AWS ")) or "X-Amz-Algorithm" in query:
-        return DIALECTS["s3"]
+        return SERVICES["s3"]
     if "OSSAccessKeyId" in query or "x-oss-signature-version" in query:
-        return DIALECTS["oss"]
+        return SERVICES["oss"]
     for name in header_names:
         lower = name.lower()
         if lower.startswith("x-bce-"):
-            return DIALECTS["bos"]
+            return SERVICES["bos"]
         if lower.startswith("x-oss-"):
-            return DIALECTS["oss"]
-    return DIALECTS["s3"]
+            return SERVICES["oss"]
+    return SERVICES["s3"]

@@ -1,0 +1,38 @@
+"""What the store keeps on an aiohttp request between its middlewares, typed.
+
+The application holds the :class:`~bulkput.server.app.BulkputServer` (for the admin
+endpoints); a request holds its parsed :class:`~bulkput.server.call.Call`, from the parsing
+middleware on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bulkput.server.app import BulkputServer
+    from bulkput.server.call import Call
+
+SERVER: web.AppKey[BulkputServer] = web.AppKey("bulkput_server")
+_CALL = "bulkput.call"
+
+
+def server_of(request: web.Request) -> BulkputServer:
+    return request.app[SERVER]
+
+
+def set_call(request: web.Request, call: Call) -> None:
+    request[_CALL] = call
+
+
+def call_or_none(request: web.Request) -> Call | None:
+    call: Call | None = request.get(_CALL)
+    return call
+
+
+def call_of(request: web.Request) -> Call:
+    """The call, for the middlewares after the parsing one."""
+    call: Call = request[_CALL]
+    return call
