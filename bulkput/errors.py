@@ -38,6 +38,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bulkput.redact import scrub
+
 
 class BulkputError(Exception):
     """Base of every error bulkput raises on purpose."""
@@ -68,7 +70,7 @@ class BulkputError(Exception):
         """The one-line error a user sees: the object, then the cause."""
         subject = self.key if self.key is not None else self.path
         text = " ".join(self.message.split())
-        return f"{subject}: {text}" if subject else text
+        return scrub(f"{subject}: {text}" if subject else text)
 
 
 class UsageError(BulkputError):
@@ -210,7 +212,7 @@ class RemoteError(BulkputError):
         detail = " ".join(self.message.split())
         tail = f" (request id {self.request_id})" if self.request_id else ""
         head = f"{subject}: " if subject else ""
-        return f"{head}{' '.join(parts)}: {detail}{tail}"
+        return scrub(f"{head}{' '.join(parts)}: {detail}{tail}")
 
     def __reduce__(self):  # keep keyword state across pickling (Dask ships errors between processes)
         return (_rebuild_remote, (type(self), self.message, self.__dict__.copy()))

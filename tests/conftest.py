@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+
+import pytest
 
 # The credential chains (botocore, alibabacloud-credentials) ask instance metadata services
 # when nothing else is configured; tests never leave loopback, so they are switched off here
@@ -16,3 +19,12 @@ from tests.fixtures.moto import moto_server  # noqa: F401
 from tests.fixtures.rclone import rclone_server  # noqa: F401
 from tests.fixtures.seaweedfs import seaweedfs_server  # noqa: F401
 from tests.fixtures.tls import tls_server_context  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_secrets() -> Iterator[None]:
+    """The scrubber's secrets are process-wide: one test's keys must not mask another's text."""
+    yield
+    from bulkput.redact import REDACTOR
+
+    REDACTOR.forget()

@@ -27,6 +27,7 @@ from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.local.filters import Filter
+from bulkput.redact import ScrubbingFilter
 from bulkput.remote.store import ObjectStore
 from bulkput.remote.target import Target
 
@@ -113,6 +114,7 @@ def setup_logging(args: argparse.Namespace) -> None:
     logger.setLevel(level)
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stderr)
+        handler.addFilter(ScrubbingFilter())  # no secret in a log line, whoever wrote it
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
 

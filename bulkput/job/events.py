@@ -28,6 +28,7 @@ from typing import IO, Any, TextIO
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status
 from bulkput.job.subscriber import Subscriber
+from bulkput.redact import scrub
 
 # --- the summary -----------------------------------------------------------------------------
 
@@ -203,11 +204,11 @@ class SummaryCollector(Subscriber):
 
 
 def _json_line(record: dict[str, Any]) -> bytes:
-    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    text = scrub(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
     try:
         return text.encode("utf-8") + b"\n"
     except UnicodeEncodeError:  # a lone surrogate (a non-UTF-8 file name): escape it
-        return json.dumps(record, separators=(",", ":")).encode("ascii") + b"\n"
+        return scrub(json.dumps(record, separators=(",", ":"))).encode("ascii") + b"\n"
 
 
 class ReportWriter(Subscriber):

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from bulkput import redact
 from bulkput.config import TransferConfig
 from bulkput.errors import (
     ConnectError,
@@ -30,7 +31,7 @@ from bulkput.errors import (
     ServiceError,
     error_from_response,
 )
-from bulkput.remote.credentials import CredentialSource, RefreshingCredentials
+from bulkput.remote.credentials import Credentials, CredentialSource, RefreshingCredentials
 from bulkput.remote.dialects import Dialect, dialect_for_endpoint
 from bulkput.remote.dialects.base import BucketLocation, Page, Query, with_next
 from bulkput.remote.regions import normalize_region
@@ -67,6 +68,20 @@ _DNS_FAILURE_CODE = "ClientConnectorDNSError"
 # A whole object read back with get_object (a check after upload, never a transfer): bounded too.
 WHOLE_OBJECT_ANSWER_LIMIT = 64 * 1024 * 1024
 _BODY_METHODS = frozenset({"PUT", "POST", "DELETE"})
+
+
+def _register_secrets(credentials: CredentialSource) -> Credentials:
+    """Hand the secret and token to the scrubber; returns the credentials registered."""
+    current = credentials.current() if isinstance(credentials, RefreshingCredentials) else credentials
+    redact.register(current.secret_key, current.session_token)
+    return current
+
+
+def _scrub_error(error: RemoteError) -> None:
+    clean = redact.scrub(error.message)
+    if clean != error.message:
+        error.message = clean
+        error.args = (clean, *error.args[1:])
 
 
 def utc_now() -> datetime:
@@ -114,6 +129,7 @@ class HttpObjectStore:
         self.transport = transport
         self.clock_offset = timedelta(0)
         self._credentials = credentials
+        self._registered = _register_secrets(credentials)
         self._owns_transport = owns_transport
         self._clock = clock
         # region discovery: moved at most once per store (one bucket, one job)
@@ -179,6 +195,8 @@ class HttpObjectStore:
         credentials = self._credentials
         if isinstance(credentials, RefreshingCredentials):  # a chain's, renewed before expiry
             credentials = await credentials.fresh()
+            if credentials is not self._registered:
+                self._registered = _register_secrets(credentials)
         now = self._clock() + self.clock_offset
         wire_headers = request.headers
         wire_headers.update(self.signer.sign(signable, credentials, now))
@@ -197,6 +215,7 @@ class HttpObjectStore:
             error.bucket = self.bucket
             error.key = key
             _suggest_path_addressing(error, self.endpoint)
+            _scrub_error(error)
             raise
         if 200 <= answer.status < 300:
             return answer
@@ -316,9 +335,11 @@ class HttpObjectStore:
         log.info("%s://%s: region %s", self.dialect_name, self.bucket, self.endpoint.region)
 
     def _error(self, answer: Response, key: str | None) -> RemoteError:
+        # a server may echo what it was sent (the session token) in its message
         error = self.dialect.error(
-            answer.status, answer.headers, answer.body, bucket=self.bucket, key=key
+            answer.status, answer.headers, redact.scrub_bytes(answer.body), bucket=self.bucket, key=key
         )
+        _scrub_error(error)
         if error.service_code in _SKEW_CODES:
             self._learn_clock_offset(answer.headers)
         return error

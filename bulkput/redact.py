@@ -1,0 +1,103 @@
+"""The one scrubber: the job's secret keys and session tokens removed from every text bulkput
+shows, logs or writes to a report, a server's error message included.
+
+Secrets are registered where they enter the client: :class:`~bulkput.remote.client.HttpObjectStore`
+registers its credentials when it is made and again when a chain renews them. Then:
+
+* an error answer's body is scrubbed before the dialect reads its message (a server that echoes
+  the session token in ``<Message>`` cannot pass it on), and so is every network error's text;
+* the text sinks pass their lines through :func:`scrub`: the report writer, the lines printed
+  on stderr, and the log handler of the command line (:class:`ScrubbingFilter`).
+
+Each secret is removed as it is and percent-encoded (a server may echo a query string). A
+secret shorter than 8 characters (only ever a test's) is removed only where it stands alone, so
+that ``sk`` does not eat the middle of ``disk``. No secret registered: :func:`scrub` returns its
+argument at the cost of one attribute test.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
+
+MASK = "******"
+SHORT = 8  # secrets shorter than this are matched as whole words only
+
+
+class Redactor:
+    """A set of secrets and the one pattern that finds any of them."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self._bytes_pattern: re.Pattern[bytes] | None = None
+
+    def register(self, secrets: Iterable[str | None]) -> None:
+        """Remove these (and their percent-encoded forms) from every text from now on."""
+        new = set()
+        for secret in secrets:
+            if secret:
+                new.update({secret, quote(secret, safe=""), quote_plus(secret, safe="")})
+        if new <= self._secrets:
+            return
+        self._secrets |= new
+        # longest first, so that a token containing a shorter secret is removed whole
+        ordered = sorted(self._secrets, key=len, reverse=True)
+        alternatives = [
+            re.escape(s) if len(s) >= SHORT else rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])"
+            for s in ordered
+        ]
+        self._pattern = re.compile("|".join(alternatives))
+        self._bytes_pattern = re.compile("|".join(alternatives).encode("utf-8"))
+
+    def scrub(self, text: str) -> str:
+        pattern = self._pattern
+        if pattern is None or not text:
+            return text
+        return pattern.sub(MASK, text)
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        pattern = self._bytes_pattern
+        if pattern is None or not data:
+            return data
+        return pattern.sub(MASK.encode(), data)
+
+    def forget(self) -> None:
+        """Drop every secret (for tests that run several jobs in one process)."""
+        self._secrets.clear()
+        self._pattern = self._bytes_pattern = None
+
+
+REDACTOR = Redactor()
+
+
+def register(*secrets: str | None) -> None:
+    REDACTOR.register(secrets)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every registered secret replaced by ``******``."""
+    return REDACTOR.scrub(text)
+
+
+def scrub_bytes(data: bytes) -> bytes:
+    return REDACTOR.scrub_bytes(data)
+
+
+class ScrubbingFilter(logging.Filter):
+    """A handler filter: each record's message (and its traceback's text) scrubbed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if REDACTOR._pattern is None:
+            return True
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
