@@ -106,6 +106,9 @@ class TransferConfig:
     multipart_threshold: int = 512 * MiB
     part_size: int | None = None  # None: chosen per file (fits 10,000 parts, >= service minimum)
     content_md5: bool = True  # --no-md5 turns it off
+    # Keys with "." / ".." segments or control characters are refused before sending unless
+    # this is set (see bulkput.local.names).
+    allow_dot_segments: bool = False
     verify_tls: bool = True
     # file bodies on plain-HTTP connections go to the socket with os.sendfile (no copy
     # through Python); off: always read and written in chunks

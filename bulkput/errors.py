@@ -9,7 +9,8 @@
     │   ├── ManifestError          a malformed manifest line (carries the line number)
     │   ├── FileChangedError       the file changed size or mtime while it was read
     │   ├── SkippedPath            skipped by rule: a symbolic link not followed, a fifo... (a warning)
-    │   ├── InvalidNameError       a file name that cannot become a key (not UTF-8, NFC duplicate)
+    │   ├── InvalidNameError       a file name that cannot become a key (not UTF-8)
+    │   │   └── DuplicateNameError  equal to another name in its folder after NFC
     │   ├── SymlinkLoopError       a followed symbolic link leads back to a directory above it
     │   └── UnreadableDirectoryError  a directory that could not be listed (guards its objects)
     ├── ValidationError            the object breaks a service rule before sending (key, metadata, class)
@@ -114,6 +115,11 @@ class SkippedPath(LocalInputError):
 
 class InvalidNameError(LocalInputError):
     """A file name that cannot become a key (not valid UTF-8, or a duplicate after NFC)."""
+
+
+class DuplicateNameError(InvalidNameError):
+    """A name equal to the one before it in its directory after Unicode NFC normalisation; its
+    ``key`` is the key they share (the first name keeps it, this one fails alone)."""
 
 
 class SymlinkLoopError(LocalInputError):

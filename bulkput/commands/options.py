@@ -182,6 +182,9 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
                        help="bytes a second below which an attempt fails and is retried: each may take "
                             "--timeout plus its size at this rate (default 64K; 0: no such deadline)")
     group.add_argument("--no-md5", action="store_true", help="send no Content-MD5")
+    group.add_argument("--allow-dot-segments", action="store_true",
+                       help="send keys with '.' or '..' segments or control characters as they are "
+                            "(default: such an object fails before anything is sent)")
     group.add_argument("--no-sendfile", action="store_true",
                        help="read file bodies into memory in pieces instead of os.sendfile (plain HTTP only)")
     group.add_argument("--multipart-threshold", type=size, default=defaults.multipart_threshold, metavar="SIZE",
@@ -286,6 +289,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         multipart_threshold=args.multipart_threshold,
         part_size=args.part_size,
         content_md5=not args.no_md5,
+        allow_dot_segments=args.allow_dot_segments,
         verify_tls=not args.insecure,
         sendfile=not args.no_sendfile,
         timeouts=Timeouts(

@@ -93,7 +93,7 @@ def source_items(
                         size=entry.size,
                         mtime_ns=entry.mtime_ns,
                     )
-                else:
+                elif isinstance(entry, BulkputError):  # (folders not entered come only to sync)
                     if entry.key is not None:  # report it under its full key, as objects are
                         entry.key = target.key_for(entry.key)
                     yield entry

@@ -32,8 +32,6 @@ import sys
 from typing import Any
 
 from bulkput.errors import BulkputError, UsageError
-from bulkput.items import ObjectResult, Status
-from bulkput.job.subscriber import Subscriber
 
 _STRATEGY_FLAGS = {
     "size_only": "size-only",
@@ -62,22 +60,6 @@ def strategy_name(args: argparse.Namespace) -> str:
         if getattr(args, flag, False):
             return name
     return "size+mtime"
-
-
-class _WarningPrinter(Subscriber):
-    """One ``warning:`` line per path skipped by rule (symbolic link, fifo...), up to a limit."""
-
-    def __init__(self, limit: int = 200) -> None:
-        self.limit = limit
-        self.shown = 0
-
-    def on_result(self, result: ObjectResult) -> None:
-        if result.status is Status.SKIPPED and result.message:
-            self.shown += 1
-            if self.shown <= self.limit:
-                sys.stderr.write(f"warning: {result.message}\n")
-            elif self.shown == self.limit + 1:
-                sys.stderr.write("warning: more paths skipped; the --report file lists them all\n")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -141,9 +123,8 @@ async def _sync(args: argparse.Namespace, config: Any) -> int:
             engine = getattr(run_ref[0], "_engine", None)
             return getattr(engine, "aborted", None)
 
+        # the progress display prints each failure and each warning (a symlink skipped) once
         subscribers: list[Any] = [_progress(args, aborted)]
-        if not args.quiet:
-            subscribers.append(_WarningPrinter())
         if args.report:
             try:
                 report = ReportWriter(args.report)

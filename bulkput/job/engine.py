@@ -80,6 +80,7 @@ from bulkput.job.multipart import (
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.local.digest import b64, md5_file
+from bulkput.local.names import refuse_unsafe_key
 from bulkput.local.read_placement import (
     INLINE_BATCH_SECONDS,
     INLINE_BODY_LIMIT,
@@ -613,6 +614,8 @@ class Engine:
                 )
             headers = self._headers.for_item(item)
             self._validate(item.key, headers)
+            if not config.allow_dot_segments:
+                refuse_unsafe_key(item.key, item.path)
             multipart = self._multipart is not None and (
                 needs_multipart(size, config) or item.key in self._uploads_in_flight
             )

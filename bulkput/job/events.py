@@ -28,6 +28,7 @@ from typing import IO, Any, TextIO
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status
 from bulkput.job.subscriber import Subscriber
+from bulkput.local.names import printable
 from bulkput.redact import scrub
 
 # --- the summary -----------------------------------------------------------------------------
@@ -387,7 +388,7 @@ def summary_lines(summary: JobSummary) -> list[str]:
 def print_summary(summary: JobSummary, stream: TextIO | None = None) -> None:
     out = stream if stream is not None else sys.stderr
     for line in summary_lines(summary):
-        out.write(line + "\n")
+        out.write(printable(line, backslashes=False) + "\n")
     out.flush()
 
 
@@ -397,9 +398,15 @@ def failure_line(result: ObjectResult) -> str:
     ``BulkputError.one_line()``, which already starts with the object; otherwise the key is put
     in front."""
     subject = result.key or result.path or ""
-    message = " ".join((result.message or result.error_code or "failed").split())
-    if subject and not message.startswith(subject):
-        message = f"{subject}: {message}"
+    text = result.message or result.error_code or "failed"
+    if subject and text.startswith(subject):
+        text = text[len(subject):].lstrip(":").lstrip()
+    # one line whatever the message holds, and the name escaped: a newline in a file name
+    # cannot start a line of its own (names inside the message are escaped where they are made)
+    message = printable(" ".join(text.split()), backslashes=False)
+    if subject:
+        # a path may come escaped already (an undecodable name as \xNN): do not double it
+        message = f"{printable(subject, backslashes=bool(result.key))}: {message}"
     return f"{'warning' if result.status is Status.SKIPPED else 'error'}: {message}"
 
 

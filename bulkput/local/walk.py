@@ -21,14 +21,17 @@ case                           yielded                         severity
 symbolic link (not followed)   :class:`SkippedPath` ``symlink``   warning: skipped by rule
 socket, fifo, device           :class:`SkippedPath` (its kind)    warning: skipped by rule
 name not valid UTF-8           :class:`InvalidNameError`          error: skipped, never mangled
-two names equal after NFC      :class:`InvalidNameError`          error: the second is skipped
+two names equal after NFC      :class:`DuplicateNameError`        error: the later ones are skipped
 symbolic link loop             :class:`SymlinkLoopError`          error (only with follow_symlinks)
 broken symbolic link           :class:`LocalInputError`           error (only with follow_symlinks)
 unreadable directory           :class:`UnreadableDirectoryError`  error; ``key`` ends with ``/``
 =============================  ==============================  ====================================
 
 Errors with a key are yielded at that key's place in the order, so a merge-join knows that a
-local path exists there (``sync --delete`` must not delete what it could not read).
+local path exists there (``sync --delete`` must not delete what it could not read); a
+:class:`DuplicateNameError` carries the key of the name it equals, which the walk yielded just
+before. With ``report_excluded``, a :class:`SkippedFolder` marks each folder not entered (excluded
+by the filter, or a symbolic link not followed, so ``link/`` is guarded as well as ``link``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from typing import IO
 
 from bulkput.errors import (
     BulkputError,
+    DuplicateNameError,
     InvalidNameError,
     LocalInputError,
     SkippedPath,
@@ -53,6 +57,7 @@ from bulkput.errors import (
     UsageError,
 )
 from bulkput.local.filters import Filter
+from bulkput.local.names import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +65,8 @@ class WalkOptions:
     follow_symlinks: bool = False
     normalize: bool = True  # NFC; False keeps names exactly as the file system has them
     filter: Filter | None = None
-    # Yield excluded files too, with WalkEntry.excluded set (sync needs to know they exist).
+    # Yield what the walk leaves out, so a merge-join with a listing knows it exists (sync):
+    # excluded files (WalkEntry.excluded set) and a SkippedFolder for each folder not entered.
     report_excluded: bool = False
     # Directories with more children than this are sorted on disk in runs of this size.
     sort_memory_entries: int = 100_000
@@ -77,11 +83,28 @@ class WalkEntry:
     excluded: str | None = None  # why the filter excluded it (only with report_excluded)
 
 
+@dataclass(frozen=True, slots=True)
+class SkippedFolder:
+    """A folder the walk did not enter (only with ``report_excluded``), yielded at its place in
+    the order: the filter excludes everything in it (``reason`` ``excluded``), or it is, or may
+    be, behind a symbolic link that is not followed (``symlink``: a link's name, whatever it
+    points to). ``sync --delete`` leaves every object under ``key`` alone. Not a warning: the
+    link itself is reported once, as a :class:`~bulkput.errors.SkippedPath`."""
+
+    key: str  # relative to the root, ending with "/"
+    path: str
+    reason: str
+
+
+# What the walk yields: a file, a folder not entered (report_excluded only), or a problem.
+WalkItem = WalkEntry | SkippedFolder | BulkputError
+
 # Kinds of directory children, as decided from the scandir entry (and stat for followed links).
 _FILE, _DIR, _LINK, _SPECIAL = 0, 1, 2, 3
 _LINK_FILE, _LINK_DIR, _LINK_BROKEN = 4, 5, 6
 _DUPLICATE = 7  # a second name equal to the previous one after NFC
 _UNKNOWN = 8  # the type could not be read
+_LINK_FOLDER = 9  # "name/" beside a link not followed: the objects under it are left alone
 
 _SPECIAL_NAMES = {
     stat.S_IFSOCK: "socket",
@@ -95,11 +118,12 @@ _Child = tuple[str, str, int]
 
 
 def display_path(path: str) -> str:
-    """A printable form of a path that may hold undecodable bytes (shown as ``\\xNN``)."""
-    return os.fsencode(path).decode("utf-8", "backslashreplace")
+    """A path as messages show it: control characters and undecodable bytes escaped
+    (``\\n``, ``\\xNN``), so no file name can break a line of output."""
+    return printable(path)
 
 
-def walk_tree(root: str | os.PathLike[str], options: WalkOptions | None = None) -> Iterator[WalkEntry | BulkputError]:
+def walk_tree(root: str | os.PathLike[str], options: WalkOptions | None = None) -> Iterator[WalkItem]:
     """Walk ``root`` (a directory) and yield its files in key order; see the module doc."""
     options = options or WalkOptions()
     root_path = os.fspath(root)
@@ -119,7 +143,7 @@ class _Walker:
         self.options = options
         self.filter = options.filter if options.filter is not None and not options.filter.is_empty else None
 
-    def walk(self, root_path: str, root_stat: os.stat_result) -> Iterator[WalkEntry | BulkputError]:
+    def walk(self, root_path: str, root_stat: os.stat_result) -> Iterator[WalkItem]:
         # One frame per directory on the current path: its path, key prefix, children iterator,
         # identity (for loop detection) and whether it was reached through a symbolic link.
         ancestors: set[tuple[int, int]] = {(root_stat.st_dev, root_stat.st_ino)}
@@ -140,6 +164,8 @@ class _Walker:
             if kind in (_DIR, _LINK_DIR):
                 dir_key = prefix + sort_name[:-1]
                 if self.filter is not None and self.filter.prunes_dir(dir_key):
+                    if self.options.report_excluded:
+                        yield SkippedFolder(dir_key + "/", path, "excluded")
                     continue
                 is_link = kind == _LINK_DIR
                 if is_link or self.options.follow_symlinks:
@@ -164,13 +190,16 @@ class _Walker:
                 ancestors.add(dir_identity)
                 stack.append((path, dir_key + "/", sub_children, dir_identity, via_link or is_link))
                 continue
+            if kind == _LINK_FOLDER:
+                yield SkippedFolder(prefix + sort_name, path, "symlink")
+                continue
             key = prefix + sort_name
             yield from self._leaf(path, key, kind, via_link)
 
     def _leaf(self, path: str, key: str, kind: int, via_link: bool) -> Iterator[WalkEntry | BulkputError]:
         filt = self.filter
         if kind == _DUPLICATE:
-            yield InvalidNameError(
+            yield DuplicateNameError(
                 f"{display_path(path)}: name equals another one in its directory after Unicode NFC "
                 "normalisation; skipped (use --no-normalize to keep names as they are)",
                 key=key.rstrip("/"), path=path)
@@ -221,6 +250,8 @@ class _Walker:
                     if child is None:
                         continue
                     chunk.append(child)
+                    if child[2] in (_LINK, _LINK_BROKEN) and self.options.report_excluded:
+                        chunk.append((child[0] + "/", child[1], _LINK_FOLDER))
                     if len(chunk) >= limit:
                         runs.append(_write_run(chunk, self.options.temp_dir))
                         chunk = []

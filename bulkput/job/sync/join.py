@@ -19,8 +19,13 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from bulkput.errors import BulkputError, ListingOrderError, UnreadableDirectoryError
-from bulkput.local.walk import WalkEntry
+from bulkput.errors import (
+    BulkputError,
+    DuplicateNameError,
+    ListingOrderError,
+    UnreadableDirectoryError,
+)
+from bulkput.local.walk import SkippedFolder, WalkEntry, WalkItem
 from bulkput.remote.store import ObjectInfo
 
 L = TypeVar("L")
@@ -105,21 +110,27 @@ async def join_listing(
 # --- sync's join: the walk against the listing -------------------------------------------------
 
 
-LocalItem = WalkEntry | BulkputError
+LocalItem = WalkItem
 
 
 @dataclass(slots=True)
 class Pair:
-    """One key seen on either side. ``local`` is a WalkEntry, or the error the walk reported
-    for that key (or for a whole directory holding it); ``remote`` the listed object."""
+    """One key seen on either side. ``local`` is a WalkEntry, a folder the walk did not enter,
+    or the error the walk reported for that key (or for a whole directory holding it);
+    ``remote`` the listed object."""
 
     key: str | None  # full object key; None for a local error with no key (undecodable name)
     local: LocalItem | None
     remote: ObjectInfo | None
 
 
-def guard_prefix(item: BulkputError) -> str | None:
-    """The key prefix (relative) a directory-level error covers, or None for a one-key error."""
+def guard_prefix(item: LocalItem) -> str | None:
+    """The key prefix (relative) a walk item covers: a folder not entered, or an error for a
+    whole directory; None for a one-key item."""
+    if isinstance(item, SkippedFolder):
+        return item.key
+    if not isinstance(item, BulkputError):
+        return None
     key = item.key
     if key is None:
         return None
@@ -134,21 +145,25 @@ async def merge_join(
     """Pair the walk's items (relative keys) with listed objects (full keys, all under
     ``prefix``) by key, both sides in UTF-8 byte order; built on :func:`join_listing`.
 
-    A local error for a directory (its key ends with ``/``) is paired with every object under
-    that directory, so nothing there is mistaken for "no local file"; its own pair follows
-    them. Local errors with no key are passed through in walk order. Objects whose key ends
-    with ``/`` (folder markers) are passed over. Out-of-order input raises ListingOrderError.
+    A folder the walk did not enter, or an error for a whole directory (a key ending with
+    ``/``), is paired with every object under it, so nothing there is mistaken for "no local
+    file"; its own pair follows them. Local errors with no key, and names that equal the one
+    before them after NFC (:class:`~bulkput.errors.DuplicateNameError`, whose key the first
+    name has), are passed through in walk order, unjoined. Objects whose key ends with ``/``
+    (folder markers) are passed over. Out-of-order input raises ListingOrderError.
     """
-    keyless: list[LocalItem] = []
+    aside: list[Pair] = []
 
     async def keyed() -> AsyncIterator[LocalItem]:
         async for item in local:
             if item.key is None:
-                keyless.append(item)  # yielded in place by the loop below
+                aside.append(Pair(None, item, None))  # yielded in place by the loop below
+            elif isinstance(item, DuplicateNameError):
+                aside.append(Pair(prefix + item.key, item, None))
             else:
                 yield item
 
-    guard: tuple[str, BulkputError] | None = None  # the directory error whose objects come now
+    guard: tuple[str, LocalItem] | None = None  # the folder whose objects come now
     async for joined in join_listing(keyed(), remote, key=lambda item: prefix + (item.key or "")):
         item, info = joined.local, joined.remote
         if info is not None and info.key.endswith("/"):  # a folder marker, not a file
@@ -161,9 +176,9 @@ async def merge_join(
                 continue
             yield Pair(guard[0], guard[1], None)
             guard = None
-        while keyless:
-            yield Pair(None, keyless.pop(0), None)
-        if isinstance(item, BulkputError):
+        while aside:
+            yield aside.pop(0)
+        if item is not None and not isinstance(item, WalkEntry):
             covered = guard_prefix(item)
             if covered is not None:
                 guard = (prefix + covered, item)
@@ -173,5 +188,5 @@ async def merge_join(
         yield Pair(joined.key, item, info)
     if guard is not None:
         yield Pair(guard[0], guard[1], None)
-    while keyless:
-        yield Pair(None, keyless.pop(0), None)
+    while aside:
+        yield aside.pop(0)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from bulkput.errors import BulkputError, SkippedPath
+from bulkput.errors import BulkputError, SkippedPath, ValidationError
 from bulkput.job.shard import Shard
 from bulkput.job.sync.join import Pair, guard_prefix
 from bulkput.job.sync.strategies import Action, Decision, LocalFile, Reason, RemoteFile, Strategy
 from bulkput.local.filters import Filter
-from bulkput.local.walk import WalkEntry
+from bulkput.local.names import refuse_unsafe_key
+from bulkput.local.walk import SkippedFolder, WalkEntry
 from bulkput.remote.store import ObjectInfo
 
 
@@ -44,6 +45,7 @@ class PlanRules:
     delete: bool = False
     filter: Filter | None = None
     shard: Shard | None = None
+    allow_dot_segments: bool = False  # else keys with ./.. segments or control characters fail
 
 
 def _remote_excluded(rules: PlanRules, info: ObjectInfo) -> bool:
@@ -57,6 +59,9 @@ def plan_pair(pair: Pair, rules: PlanRules) -> PlanEntry:
     key, local, remote = pair.key, pair.local, pair.remote
     if key is not None and rules.shard is not None and not rules.shard.owns(key):
         return PlanEntry(PlanAction.IGNORE, key, "other-shard", remote=remote)
+    if isinstance(local, SkippedFolder):
+        # a folder the walk did not enter (excluded, or a symbolic link): not part of this job
+        return PlanEntry(PlanAction.IGNORE, key, local.reason, remote=remote)
     if isinstance(local, BulkputError):
         if isinstance(local, SkippedPath):
             return PlanEntry(PlanAction.SKIP, key, local.reason, remote=remote, error=local, warning=True)
@@ -71,6 +76,11 @@ def plan_pair(pair: Pair, rules: PlanRules) -> PlanEntry:
         return PlanEntry(PlanAction.DELETE, key, Reason.NO_LOCAL, remote=remote)
     if local.excluded is not None:
         return PlanEntry(PlanAction.IGNORE, key, local.excluded, local=local, remote=remote)
+    if not rules.allow_dot_segments and key is not None:
+        try:
+            refuse_unsafe_key(key, local.path)
+        except ValidationError as error:
+            return PlanEntry(PlanAction.FAIL, key, error.code, local=local, remote=remote, error=error)
     if remote is None:
         return PlanEntry(PlanAction.UPLOAD, key, Reason.NEW, local=local)
     return decide_entry(PlanEntry(PlanAction.RESOLVE, key, "", local=local, remote=remote), rules.strategy)

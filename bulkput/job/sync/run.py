@@ -29,6 +29,7 @@ from bulkput.job.sync.plan import PlanAction, PlanEntry, PlanRules, decide_entry
 from bulkput.job.sync.strategies import STRATEGIES, Action, Reason, SizeAndMtime, Strategy
 from bulkput.local.digest import md5_file
 from bulkput.local.filters import Filter
+from bulkput.local.names import printable
 from bulkput.local.walk import WalkOptions, walk_tree
 from bulkput.remote.retry import call_with_retry
 from bulkput.remote.store import ObjectHeaders, ObjectInfo, ObjectStore
@@ -117,6 +118,7 @@ class SyncRun:
             delete=self.options.delete,
             filter=self.options.filter,
             shard=self.options.shard if self.options.shard is not None and self.options.shard.count > 1 else None,
+            allow_dot_segments=self.config.allow_dot_segments,
         )
         self._collector = SummaryCollector(clock)
         self._on_result = [s.on_result for s in (self._collector, *self.subscribers)]
@@ -478,7 +480,7 @@ class SyncRun:
             size=local.size if local is not None else (remote.size if remote is not None else None),
             etag=remote.etag if remote is not None and status is not Status.FAILED else None,
             error_code=error.code if error is not None and status is Status.FAILED else None,
-            message=error.one_line() if error is not None else None,
+            message=_message(entry.key, error) if error is not None else None,
             reason=None if status is Status.FAILED else reason,
         ))
 
@@ -488,11 +490,23 @@ class SyncRun:
 
     def _print_plan(self, entry: PlanEntry) -> None:
         assert self.plan_out is not None
-        subject = entry.key if entry.key is not None else (entry.error.path if entry.error else "")
+        subject = entry.key if entry.key is not None else (entry.error.path or "" if entry.error else "")
         detail = entry.reason
         if entry.action is PlanAction.FAIL and entry.error is not None:
-            detail = entry.error.one_line()
-        self.plan_out.write(f"{entry.action.value:<7} {subject}  ({detail})\n")
+            detail = _message(None, entry.error)
+            if detail.startswith(f"{subject}: "):
+                detail = detail[len(subject) + 2:]  # the line names it already
+        self.plan_out.write(f"{entry.action.value:<7} {printable(subject)}  ({printable(detail, backslashes=False)})\n")
+
+
+def _message(key: str | None, error: BulkputError) -> str:
+    """The error's line, under the object's full key: the walk's errors carry keys relative
+    to the source folder, which would name the object twice (``p/a: a: ...``)."""
+    if isinstance(error, LocalInputError):
+        text = " ".join(error.message.split())
+        subject = key if key is not None else error.path
+        return f"{subject}: {text}" if subject else text
+    return error.one_line()
 
 
 _STOP = object()
