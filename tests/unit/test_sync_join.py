@@ -9,9 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bulkput.errors import InvalidNameError, ListingOrderError, UnreadableDirectoryError
+from bulkput.errors import (
+    DuplicateNameError,
+    InvalidNameError,
+    ListingOrderError,
+    SkippedPath,
+    UnreadableDirectoryError,
+)
 from bulkput.job.sync.join import Joined, join_listing, merge_join
-from bulkput.local.walk import WalkEntry
+from bulkput.local.walk import SkippedFolder, WalkEntry
 from bulkput.remote.store import ObjectInfo
 
 T = TypeVar("T")
@@ -157,3 +163,28 @@ async def test_merge_join_sees_every_key_once(local_keys: set[str], remote_keys:
     for key, local_key, remote_key in pairs:
         assert (local_key is not None) == (key[2:] in local_keys)
         assert (remote_key is not None) == (key[2:] in remote_keys)
+
+
+async def test_a_folder_not_entered_guards_every_object_under_it() -> None:
+    link = SkippedPath("skipped symbolic link", key="ln", path="/src/ln", reason="symlink")
+    folder = SkippedFolder("ln/", "/src/ln", "symlink")
+    local = [link, entry("ln-x"), folder, entry("z")]
+    remote = [obj("p/ln"), obj("p/ln-x"), obj("p/ln/a"), obj("p/ln/b/c"), obj("p/ln0")]
+    assert await join(local, remote) == [
+        ("p/ln", "ln", "p/ln"),
+        ("p/ln-x", "ln-x", "p/ln-x"),
+        ("p/ln/a", "ln/", "p/ln/a"),
+        ("p/ln/b/c", "ln/", "p/ln/b/c"),
+        ("p/ln/", "ln/", None),
+        ("p/ln0", None, "p/ln0"),
+        ("p/z", "z", None),
+    ]
+
+
+async def test_a_name_equal_to_the_one_before_after_nfc_passes_by_unjoined() -> None:
+    """The walk yields it with the key of the name before it: it must not stop the join."""
+    duplicate = DuplicateNameError("equals another name after NFC", key="d/é", path="/src/d/e\u0301")
+    pairs = [pair async for pair in merge_join(
+        aiter_of([entry("d/é"), duplicate, entry("e")]), aiter_of([obj("p/d/é"), obj("p/f")]), "p/")]
+    assert [(p.key, p.local is duplicate, p.remote is not None) for p in pairs] == [
+        ("p/d/é", False, True), ("p/d/é", True, False), ("p/e", False, False), ("p/f", False, True)]

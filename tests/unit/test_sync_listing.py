@@ -9,6 +9,7 @@ import pytest
 from bulkput.config import RetryPolicy
 from bulkput.errors import BulkputError, ConnectError, EndpointUnreachable, ServiceError
 from bulkput.job.sync.listing import listing_chunks
+from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectInfo
 
 POLICY = RetryPolicy(max_attempts=3, base_delay=0.0, throttle_base_delay=0.0, connect_attempts=2)
@@ -37,9 +38,9 @@ class FlakyListing:
 
 async def collect(store: FlakyListing, chunk_size: int = 4) -> tuple[list[list[str]], list[BulkputError]]:
     retries: list[BulkputError] = []
+    retrier = Retrier(POLICY, sleep=_no_sleep, on_retry=lambda key, error: retries.append(error))
     chunks = [[info.key for info in chunk]
-              async for chunk in listing_chunks(store, "", POLICY, chunk_size=chunk_size,  # type: ignore[arg-type]
-                                                on_retry=retries.append, sleep=_no_sleep)]
+              async for chunk in listing_chunks(store, "", retrier, chunk_size=chunk_size)]  # type: ignore[arg-type]
     return chunks, retries
 
 

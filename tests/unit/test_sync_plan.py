@@ -9,7 +9,7 @@ from bulkput.job.sync.join import Pair
 from bulkput.job.sync.plan import PlanAction, PlanRules, decide_entry, plan_pair
 from bulkput.job.sync.strategies import Reason, SizeAndMtime, SizeOnly
 from bulkput.local.filters import Filter
-from bulkput.local.walk import WalkEntry
+from bulkput.local.walk import SkippedFolder, WalkEntry
 from bulkput.remote.store import ObjectInfo
 
 S = 1_000_000_000
@@ -90,3 +90,19 @@ def test_plan_existing_object_goes_to_the_strategy_and_resolves_with_head() -> N
     assert (grown.action, grown.reason) == (PlanAction.UPLOAD, Reason.SIZE)
     later = obj("p/a", size=5, last_modified="1970-01-01T00:03:00Z")
     assert plan_pair(Pair("p/a", local, later), RULES).action is PlanAction.SKIP
+
+
+def test_plan_folder_not_entered_leaves_its_objects_alone() -> None:
+    folder = SkippedFolder("ln/", "/src/ln", "symlink")
+    for pair in (Pair("p/ln/a", folder, obj("p/ln/a")), Pair("p/ln/", folder, None)):
+        planned = plan_pair(pair, DELETE_RULES)
+        assert (planned.action, planned.reason, planned.warning) == (PlanAction.IGNORE, "symlink", False)
+
+
+def test_plan_unsafe_key_fails_unless_allowed() -> None:
+    for key in ("p/a/../b", "p/new\nline"):
+        planned = plan_pair(Pair(key, entry(key[2:]), None), RULES)
+        assert planned.action is PlanAction.FAIL and planned.reason == "ValidationError"
+        assert planned.error is not None and "--allow-dot-segments" in planned.error.message
+        allowed = PlanRules(strategy=SizeAndMtime(), prefix="p/", allow_dot_segments=True)
+        assert plan_pair(Pair(key, entry(key[2:]), None), allowed).action is PlanAction.UPLOAD

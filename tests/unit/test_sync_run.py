@@ -280,3 +280,38 @@ async def test_a_store_unreachable_while_listing_aborts_after_the_connect_attemp
     assert summary.exit_code == 3 and "unreachable" in (summary.aborted or "")
     assert listings == ["dst/", "dst/"]
     assert "dst/orphan" in store.objects and store.delete_requests == []
+
+
+async def test_heads_listing_and_deletes_share_the_job_limit_with_uploads(tmp_path: Path) -> None:
+    """Every request of a sync (HEAD, PUT, LIST, DELETE) goes through the job's LimitedStore:
+    never more in flight than --concurrency, whatever the mix."""
+    store = MemoryStore()
+    for i in range(40):
+        # in key order: a HEAD each (touched after the upload), uploads, deletes; interleaved
+        write(tmp_path, f"k{i:02d}-a", b"s", mtime_s=1_999_999_999)
+        store.objects[f"dst/k{i:02d}-a"] = (b"s", {}, "2000-01-01T00:00:00Z")
+        write(tmp_path, f"k{i:02d}-b", b"n")
+        store.objects[f"dst/k{i:02d}-c"] = (b"g", {}, "2000-01-01T00:00:00Z")
+    in_flight = peak = 0
+
+    def counted(request):  # type: ignore[no-untyped-def]
+        async def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal in_flight, peak
+            in_flight += 1
+            peak = max(peak, in_flight)
+            try:
+                await asyncio.sleep(0.002)  # long enough for the other tasks to start theirs
+                return await request(*args, **kwargs)
+            finally:
+                in_flight -= 1
+        return call
+
+    store.head_object = counted(store.head_object)  # type: ignore[method-assign]
+    store.put_object = counted(store.put_object)  # type: ignore[method-assign]
+    store.delete_objects = counted(store.delete_objects)  # type: ignore[method-assign]
+    config = TransferConfig(concurrency=2, max_open_files=4,
+                            retry=RetryPolicy(max_attempts=3, base_delay=0.0, throttle_base_delay=0.0))
+    summary = await SyncRun(store, tmp_path, "dst", SyncOptions(delete=True), config=config).run()
+    assert (summary.exit_code, summary.stored, summary.deleted) == (0, 80, 40)
+    assert len(store.heads) == 40
+    assert peak <= 2

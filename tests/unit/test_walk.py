@@ -9,6 +9,7 @@ import pytest
 
 import bulkput.local.walk as walk_module
 from bulkput.errors import (
+    DuplicateNameError,
     InvalidNameError,
     LocalInputError,
     SkippedPath,
@@ -17,7 +18,7 @@ from bulkput.errors import (
     UsageError,
 )
 from bulkput.local.filters import Filter
-from bulkput.local.walk import WalkEntry, WalkOptions, walk_tree
+from bulkput.local.walk import SkippedFolder, WalkEntry, WalkOptions, walk_tree
 
 NFD_E = unicodedata.normalize("NFD", "é")  # "e" + combining acute
 
@@ -103,6 +104,9 @@ def test_names_equal_after_nfc_report_the_second(tmp_path: Path) -> None:
     errors = [i for i in items if isinstance(i, InvalidNameError)]
     assert [e.key for e in entries] == ["é"]
     assert len(errors) == 1 and "NFC" in errors[0].message
+    # the key they share, right after the first: a merge-join passes it by, unjoined
+    assert isinstance(errors[0], DuplicateNameError) and errors[0].key == "é"
+    assert items.index(errors[0]) == items.index(entries[0]) + 1
     assert len(walk_keys(tmp_path, WalkOptions(normalize=False))) == 2
 
 
@@ -149,6 +153,26 @@ def test_symlinks_skipped_with_a_warning_by_default(tmp_path: Path) -> None:
     skipped = [i for i in items if isinstance(i, SkippedPath)]
     assert sorted(s.key or "" for s in skipped) == ["link-to-dir", "link-to-file"]
     assert all(s.reason == "symlink" and "--follow-symlinks" in s.message for s in skipped)
+    assert not any(isinstance(i, SkippedFolder) for i in items)  # put's walk: only the warning
+
+
+def test_a_link_not_followed_is_also_a_folder_not_entered_when_reporting(tmp_path: Path) -> None:
+    """sync's walk: ``link`` (the warning) and ``link/`` (guarding what may be behind it), each
+    at its place in key order, for links to folders and files alike."""
+    make_tree(tmp_path, ["real/file", "zz", "link-to-dir-x"])
+    (tmp_path / "link-to-file").symlink_to(tmp_path / "zz")
+    (tmp_path / "link-to-dir").symlink_to(tmp_path / "real")
+    items = list(walk_tree(tmp_path, WalkOptions(report_excluded=True)))
+    assert [(type(i).__name__, i.key) for i in items] == [
+        ("SkippedPath", "link-to-dir"),
+        ("WalkEntry", "link-to-dir-x"),
+        ("SkippedFolder", "link-to-dir/"),
+        ("SkippedPath", "link-to-file"),
+        ("SkippedFolder", "link-to-file/"),
+        ("WalkEntry", "real/file"),
+        ("WalkEntry", "zz"),
+    ]
+    assert all(i.reason == "symlink" for i in items if isinstance(i, SkippedFolder))
 
 
 def test_follow_symlinks_walks_through_links_in_key_order(tmp_path: Path) -> None:
@@ -272,6 +296,9 @@ def test_filters_prune_directories_and_can_report_exclusions(
                 if isinstance(i, WalkEntry)]
     assert [(e.key, e.excluded is not None) for e in reported] == [
         (".hidden", False), ("keep.txt", False), ("skip.tmp", True), ("src/a.txt", False)]
+    folders = [i for i in walk_tree(tmp_path, WalkOptions(filter=flt, report_excluded=True))
+               if isinstance(i, SkippedFolder)]
+    assert [(f.key, f.reason) for f in folders] == [("node_modules/", "excluded")]
 
 
 def test_size_filter_in_the_walk(tmp_path: Path) -> None:

@@ -2,8 +2,8 @@
 
 A listing is a stream of pages; a page request that fails transiently (a 500, a reset
 connection, throttling) must not end the job, nor make it start over. :func:`listing_chunks`
-reads the store's listing ``chunk_size`` objects at a time, each chunk through
-:func:`~bulkput.remote.retry.call_with_retry` (one retry budget per chunk, so a long listing
+reads the store's listing ``chunk_size`` objects at a time, each chunk through the job's
+:class:`~bulkput.remote.retry.Retrier` (one retry budget per chunk, so a long listing
 with a rare failure is never out of attempts). After a failure the listing is asked again and
 the objects up to the last key already handed out are passed over: no object is yielded twice
 and none is lost, and memory holds one chunk.
@@ -11,15 +11,11 @@ and none is lost, and memory holds one chunk.
 
 from __future__ import annotations
 
-import asyncio
-import random
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-from bulkput.config import RetryPolicy
 from bulkput.errors import BulkputError
-from bulkput.remote.retry import call_with_retry
+from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectInfo, ObjectStore
 
 _END: Any = object()
@@ -59,27 +55,14 @@ class _Cursor:
 
 
 async def listing_chunks(
-    store: ObjectStore,
-    prefix: str,
-    policy: RetryPolicy,
-    *,
-    chunk_size: int = 1000,
-    on_retry: Callable[[BulkputError], object] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    rng: Callable[[], float] = random.random,
+    store: ObjectStore, prefix: str, retrier: Retrier, *, chunk_size: int = 1000
 ) -> AsyncIterator[list[ObjectInfo]]:
     """The objects under ``prefix`` in the store's (key) order, in lists of at most
-    ``chunk_size``. A failure a retry cannot mend (not retryable, out of budget, the endpoint
-    unreachable) is raised from the iteration; ``on_retry(error)`` is told of each retry."""
+    ``chunk_size``, each read through ``retrier`` (its ``on_retry`` is told with ``prefix``).
+    A failure a retry cannot mend (not retryable, out of budget, the endpoint unreachable) is
+    raised from the iteration."""
     cursor = _Cursor(store, prefix, chunk_size)
-
-    def retried(error: BulkputError, attempt: int, delay: float) -> None:
-        if on_retry is not None:
-            on_retry(error)
-
     while not cursor.done:
-        chunk, _attempts = await call_with_retry(
-            cursor.next_chunk, policy, clock=clock, sleep=sleep, rng=rng, on_retry=retried)
+        chunk, _attempts = await retrier.call(prefix, cursor.next_chunk)
         if chunk:
             yield chunk

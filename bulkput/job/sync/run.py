@@ -20,6 +20,7 @@ from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, LocalInputError, MaxDeleteExceeded
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.events import JobSummary, SummaryCollector
+from bulkput.job.limited_store import LimitedStore
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.sync.formats import MTIME_METADATA, format_mtime
@@ -31,7 +32,7 @@ from bulkput.local.digest import md5_file
 from bulkput.local.filters import Filter
 from bulkput.local.names import printable
 from bulkput.local.walk import WalkOptions, walk_tree
-from bulkput.remote.retry import call_with_retry
+from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectHeaders, ObjectInfo, ObjectStore
 
 
@@ -101,11 +102,13 @@ class SyncRun:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
-        self.store = store
+        self.config = config or TransferConfig()
+        # HEADs, listing pages and deletes share the job's limiter with the uploads
+        self.store = store if isinstance(store, LimitedStore) else LimitedStore.for_config(
+            store, self.config, clock=clock)
         self.source_dir = os.fspath(source_dir)
         self.prefix = sync_prefix(prefix)
         self.options = options or SyncOptions()
-        self.config = config or TransferConfig()
         self.subscribers = tuple(subscribers)
         self.journal = journal
         self.defaults = defaults
@@ -123,6 +126,7 @@ class SyncRun:
         self._collector = SummaryCollector(clock)
         self._on_result = [s.on_result for s in (self._collector, *self.subscribers)]
         self._on_retry = [s.on_retry for s in (self._collector, *self.subscribers)]
+        self._retrier = Retrier(self.config.retry, clock=clock, sleep=sleep, rng=rng, on_retry=self._retried)
         self._aborted: BulkputError | None = None
         self._stopping = False
         self._engine: Any = None
@@ -337,14 +341,12 @@ class SyncRun:
                 entry.action, entry.reason, entry.error = PlanAction.FAIL, error.code, error
             await self._handle(entry)
 
-    async def _head(self, key: str) -> ObjectInfo | None:
-        def on_retry(error: BulkputError, attempt: int, delay: float) -> None:
-            for callback in self._on_retry:
-                callback(key, error)
+    def _retried(self, key: str, error: BulkputError) -> None:
+        for callback in self._on_retry:
+            callback(key, error)
 
-        info, _attempts = await call_with_retry(
-            lambda: self.store.head_object(key), self.config.retry,
-            clock=self._clock, sleep=self._sleep, rng=self._rng, on_retry=on_retry)
+    async def _head(self, key: str) -> ObjectInfo | None:
+        info, _attempts = await self._retrier.call(key, lambda: self.store.head_object(key))
         return info
 
     def _may_delete(self) -> bool:
@@ -385,9 +387,7 @@ class SyncRun:
 
     async def _delete_batch(self, keys: list[str]) -> bool:
         try:
-            failures, _attempts = await call_with_retry(
-                lambda: self.store.delete_objects(keys), self.config.retry,
-                clock=self._clock, sleep=self._sleep, rng=self._rng)
+            failures, _attempts = await self._retrier.call(keys[0], lambda: self.store.delete_objects(keys))
         except BulkputError as error:
             for key in keys:
                 self._emit(ObjectResult(key, None, Status.FAILED, error_code=error.code,
@@ -425,14 +425,9 @@ class SyncRun:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=2)
 
         async def read_ahead() -> None:
-            def retried(error: BulkputError) -> None:
-                for callback in self._on_retry:
-                    callback(self.prefix, error)
-
             try:
                 async for chunk in listing_chunks(
-                        self.store, self.prefix, self.config.retry, chunk_size=LISTING_READ_AHEAD // 2,
-                        on_retry=retried, clock=self._clock, sleep=self._sleep, rng=self._rng):
+                        self.store, self.prefix, self._retrier, chunk_size=LISTING_READ_AHEAD // 2):
                     await queue.put(chunk)
                 await queue.put(_STOP)
             except Exception as error:  # handed to the reader, who raises it in its place
