@@ -37,6 +37,7 @@ from bulkput.job.journal import Journal, StoredRecord, StoreIdentity
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.sync.join import join_listing
 from bulkput.job.sync.listing import listing_chunks
+from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectInfo, ObjectStore
 from bulkput.remote.target import Target
 
@@ -187,7 +188,7 @@ async def _listing(
     chunk_size: int,
 ) -> AsyncIterator[ObjectInfo]:
     """The listing of ``prefix`` in key order, each chunk under the retry policy."""
-    async for chunk in listing_chunks(store, prefix, retry, chunk_size=chunk_size, sleep=sleep):
+    async for chunk in listing_chunks(store, prefix, Retrier(retry, sleep=sleep), chunk_size=chunk_size):
         for info in chunk:
             yield info
 
