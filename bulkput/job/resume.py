@@ -124,13 +124,15 @@ async def verify_resume(
     """
     check = ResumeCheck()
     forget: list[str] = []
+    rows = _JournalRows(journal, page_size)
     listing = _listing(store, prefix, retry or RetryPolicy(), sleep, page_size)
+    joined_keys = join_listing(rows, listing, key=_record_key)
     try:
-        async for joined in join_listing(
-            _journal_rows(journal, page_size), listing, key=_record_key
-        ):
+        async for joined in joined_keys:
             record = joined.local
             if record is None:
+                if rows.done:
+                    break  # every row is checked: the rest of the listing is not ours to read
                 continue  # an object no run of this job recorded
             check.recorded += 1
             outcome = confirm(record, joined.remote)
@@ -156,6 +158,8 @@ async def verify_resume(
             request_id=error.request_id,
             bucket=error.bucket,
         ) from None
+    finally:
+        await joined_keys.aclose()
     if forget:
         journal.forget_stored(forget)
     await asyncio.get_running_loop().run_in_executor(None, journal.flush)
@@ -167,17 +171,26 @@ def _record_key(record: StoredRecord) -> str:
     return record.key
 
 
-async def _journal_rows(journal: Journal, page_size: int) -> AsyncIterator[StoredRecord]:
-    """The journal's stored rows in key order, a page at a time (read in a thread)."""
-    loop = asyncio.get_running_loop()
-    after: str | None = None
-    while True:
-        page = await loop.run_in_executor(None, journal.stored_page, after, page_size)
-        if not page:
-            return
-        for record in page:
-            yield record
-        after = page[-1].key
+class _JournalRows:
+    """The journal's stored rows in key order, a page at a time (read in a thread); ``done``
+    once the last row was handed out."""
+
+    def __init__(self, journal: Journal, page_size: int) -> None:
+        self.journal = journal
+        self.page_size = page_size
+        self.done = False
+
+    async def __aiter__(self) -> AsyncIterator[StoredRecord]:
+        loop = asyncio.get_running_loop()
+        after: str | None = None
+        while True:
+            page = await loop.run_in_executor(None, self.journal.stored_page, after, self.page_size)
+            if not page:
+                self.done = True
+                return
+            for record in page:
+                yield record
+            after = page[-1].key
 
 
 async def _listing(

@@ -71,6 +71,7 @@ class ListingStore:
         self.fail_first = fail_first
         self.refuse = refuse
         self.listings = 0
+        self.yielded = 0
 
     async def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
         self.listings += 1
@@ -81,6 +82,7 @@ class ListingStore:
             raise error
         for info in self.objects:
             if info.key.startswith(prefix):
+                self.yielded += 1
                 yield info
 
 
@@ -117,6 +119,18 @@ async def test_only_the_rows_the_store_confirms_stay(tmp_path: Path) -> None:
         assert not journal.is_stored("p/0010", 10, 1) and journal.is_stored("p/0011", 11, 1)
         assert not journal.is_stored(listed[5].key, listed[5].size - 1, 1)
         assert "2,249 of 2,500 journaled objects present as recorded" in check.line("p/")
+    finally:
+        journal.close()
+
+
+async def test_the_listing_is_not_read_past_the_last_journaled_key(tmp_path: Path) -> None:
+    journal = journal_with(tmp_path, {f"p/a{n:03d}": (1, MD5) for n in range(10)})
+    others = [ObjectInfo(f"p/z{n:05d}", 1, "x") for n in range(5000)]
+    store = ListingStore([ObjectInfo(f"p/a{n:03d}", 1, MD5) for n in range(10)] + others)
+    try:
+        check = await verify_resume(journal, store, "p/", page_size=100)  # type: ignore[arg-type]
+        assert check.confirmed == 10
+        assert store.yielded <= 10 + 2 * 100  # a chunk read ahead at most, not 5,010 objects
     finally:
         journal.close()
 
