@@ -33,6 +33,7 @@ from bulkput.job.events import JobSummary
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.remote.credentials import CredentialSource
+from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectHeaders, ObjectStore
 from bulkput.remote.target import Target
 
@@ -86,6 +87,7 @@ async def open_destination(
     profile: str | None = None,
     config: TransferConfig | None = None,
     env: Mapping[str, str] | None = None,
+    customer_key: CustomerKey | None = None,
 ) -> tuple[Target, ObjectStore]:
     """Parse ``dest``, resolve endpoint and credentials, open the store (caller closes it)."""
     from bulkput.remote.client import open_store
@@ -119,6 +121,7 @@ async def open_destination(
         credentials=credentials,
         config=config,
         signature_version=signature_version,
+        customer_key=customer_key,
     )
     return target, store
 
@@ -156,7 +159,8 @@ class Uploader:
     open :class:`bulkput.job.journal.Journal`, or a job name to open the per-job journal in
     ``state_dir``, or None for none); ``shard`` (``Shard`` or ``"K/N"``); ``dry_run``;
     ``defaults`` (job-wide :class:`ObjectHeaders`); ``subscribers`` (progress, reports);
-    ``store`` to use an already open store (not closed on exit).
+    ``store`` to use an already open store (not closed on exit); ``customer_key`` (a
+    :class:`~bulkput.remote.encryption.CustomerKey`) for SSE-C.
     """
 
     def __init__(
@@ -181,6 +185,7 @@ class Uploader:
         defaults: ObjectHeaders | None = None,
         subscribers: Sequence[Subscriber] = (),
         store: ObjectStore | None = None,
+        customer_key: CustomerKey | None = None,
     ) -> None:
         self.dest = dest
         self.target = Target.parse(dest)
@@ -200,6 +205,7 @@ class Uploader:
             secret_key=secret_key,
             session_token=session_token,
             profile=profile,
+            customer_key=customer_key,
         )
         self._journal_option = journal
         self._state_dir = state_dir

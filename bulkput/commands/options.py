@@ -17,6 +17,7 @@ import logging
 from bulkput.config import SIZE_UNITS_HELP, RetryPolicy, Timeouts, TransferConfig, parse_size
 from bulkput.errors import UsageError
 from bulkput.local.filters import Filter, read_filter_file, read_pattern_file
+from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectHeaders
 
 # --- value types -------------------------------------------------------------------------------
@@ -132,7 +133,9 @@ def add_header_arguments(parser: argparse.ArgumentParser, title: str) -> None:
     headers.add_argument("--expires")
     headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
     headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
-    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption, e.g. AES256")
+    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption: AES256, aws:kms (S3), KMS (OSS), SM4 (OSS, BOS)")
+    headers.add_argument("--sse-kms-key-id", metavar="ID", help="the KMS key of --sse aws:kms (S3) or --sse KMS (OSS); default: the account's")
+    headers.add_argument("--sse-c-key-file", metavar="FILE", help="S3: encrypt with this 32-byte key of yours (SSE-C; raw or base64); the key is never shown")
     headers.add_argument("--meta", action="append", type=meta, default=[], metavar="NAME=VALUE", help="user metadata (repeatable)")
 
 
@@ -312,8 +315,27 @@ def headers_from_args(args: argparse.Namespace) -> ObjectHeaders:
         acl=args.acl,
         storage_class=args.storage_class,
         server_side_encryption=args.sse,
+        sse_kms_key_id=args.sse_kms_key_id,
         metadata=dict(args.meta),
     )
+
+
+_KMS_VALUES = ("aws:kms", "aws:kms:dsse", "kms")
+
+
+def check_encryption_args(args: argparse.Namespace) -> None:
+    """The encryption options go together (a usage error before any work otherwise)."""
+    sse = (args.sse or "").lower()
+    if args.sse_kms_key_id and sse not in _KMS_VALUES:
+        raise UsageError("--sse-kms-key-id goes with --sse aws:kms (S3) or --sse KMS (OSS)")
+    if args.sse_c_key_file and args.sse:
+        raise UsageError("--sse-c-key-file and --sse do not go together (the key is the encryption)")
+
+
+def customer_key_from_args(args: argparse.Namespace) -> CustomerKey | None:
+    """The SSE-C key of ``--sse-c-key-file`` (read and checked now), or None."""
+    check_encryption_args(args)
+    return CustomerKey.from_file(args.sse_c_key_file) if args.sse_c_key_file else None
 
 
 def filter_from_args(args: argparse.Namespace) -> Filter:

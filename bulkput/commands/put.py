@@ -28,6 +28,7 @@ from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.local.filters import Filter
 from bulkput.redact import ScrubbingFilter
+from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectStore
 from bulkput.remote.target import Target
 
@@ -51,7 +52,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 async def open_destination_from_args(
-    dest: str, args: argparse.Namespace, config: TransferConfig
+    dest: str,
+    args: argparse.Namespace,
+    config: TransferConfig,
+    *,
+    customer_key: CustomerKey | None = None,
 ) -> tuple[Target, ObjectStore]:
     """``open_destination`` with the options ``options.add_connection_arguments`` defined."""
     from bulkput.api import open_destination
@@ -67,6 +72,7 @@ async def open_destination_from_args(
         session_token=args.session_token,
         profile=args.profile,
         config=config,
+        customer_key=customer_key,
     )
 
 
@@ -297,7 +303,9 @@ async def _upload(
     from bulkput.job.resume import finish_journal, start_resume, store_identity
     from bulkput.remote.client import HttpObjectStore
 
-    _, store = await open_destination_from_args(dest, args, config)
+    _, store = await open_destination_from_args(
+        dest, args, config, customer_key=options.customer_key_from_args(args)
+    )
     assert isinstance(store, HttpObjectStore)
     journal = None
     report = None

@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _sync(args: argparse.Namespace, config: Any) -> int:
     from bulkput import runtime
-    from bulkput.commands.options import filter_from_args, headers_from_args
+    from bulkput.commands.options import customer_key_from_args, filter_from_args, headers_from_args
     from bulkput.commands.put import _progress, open_destination_from_args
     from bulkput.job.events import ReportWriter, print_summary
     from bulkput.job.shard import Shard
@@ -112,7 +112,9 @@ async def _sync(args: argparse.Namespace, config: Any) -> int:
         shard=Shard.parse(args.shard) if args.shard else None,
         temp_dir=args.temp_dir,
     )
-    target, store = await open_destination_from_args(args.dest, args, config)
+    target, store = await open_destination_from_args(
+        args.dest, args, config, customer_key=customer_key_from_args(args)
+    )
     report = None
     try:
         run_ref: list[SyncRun] = []

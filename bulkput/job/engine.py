@@ -757,7 +757,7 @@ class Engine:
         )
         etag = put.etag
         md5_hex = prepared.md5_hex
-        if md5_hex is not None and etag is not None and etag != md5_hex:
+        if put.etag_is_md5 and md5_hex is not None and etag is not None and etag != md5_hex:
             lowered = etag.lower()
             if lowered != md5_hex and len(lowered) == 32 and _HEX_DIGITS.issuperset(lowered):
                 raise ServiceError(

@@ -53,5 +53,6 @@ class HeaderBuilder:
             acl=item.acl or d.acl,
             storage_class=item.storage_class or d.storage_class,
             server_side_encryption=d.server_side_encryption,
+            sse_kms_key_id=d.sse_kms_key_id,
             metadata=metadata,
         )

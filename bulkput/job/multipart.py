@@ -630,7 +630,7 @@ class _FileUpload:
                 key, upload_id, number, body, content_md5=content_md5
             )
             etag = info.etag.strip('"').lower()
-            if _MD5_HEX.match(etag) and etag != expected:
+            if info.etag_is_md5 and _MD5_HEX.match(etag) and etag != expected:
                 raise ServiceError(
                     f"part {number}: ETag {etag} is not the MD5 {expected} of the bytes sent",
                     code="BadDigest",

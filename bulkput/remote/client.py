@@ -16,6 +16,7 @@ waits for one HEAD bucket that reads the bucket's region.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -29,14 +30,17 @@ from bulkput.errors import (
     NotFoundError,
     RemoteError,
     ServiceError,
+    UsageError,
     error_from_response,
 )
 from bulkput.remote.credentials import Credentials, CredentialSource, RefreshingCredentials
 from bulkput.remote.dialects import Dialect, dialect_for_endpoint
 from bulkput.remote.dialects.base import BucketLocation, Page, Query, with_next
+from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.regions import normalize_region
 from bulkput.remote.signing import SignableRequest, Signer, signer_for
 from bulkput.remote.store import (
+    MD5_METADATA,
     Body,
     DeleteFailure,
     FileRange,
@@ -120,8 +124,12 @@ class HttpObjectStore:
         transport: Transport,
         owns_transport: bool = False,
         clock: Clock = utc_now,
+        customer_key: CustomerKey | None = None,
     ) -> None:
         self.bucket = bucket
+        self.customer_key = customer_key  # SSE-C: sent with every object write and read
+        if customer_key is not None:  # a secret like the credentials: scrubbed from every text
+            redact.register(customer_key.headers()["x-amz-server-side-encryption-customer-key"])
         self.dialect = dialect
         self.dialect_name = dialect.name
         self.endpoint = endpoint
@@ -392,6 +400,10 @@ class HttpObjectStore:
     def validate(self, key: str, headers: ObjectHeaders) -> None:
         self.dialect.validate(key, headers)
 
+    def _key_headers(self) -> dict[str, str]:
+        """The SSE-C key's headers (every request that writes or reads an object's bytes)."""
+        return self.customer_key.headers() if self.customer_key is not None else {}
+
     async def put_object(
         self, key: str, body: Body, *, content_md5: str | None, headers: ObjectHeaders
     ) -> PutResult:
@@ -400,12 +412,19 @@ class HttpObjectStore:
         wire["content-length"] = str(_length(body))
         if content_md5:
             wire["content-md5"] = content_md5
+            if not self.dialect.etag_is_md5_for(headers, self.customer_key is not None):
+                # the ETag will not be the MD5: keep it as metadata (as multipart does), which
+                # sync --checksum compares
+                md5_name = self.dialect.meta_prefix + MD5_METADATA
+                wire.setdefault(md5_name, base64.b64decode(content_md5).hex())
+        if self.customer_key is not None:
+            wire.update(self.customer_key.headers())
         answer = await self._send("PUT", key, (), wire, body)
         return self.dialect.put_result(answer.headers)
 
     async def head_object(self, key: str) -> ObjectInfo | None:
         try:
-            answer = await self._send("HEAD", key)
+            answer = await self._send("HEAD", key, (), self._key_headers())
         except NotFoundError as error:
             if error.service_code in (None, "NoSuchKey"):
                 return None
@@ -413,7 +432,7 @@ class HttpObjectStore:
         return self.dialect.object_info(key, answer.headers)
 
     async def get_object(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
-        headers = {}
+        headers = self._key_headers()
         limit = WHOLE_OBJECT_ANSWER_LIMIT
         if byte_range is not None:
             headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
@@ -479,13 +498,14 @@ class HttpObjectStore:
         self.dialect.validate(key, headers)
         wire = self.dialect.object_headers(headers)
         wire["content-length"] = "0"
+        wire.update(self._key_headers())
         answer = await self._send("POST", key, (("uploads", None),), wire, b"")
         return self._parse(self.dialect.parse_initiate, answer, "initiate-multipart", key)
 
     async def upload_part(
         self, key: str, upload_id: str, part_number: int, body: Body, *, content_md5: str | None
     ) -> PartInfo:
-        wire = {"content-length": str(_length(body))}
+        wire = {"content-length": str(_length(body)), **self._key_headers()}
         if content_md5:
             wire["content-md5"] = content_md5
         query = (("partNumber", str(part_number)), ("uploadId", upload_id))
@@ -502,7 +522,12 @@ class HttpObjectStore:
             )
         # the ETag as the server spelled it (unquoted): complete-multipart sends it back
         raw = answer.headers.get("etag", "").strip().strip('"') or etag
-        return PartInfo(part_number=part_number, etag=raw, size=_length(body))
+        return PartInfo(
+            part_number=part_number,
+            etag=raw,
+            size=_length(body),
+            etag_is_md5=self.dialect.etag_is_md5(answer.headers),
+        )
 
     async def list_parts(self, key: str, upload_id: str) -> list[PartInfo]:
         query = self.dialect.list_parts_query(upload_id)
@@ -559,10 +584,17 @@ def open_store(
     signature_version: str = "v4",
     transport: Transport | None = None,
     clock: Clock = utc_now,
+    customer_key: CustomerKey | None = None,
 ) -> HttpObjectStore:
     """The store for ``target``'s bucket. Without ``transport`` the store makes its own (from
     ``config``) and closes it in :meth:`HttpObjectStore.close`; a given transport is shared and
-    left open. ``signature_version`` (``v1`` or ``v4``) matters for OSS only."""
+    left open. ``signature_version`` (``v1`` or ``v4``) matters for OSS only; ``customer_key``
+    (SSE-C) for S3 only."""
+    if customer_key is not None and target.scheme != "s3":
+        raise UsageError(
+            f"--sse-c-key-file: keys held by the customer (SSE-C) are an S3 feature; "
+            f"{target.scheme}:// has none (use --sse)"
+        )
     dialect = dialect_for_endpoint(target.scheme, endpoint)
     signer = signer_for(dialect.signer_name(signature_version), endpoint.region)
     owns = transport is None
@@ -575,4 +607,5 @@ def open_store(
         transport=transport if transport is not None else Transport(config or TransferConfig()),
         owns_transport=owns,
         clock=clock,
+        customer_key=customer_key,
     )

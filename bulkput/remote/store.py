@@ -40,7 +40,13 @@ class ObjectHeaders:
     acl: str | None = None
     storage_class: str | None = None
     server_side_encryption: str | None = None
+    sse_kms_key_id: str | None = None  # the KMS key of --sse aws:kms (KMS on OSS); None: default
     metadata: dict[str, str] = field(default_factory=dict)  # user metadata, names without prefix
+
+
+# The user metadata holding an object's MD5 (hex) where its ETag is not the MD5: multipart
+# uploads and encrypted objects (SSE-KMS, SSE-C).
+MD5_METADATA = "md5"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,9 @@ class PutResult:
     etag: str | None  # without quotes
     request_id: str | None = None
     crc64: int | None = None  # OSS x-oss-hash-crc64ecma when sent
+    # False when the answer says the object is stored encrypted in a way (SSE-KMS, SSE-C)
+    # that makes its ETag something other than the MD5 of the bytes sent
+    etag_is_md5: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,7 @@ class ObjectInfo:
     last_modified: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)  # filled by HEAD only
     content_type: str | None = None
+    etag_is_md5: bool = True  # HEAD only: False for SSE-KMS and SSE-C objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +75,7 @@ class PartInfo:
     part_number: int
     etag: str  # without quotes
     size: int | None = None
+    etag_is_md5: bool = True  # False for a part of an SSE-KMS or SSE-C upload
 
 
 @dataclass(frozen=True, slots=True)

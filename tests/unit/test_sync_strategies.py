@@ -30,8 +30,8 @@ def local(size: int = 10, mtime_ns: int = T0, md5: str | None = None) -> LocalFi
 
 
 def remote(size: int = 10, *, lm: int | None = None, meta: dict[str, str] | None = None,
-           etag: str | None = None) -> RemoteFile:
-    return RemoteFile(size=size, etag=etag, last_modified_ns=lm, metadata=meta)
+           etag: str | None = None, etag_is_md5: bool | None = None) -> RemoteFile:
+    return RemoteFile(size=size, etag=etag, last_modified_ns=lm, metadata=meta, etag_is_md5=etag_is_md5)
 
 
 def upload(reason: str) -> Decision:
@@ -119,8 +119,29 @@ class TestChecksum:
     def test_md5_etag_equal_skip(self) -> None:
         assert self.strategy.decide(local(md5=MD5), remote(etag=f'"{MD5.upper()}"')) == skip(Reason.SAME_CHECKSUM)
 
-    def test_md5_etag_differs_upload(self) -> None:
-        assert self.strategy.decide(local(md5=OTHER_MD5), remote(etag=MD5)) == upload(Reason.CHECKSUM)
+    def test_md5_etag_differs_not_fetched_head(self) -> None:
+        # it may be an encrypted object's ETag: HEAD says
+        assert self.strategy.decide(local(md5=OTHER_MD5), remote(etag=MD5)) == HEAD
+
+    def test_md5_etag_differs_plain_object_upload(self) -> None:
+        decision = self.strategy.decide(local(md5=OTHER_MD5), remote(etag=MD5, meta={}, etag_is_md5=True))
+        assert decision == upload(Reason.CHECKSUM)
+
+    def test_encrypted_object_md5_like_etag_md5_metadata_equal_skip(self) -> None:
+        decision = self.strategy.decide(
+            local(md5=MD5), remote(etag=OTHER_MD5, meta={"md5": MD5}, etag_is_md5=False)
+        )
+        assert decision == skip(Reason.SAME_CHECKSUM)
+
+    def test_encrypted_object_md5_like_etag_no_md5_metadata_upload(self) -> None:
+        decision = self.strategy.decide(local(md5=MD5), remote(etag=OTHER_MD5, meta={}, etag_is_md5=False))
+        assert decision == upload(Reason.NO_CHECKSUM)
+
+    def test_encrypted_object_md5_metadata_differs_upload(self) -> None:
+        decision = self.strategy.decide(
+            local(md5=MD5), remote(etag=MD5, meta={"md5": OTHER_MD5}, etag_is_md5=False)
+        )
+        assert decision == upload(Reason.CHECKSUM)
 
     def test_multipart_etag_not_fetched_head(self) -> None:
         assert self.strategy.decide(local(md5=MD5), remote(etag=f"{OTHER_MD5}-3")) == HEAD

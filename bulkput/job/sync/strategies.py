@@ -39,6 +39,9 @@ class RemoteFile:
     last_modified_ns: int | None = None
     # User metadata: None until a HEAD fetched it (listings do not carry it).
     metadata: Mapping[str, str] | None = None
+    # After a HEAD: False when the object is encrypted (SSE-KMS, SSE-C) and its ETag is not
+    # its MD5 even when it looks like one; None until then.
+    etag_is_md5: bool | None = None
 
     @classmethod
     def from_info(cls, info: ObjectInfo, *, headed: bool = False) -> RemoteFile:
@@ -47,6 +50,7 @@ class RemoteFile:
             etag=info.etag,
             last_modified_ns=parse_last_modified(info.last_modified),
             metadata={k.lower(): v for k, v in info.metadata.items()} if headed else None,
+            etag_is_md5=info.etag_is_md5 if headed else None,
         )
 
     @property
@@ -181,7 +185,9 @@ class Checksum:
     """``--checksum``: the MD5 of the content decides (sizes first, as they are free).
 
     The remote MD5 is the ETag for single-PUT objects (an ETag that is 32 hex digits), else the
-    ``md5`` user metadata bulkput stores with multipart uploads (needs a HEAD).
+    ``md5`` user metadata bulkput stores with multipart uploads and encrypted objects (needs a
+    HEAD). An ETag that looks like an MD5 but differs is checked with a HEAD before the upload:
+    an SSE-KMS or SSE-C object's ETag is not its MD5, and its metadata decides.
 
     =======  ==========================  ========================  ==========  ===============
     sizes    ETag                        md5 metadata              local MD5   decision
@@ -189,7 +195,9 @@ class Checksum:
     differ   -                           -                         -           upload size
     equal    an MD5                      -                         unknown     HASH
     equal    an MD5, equal to local      -                         known       skip same-checksum
-    equal    an MD5, differs             -                         known       upload checksum
+    equal    an MD5, differs             not fetched yet           known       HEAD
+    equal    an MD5, differs (plain)     fetched                   known       upload checksum
+    equal    MD5-like, object encrypted  as "not an MD5" below     -           (rows below)
     equal    not an MD5 (multipart)      not fetched yet           -           HEAD
     equal    not an MD5                  absent after HEAD         -           upload no-stored-checksum
     equal    not an MD5                  present                   unknown     HASH
@@ -203,7 +211,7 @@ class Checksum:
     def decide(self, local: LocalFile, remote: RemoteFile) -> Decision:
         if local.size != remote.size:
             return _upload(Reason.SIZE)
-        remote_md5 = etag_md5(remote.etag)
+        remote_md5 = etag_md5(remote.etag) if remote.etag_is_md5 is not False else None
         if remote_md5 is None:
             if remote.metadata is None:
                 return _HEAD
@@ -212,7 +220,11 @@ class Checksum:
                 return _upload(Reason.NO_CHECKSUM)
         if local.md5_hex is None:
             return _HASH
-        return _skip(Reason.SAME_CHECKSUM) if local.md5_hex.lower() == remote_md5 else _upload(Reason.CHECKSUM)
+        if local.md5_hex.lower() == remote_md5:
+            return _skip(Reason.SAME_CHECKSUM)
+        if remote.metadata is None:
+            return _HEAD  # the ETag may be an encrypted object's, not its MD5
+        return _upload(Reason.CHECKSUM)
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,6 +126,12 @@ class Dialect:
     acls: ClassVar[tuple[str, ...]]
     sse_values: ClassVar[tuple[str, ...]]
     max_metadata_bytes: ClassVar[int]
+    # encryption whose ETag is not the MD5 of the bytes (lower case), and the header naming
+    # its KMS key (None: the service has no such option)
+    kms_values: ClassVar[frozenset[str]] = frozenset()
+    kms_key_header: ClassVar[str | None] = None
+    # answer headers saying the object is encrypted with a customer's key (SSE-C)
+    customer_key_answer_header: ClassVar[str | None] = None
     # HEAD bucket answers with the bucket's region (S3), so an unknown region is asked first
     finds_region_with_head: ClassVar[bool] = False
     # HEAD on the bucket says whether it exists (200 or 404)
@@ -216,6 +222,8 @@ class Dialect:
             out[self.sse_header] = self._sse_canon.get(
                 headers.server_side_encryption.lower(), headers.server_side_encryption
             )
+        if headers.sse_kms_key_id and self.kms_key_header:
+            out[self.kms_key_header] = headers.sse_kms_key_id
         prefix = self.meta_prefix
         for name, value in headers.metadata.items():
             out[prefix + name.lower()] = value
@@ -250,10 +258,23 @@ class Dialect:
         self._check_choice(
             key, "server-side encryption", headers.server_side_encryption, self._sse_canon
         )
+        self._check_kms_key(key, headers)
         self.validate_metadata(key, headers.metadata)
 
     def _check_storage_class(self, key: str, value: str | None) -> None:
         self._check_choice(key, "storage class", value, self._storage_class_canon)
+
+    def _check_kms_key(self, key: str, headers: ObjectHeaders) -> None:
+        if headers.sse_kms_key_id is None:
+            return
+        if not _HEADER_VALUE.match(headers.sse_kms_key_id):
+            raise ValidationError("the KMS key id holds characters a header cannot carry", key=key)
+        if self.kms_key_header is None:
+            raise ValidationError(f"{self.name} has no KMS key option (--sse-kms-key-id)", key=key)
+        sse = (headers.server_side_encryption or "").lower()
+        if sse not in self.kms_values:
+            kms = " or ".join(self._sse_canon[v] for v in sorted(self.kms_values))
+            raise ValidationError(f"a KMS key id goes with --sse {kms}", key=key)
 
     def _check_choice(
         self, key: str, what: str, value: str | None, canon: Mapping[str, str]
@@ -354,12 +375,30 @@ class Dialect:
         service = parse_service_host(self.name, host)
         return service.region if service is not None else None
 
+    # --- encryption ---------------------------------------------------------------------------
+
+    def etag_is_md5(self, headers: Mapping[str, str]) -> bool:
+        """False when an answer says the object is encrypted with KMS or a customer's key:
+        its ETag is then not the MD5 of its bytes (Content-MD5 still checked them)."""
+        if (headers.get(self.sse_header) or "").lower() in self.kms_values:
+            return False
+        return not (self.customer_key_answer_header and self.customer_key_answer_header in headers)
+
+    def etag_is_md5_for(self, headers: ObjectHeaders, customer_key: bool) -> bool:
+        """What :meth:`etag_is_md5` will say of an object written with ``headers`` (and a
+        customer's key), known before sending; the bucket's default encryption may still
+        make it False."""
+        if customer_key:
+            return False
+        return (headers.server_side_encryption or "").lower() not in self.kms_values
+
     def put_result(self, headers: Mapping[str, str]) -> PutResult:
         crc = headers.get("x-oss-hash-crc64ecma")
         return PutResult(
             etag=strip_etag(headers.get("etag")),
             request_id=self.request_id(headers),
             crc64=int(crc) if crc and crc.isdigit() else None,
+            etag_is_md5=self.etag_is_md5(headers),
         )
 
     def object_info(self, key: str, headers: Mapping[str, str]) -> ObjectInfo:
@@ -378,6 +417,7 @@ class Dialect:
             last_modified=headers.get("last-modified"),
             metadata=metadata,
             content_type=headers.get("content-type"),
+            etag_is_md5=self.etag_is_md5(headers),
         )
 
     # --- bodies and queries per dialect (subclasses) -------------------------------------------

@@ -29,6 +29,8 @@ class OssDialect(XmlDialect):
     storage_classes = ("Standard", "IA", "Archive", "ColdArchive", "DeepColdArchive")
     acls = ("private", "public-read", "public-read-write", "default")
     sse_values = ("AES256", "KMS", "SM4")
+    kms_values = frozenset({"kms"})
+    kms_key_header = "x-oss-server-side-encryption-key-id"
     max_metadata_bytes = 8 * 1024  # the seed: all user metadata together at most 8 KB
     # OSS writes spaces as %20 and "+" as %2B under encoding-type=url
     _url_decode = staticmethod(unquote)

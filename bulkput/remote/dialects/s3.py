@@ -357,6 +357,9 @@ class S3Dialect(XmlDialect):
         "bucket-owner-full-control",
     )
     sse_values = ("AES256", "aws:kms", "aws:kms:dsse")
+    kms_values = frozenset({"aws:kms", "aws:kms:dsse"})
+    kms_key_header = "x-amz-server-side-encryption-aws-kms-key-id"
+    customer_key_answer_header = "x-amz-server-side-encryption-customer-algorithm"
     max_metadata_bytes = 2 * 1024  # S3: user-defined metadata, names and values, 2 KB
 
     def signer_name(self, signature_version: str = "v4") -> str:
