@@ -48,10 +48,6 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     verb = arguments[0] if arguments and arguments[0] in COMMANDS else None
-    if verb in _CLIENT_VERBS:
-        from bulkput import runtime
-
-        runtime.lazy_tls = True
     parser = build_parser(verb)
     args, extra = parser.parse_known_args(arguments)
     # A verb may take positionals on both sides of its options (``put SRC --opt X DEST``): it
@@ -65,6 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     args.argv = arguments  # the verb's own words, for commands that re-run parts of themselves
+    if verb in _CLIENT_VERBS:
+        from bulkput.remote.aiohttp_import import import_aiohttp_without_default_cas
+
+        import_aiohttp_without_default_cas()
     return int(args.run(args))
 
 

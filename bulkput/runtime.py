@@ -22,10 +22,6 @@ T = TypeVar("T")
 
 INTERRUPTED_EXIT = 130
 
-# Set by the command line before it imports the client: aiohttp may then be imported without
-# loading CAs into its default contexts (see bulkput.remote.transport); never set for library use.
-lazy_tls = False
-
 _callbacks: list[Callable[[], None]] = []
 _signals_seen = 0
 

@@ -34,54 +34,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
-def _import_aiohttp_without_default_cas() -> None:
-    """Import aiohttp without loading the system CA bundle into its two module-level default
-    SSL contexts (about 60 ms of CPU per process, twice the bundle parsed, even for an
-    ``http://`` endpoint).
-
-    Safe for bulkput because :class:`Transport` never uses those defaults: an ``https`` request
-    always carries bulkput's own context (:meth:`Transport._ssl_context`). A context left
-    without CAs fails closed (every certificate is refused), so nothing is ever accepted
-    unverified. Only done by the command line (``bulkput.cli`` sets ``runtime.lazy_tls`` for
-    its client verbs), on the main thread, before anything imported aiohttp: a program that
-    imports bulkput as a library keeps aiohttp's defaults as they are.
-    """
-    from bulkput import runtime
-
-    if (
-        "aiohttp" in sys.modules
-        or not runtime.lazy_tls
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        return
-    context_class: Any = ssl.SSLContext
-    if "set_default_verify_paths" in vars(context_class):  # someone else patched it: leave it
-        return
-    context_class.set_default_verify_paths = lambda self: None
-    try:
-        import aiohttp  # noqa: F401
-    finally:
-        del context_class.set_default_verify_paths
-
-
-_import_aiohttp_without_default_cas()
-
-import aiohttp  # noqa: E402
-from aiohttp.abc import AbstractStreamWriter  # noqa: E402
-from multidict import CIMultiDict, CIMultiDictProxy  # noqa: E402
-from yarl import URL  # noqa: E402
-
-from bulkput import __version__  # noqa: E402
-from bulkput.config import TransferConfig  # noqa: E402
-from bulkput.errors import (  # noqa: E402
+from bulkput import __version__
+from bulkput.config import TransferConfig
+from bulkput.errors import (
     BulkputError,
     ConnectError,
     FileChangedError,
     LocalInputError,
     TransportError,
 )
-from bulkput.remote.store import Body, FileRange  # noqa: E402
+from bulkput.remote.store import Body, FileRange
 
 USER_AGENT = f"bulkput/{__version__}"
 _log = logging.getLogger(__name__)
@@ -269,9 +236,11 @@ class FileRangePayload(_GuardedPayload):
         page-cache pages to the socket, with no read into Python memory and no copy out of it
         (on plain-HTTP connections: about a third of the CPU a large body costs otherwise).
 
-        Returns False, having sent nothing, when it cannot be used (TLS, compression, chunked
-        encoding, a writer that is not aiohttp's, bytes still queued in the transport, a file
-        the kernel cannot send from): the caller then sends the range the ordinary way.
+        Returns False, having sent nothing, when it cannot be used (TLS, chunked encoding, a
+        writer that is not aiohttp's, bytes still queued in the transport, a file the kernel
+        cannot send from): the caller then sends the range the ordinary way. (Compression,
+        which would also rule it out, never happens: the transport never passes ``compress=``,
+        and a ``Content-Encoding`` header alone does not make aiohttp compress.)
         """
         sender = self.sendfile_sender
         transport = getattr(writer, "transport", None)
@@ -279,7 +248,6 @@ class FileRangePayload(_GuardedPayload):
             sender is None
             or transport is None
             or getattr(writer, "chunked", True)
-            or getattr(writer, "_compress", True) is not None
             or transport.get_extra_info("ssl_object") is not None
         ):
             return False

@@ -664,3 +664,52 @@ async def test_an_answer_within_its_limit_is_read_whole_and_the_connection_kept(
         second = await transport.send("GET", f"{base}/b/k", {}, answer_limit=5)
     assert first.body == second.body == b"<ok/>" and not first.truncated
     assert len(recorded.requests) == 2 and len(connections) == 1
+
+
+async def test_a_content_encoding_header_goes_out_with_the_bytes_as_they_are_through_sendfile(
+    serve: Callable[[Handler], Awaitable[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an object stored with --content-encoding gzip: aiohttp must not compress it again, and
+    # the sendfile path (which could not compress) stays in use
+    spy = SendfileSpy(monkeypatch)
+    recorded = Recorded()
+    base = await serve(recording_handler(recorded))
+    path = tmp_path / "page.html.gz"
+    data = os.urandom(200_000)
+    path.write_bytes(data)
+    headers = {"content-length": str(len(data)), "content-encoding": "gzip"}
+    async with Transport(TransferConfig()) as transport:
+        await transport.send("PUT", f"{base}/b/k", headers, FileRange(str(path), 0, len(data)))
+    [(_, sent_headers, body)] = recorded.requests
+    assert body == data and sent_headers["content-encoding"] == "gzip" and spy.calls > 0
+
+
+def _run_python(code: str) -> str:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+CA_COUNTS = """
+import aiohttp.connector as connector
+from bulkput.remote.transport import Transport
+print(connector._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"],
+      Transport()._ssl_context().cert_store_stats()["x509_ca"])
+"""
+
+
+def test_the_command_lines_explicit_import_skips_aiohttps_default_cas_and_a_library_keeps_them() -> None:
+    system_cas = ssl.create_default_context().cert_store_stats()["x509_ca"]
+    if system_cas == 0:
+        pytest.skip("no system CA bundle on this machine")
+    explicit = _run_python(
+        "from bulkput.remote.aiohttp_import import import_aiohttp_without_default_cas as imp\n"
+        "assert imp() and not imp()\n" + CA_COUNTS
+    )
+    library = _run_python(CA_COUNTS)
+    # aiohttp's own default context is left empty, the transport's context has every CA
+    assert explicit == f"0 {system_cas}"
+    assert library == f"{system_cas} {system_cas}"
