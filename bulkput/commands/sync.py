@@ -120,10 +120,7 @@ async def _sync(args: argparse.Namespace, config: Any) -> int:
         run_ref: list[SyncRun] = []
 
         def aborted() -> BulkputError | None:
-            if not run_ref:
-                return None
-            engine = getattr(run_ref[0], "_engine", None)
-            return getattr(engine, "aborted", None)
+            return run_ref[0].aborted if run_ref else None
 
         # the progress display prints each failure and each warning (a symlink skipped) once
         subscribers: list[Any] = [_progress(args, aborted)]

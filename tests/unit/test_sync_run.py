@@ -317,3 +317,17 @@ async def test_heads_listing_and_deletes_share_the_job_limit_with_uploads(tmp_pa
     assert (summary.exit_code, summary.stored, summary.deleted) == (0, 80, 40)
     assert len(store.heads) == 40
     assert peak <= 2
+
+
+async def test_an_upload_that_aborts_the_job_deletes_nothing(tmp_path: Path) -> None:
+    store = MemoryStore()
+    write(tmp_path, "new", b"n")
+    store.objects["dst/orphan"] = (b"o", {}, "2030-01-01T00:00:00Z")
+
+    async def denied_put(key, body, *, content_md5, headers):  # type: ignore[no-untyped-def]
+        raise AuthError("Access Denied", code="AccessDenied", status=403, key=key)
+
+    store.put_object = denied_put  # type: ignore[method-assign]
+    summary, _, _ = await run_sync(store, tmp_path, delete=True)
+    assert summary.exit_code == 3 and "AccessDenied" in (summary.aborted or "")
+    assert store.delete_requests == [] and "dst/orphan" in store.objects

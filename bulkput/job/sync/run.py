@@ -159,7 +159,7 @@ class SyncRun:
             if refused is None:
                 with tempfile.TemporaryFile(dir=self.options.temp_dir, prefix="bulkput-deletes-") as spool:
                     engine_summary = await self._main_pass(spool)
-                    if self._may_delete():
+                    if self._may_delete(engine_summary):
                         await self._send_deletes(spool)
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -171,6 +171,13 @@ class SyncRun:
         for subscriber in self.subscribers:
             subscriber.on_done(summary)
         return summary
+
+    @property
+    def aborted(self) -> BulkputError | None:
+        """What stopped the job, if anything did yet (the sync's own cause, else the engine's)."""
+        if self._aborted is not None:
+            return self._aborted
+        return self._engine.aborted if self._engine is not None else None
 
     def stop(self) -> None:
         """SIGINT/SIGTERM: plan nothing more, let the engine finish what is in flight, delete nothing."""
@@ -349,7 +356,7 @@ class SyncRun:
         info, _attempts = await self._retrier.call(key, lambda: self.store.head_object(key))
         return info
 
-    def _may_delete(self) -> bool:
+    def _may_delete(self, engine_summary: JobSummary | None) -> bool:
         if self.options.dry_run:
             limit = self.options.max_delete
             if self.options.delete and limit is not None and self.deletes_planned > limit:
@@ -359,8 +366,7 @@ class SyncRun:
             return False
         if self._aborted is not None or self._stopping or not self.deletes_planned:
             return False
-        engine = self._engine
-        if engine is not None and (getattr(engine, "aborted", None) is not None or getattr(engine, "_stopping", False)):
+        if engine_summary is not None and (engine_summary.aborted is not None or engine_summary.interrupted):
             return False
         limit = self.options.max_delete
         if limit is not None and self.deletes_planned > limit:
