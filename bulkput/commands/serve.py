@@ -17,6 +17,7 @@ from bulkput.server.config import (
     DEFAULT_PORT,
     ServerConfig,
     default_credentials,
+    is_loopback,
     parse_credentials,
 )
 from bulkput.server.faults import DEFAULT_MIX, DEFAULT_OPERATIONS, FAULT_KINDS, FaultConfig
@@ -28,9 +29,11 @@ Credentials: with no --credentials (and no {CREDENTIALS_ENV}, one AK:SK[:TOKEN] 
 store accepts the local pair access key {DEFAULT_ACCESS_KEY!r}, secret 'bulkput-local-secret'.
 Every request must be signed (bce-auth-v1, OSS V1/V4, AWS SigV4).
 
-Admin endpoints (no auth; the store binds to 127.0.0.1 by default):
+The store refuses to listen on an address other than loopback with that default secret.
+
+Admin endpoints (no signature; the store binds to 127.0.0.1 by default):
   GET  /_bulkput/stats        request counters as JSON (per operation, status, fault, key)
-  POST /_bulkput/reset-stats  clear them
+  POST /_bulkput/reset-stats  clear them (needs the header 'X-Bulkput-Admin: 1')
 
 Fault kinds for --fault-mix: {", ".join(FAULT_KINDS)}.
 """
@@ -186,7 +189,7 @@ async def _serve(config: ServerConfig) -> None:
     print("  for clients: export AWS_ACCESS_KEY_ID / OSS_ACCESS_KEY_ID / BCE_ACCESS_KEY_ID and the "
           f"matching secret variables, and use --endpoint {url}")  # fmt: skip
     if config.faults.active:
-        print(f"  faults: {config.faults}")
+        print(f"  faults: {config.faults.describe()}")
     sys.stdout.flush()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -203,9 +206,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
     except ValueError as error:
-        print(f"bulkput serve: {error}", file=sys.stderr)
+        print(f"bulkput serve: error: {error}; see bulkput serve --help", file=sys.stderr)
         return 2
-    if config.host not in ("127.0.0.1", "localhost", "::1"):
+    if not is_loopback(config.host):
         print(f"bulkput serve: warning: listening on {config.host}, reachable from other "
               "machines; the admin endpoints have no authentication", file=sys.stderr)  # fmt: skip
     try:

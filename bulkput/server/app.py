@@ -14,13 +14,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bulkput.server import validation as checks
 from bulkput.server.auth import Authenticator, SignatureAuthenticator
 from bulkput.server.config import ServerConfig
 from bulkput.server.faults import FaultInjector
 from bulkput.server.middlewares import StorePipeline
 from bulkput.server.request_state import SERVER
-from bulkput.server.services import ServeError
 from bulkput.server.stats import Stats
 from bulkput.server.storage import DirStorage, MemoryStorage, Storage
 
@@ -56,18 +54,15 @@ class BulkputServer:
         self.authenticate: Authenticator = authenticator or SignatureAuthenticator(
             config.credentials, config.region
         )
-        for bucket in config.buckets:
-            try:
-                checks.check_bucket_name(bucket)
-            except ServeError as error:
-                raise ValueError(error.message) from None
+        for bucket in config.buckets:  # names checked by ServerConfig
             self.storage.create_bucket(bucket)
 
     def make_app(self) -> web.Application:
         pipeline = StorePipeline(self)
         app = web.Application(client_max_size=MAX_REQUEST_BODY, middlewares=pipeline.middlewares)
         app[SERVER] = self
-        app.router.add_route("*", "/{tail:.*}", pipeline.dispatch)
+        # [\s\S], not ".": a key may hold a newline (%0A), and "." stops at one
+        app.router.add_route("*", r"/{tail:[\s\S]*}", pipeline.dispatch)
         app.on_cleanup.append(self._close)
         return app
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from bulkput.remote.credentials import Credentials
 from bulkput.server.faults import FaultConfig
+from bulkput.server.services import ServeError
+from bulkput.server.validation import check_bucket_name
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9000
@@ -25,6 +28,36 @@ def parse_credentials(text: str) -> Credentials:
         raise ValueError("credentials must be AK:SK or AK:SK:TOKEN")
     token = parts[2] if len(parts) == 3 and parts[2] else None
     return Credentials(parts[0], parts[1], token, source="--credentials")
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine reaches; a name other than ``localhost`` may
+    resolve anywhere, so it is not."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_refusal(host: str, credentials: tuple[Credentials, ...]) -> str | None:
+    """Why the store must not listen on ``host`` with these credentials, or None.
+
+    The default secret is printed in ``--help`` and the README: on an address other machines
+    reach, anyone could read and write the store with it::
+
+        host          a credential with the default secret   answer
+        loopback      (any)                                  listen
+        other         no                                     listen
+        other         yes                                    refused
+    """
+    if is_loopback(host) or all(c.secret_key != DEFAULT_SECRET_KEY for c in credentials):
+        return None
+    return (
+        f"refusing to listen on {host} with the well-known default secret: give --credentials "
+        "AK:SK (or BULKPUT_SERVE_CREDENTIALS) with a secret of your own"
+    )
 
 
 @dataclass(frozen=True)
@@ -51,3 +84,17 @@ class ServerConfig:
     max_single_put: int = 5 * 1024**3
     virtual_host_suffixes: tuple[str, ...] = ("localhost",)
     track_keys: bool = True
+
+    def __post_init__(self) -> None:
+        """ValueError, with one line to show, for settings the store cannot start with."""
+        for bucket in self.buckets:
+            try:
+                check_bucket_name(bucket)
+            except ServeError:
+                raise ValueError(
+                    f"invalid bucket name {bucket!r}: use 3 to 63 characters of a-z, 0-9, '.' "
+                    "and '-', starting and ending with a letter or digit"
+                ) from None
+        refusal = exposure_refusal(self.host, self.credentials)
+        if refusal is not None:
+            raise ValueError(refusal)

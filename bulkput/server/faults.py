@@ -59,6 +59,37 @@ class FaultConfig:
     def active(self) -> bool:
         return self.rate > 0 or bool(self.keys) or self.throttle_rps is not None
 
+    def describe(self) -> str:
+        """The settings in one line for people, e.g. ``10% of PutObject and UploadPart
+        requests fail (internal, slowdown); seed 7``."""
+        operations = sorted(self.operations)
+        targets = ", ".join(operations[:-1]) + " and " + operations[-1] if len(
+            operations
+        ) > 1 else "".join(operations)  # fmt: skip
+        parts = []
+        if self.rate > 0:
+            kinds = ", ".join(self._kind_text(kind) for kind in self.mix)
+            verb = "are delayed" if set(self.mix) <= {"latency"} else "fail"
+            parts.append(f"{self.rate * 100:g}% of {targets} requests {verb} ({kinds})")
+        if self.keys:
+            patterns = ", ".join(self.keys)
+            parts.append(f"{targets} requests for keys matching {patterns} fail "
+                         f"({self._kind_text(self.keys_kind)})")  # fmt: skip
+        if self.throttle_rps is not None:
+            parts.append(f"503 SlowDown above {self.throttle_rps:g} requests/s")
+        if not parts:
+            return "none"
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        return "; ".join(parts)
+
+    def _kind_text(self, kind: str) -> str:
+        if kind == "latency":
+            return f"latency {self.latency_ms} ms"
+        if kind == "slow":
+            return f"slow: answer held {self.slow_ms} ms"
+        return kind
+
     @classmethod
     def parse_mix(cls, text: str) -> tuple[str, ...]:
         return tuple(part.strip().lower() for part in text.split(",") if part.strip())

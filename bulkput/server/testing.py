@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from bulkput.remote.credentials import Credentials
+from bulkput.server.admin import ADMIN_HEADER
 from bulkput.server.app import BulkputServer, listen
 from bulkput.server.config import ServerConfig, default_credentials, parse_credentials
 from bulkput.server.faults import FaultConfig
@@ -84,7 +85,9 @@ class ServerHandle:
         if self._server is not None:
             self._server.stats.reset()
             return
-        request = urllib.request.Request(f"{self.endpoint_url}/_bulkput/reset-stats", method="POST")
+        request = urllib.request.Request(
+            f"{self.endpoint_url}/_bulkput/reset-stats", method="POST", headers={ADMIN_HEADER: "1"}
+        )
         with urllib.request.urlopen(request, timeout=10):
             pass
 

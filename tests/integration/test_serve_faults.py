@@ -10,6 +10,7 @@ import botocore.exceptions
 import oss2
 import pytest
 
+from bulkput.server.admin import ADMIN_HEADER
 from bulkput.server.faults import FaultConfig
 from bulkput.server.testing import ServerHandle, serve_in_subprocess
 from tests.integration.serve_clients import oss_bucket, s3_client
@@ -99,7 +100,9 @@ def test_stats_over_http_and_reset(bulkput_server_factory: Callable[..., ServerH
         data = json.load(reply)
     assert data["puts_by_key"] == {"stats/a": 2}
     assert data["requests"]["PUT PutObject"] == 2
-    request = urllib.request.Request(f"{server.endpoint_url}/_bulkput/reset-stats", method="POST")
+    request = urllib.request.Request(
+        f"{server.endpoint_url}/_bulkput/reset-stats", method="POST", headers={ADMIN_HEADER: "1"}
+    )
     urllib.request.urlopen(request).close()
     assert server.stats.total == 0 and server.stats.puts("a") == 0
 

@@ -39,3 +39,14 @@ def test_fault_config_rejects_unknown_kinds() -> None:
         FaultConfig(rate=0.1, mix=("explode",))
     with pytest.raises(ValueError):
         FaultConfig(rate=1.5)
+
+
+def test_fault_settings_in_one_line_for_people() -> None:
+    assert FaultConfig().describe() == "none"
+    assert FaultConfig(rate=0.005, mix=("internal", "slow"), seed=7).describe() == (
+        "0.5% of PutObject and UploadPart requests fail (internal, slow: answer held 30000 ms); "
+        "seed 7"
+    )
+    latency = FaultConfig(rate=1.0, mix=("latency",), latency_ms=40, operations=frozenset({"PutObject"}))
+    assert latency.describe() == "100% of PutObject requests are delayed (latency 40 ms)"
+    assert FaultConfig(throttle_rps=300).describe() == "503 SlowDown above 300 requests/s"
