@@ -88,6 +88,7 @@ async def open_destination(
     config: TransferConfig | None = None,
     env: Mapping[str, str] | None = None,
     customer_key: CustomerKey | None = None,
+    request_payer: bool = False,
 ) -> tuple[Target, ObjectStore]:
     """Parse ``dest``, resolve endpoint and credentials, open the store (caller closes it)."""
     from bulkput.remote.client import open_store
@@ -122,6 +123,7 @@ async def open_destination(
         config=config,
         signature_version=signature_version,
         customer_key=customer_key,
+        request_payer=request_payer,
     )
     return target, store
 
@@ -160,7 +162,8 @@ class Uploader:
     ``state_dir``, or None for none); ``shard`` (``Shard`` or ``"K/N"``); ``dry_run``;
     ``defaults`` (job-wide :class:`ObjectHeaders`); ``subscribers`` (progress, reports);
     ``store`` to use an already open store (not closed on exit); ``customer_key`` (a
-    :class:`~bulkput.remote.encryption.CustomerKey`) for SSE-C.
+    :class:`~bulkput.remote.encryption.CustomerKey`) for SSE-C; ``request_payer`` for a
+    requester-pays bucket.
     """
 
     def __init__(
@@ -186,6 +189,7 @@ class Uploader:
         subscribers: Sequence[Subscriber] = (),
         store: ObjectStore | None = None,
         customer_key: CustomerKey | None = None,
+        request_payer: bool = False,
     ) -> None:
         self.dest = dest
         self.target = Target.parse(dest)
@@ -206,6 +210,7 @@ class Uploader:
             session_token=session_token,
             profile=profile,
             customer_key=customer_key,
+            request_payer=request_payer,
         )
         self._journal_option = journal
         self._state_dir = state_dir

@@ -162,6 +162,8 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--session-token", default=None)
     group.add_argument("--profile", default=None)
     group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
+    group.add_argument("--request-payer", nargs="?", const="requester", choices=("requester",),
+                       help="write to a requester-pays bucket: you pay for the requests (S3, OSS)")
 
 
 def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:

@@ -73,6 +73,7 @@ async def open_destination_from_args(
         profile=args.profile,
         config=config,
         customer_key=customer_key,
+        request_payer=args.request_payer is not None,
     )
 
 

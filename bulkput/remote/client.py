@@ -125,8 +125,11 @@ class HttpObjectStore:
         owns_transport: bool = False,
         clock: Clock = utc_now,
         customer_key: CustomerKey | None = None,
+        request_payer: bool = False,
     ) -> None:
         self.bucket = bucket
+        # requester pays: every request says so (the header is signed)
+        self._payer_header = dialect.request_payer_header if request_payer else None
         self.customer_key = customer_key  # SSE-C: sent with every object write and read
         if customer_key is not None:  # a secret like the credentials: scrubbed from every text
             redact.register(customer_key.headers()["x-amz-server-side-encryption-customer-key"])
@@ -188,6 +191,9 @@ class HttpObjectStore:
             # aiohttp would add Content-Length itself; BOS signs it, so it must be there first
             headers = {} if headers is None else headers
             headers.setdefault("content-length", str(_length(body)))
+        if self._payer_header is not None:
+            headers = {} if headers is None else headers
+            headers[self._payer_header] = "requester"
         endpoint = self.endpoint
         unsigned = dict(headers) if headers else None  # signing adds to headers: kept to resend
         request = self.dialect.request(endpoint, method, self.bucket, key, query, headers, body)
@@ -585,17 +591,20 @@ def open_store(
     transport: Transport | None = None,
     clock: Clock = utc_now,
     customer_key: CustomerKey | None = None,
+    request_payer: bool = False,
 ) -> HttpObjectStore:
     """The store for ``target``'s bucket. Without ``transport`` the store makes its own (from
     ``config``) and closes it in :meth:`HttpObjectStore.close`; a given transport is shared and
     left open. ``signature_version`` (``v1`` or ``v4``) matters for OSS only; ``customer_key``
-    (SSE-C) for S3 only."""
+    (SSE-C) for S3 only; ``request_payer`` for S3 and OSS."""
     if customer_key is not None and target.scheme != "s3":
         raise UsageError(
             f"--sse-c-key-file: keys held by the customer (SSE-C) are an S3 feature; "
             f"{target.scheme}:// has none (use --sse)"
         )
     dialect = dialect_for_endpoint(target.scheme, endpoint)
+    if request_payer and dialect.request_payer_header is None:
+        raise UsageError(f"--request-payer: {target.scheme}:// has no requester-pays buckets")
     signer = signer_for(dialect.signer_name(signature_version), endpoint.region)
     owns = transport is None
     return HttpObjectStore(
@@ -608,4 +617,5 @@ def open_store(
         owns_transport=owns,
         clock=clock,
         customer_key=customer_key,
+        request_payer=request_payer,
     )

@@ -132,6 +132,8 @@ class Dialect:
     kms_key_header: ClassVar[str | None] = None
     # answer headers saying the object is encrypted with a customer's key (SSE-C)
     customer_key_answer_header: ClassVar[str | None] = None
+    # the header saying the requester pays (None: the service has no requester-pays buckets)
+    request_payer_header: ClassVar[str | None] = None
     # HEAD bucket answers with the bucket's region (S3), so an unknown region is asked first
     finds_region_with_head: ClassVar[bool] = False
     # HEAD on the bucket says whether it exists (200 or 404)

@@ -31,6 +31,7 @@ class OssDialect(XmlDialect):
     sse_values = ("AES256", "KMS", "SM4")
     kms_values = frozenset({"kms"})
     kms_key_header = "x-oss-server-side-encryption-key-id"
+    request_payer_header = "x-oss-request-payer"
     max_metadata_bytes = 8 * 1024  # the seed: all user metadata together at most 8 KB
     # OSS writes spaces as %20 and "+" as %2B under encoding-type=url
     _url_decode = staticmethod(unquote)

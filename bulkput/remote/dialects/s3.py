@@ -359,6 +359,7 @@ class S3Dialect(XmlDialect):
     sse_values = ("AES256", "aws:kms", "aws:kms:dsse")
     kms_values = frozenset({"aws:kms", "aws:kms:dsse"})
     kms_key_header = "x-amz-server-side-encryption-aws-kms-key-id"
+    request_payer_header = "x-amz-request-payer"
     customer_key_answer_header = "x-amz-server-side-encryption-customer-algorithm"
     max_metadata_bytes = 2 * 1024  # S3: user-defined metadata, names and values, 2 KB
 
