@@ -110,6 +110,12 @@ class TransferConfig:
     # this is set (see bulkput.local.names).
     allow_dot_segments: bool = False
     verify_tls: bool = True
+    # Every request through this HTTP proxy (None: HTTP_PROXY / HTTPS_PROXY from the
+    # environment, either case; NO_PROXY applies to both).
+    proxy: str | None = None
+    # Certificates of the CAs to trust, instead of the system's (None: AWS_CA_BUNDLE, else the
+    # system's, which SSL_CERT_FILE can point elsewhere).
+    ca_bundle: str | None = None
     # file bodies on plain-HTTP connections go to the socket with os.sendfile (no copy
     # through Python); off: always read and written in chunks
     sendfile: bool = True

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, urlsplit
 
 MASK = "******"
 SHORT = 8  # secrets shorter than this are matched as whole words only
@@ -84,6 +84,24 @@ def scrub(text: str) -> str:
 
 def scrub_bytes(data: bytes) -> bytes:
     return REDACTOR.scrub_bytes(data)
+
+
+def without_password(url: str) -> str:
+    """``url`` with the password of its user part, if any, masked (a proxy's URL)."""
+    netloc = urlsplit(url).netloc
+    user, at, host = netloc.rpartition("@")
+    if not at or ":" not in user:
+        return url
+    name = user.split(":", 1)[0]
+    return url.replace(netloc, f"{name}:{MASK}@{host}", 1)
+
+
+def url_password(url: str) -> str | None:
+    """The password in ``url``'s user part, as written (percent-encoded) and decoded."""
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 class ScrubbingFilter(logging.Filter):

@@ -175,10 +175,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 async def _open_store(args: argparse.Namespace) -> tuple[ObjectStore, str]:
     """The store and prefix of ``args.dest``, opened the way ``bulkput put`` opens it."""
+    from bulkput.commands.options import network_from_args
     from bulkput.commands.put import open_destination_from_args
     from bulkput.config import TransferConfig
 
-    config = TransferConfig(concurrency=8, verify_tls=not args.insecure)
+    config = TransferConfig(concurrency=8, **network_from_args(args))
     target, store = await open_destination_from_args(args.dest, args, config)
     return store, target.prefix
 

@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from typing import Any
+from urllib.parse import urlsplit
 
 from bulkput.config import SIZE_UNITS_HELP, RetryPolicy, Timeouts, TransferConfig, parse_size
 from bulkput.errors import UsageError
 from bulkput.local.filters import Filter, read_filter_file, read_pattern_file
+from bulkput.redact import without_password
 from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectHeaders
 
@@ -164,6 +168,12 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     group.add_argument("--request-payer", nargs="?", const="requester", choices=("requester",),
                        help="write to a requester-pays bucket: you pay for the requests (S3, OSS)")
+    group.add_argument("--ca-bundle", metavar="FILE", default=None,
+                       help="PEM file of the CA certificates to trust instead of the system's "
+                            "(default: $AWS_CA_BUNDLE)")
+    group.add_argument("--proxy", metavar="URL", default=None,
+                       help="send every request through this HTTP proxy, e.g. http://proxy:3128 "
+                            "(default: $HTTPS_PROXY / $HTTP_PROXY, either case; $NO_PROXY is honoured)")
 
 
 def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -276,6 +286,19 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 # --- options -> settings ---------------------------------------------------------------------
 
 
+def network_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`TransferConfig` fields of :func:`add_connection_arguments` (TLS, proxy),
+    checked before any work."""
+    proxy, bundle = args.proxy, args.ca_bundle
+    if proxy is not None:
+        parsed = urlsplit(proxy)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise UsageError(f"--proxy {without_password(proxy)!r}: expected http://HOST:PORT (or https://)")
+    if bundle is not None and (os.path.isdir(bundle) or not os.access(bundle, os.R_OK)):
+        raise UsageError(f"--ca-bundle {bundle!r}: not a readable file")
+    return {"verify_tls": not args.insecure, "proxy": proxy, "ca_bundle": bundle}
+
+
 def config_from_args(args: argparse.Namespace) -> TransferConfig:
     """The :class:`TransferConfig` of :func:`add_transfer_arguments` and ``--insecure``."""
     if args.retries < 0:
@@ -295,7 +318,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
         part_size=args.part_size,
         content_md5=not args.no_md5,
         allow_dot_segments=args.allow_dot_segments,
-        verify_tls=not args.insecure,
+        **network_from_args(args),
         sendfile=not args.no_sendfile,
         timeouts=Timeouts(
             connect=min(base.timeouts.connect, args.timeout),

@@ -29,6 +29,7 @@ import select
 import ssl
 import sys
 import threading
+import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from bulkput import __version__
+from bulkput import __version__, redact
 from bulkput.config import TransferConfig
 from bulkput.errors import (
     BulkputError,
@@ -47,7 +48,9 @@ from bulkput.errors import (
     FileChangedError,
     LocalInputError,
     TransportError,
+    UsageError,
 )
+from bulkput.redact import url_password, without_password
 from bulkput.remote.store import Body, FileRange
 
 USER_AGENT = f"bulkput/{__version__}"
@@ -482,6 +485,11 @@ class Transport:
         self._tls: ssl.SSLContext | None = None
         self._streams = 0  # file bodies being sent now
         self._sendfile_threads: ThreadPoolExecutor | None = None
+        # HTTP proxies (see _find_proxies), found when the session opens; none: the hot path
+        # pays one test. Not aiohttp's trust_env, which costs two thread hand-offs a request
+        # (a .netrc lookup and the environment's proxies) and could add an Authorization header.
+        self._proxies: dict[str, str] = {}
+        self._proxy_by_origin: dict[str, str | None] = {}
         # one ClientTimeout per distinct deadline (whole seconds), built on first use
         self._timeouts: dict[float | None, aiohttp.ClientTimeout] = {}
         # an answer came, and none of the connections since failed (one test per answer)
@@ -497,7 +505,7 @@ class Transport:
         off."""
         if self._tls is None:
             if self.config.verify_tls:
-                context = ssl.create_default_context()
+                context = self._verifying_context()
             else:
                 context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
                 context.check_hostname = False
@@ -506,8 +514,55 @@ class Transport:
             self._tls = context
         return self._tls
 
+    def _verifying_context(self) -> ssl.SSLContext:
+        """The system's CAs, or only those of ``ca_bundle`` / ``$AWS_CA_BUNDLE`` (as aws-cli)."""
+        bundle, source = self.config.ca_bundle, "--ca-bundle"
+        if bundle is None:
+            bundle, source = os.environ.get("AWS_CA_BUNDLE") or None, "AWS_CA_BUNDLE"
+        try:
+            return ssl.create_default_context(cafile=bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise UsageError(
+                f"the CA bundle {bundle} ({source}) cannot be loaded: {exc.strerror or exc}"
+            ) from None
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The proxy of a request to ``url`` (cached per scheme, host and port)."""
+        origin = url[: url.find("/", url.find("//") + 2)] if url.count("/") > 2 else url
+        try:
+            return self._proxy_by_origin[origin]
+        except KeyError:
+            pass
+        parts = URL(origin, encoded=True)
+        proxy = self._proxies.get(parts.scheme)
+        if proxy is not None and urllib.request.proxy_bypass(f"{parts.host}:{parts.port}"):
+            proxy = None  # NO_PROXY names it
+        if len(self._proxy_by_origin) < 1024:
+            self._proxy_by_origin[origin] = proxy
+        return proxy
+
+    def _find_proxies(self) -> dict[str, str]:
+        """``{"http": URL, "https": URL, "no": hosts}`` from ``config.proxy`` and the
+        environment (``urllib.request.getproxies``: either case, lower case first; HTTP_PROXY
+        ignored in a CGI request, as curl does)."""
+        found = {k: v for k, v in urllib.request.getproxies().items() if k in ("http", "https", "no")}
+        if self.config.proxy is not None:
+            found["http"] = found["https"] = self.config.proxy
+        for scheme in ("http", "https"):
+            if scheme in found:
+                redact.register(url_password(found[scheme]))
+        if "http" in found or "https" in found:
+            _log.info(
+                "proxies: %s",
+                ", ".join(f"{k} {without_password(v)}" for k, v in sorted(found.items())),
+            )
+            return found
+        return {}
+
     def _open_session(self) -> aiohttp.ClientSession:
         config = self.config
+        self._proxies = self._find_proxies()
+        self._proxy_by_origin.clear()
         if not config.verify_tls:
             # info, not warning: the command line has already warned once, in its own words
             _log.info("TLS certificate verification is off: answers may be forged")
@@ -621,6 +676,7 @@ class Transport:
             headers = {**headers, "User-Agent": USER_AGENT}
         timeout, deadline = self._attempt_timeout(size)
         epoch = self._outage_epoch
+        proxy = self._proxy_for(url) if self._proxies else None
         try:
             if url.startswith("https:"):
                 request = session.request(
@@ -631,6 +687,7 @@ class Transport:
                     allow_redirects=False,
                     timeout=timeout,
                     ssl=self._ssl_context(),
+                    proxy=proxy,
                 )
             else:
                 request = session.request(
@@ -640,6 +697,7 @@ class Transport:
                     data=data,
                     allow_redirects=False,
                     timeout=timeout,
+                    proxy=proxy,
                 )
             async with request as answer:
                 if not self._reachable and epoch == self._outage_epoch:
