@@ -4,7 +4,7 @@ for every request it sends.
 Each request (PUT, part, HEAD, GET, LIST page, DELETE, initiate, complete, abort...) holds one
 slot of the job's :class:`~bulkput.remote.retry.AdaptiveLimiter` while it is in flight; a
 throttling answer (:class:`~bulkput.errors.ThrottledError`) lowers the limit, any other answer
-counts as a success. A request whose body is streamed from disk (a
+to a single request counts as a success (listing pages only take and give back a slot). A request whose body is streamed from disk (a
 :class:`~bulkput.remote.store.FileRange`) also holds one of the job's open-file slots, so the job
 never has more files open than ``max_open_files``. The limiter slot is taken first, so a file
 is opened only once its request may go.
