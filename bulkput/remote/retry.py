@@ -159,11 +159,12 @@ class Retrier:
     rng: Callable[[], float] = random.random
     on_retry: Callable[[str, BulkputError], object] | None = None
 
-    async def call(self, key: str, op: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+    def call(self, key: str, op: Callable[[], Awaitable[T]]) -> Awaitable[tuple[T, int]]:
         """Run ``op`` until it succeeds or fails for good: ``(result, attempts)``; the error
-        that ends it carries ``attempts``."""
+        that ends it carries ``attempts``. (Not a coroutine of its own: one frame less per
+        request on the small-file path.)"""
         hook = self.on_retry
-        return await call_with_retry(
+        return call_with_retry(
             op,
             self.policy,
             clock=self.clock,
