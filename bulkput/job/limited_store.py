@@ -14,10 +14,9 @@ a request waiting to be retried holds no slot). Listings hold a slot per page st
 across a ``yield``: a consumer that waits on uploads while a listing is open cannot starve
 them.
 
-Build one per job and send every request of the job through it::
-
-    limited = LimitedStore.for_config(store, config)   # or LimitedStore(store, limiter, slots)
-    Engine(limited, config)                              # the engine uses its limiter and slots
+Build one per job (``LimitedStore.for_config(store, config)``, or
+``LimitedStore(store, limiter, open_files)``) and send every request of the job through it;
+an engine given a ``LimitedStore`` uses its limiter and slots instead of making its own.
 
 ``close`` closes the wrapped store.
 """
