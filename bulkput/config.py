@@ -80,15 +80,24 @@ class Timeouts:
 class TransferConfig:
     """Limits of one job.
 
-    Peak body memory is about ``1.25 * concurrency * small_body_limit`` (bodies being sent and
-    a short queue of bodies read ahead) plus 4 MiB per reader thread (``readers``): 96 MiB at
-    defaults, whatever the file sizes, because larger bodies stream from disk in
-    ``chunk_size`` pieces (multipart parts likewise). Measured: 200 files of 1 MiB peak at
-    about 150 MB RSS for the whole process (255 MB before these bounds).
+    Requests in flight: ``concurrency`` pins the number (``--concurrency N``); None (the
+    default) lets :class:`bulkput.remote.concurrency.ConcurrencyController` find it, from
+    ``initial_concurrency`` up to ``max_concurrency`` (and the open-file budget), as the link
+    allows. ``request_slots`` is the most there can be.
+
+    Peak body memory is about ``1.25 * request_slots * body_in_memory_limit`` (bodies being
+    sent and a short queue of bodies read ahead) plus 4 MiB per reader thread (``readers``):
+    bodies up to ``small_body_limit`` are read into memory, but no more than ``body_memory``
+    in all, so with 512 slots a body over 160 KiB streams from disk instead; larger bodies
+    stream in ``chunk_size`` pieces (multipart parts likewise). Measured at 64 slots: 200 files
+    of 1 MiB peak at about 150 MB RSS for the whole process.
     """
 
-    concurrency: int = 64  # HTTP requests in flight
-    per_host: int = 0  # connections per host; 0 = same as concurrency
+    concurrency: int | None = None  # HTTP requests in flight; None: adaptive
+    max_concurrency: int = 512  # the adaptive limit's ceiling (--max-concurrency)
+    initial_concurrency: int = 64  # where the adaptive limit starts (the old fixed default)
+    body_memory: int = 80 * MiB  # request bodies held in memory at once, about
+    per_host: int = 0  # connections per host; 0 = as many as requests in flight
     max_open_files: int = 64  # files open at once for hashing and reading
     # Threads reading and hashing the files that are not read on the event loop (bodies over
     # 64 KiB, and every file while reads are slow: see inline_reads); at most max_open_files.
@@ -121,3 +130,14 @@ class TransferConfig:
     sendfile: bool = True
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
+
+    @property
+    def request_slots(self) -> int:
+        """The most requests in flight: the pinned number, or the adaptive ceiling."""
+        return max(1, self.concurrency if self.concurrency is not None else self.max_concurrency)
+
+    @property
+    def body_in_memory_limit(self) -> int:
+        """Bodies up to this size are read into memory (``small_body_limit``, lowered so that
+        ``request_slots`` of them fit in ``body_memory``, but not below 64 KiB for that)."""
+        return min(self.small_body_limit, max(64 * KiB, self.body_memory // self.request_slots))

@@ -180,8 +180,14 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     """Concurrency, retries, timeouts and multipart sizes (``put`` and ``sync``)."""
     defaults = TransferConfig()
     group = parser.add_argument_group("transfer", SIZE_UNITS_HELP)
-    group.add_argument("--concurrency", type=positive, default=defaults.concurrency, help="requests in flight")
-    group.add_argument("--per-host", type=int, default=defaults.per_host, help="connections per host (0: as --concurrency)")
+    group.add_argument("--concurrency", type=positive, default=defaults.concurrency, metavar="N",
+                       help=f"keep exactly N requests in flight (default: adaptive, from "
+                            f"{defaults.initial_concurrency} up to --max-concurrency, as far as "
+                            f"throughput keeps rising)")
+    group.add_argument("--max-concurrency", type=positive, default=defaults.max_concurrency, metavar="N",
+                       help=f"the adaptive limit's ceiling (default {defaults.max_concurrency})")
+    group.add_argument("--per-host", type=int, default=defaults.per_host,
+                       help="connections per host (0: as many as requests in flight)")
     group.add_argument("--max-open-files", type=positive, default=defaults.max_open_files)
     group.add_argument("--readers", type=positive, default=defaults.readers,
                        help="threads reading files not read on the event loop (default 4; more for network file systems)")
@@ -308,8 +314,12 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
     if args.outage_wait < 0:
         raise UsageError("--outage-wait cannot be negative")
     base = TransferConfig()
+    if args.concurrency is not None and args.max_concurrency != base.max_concurrency:
+        raise UsageError("--concurrency N pins the number; --max-concurrency bounds the "
+                         "adaptive one: give one of them")
     return TransferConfig(
         concurrency=args.concurrency,
+        max_concurrency=args.max_concurrency,
         per_host=max(0, args.per_host),
         max_open_files=args.max_open_files,
         readers=args.readers,

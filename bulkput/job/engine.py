@@ -286,7 +286,7 @@ class Engine:
         self._started = True
         config = self.config
         preparer_count = max(1, min(config.max_open_files, config.readers))
-        sender_count = max(1, config.concurrency)
+        sender_count = self.limiter.maximum  # each waits for a slot of the limiter
         self._pending = asyncio.Queue(maxsize=preparer_count * 2)
         self._ready = asyncio.Queue(maxsize=sender_count)  # room for a stop mark per sender
         # Prepared bodies waiting for a sender: a few keep the senders fed, and each may hold a
@@ -638,7 +638,7 @@ class Engine:
                     item, size, mtime_ns, None, None, None, headers, True, file_id
                 )
             trusted = item.md5
-            if size <= config.small_body_limit:
+            if size <= config.body_in_memory_limit:
                 if inline_limit is not None and size > inline_limit:
                     return _LEAVE_TO_A_THREAD
                 data, size, mtime_ns = _read_stable(fd, item, size, mtime_ns)

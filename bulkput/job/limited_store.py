@@ -30,6 +30,7 @@ from typing import TypeVar
 
 from bulkput.config import TransferConfig
 from bulkput.errors import ThrottledError
+from bulkput.remote.concurrency import controller_for
 from bulkput.remote.retry import AdaptiveLimiter
 from bulkput.remote.store import (
     Body,
@@ -67,11 +68,15 @@ class LimitedStore:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> LimitedStore:
-        """``config.concurrency`` requests in flight at most (fewer while throttled), and
-        ``config.max_open_files`` streamed bodies."""
+        """``config.concurrency`` requests in flight (fewer while throttled), or an adaptive
+        number up to ``config.max_concurrency`` when it is None; ``config.max_open_files``
+        streamed bodies."""
+        ceiling, controller = controller_for(
+            config.concurrency, config.max_concurrency, config.initial_concurrency, clock()
+        )
         return cls(
             store,
-            AdaptiveLimiter(max(1, config.concurrency), clock=clock),
+            AdaptiveLimiter(ceiling, clock=clock, controller=controller),
             asyncio.Semaphore(max(1, config.max_open_files)),
         )
 
@@ -105,7 +110,7 @@ class LimitedStore:
             raise
         finally:
             limiter.release()
-        limiter.record_success()
+        limiter.record_success(body.length if isinstance(body, FileRange) else len(body))
         return result
 
     async def _limited_pages(self, pages: AsyncIterator[T]) -> AsyncIterator[T]:

@@ -606,7 +606,7 @@ class _FileUpload:
                     return
                 await self.send_part(upload_id, number, offset, length, hashes)
 
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(len(todo), ctx.config.concurrency))]
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(len(todo), ctx.config.request_slots))]
         try:
             await asyncio.gather(*workers)
         finally:

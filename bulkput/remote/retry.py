@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections import deque
@@ -46,8 +47,10 @@ from bulkput.errors import (
     RemoteError,
     ThrottledError,
 )
+from bulkput.remote.concurrency import ConcurrencyController
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 # on_retry(error, attempt_that_failed, delay_before_next_attempt)
 RetryHook = Callable[[BulkputError, int, float], object]
@@ -175,12 +178,15 @@ class Retrier:
 
 
 class AdaptiveLimiter:
-    """An AIMD limit on requests in flight.
+    """A limit on requests in flight, lowered on throttling.
 
     ``epoch = await acquire()`` takes a slot (waiting while ``in_flight >= limit``) and returns
-    the current epoch; ``release()`` gives it back. ``record_throttle(epoch)`` halves the limit
+    the current epoch; ``release()`` gives it back. ``record_throttle(epoch)`` lowers the limit
     unless a request started in an older epoch than the last decrease reports it (that burst was
-    already answered); ``record_success()`` adds one after ``limit`` successes in a row.
+    already answered). Without a ``controller`` (a pinned ``--concurrency``) the limit is AIMD:
+    halved on throttling, ``record_success()`` adds one after ``limit`` successes in a row, up
+    to ``maximum``. With one, the controller decides (:mod:`bulkput.remote.concurrency`): it is
+    told each success with its bytes and the requests in flight, and each counted throttle.
     """
 
     def __init__(
@@ -191,13 +197,17 @@ class AdaptiveLimiter:
         initial: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         history_size: int = 100_000,
+        controller: ConcurrencyController | None = None,
     ) -> None:
         if maximum < 1:
             raise ValueError("maximum must be at least 1")
         self.maximum = maximum
         self.minimum = max(1, min(minimum, maximum))
+        if controller is not None:
+            initial = controller.limit
         self._limit = min(maximum, max(self.minimum, initial if initial is not None else maximum))
         self._clock = clock
+        self.controller = controller
         self._in_flight = 0
         self._epoch = 0
         self._successes = 0
@@ -242,7 +252,19 @@ class AdaptiveLimiter:
         self._in_flight -= 1
         self._wake()
 
-    def record_success(self) -> None:
+    @property
+    def reason(self) -> str:
+        """Why the limit is what it is (the controller's last decision, or AIMD)."""
+        return self.controller.reason if self.controller is not None else "fixed (--concurrency)"
+
+    def record_success(self, nbytes: int = 0) -> None:
+        controller = self.controller
+        if controller is not None:
+            controller.completed(self._clock(), nbytes, self._in_flight + 1)
+            if controller.limit != self._limit:
+                self._set_limit(controller.limit)
+                self._wake()
+            return
         self._successes += 1
         if self._successes >= self._limit and self._limit < self.maximum:
             self._successes = 0
@@ -255,10 +277,15 @@ class AdaptiveLimiter:
         self._epoch += 1
         self._successes = 0
         self.decreases += 1
+        if self.controller is not None:
+            self.controller.throttled(self._clock())
+            self._set_limit(max(self.minimum, self.controller.limit))
+            return
         self._set_limit(max(self.minimum, self._limit // 2))
 
     def _set_limit(self, value: int) -> None:
         if value != self._limit:
+            _log.info("requests in flight %d -> %d: %s", self._limit, value, self.reason)
             self._limit = value
             self.history.append((self._clock(), value))
 

@@ -567,8 +567,8 @@ class Transport:
             # info, not warning: the command line has already warned once, in its own words
             _log.info("TLS certificate verification is off: answers may be forged")
         connector = aiohttp.TCPConnector(
-            limit=config.concurrency,
-            limit_per_host=config.per_host or config.concurrency,
+            limit=config.request_slots,
+            limit_per_host=config.per_host or config.request_slots,
             ttl_dns_cache=300,
         )
         # Each request brings its own timeouts (see _attempt_timeout). sock_connect and

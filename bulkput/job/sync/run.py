@@ -215,7 +215,7 @@ class SyncRun:
         return None
 
     async def _main_pass(self, spool: IO[bytes]) -> JobSummary | None:
-        concurrency = max(1, self.config.concurrency)
+        concurrency = self.config.request_slots
         self._uploads: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
         self._resolve: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
         self._spool = spool
