@@ -102,11 +102,11 @@ class StoreIdentity:
     region: str
     bucket: str
     prefix: str
-    access_key_id: str
+    principal: str  # who signs: the access key id, or where temporary credentials come from
 
     @classmethod
     def of(
-        cls, dialect: str, endpoint: Endpoint, target: Target, access_key_id: str
+        cls, dialect: str, endpoint: Endpoint, target: Target, principal: str
     ) -> StoreIdentity:
         return cls(
             dialect=dialect,
@@ -117,7 +117,7 @@ class StoreIdentity:
             region=endpoint.region,
             bucket=target.bucket,
             prefix=target.prefix,
-            access_key_id=access_key_id,
+            principal=principal,
         )
 
     def describe(self) -> str:
@@ -126,7 +126,7 @@ class StoreIdentity:
         addressing = "path" if self.path_style else "virtual"
         return (
             f"{self.dialect}://{self.bucket}/{self.prefix} at {self.scheme}://{host}:{self.port}"
-            f" ({addressing}, {self.region or 'no region'}) as {self.access_key_id}"
+            f" ({addressing}, {self.region or 'no region'}) as {self.principal}"
         )
 
 
@@ -140,7 +140,7 @@ def job_id(store: StoreIdentity, source_description: str, shard: object | None =
     shard_text = str(shard) if shard is not None else "0/1"
     store_fields = [
         store.dialect, store.scheme, store.host, store.port, store.path_style, store.region,
-        store.bucket, store.prefix, store.access_key_id,
+        store.bucket, store.prefix, store.principal,
     ]  # fmt: skip
     payload = json.dumps(["v2", store_fields, source_description, shard_text], ensure_ascii=False)
     return hashlib.sha256(payload.encode("utf-8", "surrogateescape")).hexdigest()[:24]

@@ -52,7 +52,7 @@ EXAMPLES = 5
 
 def store_identity(store: HttpObjectStore, target: Target) -> StoreIdentity:
     """The store half of a job's identity, from the store the job opened."""
-    return StoreIdentity.of(store.dialect_name, store.endpoint, target, store.access_key_id)
+    return StoreIdentity.of(store.dialect_name, store.endpoint, target, store.principal)
 
 
 class Outcome(str, Enum):

@@ -156,10 +156,16 @@ class HttpObjectStore:
         self._bucket_check = asyncio.Lock()
 
     @property
-    def access_key_id(self) -> str:
-        """The access key id requests are signed with (never the secret): part of a job's
-        identity, so another account's store is another job."""
-        return self._credentials.access_key
+    def principal(self) -> str:
+        """Who signs, for a job's identity (never a secret): the access key id of long-lived
+        keys, so another account is another job; for temporary credentials (with a session
+        token, or renewed by a chain) where they come from, since their key id changes with
+        every session and the same job must still resume."""
+        credentials = self._credentials
+        current = credentials.current() if isinstance(credentials, RefreshingCredentials) else credentials
+        if current.session_token is not None:
+            return f"temporary credentials from {current.source}"
+        return current.access_key
 
     def __repr__(self) -> str:
         return (

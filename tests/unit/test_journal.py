@@ -42,7 +42,7 @@ def test_default_state_dir_follows_xdg_then_home() -> None:
 
 STORE = StoreIdentity(
     dialect="s3", scheme="http", host="127.0.0.1", port=9000, path_style=True,
-    region="us-east-1", bucket="b", prefix="p/", access_key_id="AKID",
+    region="us-east-1", bucket="b", prefix="p/", principal="AKID",
 )  # fmt: skip
 
 
@@ -51,7 +51,7 @@ STORE = StoreIdentity(
     [
         ("dialect", "oss"), ("scheme", "https"), ("host", "127.0.0.2"), ("port", 9001),
         ("path_style", False), ("region", "eu-west-1"), ("bucket", "c"), ("prefix", "q/"),
-        ("access_key_id", "OTHER"),
+        ("principal", "OTHER"),
     ],
 )  # fmt: skip
 def test_job_id_changes_with_every_field_of_the_store(field: str, other: object) -> None:

@@ -206,3 +206,39 @@ async def test_only_a_job_that_stored_everything_is_marked_complete(
         assert store.listings == 0 and "uploads every object again" in summary.journal_notes[0]
     else:
         assert store.listings == 1 and "1 of 1 journaled objects present" in summary.journal_notes[0]
+
+
+# --- who signs, in a job's identity -----------------------------------------------------------
+
+
+async def test_the_principal_is_the_key_id_or_where_temporary_credentials_come_from() -> None:
+    from bulkput.job.resume import store_identity
+    from bulkput.remote.client import open_store
+    from bulkput.remote.credentials import Credentials, RefreshingCredentials
+    from bulkput.remote.target import Target, resolve_endpoint
+
+    target = Target("s3", "b", "p/")
+    endpoint = resolve_endpoint(target, "http://127.0.0.1:9000", "us-east-1", "path")
+    long_lived = Credentials("AKIDLONG", "secret", source="env AWS_ACCESS_KEY_ID")
+    session_one = Credentials("ASIAONE", "s1", "token-1", source="AssumeRole (profile p)")
+    session_two = Credentials("ASIATWO", "s2", "token-2", source="AssumeRole (profile p)")
+    stores = [
+        open_store(target, endpoint=endpoint, credentials=credentials)
+        for credentials in (
+            long_lived, session_one, RefreshingCredentials(lambda: session_two, first=session_two)
+        )
+    ]
+    try:
+        principals = [store.principal for store in stores]
+        assert principals == [
+            "AKIDLONG",
+            "temporary credentials from AssumeRole (profile p)",
+            "temporary credentials from AssumeRole (profile p)",
+        ]
+        # two sessions of the same role are the same job (it resumes); nothing secret in it
+        one, two = (store_identity(store, target) for store in stores[1:])
+        assert one == two
+        assert not {"s1", "s2", "token-1", "token-2", "secret"} & set(repr(one).split("'"))
+    finally:
+        for store in stores:
+            await store.close()
