@@ -127,12 +127,46 @@ def _classify(exc: BaseException) -> tuple[type[TransportError], str]:
     return TransportError, "network error"
 
 
+# What OpenSSL says when the answer to its ClientHello is not TLS at all (an HTTP server's
+# "400 Bad Request"), from one version to the next
+_PLAIN_HTTP_REASONS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL"}
+)
+
+
+def _connector_detail(exc: aiohttp.ClientConnectorError) -> str:
+    """The OS's or OpenSSL's own words, without aiohttp's ``ssl:<ssl.SSLContext object at
+    0x7f...>`` (the repr of the context object it tried)."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cause = exc.certificate_error
+        return getattr(cause, "verify_message", None) or str(cause) or type(cause).__name__
+    cause = exc.os_error
+    reason = getattr(cause, "reason", None)  # ssl.SSLError's, when OpenSSL gave one
+    if isinstance(cause, ssl.SSLError) and isinstance(reason, str) and reason:
+        return reason.replace("_", " ").lower()
+    return cause.strerror or str(cause) or type(cause).__name__
+
+
 def map_transport_error(exc: BaseException, method: str, url: str) -> TransportError:
-    """The :class:`TransportError` (or :class:`ConnectError`) for one exception of a request."""
+    """The :class:`TransportError` (or :class:`ConnectError`) for one exception of a request.
+
+    A connection that could not be made names the endpoint (scheme, host and port); an
+    ``https`` one whose port answered in plain HTTP says to use ``http://``."""
     error_type, what = _classify(exc)
-    host = URL(url, encoded=True).host or "?"
+    parsed = URL(url, encoded=True)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        message = f"{what} ({method} {parsed.origin()}: {_connector_detail(exc)})"
+        cause = exc.os_error
+        if (
+            parsed.scheme == "https"
+            and isinstance(cause, ssl.SSLError)
+            and getattr(cause, "reason", None) in _PLAIN_HTTP_REASONS
+        ):
+            plain = parsed.origin().with_scheme("http")
+            message += f"; the port answers in plain HTTP, not TLS: use {plain} as the endpoint"
+        return error_type(message, code=type(exc).__name__)
     detail = str(exc) or type(exc).__name__
-    return error_type(f"{what} ({method} {host}: {detail})", code=type(exc).__name__)
+    return error_type(f"{what} ({method} {parsed.host or '?'}: {detail})", code=type(exc).__name__)
 
 
 _MAPPED: tuple[type[BaseException], ...] = (aiohttp.ClientError, asyncio.TimeoutError, OSError)

@@ -128,3 +128,15 @@ def test_bad_proxy_and_ca_bundle_values_are_usage_errors_before_any_work(
     assert "hunter2" not in bad_proxy.stderr
     bad_bundle = put(tmp_path / "src", dest, url, tmp_path, env, "--ca-bundle", str(tmp_path / "nope.pem"))
     assert bad_bundle.returncode == 2 and "--ca-bundle" in bad_bundle.stderr
+
+
+def test_https_against_a_plain_http_port_names_the_endpoint_and_suggests_http(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
+) -> None:
+    env = clean_env(tmp_path, bulkput_server.env())
+    https = bulkput_server.endpoint_url.replace("http://", "https://")
+    done = put(tree(tmp_path), f"s3://{bulkput_bucket}/p/", https, tmp_path, env)
+    assert done.returncode == 3, done.stderr
+    [aborted] = [line for line in done.stderr.splitlines() if "aborted:" in line]
+    assert https in aborted and f"use {bulkput_server.endpoint_url} as the endpoint" in aborted
+    assert "SSLContext object" not in done.stderr

@@ -713,3 +713,33 @@ def test_the_command_lines_explicit_import_skips_aiohttps_default_cas_and_a_libr
     # aiohttp's own default context is left empty, the transport's context has every CA
     assert explicit == f"0 {system_cas}"
     assert library == f"{system_cas} {system_cas}"
+
+
+def _ssl_error(reason: str, text: str) -> ssl.SSLError:
+    error = ssl.SSLError(1, f"[SSL: {reason}] {text} (_ssl.c:1006)")
+    error.reason = reason  # type: ignore[misc]
+    return error
+
+
+def test_tls_to_a_plain_http_port_names_the_endpoint_and_suggests_http() -> None:
+    exc = aiohttp.ClientConnectorSSLError(_key(), _ssl_error("WRONG_VERSION_NUMBER", "wrong version number"))
+    assert "SSLContext" in str(exc) or "ssl:" in str(exc)  # what aiohttp would have shown
+    error = map_transport_error(exc, "PUT", "https://127.0.0.1:9000/b/k")
+    assert type(error) is ConnectError
+    assert error.message == (
+        "TLS handshake with the endpoint failed (PUT https://127.0.0.1:9000: wrong version "
+        "number); the port answers in plain HTTP, not TLS: use http://127.0.0.1:9000 as the endpoint"
+    )
+
+
+def test_other_tls_failures_give_openssls_words_without_a_suggestion() -> None:
+    exc = aiohttp.ClientConnectorSSLError(_key(), _ssl_error("TLSV1_ALERT_PROTOCOL_VERSION", "alert"))
+    error = map_transport_error(exc, "PUT", "https://[::1]:9443/b/k")
+    assert "https://[::1]:9443: tlsv1 alert protocol version" in error.message
+    assert "plain HTTP" not in error.message and "ssl:" not in error.message
+    cert = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    cert.verify_message = "self-signed certificate"  # type: ignore[attr-defined]
+    refused = map_transport_error(
+        aiohttp.ClientConnectorCertificateError(_key(), cert), "GET", "https://127.0.0.1:9443/"
+    )
+    assert "(GET https://127.0.0.1:9443: self-signed certificate)" in refused.message
