@@ -77,6 +77,8 @@ DATASETS: dict[str, DatasetSpec] = {
     for spec in (
         DatasetSpec("small", 5_000, 4 * KIB, files_per_dir=25, nested=True,
                     description="5,000 files of 4 KiB in 200 nested folders"),
+        DatasetSpec("wan", 2_000, 4 * KIB, files_per_dir=25, nested=True,
+                    description="2,000 files of 4 KiB"),
         DatasetSpec("medium", 200, 1 * MIB, files_per_dir=50,
                     description="200 files of 1 MiB in 4 folders"),
         DatasetSpec("large", 4, 256 * MIB, description="4 files of 256 MiB"),

@@ -16,8 +16,10 @@ from typing import Literal
 from benchmarks.contenders import Action
 from benchmarks.servers import (
     BULKPUT_BOS,
+    BULKPUT_FAR,
     BULKPUT_OSS,
     BULKPUT_S3,
+    BULKPUT_WAN,
     RCLONE_DIR,
     RCLONE_MEMORY,
     ServerSpec,
@@ -108,9 +110,45 @@ def _copy_lanes(server: ServerSpec = RCLONE_MEMORY, peers: tuple[str, ...] = COP
     return tuple(lanes)
 
 
+def _wan_lanes(server: ServerSpec, best: int) -> tuple[Lane, ...]:
+    return (
+        Lane("bulkput", server),
+        Lane("bulkput", server, extra_args=("--concurrency", str(best)),
+             label=f"bulkput --concurrency {best}", subject=False),
+        Lane("s5cmd", server),
+        Lane("obstore", server),
+        Lane("rclone", server),
+    )
+
+
+def _wan_targets(tuned: str) -> tuple[Target, ...]:
+    return (
+        Target("files/s at least 1.2x s5cmd's with every tool at its defaults", "speed", 1.2,
+               peers=("s5cmd",)),
+        Target("files/s at least 1.5x obstore's (64 in flight)", "speed", 1.5,
+               peers=("obstore",)),
+        Target("within 10% of bulkput with the best hand-picked --concurrency", "time", 1.10,
+               peers=(tuned,)),
+    )
+
+
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
+        Scenario(
+            "wan-small", "2,000 files of 4 KiB to a store 40 ms away (bulkput serve adds 40 ms "
+            "to every PutObject)", "wan", _wan_lanes(BULKPUT_WAN, 512),
+            description="What a user meets on a real link: every request waits a round trip, "
+                        "so requests in flight decide. Each tool at its defaults; the tuned "
+                        "row is bulkput with the best --concurrency found by hand.",
+            targets=_wan_targets("bulkput --concurrency 512"),
+        ),
+        Scenario(
+            "wan-far", "2,000 files of 4 KiB to a store 150 ms away", "wan",
+            _wan_lanes(BULKPUT_FAR, 512),
+            description="The same job across an ocean.",
+            targets=_wan_targets("bulkput --concurrency 512"),
+        ),
         Scenario(
             "small", "5,000 files of 4 KiB to rclone serve s3 :memory:", "small",
             _copy_lanes(), quick=True,

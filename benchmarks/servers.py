@@ -38,6 +38,8 @@ class ServerSpec:
 
     kind: ServerKind
     dialect: str = "s3"
+    # bulkput serve only: this many ms added before every PutObject answer (a far store)
+    latency_ms: int = 0
 
     @property
     def label(self) -> str:
@@ -45,7 +47,8 @@ class ServerSpec:
             return "rclone serve s3 :memory:"
         if self.kind == "rclone-dir":
             return "rclone serve s3 DIR"
-        return f"bulkput serve --memory ({self.dialect})"
+        far = f", {self.latency_ms} ms per PUT" if self.latency_ms else ""
+        return f"bulkput serve --memory ({self.dialect}{far})"
 
 
 RCLONE_MEMORY = ServerSpec("rclone-memory")
@@ -53,6 +56,8 @@ RCLONE_DIR = ServerSpec("rclone-dir")
 BULKPUT_S3 = ServerSpec("bulkput", "s3")
 BULKPUT_BOS = ServerSpec("bulkput", "bos")
 BULKPUT_OSS = ServerSpec("bulkput", "oss")
+BULKPUT_WAN = ServerSpec("bulkput", "s3", latency_ms=40)  # a store in the next region
+BULKPUT_FAR = ServerSpec("bulkput", "s3", latency_ms=150)  # a store across an ocean
 
 
 @dataclass
@@ -205,8 +210,12 @@ def _start_bulkput(spec: ServerSpec, workdir: Path) -> RunningServer:
     from bulkput.server.testing import serve_in_subprocess
 
     access_key, secret_key = new_credentials()
+    extra = ["--no-key-stats"]
+    if spec.latency_ms:
+        extra += ["--fault-rate", "1", "--fault-mix", "latency", "--latency-ms",
+                  str(spec.latency_ms), "--fault-ops", "PutObject"]  # fmt: skip
     handle = serve_in_subprocess(memory=True, credentials=[f"{access_key}:{secret_key}"],
-                                 buckets=[BUCKET], extra_args=["--no-key-stats"])
+                                 buckets=[BUCKET], extra_args=extra)
     assert handle.process is not None
     server = RunningServer(spec, handle.host, handle.port, access_key, secret_key,
                            handle.process, workdir=workdir)
