@@ -28,10 +28,10 @@ BUCKET = "throttled"
 
 
 async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from bulkput.api import open_destination
     from bulkput.config import RetryPolicy, TransferConfig
     from bulkput.items import ObjectResult, UploadItem
-    from bulkput.job.engine import Engine
+    from bulkput.job.run import JobControl, run_job
+    from bulkput.job.spec import JobSpec, StoreSettings
     from bulkput.job.subscriber import Subscriber
     from bulkput.server.faults import FaultConfig, FaultInjector
     from bulkput.server.testing import serve_in_thread
@@ -53,17 +53,21 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             stored += 1
 
     with serve_in_thread(buckets=[BUCKET], faults=FaultConfig(throttle_rps=args.throttle_rps)) as server:
-        _target, store = await open_destination(
-            f"s3://{BUCKET}/", endpoint=server.endpoint_url, env=server.env("s3"), config=config
+        spec = JobSpec(
+            f"s3://{BUCKET}/",
+            store=StoreSettings(endpoint=server.endpoint_url, credentials=server.credentials[0]),
+            transfer=config,
         )
-        engine = Engine(store, config, subscribers=[Counter()])
+        control = JobControl()
         started = time.monotonic()
 
         async def sample() -> None:
             nonlocal switched_at
             while True:
+                limiter = control.limiter
                 samples.append({
-                    "t": round(time.monotonic() - started, 3), "limit": engine.limiter.limit,
+                    "t": round(time.monotonic() - started, 3),
+                    "limit": limiter.limit if limiter is not None else config.concurrency,
                     "stored": stored, "slowdowns": server.stats.faults.get("slowdown", 0),
                 })  # fmt: skip
                 if switched_at is None and stored >= args.stop_after:
@@ -73,12 +77,12 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
         sampler = asyncio.create_task(sample())
         try:
-            summary = await engine.run(items)
+            summary = await run_job(spec, items, [Counter()], control=control, env={})
         finally:
             sampler.cancel()
-            await store.close()
+    limiter = control.limiter
     return {"summary": summary.to_json(), "samples": samples, "switched_at": switched_at,
-            "decreases": engine.limiter.decreases}  # fmt: skip
+            "decreases": limiter.decreases if limiter is not None else 0}  # fmt: skip
 
 
 def chart(args: argparse.Namespace, samples: list[dict[str, float]], switched: float | None) -> str:

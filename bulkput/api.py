@@ -2,18 +2,21 @@
 
 ::
 
-    from bulkput.api import Uploader
+    from bulkput.api import JobSpec, StoreSettings, Uploader
 
-    async with Uploader("s3://bucket/prefix", endpoint="http://127.0.0.1:9000") as up:
+    spec = JobSpec("s3://bucket/prefix", store=StoreSettings(endpoint="http://127.0.0.1:9000"))
+    async with Uploader(spec) as up:
         async for result in up.upload(["a.txt", ("local/b.bin", "b.bin")]):
             print(result.key, result.status.value)
     print(up.summary.exit_code)
 
-Items may be :class:`~bulkput.items.UploadItem` (``key`` is the full key, used as given),
-plain paths (stored as ``prefix/<file name>``) or ``(path, key)`` pairs (stored as
-``prefix/<key>``), from a sync or an async iterable. Results come out as objects finish, in
-completion order; the job's :class:`~bulkput.job.events.JobSummary` is ``up.summary`` once the
-iteration ends.
+A :class:`~bulkput.job.spec.JobSpec` says where the job goes and how (store settings,
+:class:`~bulkput.config.TransferConfig`, journal, shard, default object headers, dry run), as
+on the command line; a plain destination URL takes every default. Items may be
+:class:`~bulkput.items.UploadItem` (``key`` is the full key, used as given), plain paths (stored
+as ``prefix/<file name>``) or ``(path, key)`` pairs (stored as ``prefix/<key>``), from a sync or
+an async iterable. Results come out as objects finish, in completion order; the job's
+:class:`~bulkput.job.events.JobSummary` is ``up.summary`` once the iteration ends.
 """
 
 from __future__ import annotations
@@ -23,54 +26,30 @@ import os
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from bulkput.config import TransferConfig
-from bulkput.errors import BulkputError, UsageError
+from bulkput.errors import BulkputError
 from bulkput.items import ObjectResult, UploadItem
-from bulkput.job.engine import Engine
 from bulkput.job.events import JobSummary
-from bulkput.job.shard import Shard
+from bulkput.job.run import Job, JobControl
+from bulkput.job.spec import JobSpec, JournalSettings, StoreSettings, explicit_credentials
 from bulkput.job.subscriber import Subscriber
 from bulkput.remote.credentials import CredentialSource
 from bulkput.remote.encryption import CustomerKey
-from bulkput.remote.store import ObjectHeaders, ObjectStore
+from bulkput.remote.store import ObjectStore
 from bulkput.remote.target import Target
 
+__all__ = [
+    "JobSpec",
+    "JournalSettings",
+    "StoreSettings",
+    "TransferConfig",
+    "Uploader",
+    "open_destination",
+    "to_item",
+]
+
 ItemLike = UploadItem | BulkputError | str | os.PathLike[str] | tuple[str, str]
-
-
-def resolve_store_settings(
-    target: Target,
-    *,
-    endpoint: str | None = None,
-    region: str | None = None,
-    credentials: CredentialSource | None = None,
-    access_key: str | None = None,
-    secret_key: str | None = None,
-    session_token: str | None = None,
-    profile: str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> tuple[str | None, str | None, CredentialSource]:
-    """Endpoint URL, region and credentials for ``target``: arguments first, then the
-    environment and the tools' files (as each provider's own tools read them)."""
-    from bulkput.remote import credentials as creds_module
-
-    env = os.environ if env is None else env
-    if endpoint is None and hasattr(creds_module, "resolve_endpoint_from_env"):
-        endpoint = creds_module.resolve_endpoint_from_env(target.scheme, profile=profile, env=env)
-    if region is None and hasattr(creds_module, "resolve_region_from_env"):
-        region = creds_module.resolve_region_from_env(target.scheme, profile=profile, env=env)
-    if credentials is None:
-        credentials = creds_module.resolve_credentials(
-            target.scheme,
-            access_key=access_key,
-            secret_key=secret_key,
-            session_token=session_token,
-            profile=profile,
-            env=env,
-        )
-    return endpoint, region, credentials
 
 
 async def open_destination(
@@ -90,42 +69,24 @@ async def open_destination(
     customer_key: CustomerKey | None = None,
     request_payer: bool = False,
 ) -> tuple[Target, ObjectStore]:
-    """Parse ``dest``, resolve endpoint and credentials, open the store (caller closes it)."""
-    from bulkput.remote.client import open_store
-    from bulkput.remote.target import resolve_endpoint
+    """Parse ``dest`` and open its store (the caller closes it), for scripts and tests that
+    talk to a store directly; jobs open theirs through :class:`Uploader` or ``run_job``. The
+    keyword arguments are :class:`StoreSettings`' fields, keys given loose or as
+    ``credentials``."""
+    from bulkput.job.run import open_destination as open_store_of
 
-    config = config or TransferConfig()
     target = Target.parse(dest)
-    endpoint_url, region, credentials = resolve_store_settings(
-        target,
+    settings = StoreSettings(
         endpoint=endpoint,
         region=region,
-        credentials=credentials,
-        access_key=access_key,
-        secret_key=secret_key,
-        session_token=session_token,
+        addressing=addressing,  # type: ignore[arg-type]
+        signature_version=signature_version,  # type: ignore[arg-type]
+        credentials=credentials or explicit_credentials(access_key, secret_key, session_token),
         profile=profile,
-        env=env,
-    )
-    if signature_version not in ("v1", "v4"):
-        raise UsageError(f"--signature-version {signature_version!r}: expected v1 or v4")
-    resolved = resolve_endpoint(
-        target,
-        endpoint_url,
-        region,
-        addressing,  # type: ignore[arg-type]
-        verify_tls=config.verify_tls,
-    )
-    store = open_store(
-        target,
-        endpoint=resolved,
-        credentials=credentials,
-        config=config,
-        signature_version=signature_version,
         customer_key=customer_key,
         request_payer=request_payer,
     )
-    return target, store
+    return target, open_store_of(target, settings, config or TransferConfig(), env)
 
 
 def to_item(entry: ItemLike, target: Target) -> UploadItem | BulkputError:
@@ -154,132 +115,54 @@ class _ResultQueue(Subscriber):
 
 
 class Uploader:
-    """An async context manager bound to one destination; ``upload`` may be called repeatedly.
+    """An async context manager bound to one job; ``upload`` may be called repeatedly, each
+    call one run through the same store connections and journal.
 
-    Options: ``endpoint``/``region``/``addressing``/``signature_version`` and the credential
-    arguments as on the command line; ``config`` (a :class:`TransferConfig`); ``journal`` (an
-    open :class:`bulkput.job.journal.Journal`, or a job name to open the per-job journal in
-    ``state_dir``, or None for none); ``shard`` (``Shard`` or ``"K/N"``); ``dry_run``;
-    ``defaults`` (job-wide :class:`ObjectHeaders`); ``subscribers`` (progress, reports);
-    ``store`` to use an already open store (not closed on exit); ``customer_key`` (a
-    :class:`~bulkput.remote.encryption.CustomerKey`) for SSE-C; ``request_payer`` for a
-    requester-pays bucket.
+    ``spec`` is a :class:`JobSpec` or a destination URL (every default). ``subscribers``
+    (progress, reports) see every run; ``env`` replaces ``os.environ`` where the endpoint and
+    credentials are looked up.
     """
 
     def __init__(
         self,
-        dest: str,
+        spec: JobSpec | str,
         *,
-        endpoint: str | None = None,
-        region: str | None = None,
-        addressing: str = "auto",
-        signature_version: str = "v4",
-        credentials: CredentialSource | None = None,
-        access_key: str | None = None,
-        secret_key: str | None = None,
-        session_token: str | None = None,
-        profile: str | None = None,
-        config: TransferConfig | None = None,
-        journal: Any = None,
-        state_dir: str | os.PathLike[str] | None = None,
-        restart: bool = False,
-        shard: Shard | str | None = None,
-        dry_run: bool = False,
-        defaults: ObjectHeaders | None = None,
         subscribers: Sequence[Subscriber] = (),
-        store: ObjectStore | None = None,
-        customer_key: CustomerKey | None = None,
-        request_payer: bool = False,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        self.dest = dest
-        self.target = Target.parse(dest)
-        self.config = config or TransferConfig()
-        self.shard = Shard.parse(shard) if isinstance(shard, str) else shard
-        self.dry_run = dry_run
-        self.defaults = defaults
+        self.spec = spec if isinstance(spec, JobSpec) else JobSpec(spec)
+        self.target = self.spec.target
         self.subscribers = tuple(subscribers)
         self.summary: JobSummary | None = None
-        self._store_options: dict[str, Any] = dict(
-            endpoint=endpoint,
-            region=region,
-            addressing=addressing,
-            signature_version=signature_version,
-            credentials=credentials,
-            access_key=access_key,
-            secret_key=secret_key,
-            session_token=session_token,
-            profile=profile,
-            customer_key=customer_key,
-            request_payer=request_payer,
-        )
-        self._journal_option = journal
-        self._state_dir = state_dir
-        self._restart = restart
-        self._journal: Any = None
-        self._own_journal = False
-        self.store = store
-        self._own_store = store is None
-        self._engine: Engine | None = None
-        self._all_stored = True  # every upload() so far ended with exit 0
+        self._job = Job(self.spec, env=env)
+        self._control: JobControl | None = None
+
+    @property
+    def store(self) -> ObjectStore:
+        """The open store (inside ``async with``)."""
+        return self._job.store
 
     async def __aenter__(self) -> Uploader:
-        if self.store is None:
-            _, self.store = await open_destination(
-                self.dest, config=self.config, **self._store_options
-            )
-        if isinstance(self._journal_option, str):
-            from bulkput.job.journal import Journal, job_id
-            from bulkput.job.resume import start_resume, store_identity
-            from bulkput.remote.client import HttpObjectStore
-
-            if not isinstance(self.store, HttpObjectStore):
-                raise UsageError("journal=NAME needs the store bulkput opens (pass no store=)")
-            job = job_id(store_identity(self.store, self.target), self._journal_option, self.shard)
-            self._journal = Journal.open(self._state_dir, job, restart=self._restart)
-            self._own_journal = True
-            await start_resume(
-                self._journal, self.store, self.target.prefix, retry=self.config.retry
-            )
-        else:
-            self._journal = self._journal_option
+        await self._job.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        try:
-            if self._own_journal and self._journal is not None:
-                if self._all_stored and self.summary is not None:
-                    from bulkput.job.resume import finish_journal
-
-                    await finish_journal(self._journal, self.summary)
-                await asyncio.get_running_loop().run_in_executor(None, self._journal.close)
-        finally:
-            if self._own_store and self.store is not None:
-                await self.store.close()
+        await self._job.close()
 
     def stop(self) -> None:
         """Stop the running upload cleanly (what SIGINT does on the command line)."""
-        if self._engine is not None:
-            self._engine.stop()
+        if self._control is not None:
+            self._control.stop()
 
     async def upload(
         self, items: Iterable[ItemLike] | AsyncIterable[ItemLike]
     ) -> AsyncIterator[ObjectResult]:
         """Upload ``items``; yield each object's result as it finishes."""
-        if self.store is None:
-            raise RuntimeError("use Uploader inside 'async with'")
         queue = _ResultQueue()
-        engine = Engine(
-            self.store,
-            self.config,
-            journal=self._journal,
-            subscribers=(queue, *self.subscribers),
-            shard=self.shard,
-            dry_run=self.dry_run,
-            defaults=self.defaults,
+        control = self._control = JobControl()
+        job = asyncio.create_task(
+            self._job.run(self._engine_items(items), (queue, *self.subscribers), control)
         )
-        self._engine = engine
-        all_stored_before, self._all_stored = self._all_stored, False  # until this one ends well
-        job = asyncio.create_task(engine.run(self._engine_items(items)))
         try:
             while True:
                 while queue.results:
@@ -291,14 +174,13 @@ class Uploader:
                 await asyncio.wait({job, waiter}, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
             self.summary = job.result()
-            self._all_stored = all_stored_before and self.summary.exit_code == 0
             while queue.results:
                 yield queue.results.popleft()
         finally:
             if not job.done():  # the caller stopped iterating: stop the job cleanly
-                engine.stop()
+                control.stop()
                 await asyncio.shield(job)
-            self._engine = None
+            self._control = None
 
     def _engine_items(
         self, items: Iterable[ItemLike] | AsyncIterable[ItemLike]

@@ -175,13 +175,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 async def _open_store(args: argparse.Namespace) -> tuple[ObjectStore, str]:
     """The store and prefix of ``args.dest``, opened the way ``bulkput put`` opens it."""
-    from bulkput.commands.options import network_from_args
-    from bulkput.commands.put import open_destination_from_args
+    from bulkput.commands.options import network_from_args, store_settings_from_args
     from bulkput.config import TransferConfig
+    from bulkput.job.run import open_destination
+    from bulkput.remote.target import Target
 
+    target = Target.parse(args.dest)
     config = TransferConfig(concurrency=8, **network_from_args(args))
-    target, store = await open_destination_from_args(args.dest, args, config)
-    return store, target.prefix
+    return open_destination(target, store_settings_from_args(args), config), target.prefix
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:

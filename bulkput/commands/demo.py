@@ -95,10 +95,9 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
     import asyncio
 
     from bulkput import runtime
-    from bulkput.commands.put import source_items
-    from bulkput.job.engine import Engine
     from bulkput.job.events import ProgressDisplay, ReportWriter, print_summary
-    from bulkput.remote.target import Target
+    from bulkput.job.run import Job, JobControl
+    from bulkput.job.spec import JobSpec, PutSource, StoreSettings
     from bulkput.server.testing import serve_in_thread
 
     loop = asyncio.get_running_loop()
@@ -106,54 +105,41 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
     worst = 0
     try:
         print(f"bulkput serve (memory) listening on {server.endpoint_url}")
+        settings = StoreSettings(
+            endpoint=server.endpoint_url, addressing="path", credentials=server.credentials[0]
+        )
         for dialect in dialects:
             dest = f"{dialect}://demo/demo-folder/"
-            target = Target.parse(dest)
-            store = _open_store(dest, server)
-            subscribers: list[Any] = [ProgressDisplay(sys.stderr, interval=2.0)]
+            spec = JobSpec(dest, store=settings, transfer=TransferConfig(concurrency=32))
+            subscribers: list[Subscriber] = [ProgressDisplay(sys.stderr, interval=2.0)]
             writer = ReportWriter(report) if report and dialect == dialects[-1] else None
             if writer is not None:
                 subscribers.append(writer)
             stored = _Stored()
             subscribers.append(stored)
-            try:
-                engine = Engine(store, TransferConfig(concurrency=32), subscribers=subscribers)
-                remove = runtime.on_stop(engine.stop)
+            # The embedded server's endpoint and keys; nothing from the user's environment.
+            async with Job(spec, env={}) as job:
+                control = JobControl()
+                remove = runtime.on_stop(control.stop)
                 try:
-                    summary = await engine.run(source_items([str(root)], target))
+                    items = PutSource(paths=(str(root),)).items(spec.target)
+                    summary = await job.run(items, subscribers, control)
                 finally:
                     remove()
                 print(f"\n{dest} at {server.endpoint_url}")
                 print_summary(summary, sys.stdout)
-                mismatches = await _verify(store, stored.objects)
-                if mismatches:
-                    print(f"verify: {len(mismatches)} objects differ from their files: {mismatches[:5]}")
-                    worst = max(worst, 1)
-                else:
-                    print(f"verify: read back {len(stored.objects)} objects: every byte equals its file")
-                worst = max(worst, summary.exit_code)
-            finally:
-                await store.close()
+                mismatches = await _verify(job.store, stored.objects)
+            if mismatches:
+                print(f"verify: {len(mismatches)} objects differ from their files: {mismatches[:5]}")
+                worst = max(worst, 1)
+            else:
+                print(f"verify: read back {len(stored.objects)} objects: every byte equals its file")
+            worst = max(worst, summary.exit_code)
         if report:
             print(f"report: {report}")
     finally:
         server.stop()
     return worst
-
-
-def _open_store(dest: str, server: Any) -> Any:
-    from bulkput.remote.client import open_store
-    from bulkput.remote.target import Target, resolve_endpoint
-
-    target = Target.parse(dest)
-    endpoint = resolve_endpoint(target, server.endpoint_url, None, "path")
-    return open_store(
-        target,
-        endpoint=endpoint,
-        credentials=server.credentials[0],
-        config=TransferConfig(concurrency=32),
-        signature_version="v4",
-    )
 
 
 class _Stored(Subscriber):

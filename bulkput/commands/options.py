@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bulkput.config import SIZE_UNITS_HELP, RetryPolicy, Timeouts, TransferConfig, parse_size
@@ -23,6 +23,9 @@ from bulkput.local.filters import Filter, read_filter_file, read_pattern_file
 from bulkput.redact import without_password
 from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectHeaders
+
+if TYPE_CHECKING:  # the job's modules load when a job runs, not for --help
+    from bulkput.job.spec import JournalSettings, StoreSettings
 
 # --- value types -------------------------------------------------------------------------------
 
@@ -336,6 +339,37 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
             min_rate=args.min_rate,
         ),
         retry=RetryPolicy(max_attempts=args.retries + 1, outage_wait=args.outage_wait),
+    )
+
+
+def store_settings_from_args(
+    args: argparse.Namespace, customer_key: CustomerKey | None = None
+) -> StoreSettings:
+    """The :class:`StoreSettings` of :func:`add_connection_arguments` (and the SSE-C key of
+    :func:`customer_key_from_args`, for the verbs that write objects)."""
+    from bulkput.job.spec import StoreSettings, explicit_credentials
+
+    return StoreSettings(
+        endpoint=args.endpoint,
+        region=args.region,
+        addressing=args.addressing,
+        signature_version=args.signature_version,
+        credentials=explicit_credentials(args.access_key, args.secret_key, args.session_token),
+        profile=args.profile,
+        customer_key=customer_key,
+        request_payer=args.request_payer is not None,
+    )
+
+
+def journal_settings_from_args(args: argparse.Namespace, source: str) -> JournalSettings:
+    """The :class:`JournalSettings` of :func:`add_journal_arguments` for a job reading ``source``."""
+    from bulkput.job.spec import JournalSettings
+
+    return JournalSettings(
+        source=source if args.journal else None,
+        state_dir=args.state_dir,
+        restart=args.restart,
+        verify=args.verify_resume,
     )
 
 

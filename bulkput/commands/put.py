@@ -15,22 +15,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from bulkput.commands import options
-from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, UsageError
-from bulkput.items import ObjectResult, Status, UploadItem
-from bulkput.job.shard import Shard
+from bulkput.items import ObjectResult, Status
 from bulkput.job.subscriber import Subscriber
-from bulkput.local.filters import Filter
 from bulkput.redact import ScrubbingFilter
-from bulkput.remote.encryption import CustomerKey
-from bulkput.remote.store import ObjectStore
-from bulkput.remote.target import Target
+
+if TYPE_CHECKING:  # imported when a job runs, not for --help
+    from bulkput.job.spec import JobSpec, PutSource
 
 log = logging.getLogger("bulkput.put")
 
@@ -51,64 +47,37 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-async def open_destination_from_args(
-    dest: str,
-    args: argparse.Namespace,
-    config: TransferConfig,
-    *,
-    customer_key: CustomerKey | None = None,
-) -> tuple[Target, ObjectStore]:
-    """``open_destination`` with the options ``options.add_connection_arguments`` defined."""
-    from bulkput.api import open_destination
+def spec_from_args(args: argparse.Namespace) -> tuple[JobSpec, PutSource]:
+    """The job ``put``'s options describe, and what it uploads; every value checked here,
+    before any work."""
+    from bulkput.job.shard import Shard
+    from bulkput.job.spec import JobSpec, PutSource
 
-    return await open_destination(
-        dest,
-        endpoint=args.endpoint,
-        region=args.region,
-        addressing=args.addressing,
-        signature_version=args.signature_version,
-        access_key=args.access_key,
-        secret_key=args.secret_key,
-        session_token=args.session_token,
-        profile=args.profile,
-        config=config,
-        customer_key=customer_key,
-        request_payer=args.request_payer is not None,
+    if args.manifest is not None:
+        if len(args.paths) != 1:
+            raise UsageError("with --manifest give only DEST (no SOURCE paths)")
+        paths: tuple[str, ...] = ()
+    elif len(args.paths) < 2:
+        raise UsageError("give SOURCE... DEST, or --manifest FILE DEST")
+    else:
+        paths = tuple(args.paths[:-1])
+    source = PutSource(
+        paths=paths,
+        manifest=args.manifest,
+        manifest_format=args.manifest_format,
+        follow_symlinks=args.follow_symlinks,
     )
-
-
-def source_items(
-    sources: Sequence[str],
-    target: Target,
-    *,
-    follow_symlinks: bool = False,
-    filter: Filter | None = None,
-) -> Iterator[UploadItem | BulkputError]:
-    """Files as ``PREFIX/<name>``, directories walked as ``PREFIX/<relative path>``; symbolic
-    links inside directories are skipped (reported) unless followed, with loop detection.
-    ``filter`` applies to paths relative to each folder given (and to a file's name)."""
-    from bulkput.local.walk import WalkEntry, WalkOptions, walk_tree
-
-    options = WalkOptions(follow_symlinks=follow_symlinks, filter=filter)
-    for source in sources:
-        if os.path.isdir(source):
-            for entry in walk_tree(source, options):
-                if isinstance(entry, WalkEntry):
-                    yield UploadItem(
-                        path=entry.path,
-                        key=target.key_for(entry.key),
-                        size=entry.size,
-                        mtime_ns=entry.mtime_ns,
-                    )
-                elif isinstance(entry, BulkputError):  # (folders not entered come only to sync)
-                    if entry.key is not None:  # report it under its full key, as objects are
-                        entry.key = target.key_for(entry.key)
-                    yield entry
-        else:
-            name = os.path.basename(source.rstrip("/")) or source
-            if filter is not None and filter.exclude_reason(name) is not None:
-                continue
-            yield UploadItem(path=source, key=target.key_for(name))
+    spec = JobSpec(
+        destination=args.paths[-1],
+        store=options.store_settings_from_args(args, options.customer_key_from_args(args)),
+        transfer=options.config_from_args(args),
+        journal=options.journal_settings_from_args(args, source.describe()),
+        shard=Shard.parse(args.shard) if args.shard else None,
+        defaults=options.headers_from_args(args),
+        filters=options.filter_from_args(args),  # checked (and warned about) before any work
+        dry_run=args.dry_run,
+    )
+    return spec, source
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -126,32 +95,6 @@ def setup_logging(args: argparse.Namespace) -> None:
         logger.addHandler(handler)
 
 
-class _FailureFilter(Subscriber):
-    """Passes every event to the progress display except the results the one abort or
-    interrupt message already explains (objects only stopped by it, and the object that met
-    the fatal error): the report has them all."""
-
-    def __init__(self, inner: Any, aborted: Callable[[], BulkputError | None]) -> None:
-        self.inner = inner
-        self.aborted = aborted
-
-    def on_start(self, total_objects: int | None, total_bytes: int | None) -> None:
-        self.inner.on_start(total_objects, total_bytes)
-
-    def on_result(self, result: ObjectResult) -> None:
-        if not _explained_by_stop(result, self.aborted()):
-            self.inner.on_result(result)
-
-    def on_bytes(self, n: int) -> None:
-        self.inner.on_bytes(n)
-
-    def on_retry(self, key: str, error: BulkputError) -> None:
-        self.inner.on_retry(key, error)
-
-    def on_done(self, summary: Any) -> None:
-        self.inner.on_done(summary)
-
-
 class _FailurePrinter(Subscriber):
     """``--quiet`` / ``--progress none``: no progress, but one line per failed object."""
 
@@ -164,7 +107,7 @@ class _FailurePrinter(Subscriber):
         from bulkput.job.events import failure_line, is_warning
 
         if (
-            result.status is Status.FAILED and not _explained_by_stop(result, self.aborted())
+            result.status is Status.FAILED and not explained_by_stop(result, self.aborted())
         ) or is_warning(result):
             self.shown += 1
             if self.shown <= self.limit:
@@ -173,34 +116,54 @@ class _FailurePrinter(Subscriber):
                 sys.stderr.write("error: more objects failed or were skipped with a warning; the --report file lists them all\n")
 
 
-def _explained_by_stop(result: ObjectResult, aborted: BulkputError | None) -> bool:
+def explained_by_stop(result: ObjectResult, aborted: BulkputError | None) -> bool:
+    """True for the results the one abort or interrupt message already explains (objects only
+    stopped by it, and the object that met the fatal error): the report has them all."""
     if result.error_code in _STOPPED_CODES:
         return True
     return aborted is not None and result.error_code == aborted.code
 
 
-def _progress(args: argparse.Namespace, aborted: Callable[[], BulkputError | None]) -> Any:
+def progress_subscriber(
+    args: argparse.Namespace, aborted: Callable[[], BulkputError | None]
+) -> Subscriber:
+    """What ``--progress`` and ``--quiet`` ask for (``put`` and ``sync``); ``aborted()`` is the
+    error that stopped the job, if any."""
     from bulkput.job.events import ProgressDisplay
 
     mode = "none" if args.quiet else args.progress
     if mode == "none":
         return _FailurePrinter(aborted)
     tty = None if mode == "auto" else mode == "rich"
-    return _FailureFilter(ProgressDisplay(sys.stderr, tty=tty), aborted)
+    return ProgressDisplay(
+        sys.stderr, tty=tty, explained=lambda result: explained_by_stop(result, aborted())
+    )
+
+
+def open_report(path: str) -> Any:
+    """The ``--report`` writer; a file that cannot be created is a usage error."""
+    from bulkput.job.events import ReportWriter
+
+    try:
+        return ReportWriter(path)
+    except OSError as exc:
+        raise UsageError(f"--report {path}: {exc.strerror or exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args)
     try:
-        if getattr(args, "dask", None):
+        if args.dask:
             return _run_on_dask(args)
         return _run(args)
     except UsageError as error:
         sys.stderr.write(f"bulkput put: {error.one_line()}\n")
         return 2
     except BulkputError as error:  # job-fatal before the first upload (journal, ...)
+        from bulkput.job.events import fatal_exit_code
+
         sys.stderr.write(f"bulkput put: aborted: {error.one_line()}\n")
-        return error.exit_code if error.exit_code != 1 else 3
+        return fatal_exit_code(error)
     except KeyboardInterrupt:
         sys.stderr.write("bulkput put: interrupted\n")
         return 130
@@ -210,22 +173,24 @@ def _run_on_dask(args: argparse.Namespace) -> int:
     """``--dask ADDRESS``: the same job as shard tasks on a Dask cluster; Dask schedules."""
     import json
     import time
+    from dataclasses import replace
 
-    from bulkput.api import resolve_store_settings
     from bulkput.job import cluster
     from bulkput.job.events import print_summary
+    from bulkput.job.run import resolve_store_settings
+    from bulkput.remote.credentials import RefreshingCredentials
 
     if args.shard:
         raise UsageError("--shard and --dask do not go together (--dask makes the shards)")
     if args.report:
         raise UsageError("with --dask use --report-dir (one report per shard, then merged)")
-    put_args = _without_options(getattr(args, "argv", [])[1:], ("--dask", "--shards", "--report-dir"))
-    put_args = _without_options(put_args, ("--access-key", "--secret-key", "--session-token"))
-    target = Target.parse(args.paths[-1])
-    _, _, credentials = resolve_store_settings(
-        target, endpoint=args.endpoint, region=args.region, access_key=args.access_key,
-        secret_key=args.secret_key, session_token=args.session_token, profile=args.profile,
-    )  # fmt: skip
+    spec, source = spec_from_args(args)
+    # Credentials are found here, once, and travel to the workers in the spec (masked repr);
+    # a chain's renewing ones as what they are now (a worker signs with them until expiry).
+    _, _, credentials = resolve_store_settings(spec.target, spec.store)
+    if isinstance(credentials, RefreshingCredentials):
+        credentials = credentials.current()
+    spec = replace(spec, store=replace(spec.store, credentials=credentials))
     try:
         from distributed import Client
     except ImportError:
@@ -239,9 +204,8 @@ def _run_on_dask(args: argparse.Namespace) -> int:
                 sys.stderr.write(cluster.progress_line(progress, started) + "\n")
 
         result = cluster.run_put_on_dask(
-            put_args, scheduler=client, shards=shards,
-            report_dir=args.report_dir or "bulkput-reports", credentials=credentials,
-            on_progress=show, poll_interval=2.0,
+            spec, source, scheduler=client, shards=shards,
+            report_dir=args.report_dir or "bulkput-reports", on_progress=show, poll_interval=2.0,
         )  # fmt: skip
     print_summary(result.summary)
     if not args.quiet:
@@ -249,129 +213,35 @@ def _run_on_dask(args: argparse.Namespace) -> int:
     return result.summary.exit_code
 
 
-def _without_options(argv: Sequence[str], names: Sequence[str]) -> list[str]:
-    """``argv`` less the given options and their values (``--opt V`` and ``--opt=V``)."""
-    out: list[str] = []
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-            continue
-        name = arg.split("=", 1)[0]
-        if name in names:
-            skip = "=" not in arg
-            continue
-        out.append(arg)
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
     from bulkput import runtime
 
-    if args.manifest is not None:
-        if len(args.paths) != 1:
-            raise UsageError("with --manifest give only DEST (no SOURCE paths)")
-        sources: list[str] = []
-    elif len(args.paths) < 2:
-        raise UsageError("give SOURCE... DEST, or --manifest FILE DEST")
-    else:
-        sources = list(args.paths[:-1])
-    dest = args.paths[-1]
-    target = Target.parse(dest)
-    config = options.config_from_args(args)
-    shard = Shard.parse(args.shard) if args.shard else None
-    file_filter = options.filter_from_args(args)  # checked (and warned about) before any work
-    if args.insecure:
+    spec, source = spec_from_args(args)
+    if not spec.transfer.verify_tls:
         sys.stderr.write("bulkput put: warning: --insecure: TLS certificates are not verified\n")
-    return runtime.run_async(_upload(args, dest, target, sources, config, shard, file_filter))
+    items = source.items(spec.target, spec.filters)
+    return runtime.run_async(_upload(args, spec, items))
 
 
-async def _upload(
-    args: argparse.Namespace,
-    dest: str,
-    target: Target,
-    sources: list[str],
-    config: TransferConfig,
-    shard: Shard | None,
-    file_filter: Filter | None = None,
-) -> int:
-    import asyncio
-
+async def _upload(args: argparse.Namespace, spec: JobSpec, items: Any) -> int:
     from bulkput import runtime
-    from bulkput.job.engine import Engine
-    from bulkput.job.events import ReportWriter, print_summary
-    from bulkput.job.journal import describe_source, open_job_journal
-    from bulkput.job.resume import finish_journal, start_resume, store_identity
-    from bulkput.remote.client import HttpObjectStore
+    from bulkput.job.events import print_summary
+    from bulkput.job.run import JobControl, run_job
 
-    _, store = await open_destination_from_args(
-        dest, args, config, customer_key=options.customer_key_from_args(args)
-    )
-    assert isinstance(store, HttpObjectStore)
-    journal = None
-    report = None
+    control = JobControl()
+    subscribers: list[Subscriber] = [progress_subscriber(args, lambda: control.aborted)]
+    report = open_report(args.report) if args.report else None
+    if report is not None:
+        subscribers.append(report)
+    remove = runtime.on_stop(control.stop)
     try:
-        if args.manifest is not None:
-            from bulkput.local.manifest import read_manifest
-
-            items: Any = read_manifest(args.manifest, target.prefix, fmt=args.manifest_format)
-            description = describe_source(manifest=args.manifest)
-        else:
-            items = source_items(
-                sources, target, follow_symlinks=args.follow_symlinks,
-                filter=file_filter,
-            )  # fmt: skip
-            description = describe_source(paths=sources)
-        journal = open_job_journal(
-            store_identity(store, target),
-            description,
-            shard=shard,
-            state_dir=args.state_dir,
-            restart=args.restart,
-            enabled=args.journal and not args.dry_run,
-        )
-        engine_ref: list[Engine] = []
-        subscribers: list[Any] = [
-            _progress(args, lambda: engine_ref[0].aborted if engine_ref else None)
-        ]
-        if journal is not None:
-            notes = await start_resume(
-                journal, store, target.prefix, verify=args.verify_resume, retry=config.retry
-            )
-            subscribers.insert(0, notes)  # before the report: its summary line names the journal
-        if args.report:
-            try:
-                report = ReportWriter(args.report)
-            except OSError as exc:
-                raise UsageError(f"--report {args.report}: {exc.strerror or exc}") from None
-            subscribers.append(report)
-        engine = Engine(
-            store,
-            config,
-            journal=journal,
-            subscribers=subscribers,
-            shard=shard,
-            dry_run=args.dry_run,
-            defaults=options.headers_from_args(args),
-        )
-        engine_ref.append(engine)
-        remove = runtime.on_stop(engine.stop)
-        try:
-            summary = await engine.run(items)
-        finally:
-            remove()
-        if journal is not None:
-            await finish_journal(journal, summary)
+        summary = await run_job(spec, items, subscribers, control=control)
     finally:
-        try:
-            if journal is not None:
-                await asyncio.get_running_loop().run_in_executor(None, journal.close)
-        except BulkputError as error:
-            sys.stderr.write(f"bulkput put: {error.one_line()}\n")
-        finally:
-            if report is not None:
-                report.close()
-            await store.close()
+        remove()
+        if report is not None:
+            report.close()
+    if control.journal_error is not None:
+        sys.stderr.write(f"bulkput put: {control.journal_error.one_line()}\n")
     if not args.quiet or summary.exit_code != 0:
         print_summary(summary)
     return summary.exit_code

@@ -29,9 +29,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from bulkput.errors import BulkputError, UsageError
+from bulkput.job.subscriber import Subscriber
+
+if TYPE_CHECKING:
+    from bulkput.job.spec import JobSpec
 
 _STRATEGY_FLAGS = {
     "size_only": "size-only",
@@ -72,84 +77,98 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"bulkput sync: {error.one_line()}\n")
         return 2
     except BulkputError as error:  # job-fatal before anything was planned
+        from bulkput.job.events import fatal_exit_code
+
         sys.stderr.write(f"bulkput sync: aborted: {error.one_line()}\n")
-        return error.exit_code if error.exit_code != 1 else 3
+        return fatal_exit_code(error)
     except KeyboardInterrupt:
         sys.stderr.write("bulkput sync: interrupted\n")
         return 130
 
 
-def _run(args: argparse.Namespace) -> int:
-    from bulkput import runtime
-    from bulkput.commands.options import config_from_args
-    from bulkput.remote.target import Target
+def spec_from_args(args: argparse.Namespace) -> JobSpec:
+    """The job ``sync``'s options describe (no journal: the listing says what is stored)."""
+    from bulkput.commands import options
+    from bulkput.job.shard import Shard
+    from bulkput.job.spec import JobSpec
 
-    Target.parse(args.dest)  # a bad DEST is a usage error before anything else
     if args.max_delete is not None and not args.delete:
         raise UsageError("--max-delete limits --delete: give --delete too, or drop --max-delete")
-    config = config_from_args(args)
-    if args.insecure:
-        sys.stderr.write("bulkput sync: warning: --insecure: TLS certificates are not verified\n")
-    return runtime.run_async(_sync(args, config))
+    return JobSpec(
+        destination=args.dest,
+        store=options.store_settings_from_args(args, options.customer_key_from_args(args)),
+        transfer=options.config_from_args(args),
+        shard=Shard.parse(args.shard) if args.shard else None,
+        defaults=options.headers_from_args(args),
+        filters=options.filter_from_args(args),
+        dry_run=args.dry_run,
+    )
 
 
-async def _sync(args: argparse.Namespace, config: Any) -> int:
+def _run(args: argparse.Namespace) -> int:
     from bulkput import runtime
-    from bulkput.commands.options import customer_key_from_args, filter_from_args, headers_from_args
-    from bulkput.commands.put import _progress, open_destination_from_args
-    from bulkput.job.events import ReportWriter, print_summary
-    from bulkput.job.shard import Shard
+
+    spec = spec_from_args(args)
+    if not spec.transfer.verify_tls:
+        sys.stderr.write("bulkput sync: warning: --insecure: TLS certificates are not verified\n")
+    return runtime.run_async(_sync(args, spec))
+
+
+async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
+    from bulkput import runtime
+    from bulkput.commands.put import open_report, progress_subscriber
+    from bulkput.job.events import print_summary
+    from bulkput.job.run import Job, JobControl
     from bulkput.job.sync.run import STRATEGIES, SyncOptions, SyncRun
 
     options = SyncOptions(
         strategy=STRATEGIES[strategy_name(args)](),
         delete=args.delete,
         max_delete=args.max_delete,
-        dry_run=args.dry_run,
-        filter=filter_from_args(args),
+        dry_run=spec.dry_run,
+        filter=spec.filters,
         follow_symlinks=args.follow_symlinks,
         normalize=args.normalize,
-        shard=Shard.parse(args.shard) if args.shard else None,
+        shard=spec.shard,
         temp_dir=args.temp_dir,
     )
-    target, store = await open_destination_from_args(
-        args.dest, args, config, customer_key=customer_key_from_args(args)
-    )
-    report = None
+    control = JobControl()
+    run_ref: list[SyncRun] = []
+
+    def aborted() -> BulkputError | None:  # the plan's own aborts as well as the engine's
+        return run_ref[0].aborted if run_ref else None
+
+    # the progress display prints each failure and each warning (a symlink skipped) once
+    subscribers: list[Subscriber] = [progress_subscriber(args, aborted)]
+    report = open_report(args.report) if args.report else None
+    if report is not None:
+        subscribers.append(report)
     try:
-        run_ref: list[SyncRun] = []
+        async with Job(spec) as job:
 
-        def aborted() -> BulkputError | None:
-            return run_ref[0].aborted if run_ref else None
+            def engine_factory(*_: Any, subscribers: Sequence[Subscriber], **__: Any) -> Any:
+                return job.engine(subscribers, control)
 
-        # the progress display prints each failure and each warning (a symlink skipped) once
-        subscribers: list[Any] = [_progress(args, aborted)]
-        if args.report:
+            sync_run = SyncRun(
+                job.store,
+                args.source,
+                spec.target.prefix,
+                options,
+                config=spec.transfer,
+                subscribers=subscribers,
+                defaults=spec.defaults,
+                plan_out=sys.stdout if spec.dry_run else None,
+                engine_factory=engine_factory,
+            )
+            run_ref.append(sync_run)
+            remove = runtime.on_stop(sync_run.stop)
             try:
-                report = ReportWriter(args.report)
-            except OSError as exc:
-                raise UsageError(f"--report {args.report}: {exc.strerror or exc}") from None
-            subscribers.append(report)
-        sync_run = SyncRun(
-            store,
-            args.source,
-            target.prefix,
-            options,
-            config=config,
-            subscribers=subscribers,
-            defaults=headers_from_args(args),
-            plan_out=sys.stdout if args.dry_run else None,
-        )
-        run_ref.append(sync_run)
-        remove = runtime.on_stop(sync_run.stop)
-        try:
-            summary = await sync_run.run()
-        finally:
-            remove()
+                summary = await sync_run.run()
+            finally:
+                remove()
     finally:
         if report is not None:
             report.close()
-        await store.close()
     sys.stdout.flush()
     if not args.quiet or summary.exit_code != 0:
         print_summary(summary)

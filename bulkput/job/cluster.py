@@ -3,26 +3,26 @@
 ::
 
     client ──submit N tasks──▶ dask.distributed scheduler ──▶ workers
-       ▲                                                       │ run_put_shard(K): the normal
-       │ polls scheduler metadata per shard (objects,         │ ``bulkput put --shard K/N``
-       │ failures) every second                                │ on its own event loop, with
+       ▲    (JobSpec, PutSource: frozen, pickled)              │ run_put_shard(K): run_job of
+       │ polls scheduler metadata per shard (objects,         │ the spec with shard K/N, on
+       │ failures) every second                                │ its own event loop, with
        └──────────── merge_reports(every attempt's report) ◀───┘ its own journal and report
 
-A shard is just a filtered job (``--shard K/N``), so nothing here moves data or decides who
-uploads what. When a worker dies, the scheduler runs the shard again elsewhere; the shard's
+A shard is just a filtered job (the spec with ``shard=Shard(K, N)``), so nothing here moves
+data or decides who uploads what. When a worker dies, the scheduler runs the shard again elsewhere; the shard's
 journal (under a ``--state-dir`` the workers share) makes that a resume: objects it confirmed
 are skipped without a request. Each attempt writes its own report file
 (``shard-K-of-N.attempt-A.jsonl``); a finished attempt accounts for every key of its shard
 (stored by it, or skipped with reason ``journal`` because an earlier attempt stored it), so the
 merged summary takes each shard's last finished attempt: every object counted exactly once.
 
-Credentials travel as a :class:`~bulkput.remote.credentials.Credentials` object (masked ``repr``),
-never on a command line; or leave them out and let each worker read its own environment.
+Credentials travel in the spec's :class:`~bulkput.job.spec.StoreSettings` as a
+:class:`~bulkput.remote.credentials.Credentials` object (masked ``repr``), never on a command
+line; or leave them out (``credentials=None``) and let each worker read its own environment.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import glob
 import json
@@ -31,15 +31,14 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bulkput.errors import UsageError
-from bulkput.job.events import JobSummary, merge_reports
-from bulkput.remote.credentials import CredentialSource, RefreshingCredentials
-
-_FORBIDDEN_ARGS = ("--shard", "--report", "--dask", "--shards")
+from bulkput.errors import BulkputError, UsageError
+from bulkput.job.events import JobSummary, fatal_exit_code, merge_reports
+from bulkput.job.shard import Shard
+from bulkput.job.spec import JobSpec, PutSource
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,52 +143,21 @@ class ReportTail:
         return self.progress
 
 
-def _put_parser() -> argparse.ArgumentParser:
-    from bulkput.commands.options import add_put_arguments
-
-    parser = argparse.ArgumentParser(prog="bulkput put", add_help=False)
-    add_put_arguments(parser)
-    return parser
-
-
-def check_put_args(put_args: Sequence[str]) -> None:
-    """Refuse arguments the cluster layer sets itself, and anything ``put`` would refuse."""
-    for arg in put_args:
-        if arg.split("=", 1)[0] in _FORBIDDEN_ARGS:
-            raise UsageError(f"{arg}: set by the Dask integration for each shard; leave it out")
-    try:
-        _put_parser().parse_args(list(put_args))
-    except SystemExit:
-        raise UsageError(f"not valid put arguments: {' '.join(put_args)}") from None
-
-
 def run_put_shard(
-    put_args: Sequence[str],
+    spec: JobSpec,
+    source: PutSource,
     index: int,
     count: int,
     report_dir: str,
     job: str,
-    credentials: CredentialSource | None = None,
     progress_interval: float = 1.0,
 ) -> dict[str, Any]:
-    """The Dask task: ``bulkput put ... --shard index/count`` with its own event loop.
+    """The Dask task: ``spec`` with shard ``index/count``, on its own event loop.
 
     Runs in a worker thread; publishes progress as scheduler metadata ``["bulkput", job, index]``
     while it runs. Returns the shard's exit code and report path.
     """
-    from bulkput.commands import put
-
     attempt, report_path = _claim_attempt_file(report_dir, job, index, count)
-    args = _put_parser().parse_args(
-        [*put_args, "--shard", f"{index}/{count}", "--report", report_path, "--quiet"]
-    )
-    if isinstance(credentials, RefreshingCredentials):
-        credentials = credentials.current()  # what a worker signs with until it expires
-    if credentials is not None:
-        args.access_key = credentials.access_key
-        args.secret_key = credentials.secret_key
-        args.session_token = credentials.session_token
-
     publish = _progress_publisher(job, index)
     tail = ReportTail(report_path, index, attempt)
     finished = threading.Event()
@@ -201,12 +169,28 @@ def run_put_shard(
     reporter = threading.Thread(target=report_progress, name=f"bulkput-progress-{index}", daemon=True)
     reporter.start()
     try:
-        exit_code = put.run(args)
+        exit_code = _run_shard(replace(spec, shard=Shard(index, count)), source, report_path)
     finally:
         finished.set()
         reporter.join()
         publish(tail.poll())
     return {"shard": index, "attempt": attempt, "exit_code": exit_code, "report": report_path}
+
+
+def _run_shard(spec: JobSpec, source: PutSource, report_path: str) -> int:
+    from bulkput import runtime
+    from bulkput.job.events import ReportWriter
+    from bulkput.job.run import run_job
+
+    try:
+        report = ReportWriter(report_path)
+        try:
+            summary = runtime.run_async(run_job(spec, source.items(spec.target), [report]))
+        finally:
+            report.close()
+    except BulkputError as error:  # stopped before the first upload (journal, credentials...)
+        return fatal_exit_code(error)
+    return summary.exit_code
 
 
 def _progress_publisher(job: str, index: int) -> Callable[[ShardProgress], None]:
@@ -226,23 +210,23 @@ def _progress_publisher(job: str, index: int) -> Callable[[ShardProgress], None]
 
 
 def run_put_on_dask(
-    put_args: Sequence[str],
+    spec: JobSpec,
+    source: PutSource,
     *,
     scheduler: Any,
     shards: int,
     report_dir: str | os.PathLike[str],
-    credentials: CredentialSource | None = None,
     on_progress: Callable[[list[ShardProgress]], None] | None = None,
     poll_interval: float = 1.0,
     job: str | None = None,
 ) -> DaskJobResult:
     """Submit ``shards`` shard tasks of one ``bulkput put`` job to a Dask cluster and wait.
 
-    ``scheduler`` is an address (``tcp://host:8786``) or a ``distributed.Client``.
-    ``put_args`` are ``put``'s own arguments (``--manifest M DEST --endpoint ...``) without
-    ``--shard`` or ``--report``. Journals live in ``--state-dir`` if given (make it a directory
-    every worker shares, so a shard re-run on another worker resumes). Returns the merged
-    summary of every attempt's report in ``report_dir``.
+    ``scheduler`` is an address (``tcp://host:8786``) or a ``distributed.Client``. ``spec``
+    describes the whole job (its ``shard`` must be None: each task takes one of ``shards``);
+    each task reads its keys of ``source``. Journals live in ``spec.journal.state_dir`` (make
+    it a directory every worker shares, so a shard re-run on another worker resumes). Returns
+    the merged summary of every attempt's report in ``report_dir``.
     """
     try:
         from distributed import Client
@@ -250,7 +234,8 @@ def run_put_on_dask(
         raise UsageError("the Dask integration needs: pip install 'bulkput[dask]'") from None
     if shards < 1:
         raise UsageError(f"--shards {shards}: need at least 1")
-    check_put_args(put_args)
+    if spec.shard is not None:
+        raise UsageError("a Dask job makes its own shards: give a spec without one")
     job = job or f"bulkput-{uuid.uuid4().hex[:12]}"
     report_dir = os.path.abspath(os.fspath(report_dir))
     Path(report_dir).mkdir(parents=True, exist_ok=True)
@@ -261,12 +246,12 @@ def run_put_on_dask(
         futures = [
             client.submit(
                 run_put_shard,
-                list(put_args),
+                spec,
+                source,
                 index,
                 shards,
                 report_dir,
                 job,
-                credentials,
                 key=f"{job}-shard-{index}",
                 pure=False,
                 retries=2,  # an exception in a shard (not a dead worker: Dask re-runs those itself)

@@ -435,9 +435,11 @@ class ProgressDisplay(Subscriber):
         interval: float = 5.0,
         tty: bool | None = None,
         max_error_lines: int = 200,
+        explained: Callable[[ObjectResult], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
+        self.explained = explained
         self.quiet = quiet
         self.interval = interval
         if tty is None:
@@ -556,7 +558,7 @@ class ProgressDisplay(Subscriber):
         self.stream.flush()
 
     def _show_failure(self, result: ObjectResult) -> None:
-        if self.quiet:
+        if self.quiet or (self.explained is not None and self.explained(result)):
             return
         self._errors_shown += 1
         if self._errors_shown > self.max_error_lines:
@@ -621,3 +623,9 @@ class ProgressDisplay(Subscriber):
             total, completed = None, self.objects_done
         progress.update(self._task, total=total, completed=completed, counts=counts,
                         problems=problems)
+
+
+def fatal_exit_code(error: BulkputError) -> int:
+    """The exit status of a job stopped by ``error`` before its first upload: the error's own
+    (2 for a usage error: bad option, no credentials), else 3 (journal, endpoint...)."""
+    return error.exit_code if error.exit_code != 1 else 3

@@ -14,7 +14,9 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
+from bulkput.config import TransferConfig  # noqa: E402
 from bulkput.job.cluster import DaskJobResult, ShardProgress, run_put_on_dask  # noqa: E402
+from bulkput.job.spec import JobSpec, JournalSettings, PutSource, StoreSettings  # noqa: E402
 from bulkput.server.faults import FaultConfig  # noqa: E402
 from bulkput.server.testing import ServerHandle  # noqa: E402
 
@@ -50,11 +52,16 @@ def _run(
     server: ServerHandle, bucket: str, manifest: Path, tmp_path: Path, client: distributed.Client,
     progress: list[list[ShardProgress]],
 ) -> DaskJobResult:  # fmt: skip
+    source = PutSource(manifest=str(manifest))
+    spec = JobSpec(
+        f"s3://{bucket}/",
+        store=StoreSettings(endpoint=server.endpoint_url, credentials=server.credentials[0]),
+        transfer=TransferConfig(concurrency=8),
+        journal=JournalSettings(source=source.describe(), state_dir=str(tmp_path / "state")),
+    )
     return run_put_on_dask(
-        ["--manifest", str(manifest), f"s3://{bucket}/", "--endpoint", server.endpoint_url,
-         "--state-dir", str(tmp_path / "state"), "--concurrency", "8"],
-        scheduler=client, shards=3, report_dir=tmp_path / "reports",
-        credentials=server.credentials[0], on_progress=progress.append, poll_interval=0.5,
+        spec, source, scheduler=client, shards=3, report_dir=tmp_path / "reports",
+        on_progress=progress.append, poll_interval=0.5,
     )  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bulkput.api import Uploader
+from bulkput.api import JobSpec, StoreSettings, Uploader
 from bulkput.items import Status, UploadItem
 
 
@@ -15,12 +15,10 @@ async def test_uploader_paths_pairs_items_and_async_sources(bulkput_server, bulk
         path = tmp_path / f"f{n}.bin"
         path.write_bytes(os.urandom(100 + n))
         files[n] = path
-    options = dict(
-        endpoint=bulkput_server.endpoint_url,
-        access_key=bulkput_server.access_key,
-        secret_key=bulkput_server.secret_key,
+    settings = StoreSettings(
+        endpoint=bulkput_server.endpoint_url, credentials=bulkput_server.credentials[0]
     )
-    async with Uploader(f"oss://{bulkput_bucket}/api", **options) as up:
+    async with Uploader(JobSpec(f"oss://{bulkput_bucket}/api", store=settings)) as up:
         results = [r async for r in up.upload([
             str(files[0]),
             (str(files[1]), "pairs/one.bin"),

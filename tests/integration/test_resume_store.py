@@ -340,7 +340,7 @@ def test_a_damaged_journal_exits_3_with_one_line(
 async def test_the_api_journal_by_name_is_per_store_and_completes(
     bulkput_server_factory: Callable[..., ServerHandle], tree: Path, tmp_path: Path
 ) -> None:
-    from bulkput.api import Uploader
+    from bulkput.api import JobSpec, JournalSettings, StoreSettings, Uploader
 
     a = bulkput_server_factory(buckets=[BUCKET])
     b = bulkput_server_factory(buckets=[BUCKET])
@@ -348,10 +348,12 @@ async def test_the_api_journal_by_name_is_per_store_and_completes(
     paths = [str(path) for path in sorted(tree.iterdir())]
 
     async def upload(server: ServerHandle) -> set[str]:
-        async with Uploader(
-            f"s3://{BUCKET}/job", endpoint=server.endpoint_url, access_key=server.access_key,
-            secret_key=server.secret_key, journal="nightly", state_dir=state,
-        ) as up:  # fmt: skip
+        spec = JobSpec(
+            f"s3://{BUCKET}/job",
+            store=StoreSettings(endpoint=server.endpoint_url, credentials=server.credentials[0]),
+            journal=JournalSettings(source="nightly", state_dir=str(state)),
+        )
+        async with Uploader(spec) as up:
             results = [result async for result in up.upload(paths)]
             assert up.summary is not None and up.summary.exit_code == 0
         return {result.status.value for result in results}

@@ -1,0 +1,292 @@
+"""The one assembly of a job: a :class:`~bulkput.job.spec.JobSpec` and items in, a summary out.
+
+::
+
+    summary = await run_job(spec, items, [ProgressDisplay(...), ReportWriter(...)])
+
+Every entry point goes through here (``bulkput put`` and ``sync``, :class:`bulkput.api.Uploader`,
+``bulkput demo``, the Dask shards, the benchmarks), so there is one place that resolves the
+endpoint and credentials and opens the store, one way to open the journal (with the job's
+identity recorded in it), one construction of the :class:`~bulkput.job.engine.Engine`, and one
+order of closing: the journal (its last batch committed), then the store.
+
+:class:`Job` is the same assembly held open across several runs (the API's ``Uploader`` sends
+batch after batch through one connection pool and journal; sync plans against the store the
+job opened). A :class:`JobControl` stops a running job cleanly and says why it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from bulkput.errors import BulkputError, UsageError
+from bulkput.items import UploadItem
+from bulkput.job.spec import JobSpec, StoreSettings
+from bulkput.job.subscriber import Subscriber
+from bulkput.remote.credentials import CredentialSource
+from bulkput.remote.target import Target
+
+if TYPE_CHECKING:
+    from bulkput.config import TransferConfig
+    from bulkput.job.engine import Engine
+    from bulkput.job.events import JobSummary
+    from bulkput.job.journal import Journal
+    from bulkput.job.limited_store import LimitedStore
+    from bulkput.remote.retry import AdaptiveLimiter
+    from bulkput.remote.store import ObjectStore
+
+Items = Iterable[UploadItem | BulkputError] | AsyncIterable[UploadItem | BulkputError]
+
+
+def resolve_store_settings(
+    target: Target, settings: StoreSettings, env: Mapping[str, str] | None = None
+) -> tuple[str | None, str | None, CredentialSource]:
+    """Endpoint URL, region and credentials for ``target``: the settings first, then the
+    environment and the tools' files (as each provider's own tools read them)."""
+    from bulkput.remote import credentials as creds_module
+
+    env = os.environ if env is None else env
+    endpoint, region = settings.endpoint, settings.region
+    if endpoint is None:
+        endpoint = creds_module.resolve_endpoint_from_env(
+            target.scheme, profile=settings.profile, env=env
+        )
+    if region is None:
+        region = creds_module.resolve_region_from_env(
+            target.scheme, profile=settings.profile, env=env
+        )
+    credentials = settings.credentials
+    if credentials is None:
+        credentials = creds_module.resolve_credentials(
+            target.scheme, profile=settings.profile, env=env
+        )
+    return endpoint, region, credentials
+
+
+def open_destination(
+    target: Target,
+    settings: StoreSettings,
+    config: TransferConfig,
+    env: Mapping[str, str] | None = None,
+) -> ObjectStore:
+    """The store of ``target``'s bucket (the caller closes it). Raises UsageError (bad settings,
+    no credentials) before any request."""
+    from bulkput.remote.client import open_store
+    from bulkput.remote.target import resolve_endpoint
+
+    if settings.signature_version not in ("v1", "v4"):
+        raise UsageError(
+            f"--signature-version {settings.signature_version!r}: expected v1 or v4"
+        )
+    endpoint_url, region, credentials = resolve_store_settings(target, settings, env)
+    endpoint = resolve_endpoint(
+        target, endpoint_url, region, settings.addressing, verify_tls=config.verify_tls
+    )
+    return open_store(
+        target,
+        endpoint=endpoint,
+        credentials=credentials,
+        config=config,
+        signature_version=settings.signature_version,
+        customer_key=settings.customer_key,
+        request_payer=settings.request_payer,
+    )
+
+
+def open_journal(spec: JobSpec, store: ObjectStore) -> Journal | None:
+    """The job's journal, or None (no journal asked for, or a dry run, which records nothing).
+    Its name covers the store (dialect, endpoint, bucket, prefix, access key id), the source
+    and the shard.
+
+    Called before the first upload: an unwritable state directory raises
+    :class:`~bulkput.errors.JournalError` (exit 3) here, not halfway through the job."""
+    settings = spec.journal
+    if settings.source is None or spec.dry_run:
+        return None
+    from bulkput.job.journal import open_job_journal
+    from bulkput.job.resume import store_identity
+    from bulkput.remote.client import HttpObjectStore
+
+    if not isinstance(store, HttpObjectStore):
+        raise UsageError("a journal needs the store bulkput opens (its identity names the journal)")
+    return open_job_journal(
+        store_identity(store, spec.target),
+        settings.source,
+        shard=spec.shard,
+        state_dir=settings.state_dir,
+        restart=settings.restart,
+    )
+
+
+class JobControl:
+    """Stops a job and tells how it ended; give one to :func:`run_job` or :meth:`Job.run`.
+
+    ``stop()`` may come before the engine starts (the job then sends nothing and ends
+    interrupted) or while it runs (no new objects, requests in flight finish, exit 130).
+    """
+
+    def __init__(self) -> None:
+        self._engine: Engine | None = None
+        self._stop_requested = False
+        self.journal_error: BulkputError | None = None  # closing the journal failed
+
+    def stop(self) -> None:
+        self._stop_requested = True
+        if self._engine is not None:
+            self._engine.stop()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop_requested
+
+    @property
+    def aborted(self) -> BulkputError | None:
+        """The job-fatal error that stopped the job (auth, missing bucket, journal...), if any."""
+        return self._engine.aborted if self._engine is not None else None
+
+    @property
+    def limiter(self) -> AdaptiveLimiter | None:
+        """The running job's AIMD concurrency limiter (None before it starts), to watch it."""
+        return self._engine.limiter if self._engine is not None else None
+
+    def _attach(self, engine: Engine) -> None:
+        self._engine = engine
+        if self._stop_requested:
+            engine.stop()
+
+
+class Job:
+    """A job's store and journal, open for one or more runs; ``async with Job(spec) as job``.
+
+    Every request of the job, every run's uploads and sync's HEAD, LIST and DELETE alike, goes
+    through one :class:`~bulkput.job.limited_store.LimitedStore` (:attr:`store`), so they share
+    one concurrency limit that throttling lowers. Opening checks a resume against the store
+    (see :func:`bulkput.job.resume.start_resume`);
+    closing marks the journal complete when every run stored every object, so the next run of
+    the same job uploads again instead of resuming a finished one. ``env`` replaces
+    ``os.environ`` where the endpoint and credentials are looked up.
+    """
+
+    def __init__(self, spec: JobSpec, *, env: Mapping[str, str] | None = None) -> None:
+        self.spec = spec
+        self._env = env
+        self._store: LimitedStore | None = None
+        self.journal: Journal | None = None
+        self._notes: Subscriber | None = None  # the journal's lines in the summary
+        self._summaries: list[JobSummary] = []
+
+    @property
+    def store(self) -> LimitedStore:
+        """The job's store, every request under the job's limits."""
+        if self._store is None:
+            raise RuntimeError("use the Job inside 'async with'")
+        return self._store
+
+    async def __aenter__(self) -> Job:
+        from bulkput.job.limited_store import LimitedStore
+
+        spec = self.spec
+        opened = open_destination(spec.target, spec.store, spec.transfer, self._env)
+        self._store = LimitedStore.for_config(opened, spec.transfer)
+        try:
+            self.journal = open_journal(spec, opened)
+            if self.journal is not None:
+                from bulkput.job.resume import start_resume
+
+                self._notes = await start_resume(
+                    self.journal,
+                    self._store,
+                    spec.target.prefix,
+                    verify=spec.journal.verify,
+                    retry=spec.transfer.retry,
+                )
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, control: JobControl | None = None) -> None:
+        """Mark the journal complete if every run stored everything, close it (its last batch
+        committed), then close the store. A journal that fails to close is kept in
+        ``control.journal_error`` (raised without a control): every object reported stored
+        is on the server, but a later run may send some again."""
+        journal, self.journal = self.journal, None
+        try:
+            if journal is not None:
+                summaries = self._summaries
+                if summaries and all(summary.exit_code == 0 for summary in summaries):
+                    from bulkput.job.resume import finish_journal
+
+                    await finish_journal(journal, summaries[-1])
+                await asyncio.get_running_loop().run_in_executor(None, journal.close)
+        except BulkputError as error:
+            if control is None:
+                raise
+            control.journal_error = error
+        finally:
+            store, self._store = self._store, None
+            if store is not None:
+                await store.close()
+
+    async def run(
+        self,
+        items: Items,
+        subscribers: Sequence[Subscriber] = (),
+        control: JobControl | None = None,
+    ) -> JobSummary:
+        """Upload ``items`` through this job's store and journal."""
+        summary = await self.engine(subscribers, control).run(items)
+        self._summaries.append(summary)
+        return summary
+
+    def engine(
+        self, subscribers: Sequence[Subscriber] = (), control: JobControl | None = None
+    ) -> Engine:
+        """The job's engine for one run (``control`` attached): the one ``Engine(`` of the
+        library, so every entry point uploads with the settings the spec holds."""
+        from bulkput.job.engine import Engine
+
+        spec = self.spec
+        if self._notes is not None:  # before the report: its summary line names the journal
+            subscribers = (self._notes, *subscribers)
+        engine = Engine(
+            self.store,
+            spec.transfer,
+            journal=self.journal,
+            subscribers=subscribers,
+            shard=spec.shard,
+            dry_run=spec.dry_run,
+            defaults=spec.defaults,
+        )
+        if control is not None:
+            control._attach(engine)
+        return engine
+
+
+async def run_job(
+    spec: JobSpec,
+    items: Items,
+    subscribers: Sequence[Subscriber] = (),
+    *,
+    control: JobControl | None = None,
+    env: Mapping[str, str] | None = None,
+) -> JobSummary:
+    """Open the store and the journal of ``spec``, upload ``items``, close both; the summary.
+
+    Errors that stop the job before any upload (a bad endpoint or option, no credentials, an
+    unwritable journal) raise :class:`~bulkput.errors.BulkputError`; everything after is in
+    the summary (``aborted``, ``interrupted``, per-object results to ``subscribers``).
+    """
+    job = Job(spec, env=env)
+    await job.__aenter__()
+    try:
+        return await job.run(items, subscribers, control)
+    finally:
+        await job.close(control)
