@@ -67,7 +67,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 limiter = control.limiter
                 samples.append({
                     "t": round(time.monotonic() - started, 3),
-                    "limit": limiter.limit if limiter is not None else config.concurrency,
+                    "limit": limiter.limit if limiter is not None else 0,  # not started yet
                     "stored": stored, "slowdowns": server.stats.faults.get("slowdown", 0),
                 })  # fmt: skip
                 if switched_at is None and stored >= args.stop_after:
