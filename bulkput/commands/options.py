@@ -161,7 +161,7 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     """Where the store is and how to sign in (``put``, ``sync``, ``abort-incomplete``)."""
     group = parser.add_argument_group("connection")
     group.add_argument("--endpoint", metavar="URL", help="e.g. http://127.0.0.1:9000 (default: the provider's, or from the environment)")
-    group.add_argument("--region")
+    group.add_argument("--region", help="the bucket's region, e.g. eu-west-1, cn-beijing (or oss-cn-beijing), bj; checked against the provider's list unless --endpoint is another store's (default: from the environment, or found from the service's answers)")
     group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto")
     group.add_argument("--signature-version", choices=("v1", "v4"), default="v4", help="OSS only (default v4)")
     group.add_argument("--access-key", default=None)
