@@ -110,9 +110,6 @@ async def join_listing(
 # --- sync's join: the walk against the listing -------------------------------------------------
 
 
-LocalItem = WalkItem
-
-
 @dataclass(slots=True)
 class Pair:
     """One key seen on either side. ``local`` is a WalkEntry, a folder the walk did not enter,
@@ -120,11 +117,11 @@ class Pair:
     ``remote`` the listed object."""
 
     key: str | None  # full object key; None for a local error with no key (undecodable name)
-    local: LocalItem | None
+    local: WalkItem | None
     remote: ObjectInfo | None
 
 
-def guard_prefix(item: LocalItem) -> str | None:
+def guard_prefix(item: WalkItem) -> str | None:
     """The key prefix (relative) a walk item covers: a folder not entered, or an error for a
     whole directory; None for a one-key item."""
     if isinstance(item, SkippedFolder):
@@ -140,7 +137,7 @@ def guard_prefix(item: LocalItem) -> str | None:
 
 
 async def merge_join(
-    local: AsyncIterable[LocalItem], remote: AsyncIterable[ObjectInfo], prefix: str
+    local: AsyncIterable[WalkItem], remote: AsyncIterable[ObjectInfo], prefix: str
 ) -> AsyncGenerator[Pair, None]:
     """Pair the walk's items (relative keys) with listed objects (full keys, all under
     ``prefix``) by key, both sides in UTF-8 byte order; built on :func:`join_listing`.
@@ -154,7 +151,7 @@ async def merge_join(
     """
     aside: list[Pair] = []
 
-    async def keyed() -> AsyncIterator[LocalItem]:
+    async def keyed() -> AsyncIterator[WalkItem]:
         async for item in local:
             if item.key is None:
                 aside.append(Pair(None, item, None))  # yielded in place by the loop below
@@ -163,7 +160,7 @@ async def merge_join(
             else:
                 yield item
 
-    guard: tuple[str, LocalItem] | None = None  # the folder whose objects come now
+    guard: tuple[str, WalkItem] | None = None  # the folder whose objects come now
     async for joined in join_listing(keyed(), remote, key=lambda item: prefix + (item.key or "")):
         item, info = joined.local, joined.remote
         if info is not None and info.key.endswith("/"):  # a folder marker, not a file

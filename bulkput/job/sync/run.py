@@ -24,14 +24,14 @@ from bulkput.job.limited_store import LimitedStore
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.sync.formats import MTIME_METADATA, format_mtime
-from bulkput.job.sync.join import LocalItem, merge_join
+from bulkput.job.sync.join import merge_join
 from bulkput.job.sync.listing import listing_chunks
 from bulkput.job.sync.plan import PlanAction, PlanEntry, PlanRules, decide_entry, plan_pair
 from bulkput.job.sync.strategies import STRATEGIES, Action, Reason, SizeAndMtime, Strategy
 from bulkput.local.digest import md5_file
 from bulkput.local.filters import Filter
 from bulkput.local.names import printable
-from bulkput.local.walk import WalkOptions, walk_tree
+from bulkput.local.walk import WalkItem, WalkOptions, walk_tree
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectHeaders, ObjectInfo, ObjectStore
 
@@ -414,7 +414,7 @@ class SyncRun:
 
     # --- sources --------------------------------------------------------------------------
 
-    async def _local_items(self) -> AsyncIterator[LocalItem]:
+    async def _local_items(self) -> AsyncIterator[WalkItem]:
         """The walk, run in a worker thread a batch at a time, so disk waits never block the loop."""
         loop = asyncio.get_running_loop()
         iterator = walk_tree(self.source_dir, self._walk_options)
