@@ -10,7 +10,7 @@ import signal
 import sys
 
 from bulkput.remote.credentials import Credentials
-from bulkput.server.app import BulkputServer, listen
+from bulkput.server.app import BulkputServer, listen, tls_context
 from bulkput.server.config import (
     DEFAULT_ACCESS_KEY,
     DEFAULT_HOST,
@@ -20,7 +20,14 @@ from bulkput.server.config import (
     is_loopback,
     parse_credentials,
 )
-from bulkput.server.faults import DEFAULT_MIX, DEFAULT_OPERATIONS, FAULT_KINDS, FaultConfig
+from bulkput.server.faults import (
+    DEFAULT_MIX,
+    DEFAULT_OPERATIONS,
+    EVERY_OPERATION,
+    FAULT_KINDS,
+    FaultConfig,
+)
+from bulkput.server.routing import ROUTES
 
 CREDENTIALS_ENV = "BULKPUT_SERVE_CREDENTIALS"
 
@@ -68,6 +75,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="accepted credentials (repeatable)",
     )
     parser.add_argument("--region", help="require this region in V4 signatures (default: any)")
+    parser.add_argument(
+        "--cert", metavar="FILE", help="serve HTTPS with this PEM certificate chain (with --key)"
+    )
+    parser.add_argument("--key", metavar="FILE", help="the PEM private key of --cert")
     parser.add_argument(
         "--bucket",
         action="append",
@@ -135,7 +146,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     faults.add_argument(
         "--fault-ops",
         default=",".join(sorted(DEFAULT_OPERATIONS)),
-        help="operations faults apply to (default %(default)s)",
+        help="operations faults apply to, comma-separated, or 'all' (default %(default)s)",
     )
     parser.set_defaults(run=run)
 
@@ -149,6 +160,21 @@ def _accepted_credentials(args: argparse.Namespace) -> tuple[Credentials, ...]:
     return tuple(parse_credentials(text) for text in texts)
 
 
+def _fault_operations(text: str) -> frozenset[str]:
+    """``--fault-ops``: operation names of the routing table, or ``all``."""
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    if names & {"all", EVERY_OPERATION}:
+        return frozenset({EVERY_OPERATION})
+    known = {route.operation for route in ROUTES}
+    unknown = sorted(names - known)
+    if unknown:
+        raise ValueError(
+            f"--fault-ops: unknown operation(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(known))}, or all"
+        )
+    return names or DEFAULT_OPERATIONS
+
+
 def build_config(args: argparse.Namespace) -> ServerConfig:
     fault_config = FaultConfig(
         rate=args.fault_rate,
@@ -159,8 +185,7 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         keys=tuple(args.fault_keys),
         keys_kind=args.fault_keys_kind,
         throttle_rps=args.throttle_rps,
-        operations=frozenset(op.strip() for op in args.fault_ops.split(",") if op.strip())
-        or DEFAULT_OPERATIONS,
+        operations=_fault_operations(args.fault_ops),
     )
     return ServerConfig(
         host=args.host,
@@ -173,12 +198,14 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
         body_timeout=args.body_timeout,
         min_part_size=args.min_part_size,
         track_keys=not args.no_key_stats,
+        tls_cert=args.cert,
+        tls_key=args.key,
     )
 
 
 async def _serve(config: ServerConfig) -> None:
     listening = await listen(BulkputServer(config))
-    url = f"http://{config.host}:{listening.port}"
+    url = f"{config.scheme}://{config.host}:{listening.port}"
     where = config.directory or "memory"
     # the first line is machine-read by serve_in_subprocess: keep its form
     print(f"bulkput serve listening on {url}", flush=True)
@@ -205,6 +232,7 @@ async def _serve(config: ServerConfig) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = build_config(args)
+        tls_context(config)  # a certificate that cannot be loaded is a usage error, now
     except ValueError as error:
         print(f"bulkput serve: error: {error}; see bulkput serve --help", file=sys.stderr)
         return 2

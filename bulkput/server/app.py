@@ -78,9 +78,27 @@ class Listening:
     port: int
 
 
-async def listen(server: BulkputServer, *, ssl_context: ssl.SSLContext | None = None) -> Listening:
-    """Bind the store to ``config.host:config.port`` (port 0: a free one) and serve."""
+def tls_context(config: ServerConfig) -> ssl.SSLContext | None:
+    """The server-side TLS context of ``--cert``/``--key``, or None for plain HTTP; ValueError
+    with one line when they cannot be loaded."""
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(
+            f"cannot load the certificate {config.tls_cert!r} with the key {config.tls_key!r}: "
+            f"{error.strerror or error}"
+        ) from None
+    return context
+
+
+async def listen(server: BulkputServer) -> Listening:
+    """Bind the store to ``config.host:config.port`` (port 0: a free one) and serve, over TLS
+    when the config has a certificate."""
     config = server.config
+    ssl_context = tls_context(config)
     runner = web.AppRunner(server.make_app(), access_log=None, handler_cancellation=True,
                            **HANDLER_ARGS)  # type: ignore[arg-type]  # fmt: skip
     await runner.setup()

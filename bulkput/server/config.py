@@ -70,6 +70,7 @@ class ServerConfig:
     ``body_timeout`` is how long a request body may stall before 400 RequestTimeout.
     ``virtual_host_suffixes``: ``bucket.SUFFIX[:port]`` is virtual-hosted addressing.
     ``track_keys`` False stops the per-key PUT counters (for runs with millions of objects).
+    ``tls_cert`` and ``tls_key`` (both or neither) make it an HTTPS store.
     """
 
     host: str = DEFAULT_HOST
@@ -84,9 +85,17 @@ class ServerConfig:
     max_single_put: int = 5 * 1024**3
     virtual_host_suffixes: tuple[str, ...] = ("localhost",)
     track_keys: bool = True
+    tls_cert: str | None = None  # PEM certificate chain: the store speaks HTTPS
+    tls_key: str | None = None  # its private key (PEM)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
 
     def __post_init__(self) -> None:
         """ValueError, with one line to show, for settings the store cannot start with."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--cert and --key go together: give both to serve HTTPS")
         for bucket in self.buckets:
             try:
                 check_bucket_name(bucket)

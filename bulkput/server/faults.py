@@ -16,7 +16,8 @@ A request is faulted with probability ``rate`` (the kind drawn from ``mix``), al
 key matches one of ``keys`` (globs; ``keys_kind`` says how it fails), and with 503 SlowDown when
 it exceeds ``throttle_rps`` (a token bucket over the fault-eligible requests). With ``seed`` the
 draws repeat from run to run. Only the operations in ``operations`` are eligible (object PUTs
-and part uploads by default).
+and part uploads by default; ``*`` for every operation, e.g. to add ``latency`` to every
+request as a slow link would).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 FAULT_KINDS = ("requesttimeout", "slowdown", "internal", "reset", "slow", "latency")
 DEFAULT_MIX = ("requesttimeout", "slowdown", "internal", "reset")
 DEFAULT_OPERATIONS = frozenset({"PutObject", "UploadPart"})
+EVERY_OPERATION = "*"  # in ``operations``: every request is eligible (``--fault-ops all``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +65,12 @@ class FaultConfig:
         """The settings in one line for people, e.g. ``10% of PutObject and UploadPart
         requests fail (internal, slowdown); seed 7``."""
         operations = sorted(self.operations)
-        targets = ", ".join(operations[:-1]) + " and " + operations[-1] if len(
-            operations
-        ) > 1 else "".join(operations)  # fmt: skip
+        if EVERY_OPERATION in self.operations:
+            targets = "all"
+        elif len(operations) > 1:
+            targets = ", ".join(operations[:-1]) + " and " + operations[-1]
+        else:
+            targets = "".join(operations)
         parts = []
         if self.rate > 0:
             kinds = ", ".join(self._kind_text(kind) for kind in self.mix)
@@ -112,7 +117,8 @@ class FaultInjector:
             self._refilled = self.clock()
 
     def eligible(self, operation: str) -> bool:
-        return self.config.active and operation in self.config.operations
+        operations = self.config.operations
+        return self.config.active and (operation in operations or EVERY_OPERATION in operations)
 
     def choose(self, operation: str, key: str | None) -> str | None:
         """The fault kind for this request, or None to serve it normally."""

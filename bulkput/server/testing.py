@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import ssl
 import subprocess
 import sys
 import threading
@@ -34,7 +35,7 @@ from bulkput.server.config import ServerConfig, default_credentials, parse_crede
 from bulkput.server.faults import FaultConfig
 from bulkput.server.stats import StatsSnapshot
 
-LISTENING = re.compile(r"listening on (http://[^\s]+):(\d+)")
+LISTENING = re.compile(r"listening on ((?:http|https)://[^\s]+):(\d+)")  # (URL, port)
 
 
 def _as_credentials(value: Iterable[Credentials | str] | None) -> tuple[Credentials, ...]:
@@ -53,12 +54,17 @@ class ServerHandle:
     credentials: tuple[Credentials, ...]
     region: str | None
     process: subprocess.Popen[str] | None = field(default=None, repr=False)
+    scheme: str = "http"
+    cafile: str | None = None  # the certificate to trust for an HTTPS store (self-signed)
     _server: BulkputServer | None = field(default=None, repr=False)
     _stop: object = field(default=None, repr=False)
 
     @property
     def endpoint_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    def _admin_context(self) -> ssl.SSLContext | None:
+        return ssl.create_default_context(cafile=self.cafile) if self.scheme == "https" else None
 
     @property
     def access_key(self) -> str:
@@ -72,7 +78,9 @@ class ServerHandle:
     def stats(self) -> StatsSnapshot:
         if self._server is not None:
             return self._server.stats.snapshot()
-        with urllib.request.urlopen(f"{self.endpoint_url}/_bulkput/stats", timeout=10) as reply:
+        with urllib.request.urlopen(
+            f"{self.endpoint_url}/_bulkput/stats", timeout=10, context=self._admin_context()
+        ) as reply:
             data = json.load(reply)
         return StatsSnapshot(
             requests=data["requests"], operations=data["operations"], statuses=data["statuses"],
@@ -88,7 +96,7 @@ class ServerHandle:
         request = urllib.request.Request(
             f"{self.endpoint_url}/_bulkput/reset-stats", method="POST", headers={ADMIN_HEADER: "1"}
         )
-        with urllib.request.urlopen(request, timeout=10):
+        with urllib.request.urlopen(request, timeout=10, context=self._admin_context()):
             pass
 
     def create_bucket(self, name: str) -> None:
@@ -155,7 +163,7 @@ def serve_in_thread(
     """Start the store on its own event loop in a daemon thread; returns once it listens.
 
     ``dir`` given means the directory backend. ``extra`` goes to :class:`ServerConfig`
-    (``min_part_size``, ``body_timeout``, ``track_keys``...).
+    (``min_part_size``, ``body_timeout``, ``track_keys``, ``tls_cert`` and ``tls_key``...).
     """
     config = _config(memory=memory, dir=dir, credentials=credentials, region=region,
                      faults=faults, buckets=buckets, host=host, port=port, **extra)  # fmt: skip
@@ -201,6 +209,7 @@ def serve_in_thread(
     return ServerHandle(
         host=config.host, port=int(state["port"]),  # type: ignore[call-overload]
         credentials=config.credentials, region=region, _server=server, _stop=stop,
+        scheme=config.scheme, cafile=config.tls_cert,
     )  # fmt: skip
 
 
@@ -215,11 +224,14 @@ def serve_in_subprocess(
     host: str = "127.0.0.1",
     extra_args: Sequence[str] = (),
     env: dict[str, str] | None = None,
+    tls_cert: str | None = None,
+    tls_key: str | None = None,
 ) -> ServerHandle:
     """Run ``python -m bulkput serve --port 0 ...`` and wait for its listening line.
 
     Credentials go to the child through ``BULKPUT_SERVE_CREDENTIALS`` (never on its command
-    line, where ``ps`` would show the secret).
+    line, where ``ps`` would show the secret). ``tls_cert`` and ``tls_key`` make it an HTTPS
+    store; the handle then trusts ``tls_cert`` for its own admin requests.
     """
     creds = _as_credentials(credentials)
     args = [sys.executable, "-m", "bulkput", "serve", "--host", host, "--port", "0"]
@@ -233,6 +245,8 @@ def serve_in_subprocess(
         args += ["--bucket", bucket]
     if faults is not None:
         args += fault_arguments(faults)
+    if tls_cert is not None and tls_key is not None:
+        args += ["--cert", tls_cert, "--key", tls_key]
     args += list(extra_args)
     child_env = dict(os.environ if env is None else env)
     child_env["BULKPUT_SERVE_CREDENTIALS"] = "\n".join(
@@ -243,12 +257,12 @@ def serve_in_subprocess(
     )
     assert process.stdout is not None
     seen: list[str] = []
-    port = None
+    scheme, port = "http", None
     for line in process.stdout:
         seen.append(line)
         match = LISTENING.search(line)
         if match:
-            port = int(match.group(2))
+            scheme, port = match.group(1).split("://", 1)[0], int(match.group(2))
             break
     if port is None:
         process.kill()
@@ -267,8 +281,9 @@ def serve_in_subprocess(
                 process.wait()
 
     return ServerHandle(
-        host=host, port=port, credentials=creds, region=region, process=process, _stop=stop
-    )
+        host=host, port=port, credentials=creds, region=region, process=process, _stop=stop,
+        scheme=scheme, cafile=tls_cert,
+    )  # fmt: skip
 
 
 def fault_arguments(faults: FaultConfig) -> list[str]:

@@ -159,7 +159,7 @@ async def complete(server: BulkputServer, call: Call) -> web.StreamResponse:
     server.stats.stored(upload.bucket, upload.key)
     if call.service.name == "oss":
         meta = await fill_crc64(server, upload.bucket, meta)
-    location = f"http://{call.host}/{upload.bucket}/{upload.key}"
+    location = f"{call.http.scheme}://{call.host}/{upload.bucket}/{upload.key}"
     headers = {"content-type": call.service.content_type}
     headers.update(call.service.put_headers(meta))
     if call.service.name == "s3":
