@@ -61,8 +61,12 @@ class Contender:
 _PYCACHE = Path(__file__).resolve().parents[2] / "benchmarks" / ".work" / "pycache"
 
 
-def base_env(workdir: Path) -> dict[str, str]:
+def base_env(workdir: Path, server: RunningServer | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    if server is not None and server.ca_file is not None:
+        # every contender verifies the server's certificate: Go (s5cmd, rclone), rustls
+        # (obstore) and Python's ssl read SSL_CERT_FILE; botocore reads AWS_CA_BUNDLE
+        env.update(SSL_CERT_FILE=str(server.ca_file), AWS_CA_BUNDLE=str(server.ca_file))
     # each run gets its own cache folder: bulkput's journal must not resume an earlier run
     env["XDG_CACHE_HOME"] = str(workdir / "cache")
     # Every Python contender (bulkput, aws, boto3, obstore, oss2, bce) starts as an installed
@@ -74,7 +78,7 @@ def base_env(workdir: Path) -> dict[str, str]:
 
 
 def aws_env(ctx: RunContext) -> dict[str, str]:
-    env = base_env(ctx.workdir)
+    env = base_env(ctx.workdir, ctx.server)
     env.update(
         AWS_ACCESS_KEY_ID=ctx.server.access_key,
         AWS_SECRET_ACCESS_KEY=ctx.server.secret_key,
@@ -83,6 +87,9 @@ def aws_env(ctx: RunContext) -> dict[str, str]:
         AWS_CONFIG_FILE=os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
+        # over HTTPS botocore streams a checksum trailer (aws-chunked, no Content-Length)
+        # that S3-compatible stores such as rclone refuse: what their users configure
+        AWS_REQUEST_CHECKSUM_CALCULATION="when_required",
     )
     return env
 
@@ -92,7 +99,7 @@ def display(argv: list[str], ctx: RunContext) -> str:
     replacements = [
         (str(ctx.dataset.source_dir), "DIR"),
         (str(ctx.dataset.root), "DATA"),
-        (ctx.server.endpoint, "http://127.0.0.1:PORT"),
+        (ctx.server.endpoint, ctx.server.endpoint.split("://")[0] + "://127.0.0.1:PORT"),
         (str(ctx.workdir), "WORK"),
         (sys.executable, "python"),
     ]
@@ -142,7 +149,7 @@ def _bulkput_unavailable(action: Action) -> str | None:
 
 
 def _bulkput_env(ctx: RunContext) -> dict[str, str]:
-    env = base_env(ctx.workdir)
+    env = base_env(ctx.workdir, ctx.server)
     key, secret = ctx.server.access_key, ctx.server.secret_key
     dialect = ctx.server.spec.dialect
     if dialect == "bos":
@@ -186,7 +193,7 @@ def _s5cmd(ctx: RunContext) -> Invocation:
 def _rclone(ctx: RunContext) -> Invocation:
     binary = find_tool("rclone")
     assert binary is not None
-    env = base_env(ctx.workdir)
+    env = base_env(ctx.workdir, ctx.server)
     # an on-the-fly remote named "bench", defined in the environment (keys stay out of argv)
     env.update(
         RCLONE_CONFIG=os.devnull,
@@ -219,7 +226,7 @@ def _aws(ctx: RunContext) -> Invocation:
 
 def _sdk_peer(tool: str, workers: int) -> Callable[[RunContext], Invocation]:
     def build(ctx: RunContext) -> Invocation:
-        env = base_env(ctx.workdir)
+        env = base_env(ctx.workdir, ctx.server)
         env.update(BENCH_ACCESS_KEY=ctx.server.access_key, BENCH_SECRET_KEY=ctx.server.secret_key)
         if ctx.action == "manifest":
             assert ctx.dataset.manifest is not None

@@ -22,6 +22,7 @@ from benchmarks.servers import (
     BULKPUT_WAN,
     RCLONE_DIR,
     RCLONE_MEMORY,
+    RCLONE_TLS,
     ServerSpec,
 )
 
@@ -135,6 +136,24 @@ def _wan_targets(tuned: str) -> tuple[Target, ...]:
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
+        Scenario(
+            "tls-small", "5,000 files of 4 KiB to rclone serve s3 :memory: over TLS", "small",
+            _copy_lanes(RCLONE_TLS, ("s5cmd", "rclone", "obstore", "aws")),
+            description="HTTPS with a self-signed certificate the harness makes; every client "
+                        "verifies it (SSL_CERT_FILE / AWS_CA_BUNDLE).",
+            targets=(
+                Target("files/s at least obstore's", "speed", 1.0, peers=("obstore",)),
+                Target("client CPU at most 0.35 ms per file", "max", 0.35, "cpu_ms_per_file"),
+            ),
+        ),
+        Scenario(
+            "tls-large", "4 files of 256 MiB to rclone serve s3 :memory: over TLS", "large",
+            _copy_lanes(RCLONE_TLS, ("s5cmd", "rclone", "obstore")), primary="bytes",
+            targets=(
+                Target("MB/s at least obstore's", "speed", 1.0, peers=("obstore",)),
+                Target("client CPU per GB (MD5 included) beside obstore's", "info"),
+            ),
+        ),
         Scenario(
             "wan-small", "2,000 files of 4 KiB to a store 40 ms away (bulkput serve adds 40 ms "
             "to every PutObject)", "wan", _wan_lanes(BULKPUT_WAN, 512),

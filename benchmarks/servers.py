@@ -40,11 +40,14 @@ class ServerSpec:
     dialect: str = "s3"
     # bulkput serve only: this many ms added before every PutObject answer (a far store)
     latency_ms: int = 0
+    # rclone only: serve HTTPS with a self-signed certificate made for the run; clients are
+    # given it as their CA (SSL_CERT_FILE, AWS_CA_BUNDLE): TLS is verified, not skipped
+    tls: bool = False
 
     @property
     def label(self) -> str:
         if self.kind == "rclone-memory":
-            return "rclone serve s3 :memory:"
+            return "rclone serve s3 :memory:" + (" over TLS" if self.tls else "")
         if self.kind == "rclone-dir":
             return "rclone serve s3 DIR"
         far = f", {self.latency_ms} ms per PUT" if self.latency_ms else ""
@@ -56,6 +59,7 @@ RCLONE_DIR = ServerSpec("rclone-dir")
 BULKPUT_S3 = ServerSpec("bulkput", "s3")
 BULKPUT_BOS = ServerSpec("bulkput", "bos")
 BULKPUT_OSS = ServerSpec("bulkput", "oss")
+RCLONE_TLS = ServerSpec("rclone-memory", tls=True)
 BULKPUT_WAN = ServerSpec("bulkput", "s3", latency_ms=40)  # a store in the next region
 BULKPUT_FAR = ServerSpec("bulkput", "s3", latency_ms=150)  # a store across an ocean
 
@@ -73,10 +77,11 @@ class RunningServer:
     bucket: str = BUCKET
     region: str = "us-east-1"
     workdir: Path | None = None
+    ca_file: Path | None = None  # the certificate clients must trust (TLS servers)
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ca_file else 'http'}://{self.host}:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -174,6 +179,11 @@ def _start_rclone(spec: ServerSpec, workdir: Path) -> RunningServer:
         shutil.rmtree(root, ignore_errors=True)
         (root / BUCKET).mkdir(parents=True)  # a top-level folder is a bucket
         remote = str(root)
+    tls_args: list[str] = []
+    ca_file = None
+    if spec.tls:
+        ca_file, key_file = make_certificate(workdir)
+        tls_args = ["--cert", str(ca_file), "--key", str(key_file)]
     # rclone reads list flags from the environment as CSV: quote the pair to keep its comma
     env = dict(os.environ, RCLONE_AUTH_KEY=f'"{access_key},{secret_key}"',
                RCLONE_CONFIG=os.devnull)
@@ -181,10 +191,11 @@ def _start_rclone(spec: ServerSpec, workdir: Path) -> RunningServer:
         process = subprocess.Popen(
             [rclone, "serve", "s3", remote, "--addr", f"{host}:{port}", "--log-level", "ERROR",
              # keep every object's metadata (mtime) however many: sync peers compare it
-             "--metadata-max-objects", "0"],
+             "--metadata-max-objects", "0", *tls_args],
             env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
-    server = RunningServer(spec, host, port, access_key, secret_key, process, workdir=workdir)
+    server = RunningServer(spec, host, port, access_key, secret_key, process, workdir=workdir,
+                           ca_file=ca_file)
     try:
         _wait_listening(host, port, process, "rclone serve s3")
         if spec.kind == "rclone-memory":
@@ -193,6 +204,19 @@ def _start_rclone(spec: ServerSpec, workdir: Path) -> RunningServer:
         server.stop()
         raise
     return server
+
+
+def make_certificate(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and key for 127.0.0.1 (openssl), made once per folder."""
+    cert, key = workdir / "tls-cert.pem", workdir / "tls-key.pem"
+    if not cert.exists():
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    return cert, key
 
 
 def _create_bucket(server: RunningServer) -> None:

@@ -34,6 +34,7 @@ def s3_client(server: RunningServer) -> Any:
         aws_access_key_id=server.access_key,
         aws_secret_access_key=server.secret_key,
         region_name=server.region,
+        verify=str(server.ca_file) if server.ca_file else None,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3},
                       request_checksum_calculation="when_required",
                       response_checksum_validation="when_required"),
