@@ -27,6 +27,7 @@ from bulkput.redact import ScrubbingFilter
 
 if TYPE_CHECKING:  # imported when a job runs, not for --help
     from bulkput.job.spec import JobSpec, PutSource
+    from bulkput.job.shard import ShardRun
 
 log = logging.getLogger("bulkput.put")
 
@@ -140,12 +141,12 @@ def progress_subscriber(
     )
 
 
-def open_report(path: str) -> Any:
+def open_report(path: str, shard_run: ShardRun | None = None) -> Any:
     """The ``--report`` writer; a file that cannot be created is a usage error."""
     from bulkput.job.events import ReportWriter
 
     try:
-        return ReportWriter(path)
+        return ReportWriter(path, shard_run=shard_run)
     except OSError as exc:
         raise UsageError(f"--report {path}: {exc.strerror or exc}") from None
 
@@ -220,17 +221,29 @@ def _run(args: argparse.Namespace) -> int:
     if not spec.transfer.verify_tls:
         sys.stderr.write("bulkput put: warning: --insecure: TLS certificates are not verified\n")
     items = source.items(spec.target, spec.filters)
-    return runtime.run_async(_upload(args, spec, items))
+    return runtime.run_async(_upload(args, spec, items, shard_run(args, spec, source)))
 
 
-async def _upload(args: argparse.Namespace, spec: JobSpec, items: Any) -> int:
+def shard_run(args: argparse.Namespace, spec: JobSpec, source: PutSource) -> ShardRun | None:
+    """Who writes the report of a ``--shard K/N`` job (its lines name the job, shard, attempt)."""
+    from bulkput.job.shard import ShardRun, shard_job_id
+
+    if spec.shard is None:
+        return None
+    job = shard_job_id(spec.destination, spec.store.endpoint, source.describe(), spec.shard.count)
+    return ShardRun(job, spec.shard, args.attempt)
+
+
+async def _upload(
+    args: argparse.Namespace, spec: JobSpec, items: Any, run: ShardRun | None = None
+) -> int:
     from bulkput import runtime
     from bulkput.job.events import print_summary
     from bulkput.job.run import JobControl, run_job
 
     control = JobControl()
     subscribers: list[Subscriber] = [progress_subscriber(args, lambda: control.aborted)]
-    report = open_report(args.report) if args.report else None
+    report = open_report(args.report, run) if args.report else None
     if report is not None:
         subscribers.append(report)
     remove = runtime.on_stop(control.stop)

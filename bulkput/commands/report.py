@@ -1,8 +1,11 @@
 """``bulkput report merge FILES... [--json]``: one summary for the report files of a sharded job.
 
-Prints the merged summary (human lines, or one JSON object with ``--json``) on standard output
-and exits with the merged exit code: 0 all stored or skipped, 1 some failed, 3 a shard aborted
-or never finished (its report has no summary line), 130 a shard was interrupted.
+Every report must come from the same ``--shard K/N`` job (its lines name the job id, the shard,
+N and the attempt); of each shard the last attempt stands. Prints the merged summary (human
+lines, or one JSON object with ``--json``) on standard output and exits with the merged exit
+code: 0 every shard 0..N-1 reported once and all stored or skipped, 1 some failed, 3 a shard
+has no report, is reported twice by the same attempt, aborted or never finished (its report
+has no summary line), 130 a shard was interrupted; 2 the files are not the reports of one job.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import sys
 from typing import Any
 
 from bulkput.errors import UsageError
-from bulkput.job.events import merge_reports, print_summary
+from bulkput.job.events import merge_job_reports, print_summary
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -27,9 +30,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "merge",
         help="merge the reports of a sharded job into one summary",
         description=(
-            "Add up the --report files of the shards of one job (e.g. --shard 0/4 .. 3/4) and "
-            "print one summary. Exit code: 0 every object stored or skipped, 1 some failed, "
-            "3 a shard aborted or did not finish, 130 a shard was interrupted."
+            "Add up the --report files of the shards of one job (e.g. --shard 0/4 .. 3/4; of each "
+            "shard its last --attempt) and print one summary. Exit code: 0 every shard reported "
+            "and every object stored or skipped, 1 some failed, 3 a shard is missing, reported "
+            "twice, aborted or did not finish, 130 a shard was interrupted, 2 not one job's reports."
         ),
     )
     merge.add_argument("files", nargs="+", metavar="FILE", help="report files (JSON lines)")
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("usage: bulkput report merge FILE... [--json]\n")
         return 2
     try:
-        summary = merge_reports(args.files)
+        summary = merge_job_reports(args.files)
     except UsageError as error:
         sys.stderr.write(f"bulkput: {error.one_line()}\n")
         return error.exit_code

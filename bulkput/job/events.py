@@ -27,6 +27,7 @@ from typing import IO, Any, TextIO
 
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status
+from bulkput.job.shard import ShardRun
 from bulkput.job.subscriber import Subscriber
 from bulkput.local.names import printable
 from bulkput.redact import scrub
@@ -56,6 +57,12 @@ class JobSummary:
     # The job's journal file, and what it did this run (renewed, checked against the store).
     journal: str | None = None
     journal_notes: list[str] = field(default_factory=list)
+    # merge_job_reports only: shards of the job with no report, and shards reported twice by
+    # the same attempt (one line each, naming the files); either makes the exit code 3.
+    missing_shards: list[int] = field(default_factory=list)
+    duplicate_shards: list[str] = field(default_factory=list)
+    # The run that wrote this summary (a --shard K/N job), None otherwise.
+    shard_run: ShardRun | None = None
 
     @property
     def exit_code(self) -> int:
@@ -63,7 +70,7 @@ class JobSummary:
         else 0 (every object stored or skipped by rule)."""
         if self.interrupted:
             return 130
-        if self.aborted is not None or self.partial_reports:
+        if self.aborted is not None or self.partial_reports or self.missing_shards or self.duplicate_shards:
             return 3
         if self.failed:
             return 1
@@ -109,6 +116,8 @@ class JobSummary:
         self.interrupted = self.interrupted or other.interrupted
         self.elapsed = max(self.elapsed, other.elapsed)
         self.partial_reports.extend(other.partial_reports)
+        self.missing_shards.extend(other.missing_shards)
+        self.duplicate_shards.extend(other.duplicate_shards)
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = {
@@ -131,6 +140,12 @@ class JobSummary:
         if self.journal is not None:
             record["journal"] = self.journal
             record["journal_notes"] = list(self.journal_notes)
+        if self.missing_shards:
+            record["missing_shards"] = list(self.missing_shards)
+        if self.duplicate_shards:
+            record["duplicate_shards"] = list(self.duplicate_shards)
+        if self.shard_run is not None:
+            record.update(self.shard_run.to_json())
         return record
 
     @classmethod
@@ -154,6 +169,9 @@ class JobSummary:
             partial_reports=[str(p) for p in record.get("partial_reports") or []],
             journal=record.get("journal"),
             journal_notes=[str(n) for n in record.get("journal_notes") or []],
+            missing_shards=[int(n) for n in record.get("missing_shards") or []],
+            duplicate_shards=[str(n) for n in record.get("duplicate_shards") or []],
+            shard_run=ShardRun.from_json(record),
         )
 
 
@@ -217,7 +235,11 @@ class ReportWriter(Subscriber):
     ``{"summary": {...}}`` line. Lines are buffered, and flushed at least every
     ``flush_interval`` seconds while a line waits (by a timer on the running event loop, or on
     the next line when there is none) and at the end, so a killed job loses at most that much
-    of its report; the journal, not the report, is what resume trusts."""
+    of its report; the journal, not the report, is what resume trusts.
+
+    ``shard_run`` (a ``--shard K/N`` job): the first line is ``{"shard_run": {job, shard,
+    shards, attempt}}`` and the summary carries the same fields, which ``bulkput report merge``
+    needs to check that every shard reported once."""
 
     def __init__(
         self,
@@ -226,20 +248,27 @@ class ReportWriter(Subscriber):
         append: bool = False,
         flush_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        shard_run: ShardRun | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        self.shard_run = shard_run
         self._file: IO[bytes] | None = open(self.path, "ab" if append else "wb")  # noqa: SIM115
         self._interval = flush_interval
         self._clock = clock
         self._last_flush = clock()
         self._dirty = False
         self._timer: asyncio.TimerHandle | None = None
+        if shard_run is not None:
+            self._write(_json_line({"shard_run": shard_run.to_json()}))
 
     def on_result(self, result: ObjectResult) -> None:
         self._write(_json_line(result.to_json()))
 
     def on_done(self, summary: JobSummary) -> None:
-        self._write(_json_line({"summary": summary.to_json()}))
+        record = summary.to_json()
+        if self.shard_run is not None:
+            record.update(self.shard_run.to_json())
+        self._write(_json_line({"summary": record}))
         self.close()
 
     def flush(self) -> None:
@@ -298,6 +327,54 @@ def merge_reports(paths: Iterable[str | os.PathLike[str]]) -> JobSummary:
     return total
 
 
+def merge_job_reports(paths: Iterable[str | os.PathLike[str]]) -> JobSummary:
+    """One summary for the reports of one ``--shard K/N`` job, checked for completeness.
+
+    Every report must name its run (job id, shard K, N, attempt: ``ReportWriter(shard_run=)``)
+    and all must name the same job and N, else ``UsageError``. Of each shard the report of its
+    highest attempt stands for it (an earlier attempt that died is superseded: the later one
+    went over every key of the shard); two reports of the same shard and attempt are listed in
+    ``duplicate_shards``, shards 0..N-1 with no report in ``missing_shards``; either, or a
+    standing report with no summary line (``partial_reports``), makes the exit code 3."""
+    runs: dict[int, list[tuple[int, str, JobSummary]]] = {}
+    job: tuple[str, int, str] | None = None
+    for raw_path in paths:
+        path = os.fspath(raw_path)
+        summary = _read_report(path)
+        run = summary.shard_run
+        if run is None:
+            raise UsageError(
+                f"report {path} names no shard of a job (written by a job without --shard K/N, or "
+                "by an older bulkput): merge takes the reports of the shards of one --shard K/N job"
+            )
+        if job is None:
+            job = (run.job, run.shard.count, path)
+        elif (run.job, run.shard.count) != job[:2]:
+            raise UsageError(
+                f"report {path} is of job {run.job} with {run.shard.count} shards, {job[2]} of job "
+                f"{job[0]} with {job[1]} shards: merge the reports of one job"
+            )
+        runs.setdefault(run.shard.index, []).append((run.attempt, path, summary))
+    total = JobSummary()
+    if job is None:
+        return total
+    count = job[1]
+    for index in range(count):
+        reports = sorted(runs.get(index, []), key=lambda entry: entry[0])
+        if not reports:
+            total.missing_shards.append(index)
+            continue
+        attempt, _, standing = reports[-1]
+        twins = [p for a, p, _ in reports if a == attempt]
+        if len(twins) > 1:
+            total.duplicate_shards.append(
+                f"shard {index}/{count} attempt {attempt} is in {len(twins)} reports: "
+                + ", ".join(twins)
+            )
+        total.merge(standing)
+    return total
+
+
 def _read_report(path: str) -> JobSummary:
     try:
         stream = open(path, "rb")  # noqa: SIM115
@@ -308,6 +385,7 @@ def _read_report(path: str) -> JobSummary:
     last_summary: JobSummary | None = None
     since_summary = JobSummary()  # counted from the object lines after the last summary
     objects_since = 0
+    header_run: ShardRun | None = None
     with stream:
         for raw in stream:
             try:
@@ -315,6 +393,9 @@ def _read_report(path: str) -> JobSummary:
             except ValueError:
                 continue
             if not isinstance(record, dict):
+                continue
+            if "shard_run" in record and isinstance(record["shard_run"], dict):
+                header_run = ShardRun.from_json(record["shard_run"])
                 continue
             if "summary" in record and isinstance(record["summary"], dict):
                 last_summary = JobSummary.from_json(record["summary"])
@@ -331,8 +412,11 @@ def _read_report(path: str) -> JobSummary:
             attempts = _int_or_none(record.get("attempts")) or 0
             since_summary.retries += max(0, attempts - 1)
     if last_summary is not None and objects_since == 0:
+        if last_summary.shard_run is None:
+            last_summary.shard_run = header_run
         return last_summary
     since_summary.partial_reports.append(path)
+    since_summary.shard_run = header_run
     return since_summary
 
 
@@ -378,6 +462,14 @@ def summary_lines(summary: JobSummary) -> list[str]:
         lines += [f"  {note}" for note in summary.journal_notes]
     for path in summary.partial_reports:
         lines.append(f"incomplete: {path} has no summary line (that shard did not finish)")
+    if summary.missing_shards:
+        lines.append(
+            f"missing: no report of shard{'s' if len(summary.missing_shards) > 1 else ''} "
+            + ", ".join(str(n) for n in summary.missing_shards)
+            + " (run those shards again, or give their reports)"
+        )
+    for line in summary.duplicate_shards:
+        lines.append(f"duplicated: {line} (give one report per shard and attempt)")
     if summary.aborted is not None:
         lines.append(f"aborted: {summary.aborted}")
     if summary.interrupted:

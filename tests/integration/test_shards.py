@@ -89,3 +89,46 @@ def test_shard_of_a_key_does_not_depend_on_anything_else() -> None:
     assert first == [shard_of(k, 7) for k in reversed(keys)][::-1]
     assert sorted(set(first)) == list(range(7)), "every shard gets keys"
     assert sum(Shard(i, 7).owns(keys[0]) for i in range(7)) == 1
+
+
+def test_auto_shards_report_their_run_and_merge_checks_every_shard(
+    tmp_path: Path, bulkput_server: ServerHandle, bulkput_bucket: str,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Three pods of a Kubernetes Indexed Job (``--shard auto/3``): each report's summary names
+    the job, its shard, N and attempt; merging all three exits 0, merging two exits 3."""
+    tree = tmp_path / "tree"
+    contents = _make_tree(tree)
+    for name, value in bulkput_server.env("s3").items():
+        monkeypatch.setenv(name, value)
+    reports = []
+    for index in range(3):
+        monkeypatch.setenv("JOB_COMPLETION_INDEX", str(index))
+        report = tmp_path / f"report-{index}.jsonl"
+        code = main([
+            "put", str(tree), f"s3://{bulkput_bucket}/", "--endpoint", bulkput_server.endpoint_url,
+            "--shard", "auto/3", "--attempt", "1", "--report", str(report), "--quiet",
+            "--no-journal",
+        ])  # fmt: skip
+        assert code == 0
+        summary = json.loads(report.read_text().splitlines()[-1])["summary"]
+        assert (summary["shard"], summary["shards"], summary["attempt"]) == (index, 3, 1)
+        reports.append(str(report))
+    jobs = {json.loads(Path(r).read_text().splitlines()[-1])["summary"]["job"] for r in reports}
+    assert len(jobs) == 1, "the shards of one job share its id"
+    capsys.readouterr()
+    assert main(["report", "merge", "--json", *reports]) == 0
+    assert json.loads(capsys.readouterr().out)["stored"] == len(contents)
+    assert main(["report", "merge", *reports[:2]]) == 3
+    assert "missing: no report of shard 2" in capsys.readouterr().out
+
+
+def test_auto_shard_without_the_completion_index_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.delenv("JOB_COMPLETION_INDEX", raising=False)
+    (tmp_path / "f").write_text("x")
+    code = main(["put", str(tmp_path / "f"), "s3://bkt/", "--endpoint", "http://127.0.0.1:9",
+                 "--shard", "auto/3", "--access-key", "a", "--secret-key", "b"])
+    assert code == 2
+    assert "$JOB_COMPLETION_INDEX is not set" in capsys.readouterr().err
