@@ -26,8 +26,8 @@ from bulkput.job.subscriber import Subscriber
 from bulkput.redact import ScrubbingFilter
 
 if TYPE_CHECKING:  # imported when a job runs, not for --help
-    from bulkput.job.spec import JobSpec, PutSource
     from bulkput.job.shard import ShardRun
+    from bulkput.job.spec import JobSpec, PutSource
 
 log = logging.getLogger("bulkput.put")
 
