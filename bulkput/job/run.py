@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+import random
+import time
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bulkput.errors import BulkputError, UsageError
@@ -34,9 +36,11 @@ if TYPE_CHECKING:
     from bulkput.job.engine import Engine
     from bulkput.job.events import JobSummary
     from bulkput.job.journal import Journal
+    from bulkput.job.journal_protocol import JobJournal
     from bulkput.job.limited_store import LimitedStore
+    from bulkput.job.shard import Shard
     from bulkput.remote.retry import AdaptiveLimiter
-    from bulkput.remote.store import ObjectStore
+    from bulkput.remote.store import ObjectHeaders, ObjectStore
 
 Items = Iterable[UploadItem | BulkputError] | AsyncIterable[UploadItem | BulkputError]
 
@@ -249,14 +253,11 @@ class Job:
     def engine(
         self, subscribers: Sequence[Subscriber] = (), control: JobControl | None = None
     ) -> Engine:
-        """The job's engine for one run (``control`` attached): the one ``Engine(`` of the
-        library, so every entry point uploads with the settings the spec holds."""
-        from bulkput.job.engine import Engine
-
+        """The job's engine for one run (``control`` attached), with the settings of the spec."""
         spec = self.spec
         if self._notes is not None:  # before the report: its summary line names the journal
             subscribers = (self._notes, *subscribers)
-        engine = Engine(
+        return build_engine(
             self.store,
             spec.transfer,
             journal=self.journal,
@@ -264,10 +265,44 @@ class Job:
             shard=spec.shard,
             dry_run=spec.dry_run,
             defaults=spec.defaults,
+            control=control,
         )
-        if control is not None:
-            control._attach(engine)
-        return engine
+
+
+def build_engine(
+    store: ObjectStore,
+    config: TransferConfig,
+    *,
+    journal: JobJournal | None = None,
+    subscribers: Sequence[Subscriber] = (),
+    shard: Shard | None = None,
+    dry_run: bool = False,
+    defaults: ObjectHeaders | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    rng: Callable[[], float] = random.random,
+    control: JobControl | None = None,
+) -> Engine:
+    """The one construction of an :class:`~bulkput.job.engine.Engine` in the library: a job's
+    (:meth:`Job.engine`) and sync's uploads, which run against the store sync opened.
+    ``clock``, ``sleep`` and ``rng`` go to the retry loop (tests inject them)."""
+    from bulkput.job.engine import Engine
+
+    engine = Engine(
+        store,
+        config,
+        journal=journal,
+        subscribers=subscribers,
+        shard=shard,
+        dry_run=dry_run,
+        defaults=defaults,
+        clock=clock,
+        sleep=sleep,
+        rng=rng,
+    )
+    if control is not None:
+        control._attach(engine)
+    return engine
 
 
 async def run_job(

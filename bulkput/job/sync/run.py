@@ -222,7 +222,9 @@ class SyncRun:
         resolvers = [asyncio.create_task(self._resolve_loop()) for _ in range(concurrency)]
         engine_task: asyncio.Task[JobSummary] | None = None
         if not self.options.dry_run:
-            factory = self._engine_factory or _default_engine
+            from bulkput.job.run import build_engine
+
+            factory = self._engine_factory or build_engine
             self._engine = factory(
                 self.store, self.config, journal=self.journal,
                 subscribers=[_Forward(s) for s in self.subscribers],
@@ -518,12 +520,6 @@ LISTING_READ_AHEAD = 2000
 
 def _take(iterator: Iterator[Any], count: int) -> list[Any]:
     return list(islice(iterator, count))
-
-
-def _default_engine(*args: Any, **kwargs: Any) -> Any:
-    from bulkput.job.engine import Engine
-
-    return Engine(*args, **kwargs)
 
 
 async def sync_dir(
