@@ -16,7 +16,7 @@ on the command line; a plain destination URL takes every default. Items may be
 :class:`~bulkput.items.UploadItem` (``key`` is the full key, used as given), plain paths (stored
 as ``prefix/<file name>``) or ``(path, key)`` pairs (stored as ``prefix/<key>``), from a sync or
 an async iterable. Results come out as objects finish, in completion order; the job's
-:class:`~bulkput.job.events.JobSummary` is ``up.summary`` once the iteration ends.
+:class:`~bulkput.job.summary.JobSummary` is ``up.summary`` once the iteration ends.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from pathlib import Path
 from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError
 from bulkput.items import ObjectResult, UploadItem
-from bulkput.job.events import JobSummary
 from bulkput.job.run import Job, JobControl
 from bulkput.job.spec import JobSpec, JournalSettings, StoreSettings, explicit_credentials
 from bulkput.job.subscriber import Subscriber
+from bulkput.job.summary import JobSummary
 from bulkput.remote.credentials import CredentialSource
 from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectStore

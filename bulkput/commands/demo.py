@@ -95,7 +95,8 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
     import asyncio
 
     from bulkput import runtime
-    from bulkput.job.events import ProgressDisplay, ReportWriter, print_summary
+    from bulkput.commands.progress import ProgressDisplay, print_summary
+    from bulkput.job.report import ReportWriter
     from bulkput.job.run import Job, JobControl
     from bulkput.job.spec import JobSpec, PutSource, StoreSettings
     from bulkput.server.testing import serve_in_thread

@@ -105,7 +105,7 @@ class _FailurePrinter(Subscriber):
         self.shown = 0
 
     def on_result(self, result: ObjectResult) -> None:
-        from bulkput.job.events import failure_line, is_warning
+        from bulkput.commands.progress import failure_line, is_warning
 
         if (
             result.status is Status.FAILED and not explained_by_stop(result, self.aborted())
@@ -130,7 +130,7 @@ def progress_subscriber(
 ) -> Subscriber:
     """What ``--progress`` and ``--quiet`` ask for (``put`` and ``sync``); ``aborted()`` is the
     error that stopped the job, if any."""
-    from bulkput.job.events import ProgressDisplay
+    from bulkput.commands.progress import ProgressDisplay
 
     mode = "none" if args.quiet else args.progress
     if mode == "none":
@@ -143,7 +143,7 @@ def progress_subscriber(
 
 def open_report(path: str, shard_run: ShardRun | None = None) -> Any:
     """The ``--report`` writer; a file that cannot be created is a usage error."""
-    from bulkput.job.events import ReportWriter
+    from bulkput.job.report import ReportWriter
 
     try:
         return ReportWriter(path, shard_run=shard_run)
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"bulkput put: {error.one_line()}\n")
         return 2
     except BulkputError as error:  # job-fatal before the first upload (journal, ...)
-        from bulkput.job.events import fatal_exit_code
+        from bulkput.job.summary import fatal_exit_code
 
         sys.stderr.write(f"bulkput put: aborted: {error.one_line()}\n")
         return fatal_exit_code(error)
@@ -176,8 +176,8 @@ def _run_on_dask(args: argparse.Namespace) -> int:
     import time
     from dataclasses import replace
 
+    from bulkput.commands.progress import print_summary
     from bulkput.job import cluster
-    from bulkput.job.events import print_summary
     from bulkput.job.run import resolve_store_settings
     from bulkput.remote.credentials import RefreshingCredentials
 
@@ -238,7 +238,7 @@ async def _upload(
     args: argparse.Namespace, spec: JobSpec, items: Any, run: ShardRun | None = None
 ) -> int:
     from bulkput import runtime
-    from bulkput.job.events import print_summary
+    from bulkput.commands.progress import print_summary
     from bulkput.job.run import JobControl, run_job
 
     control = JobControl()

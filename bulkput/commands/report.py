@@ -15,8 +15,9 @@ import json
 import sys
 from typing import Any
 
+from bulkput.commands.progress import print_summary
 from bulkput.errors import UsageError
-from bulkput.job.events import merge_job_reports, print_summary
+from bulkput.job.report import merge_job_reports
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"bulkput sync: {error.one_line()}\n")
         return 2
     except BulkputError as error:  # job-fatal before anything was planned
-        from bulkput.job.events import fatal_exit_code
+        from bulkput.job.summary import fatal_exit_code
 
         sys.stderr.write(f"bulkput sync: aborted: {error.one_line()}\n")
         return fatal_exit_code(error)
@@ -116,8 +116,8 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     from bulkput import runtime
+    from bulkput.commands.progress import print_summary
     from bulkput.commands.put import open_report, progress_subscriber
-    from bulkput.job.events import print_summary
     from bulkput.job.run import Job, JobControl
     from bulkput.job.sync.run import STRATEGIES, SyncOptions, SyncRun
 

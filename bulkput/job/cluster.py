@@ -36,9 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from bulkput.errors import BulkputError, UsageError
-from bulkput.job.events import JobSummary, fatal_exit_code, merge_reports
+from bulkput.job.report import merge_reports
 from bulkput.job.shard import Shard
 from bulkput.job.spec import JobSpec, PutSource
+from bulkput.job.summary import JobSummary, fatal_exit_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,7 +180,7 @@ def run_put_shard(
 
 def _run_shard(spec: JobSpec, source: PutSource, report_path: str) -> int:
     from bulkput import runtime
-    from bulkput.job.events import ReportWriter
+    from bulkput.job.report import ReportWriter
     from bulkput.job.run import run_job
 
     try:

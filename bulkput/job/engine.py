@@ -67,7 +67,6 @@ from bulkput.errors import (
     ValidationError,
 )
 from bulkput.items import ObjectResult, Status, UploadItem
-from bulkput.job.events import JobSummary, SummaryCollector
 from bulkput.job.headers import HeaderBuilder
 from bulkput.job.journal_protocol import JobJournal
 from bulkput.job.limited_store import LimitedStore
@@ -79,6 +78,7 @@ from bulkput.job.multipart import (
 )
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
+from bulkput.job.summary import JobSummary, SummaryCollector
 from bulkput.local.digest import b64, md5_file
 from bulkput.local.names import refuse_unsafe_key
 from bulkput.local.read_placement import (

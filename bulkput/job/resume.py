@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 
 from bulkput.config import RetryPolicy
 from bulkput.errors import AuthError, JournalError
-from bulkput.job.events import JobSummary
 from bulkput.job.journal import Journal, StoredRecord, StoreIdentity
 from bulkput.job.subscriber import Subscriber
+from bulkput.job.summary import JobSummary
 from bulkput.job.sync.join import join_listing
 from bulkput.job.sync.listing import listing_chunks
 from bulkput.remote.retry import Retrier

@@ -34,11 +34,11 @@ from bulkput.remote.target import Target
 if TYPE_CHECKING:
     from bulkput.config import TransferConfig
     from bulkput.job.engine import Engine
-    from bulkput.job.events import JobSummary
     from bulkput.job.journal import Journal
     from bulkput.job.journal_protocol import JobJournal
     from bulkput.job.limited_store import LimitedStore
     from bulkput.job.shard import Shard
+    from bulkput.job.summary import JobSummary
     from bulkput.remote.retry import AdaptiveLimiter
     from bulkput.remote.store import ObjectHeaders, ObjectStore
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bulkput.errors import BulkputError
     from bulkput.items import ObjectResult
-    from bulkput.job.events import JobSummary
+    from bulkput.job.summary import JobSummary
 
 
 class Subscriber:

@@ -9,8 +9,8 @@ from pathlib import Path
 from bulkput.api import open_destination
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.items import ObjectResult, Status
-from bulkput.job.events import JobSummary
 from bulkput.job.subscriber import Subscriber
+from bulkput.job.summary import JobSummary
 from bulkput.job.sync.run import sync_dir
 from bulkput.remote.store import ObjectInfo
 from tests.fixtures.rclone import RcloneServer

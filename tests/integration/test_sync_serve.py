@@ -10,9 +10,9 @@ import pytest
 from bulkput.api import open_destination
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.items import ObjectResult, Status
-from bulkput.job.events import JobSummary
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
+from bulkput.job.summary import JobSummary
 from bulkput.job.sync.run import sync_dir
 from bulkput.local.filters import Filter
 from bulkput.server.testing import ServerHandle

@@ -10,18 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bulkput.commands.progress import ProgressDisplay, failure_line, print_summary, summary_lines
 from bulkput.errors import AuthError, UsageError
 from bulkput.items import ObjectResult, Status
-from bulkput.job.events import (
-    JobSummary,
-    ProgressDisplay,
-    ReportWriter,
-    SummaryCollector,
-    failure_line,
-    merge_reports,
-    print_summary,
-    summary_lines,
-)
+from bulkput.job.report import ReportWriter, merge_reports
+from bulkput.job.summary import JobSummary, SummaryCollector
 
 
 class FakeClock:

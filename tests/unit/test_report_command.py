@@ -7,8 +7,9 @@ from pathlib import Path
 
 from bulkput.cli import main
 from bulkput.items import ObjectResult, Status
-from bulkput.job.events import JobSummary, ReportWriter, SummaryCollector
+from bulkput.job.report import ReportWriter
 from bulkput.job.shard import Shard, ShardRun
+from bulkput.job.summary import JobSummary, SummaryCollector
 
 _NEXT_SHARD: dict[str, int] = {}
 

@@ -11,7 +11,6 @@ import pytest
 
 from bulkput.config import RetryPolicy
 from bulkput.errors import AuthError, ServiceError
-from bulkput.job.events import JobSummary
 from bulkput.job.journal import Journal, StoredRecord
 from bulkput.job.resume import (
     Outcome,
@@ -20,6 +19,7 @@ from bulkput.job.resume import (
     start_resume,
     verify_resume,
 )
+from bulkput.job.summary import JobSummary
 from bulkput.remote.store import ObjectInfo
 
 MD5 = "0123456789abcdef0123456789abcdef"

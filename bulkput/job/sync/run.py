@@ -19,10 +19,10 @@ from typing import IO, Any, TextIO
 from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, LocalInputError, MaxDeleteExceeded
 from bulkput.items import ObjectResult, Status, UploadItem
-from bulkput.job.events import JobSummary, SummaryCollector
 from bulkput.job.limited_store import LimitedStore
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
+from bulkput.job.summary import JobSummary, SummaryCollector
 from bulkput.job.sync.formats import MTIME_METADATA, format_mtime
 from bulkput.job.sync.join import merge_join
 from bulkput.job.sync.listing import listing_chunks
@@ -546,7 +546,7 @@ async def sync_dir(
 
     ``store_options`` are :func:`bulkput.api.open_destination`'s (``endpoint``, ``region``,
     ``credentials``, ``access_key`` ...); pass ``store`` to use an open store instead (not
-    closed here). Returns the :class:`~bulkput.job.events.JobSummary`; ``summary.exit_code`` is the
+    closed here). Returns the :class:`~bulkput.job.summary.JobSummary`; ``summary.exit_code`` is the
     command line's exit code. ``plan_out`` receives one line per planned action (the
     ``--dry-run`` listing).
     """
