@@ -37,7 +37,7 @@ from typing import Any
 
 from bulkput.errors import BulkputError, UsageError
 from bulkput.job.report import merge_reports
-from bulkput.job.shard import Shard
+from bulkput.job.shard import Shard, ShardRun
 from bulkput.job.spec import JobSpec, PutSource
 from bulkput.job.summary import JobSummary, fatal_exit_code
 
@@ -170,7 +170,8 @@ def run_put_shard(
     reporter = threading.Thread(target=report_progress, name=f"bulkput-progress-{index}", daemon=True)
     reporter.start()
     try:
-        exit_code = _run_shard(replace(spec, shard=Shard(index, count)), source, report_path)
+        run = ShardRun(job, Shard(index, count), attempt - 1)  # attempt files count from 1
+        exit_code = _run_shard(replace(spec, shard=run.shard), source, report_path, run)
     finally:
         finished.set()
         reporter.join()
@@ -178,13 +179,13 @@ def run_put_shard(
     return {"shard": index, "attempt": attempt, "exit_code": exit_code, "report": report_path}
 
 
-def _run_shard(spec: JobSpec, source: PutSource, report_path: str) -> int:
+def _run_shard(spec: JobSpec, source: PutSource, report_path: str, run: ShardRun) -> int:
     from bulkput import runtime
     from bulkput.job.report import ReportWriter
     from bulkput.job.run import run_job
 
     try:
-        report = ReportWriter(report_path)
+        report = ReportWriter(report_path, shard_run=run)  # report merge can check the job
         try:
             summary = runtime.run_async(run_job(spec, source.items(spec.target), [report]))
         finally:

@@ -121,6 +121,11 @@ def test_local_cluster_uploads_3000_objects(
     assert progress and sum(p.stored for p in progress[-1]) == OBJECTS
     for key in contents:
         assert bulkput_server.stats.puts(key, bucket=bulkput_bucket) == 1
+    # the shard reports name their job, shard and attempt: report merge checks them as one job
+    from bulkput.cli import main
+
+    assert main(["report", "merge", *result.report_files]) == 0
+    assert main(["report", "merge", *result.report_files[:2]]) == 3
 
 
 def test_killing_a_worker_mid_job_still_stores_every_object_once(
