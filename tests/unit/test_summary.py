@@ -1,0 +1,74 @@
+"""bulkput.job.summary: the exit code, the JSON form, the collector."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from bulkput.errors import AuthError
+from bulkput.items import ObjectResult, Status
+from bulkput.job.summary import JobSummary, SummaryCollector
+from tests.unit.results_for_tests import FakeClock, failed, skipped, stored
+
+# --- JobSummary ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("summary", "code"),
+    [
+        (JobSummary(stored=3), 0),
+        (JobSummary(stored=3, skipped=2), 0),
+        (JobSummary(), 0),
+        (JobSummary(stored=3, failed=1), 1),
+        (JobSummary(stored=3, failed=1, aborted="b: AccessDenied 403: no"), 3),
+        (JobSummary(stored=3, aborted="x", interrupted=True), 130),
+        (JobSummary(stored=3, interrupted=True), 130),
+        (JobSummary(stored=3, partial_reports=["shard-2.jsonl"]), 3),
+    ],
+)
+def test_exit_code(summary, code):
+    assert summary.exit_code == code
+
+
+def test_summary_json_round_trip():
+    summary = JobSummary(
+        stored=5, skipped=3, failed=2, deleted=1, planned=0, bytes_stored=12345, retries=7,
+        skip_reasons=Counter({"unchanged": 2, "journal": 1}),
+        failure_codes=Counter({"NoSuchFile": 2}), aborted=None, interrupted=True, elapsed=1.5,
+    )
+    record = json.loads(json.dumps(summary.to_json()))
+    assert record["exit_code"] == 130
+    assert JobSummary.from_json(record) == summary
+
+
+# --- SummaryCollector ------------------------------------------------------------------------
+
+
+def test_collector_counts_every_status_and_retries():
+    clock = FakeClock()
+    collector = SummaryCollector(clock=clock)
+    collector.on_start(6, 300)
+    for result in [
+        stored("a", 100), stored("b", 200), skipped("c", "unchanged"), skipped("d", "unchanged"),
+        skipped("e", "journal"), failed("f"),
+        ObjectResult(key="g", path=None, status=Status.DELETED),
+        ObjectResult(key="h", path="h", status=Status.PLANNED, reason="new"),
+    ]:
+        collector.on_result(result)
+    collector.on_retry("a", AuthError("x"))
+    collector.on_retry("a", AuthError("x"))
+    clock.now += 12.5
+    summary = collector.summary(aborted=AuthError("denied", code="AccessDenied", status=403,
+                                                  bucket="bkt"))
+    assert (summary.stored, summary.skipped, summary.failed, summary.deleted,
+            summary.planned) == (2, 3, 1, 1, 1)
+    assert summary.bytes_stored == 300
+    assert summary.retries == 2
+    assert summary.skip_reasons == Counter({"unchanged": 2, "journal": 1})
+    assert summary.failure_codes == Counter({"NoSuchFile": 1})
+    assert summary.aborted == "bkt: AccessDenied 403: denied"
+    assert summary.elapsed == 12.5
+    assert summary.exit_code == 3
+    assert collector.summary().exit_code == 1  # a snapshot: counts kept, ending not
