@@ -5,8 +5,10 @@
     bulkput put [OPTIONS] SOURCE... DEST
     bulkput put [OPTIONS] --manifest FILE DEST      (FILE may be - for stdin)
 
-DEST is always a prefix: a file ``a/b.txt`` goes to ``PREFIX/b.txt``, a directory's files to
-``PREFIX/<path relative to the directory>``, manifest lines to ``PREFIX/<key or path>``.
+Keys as aws s3 cp makes them: one file to a DEST not ending in ``/`` is stored under that exact
+key; otherwise DEST is a prefix: a file ``a/b.txt`` goes to ``PREFIX/b.txt``, a directory's
+files to ``PREFIX/<path relative to the directory>``, manifest lines to ``PREFIX/<key or
+path>`` (absolute paths relative to their common folder).
 Exit status: 0 every object stored (or skipped by rule), 1 some objects failed, 2 usage error,
 3 the job aborted (auth, missing bucket, unreachable endpoint, journal), 130 interrupted.
 """

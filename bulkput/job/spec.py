@@ -125,6 +125,7 @@ class PutSource:
 def _walk_paths(
     paths: Sequence[str], target: Target, follow_symlinks: bool, filters: Filter | None
 ) -> Iterator[UploadItem | BulkputError]:
+    from bulkput.local.keys import file_key
     from bulkput.local.walk import WalkEntry, WalkOptions, walk_tree
 
     options = WalkOptions(follow_symlinks=follow_symlinks, filter=filters)
@@ -146,7 +147,8 @@ def _walk_paths(
             name = os.path.basename(source.rstrip("/")) or source
             if filters is not None and filters.exclude_reason(name) is not None:
                 continue
-            yield UploadItem(path=source, key=target.key_for(name))
+            # one file alone: DEST not ending in "/" is its key, as the peers do (local/keys.py)
+            yield UploadItem(path=source, key=file_key(target.prefix, name, len(paths) == 1))
 
 
 def explicit_credentials(

@@ -23,7 +23,9 @@ CSV, anything else a plain list.
 
 Keys: ``dest_prefix`` (a ``/`` is added when it has none) followed by the ``key`` field, or else
 by the path: relative to ``base_dir`` when one is given (relative paths are then taken inside
-``base_dir``), otherwise as written with any leading ``./`` and ``/`` removed. A ``\\`` stays a
+``base_dir``); otherwise a relative path as written (a leading ``./`` removed) and an absolute
+path relative to the longest folder common to the manifest's absolute paths (found by reading
+the manifest once before the upload; standard input is spooled to a temporary file for that). A ``\\`` stays a
 ``\\``: nothing is rewritten silently.
 
 Encodings: UTF-8 (with or without a BOM) and UTF-16 with a BOM. Anything that does not decode
@@ -39,11 +41,13 @@ import csv
 import json
 import os
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from bulkput.errors import BulkputError, ManifestError, UsageError
 from bulkput.items import UploadItem
+from bulkput.local.keys import common_folder, manifest_key
 
 FORMATS = ("auto", "list", "csv", "jsonl")
 
@@ -103,13 +107,51 @@ def read_manifest(
     if fmt == "auto":
         fmt = _EXTENSIONS.get(os.path.splitext(source_text)[1].lower(), "auto")
     keys = _KeyMaker(dest_prefix, None if base_dir is None else os.fspath(base_dir))
+    stream: IO[bytes]
     if source_text == "-":
-        return _read_stream(sys.stdin.buffer, name, fmt, keys)
-    try:
-        stream = open(source_text, "rb")  # noqa: SIM115 - closed by _closing
-    except OSError as exc:
-        raise UsageError(f"manifest {source_text}: {exc.strerror or exc}") from None
-    return _closing(stream, _read_stream(stream, name, fmt, keys))
+        if keys.base_abs is not None:
+            return _read_stream(sys.stdin.buffer, name, fmt, keys)
+        # read twice (the common folder of absolute paths first): spooled to disk, not memory
+        return _spooled_stdin(name, fmt, keys)
+    else:
+        try:
+            stream = open(source_text, "rb")  # noqa: SIM115 - closed by _closing
+        except OSError as exc:
+            raise UsageError(f"manifest {source_text}: {exc.strerror or exc}") from None
+    if keys.base_abs is not None:
+        return _closing(stream, _read_stream(stream, name, fmt, keys))
+    return _closing(stream, _surveyed(stream, name, fmt, keys))
+
+
+def _spooled_stdin(name: str, fmt: str, keys: _KeyMaker) -> Iterator[UploadItem | BulkputError]:
+    """Standard input copied to a temporary file, then read as a file; a read failure part way
+    is one error after the lines read before it."""
+    failed: ManifestError | None = None
+    lines = 0
+    with tempfile.TemporaryFile(prefix="bulkput-manifest-") as spool:
+        try:
+            while line := sys.stdin.buffer.readline(MAX_LINE_BYTES + 1):
+                spool.write(line)
+                lines += line.endswith(b"\n")
+        except OSError as exc:
+            failed = _read_error(exc, lines + 1, name)
+        spool.seek(0)
+        yield from _surveyed(spool, name, fmt, keys)
+    if failed is not None:
+        yield failed
+
+
+def _surveyed(
+    stream: IO[bytes], name: str, fmt: str, keys: _KeyMaker
+) -> Iterator[UploadItem | BulkputError]:
+    """The manifest read twice: once for the common folder of its absolute paths, then for the
+    items (keys relative to that folder)."""
+    keys.surveying = True
+    for _ in _read_stream(stream, name, fmt, keys):
+        pass
+    keys.surveying = False
+    stream.seek(0)
+    yield from _read_stream(stream, name, fmt, keys)
 
 
 def _closing(
@@ -321,12 +363,19 @@ def _chain(
 
 
 class _KeyMaker:
+    """Keys of manifest lines (rules in bulkput/local/keys.py). ``folder`` is the longest folder
+    common to the manifest's absolute paths, found by a first read (``surveying``), so that
+    ``find /data ... | bulkput put --manifest -`` gives ``sub/p3.parquet``, not
+    ``data/sub/p3.parquet``."""
+
     def __init__(self, dest_prefix: str, base_dir: str | None) -> None:
         if dest_prefix and not dest_prefix.endswith("/"):
             dest_prefix += "/"
         self.prefix = dest_prefix
         self.base_dir = base_dir
         self.base_abs = os.path.abspath(base_dir) if base_dir is not None else None
+        self.surveying = False
+        self.folder: str | None = None  # common folder of the absolute paths (no base given)
 
     def local_path(self, path: str) -> str:
         if self.base_dir is not None and not os.path.isabs(path):
@@ -335,6 +384,10 @@ class _KeyMaker:
 
     def key_for(self, path: str, key: str | None) -> str:
         """The full key; raises ValueError with the reason when there is none."""
+        if self.surveying:
+            if key is None and self.base_abs is None and path.startswith("/"):
+                self.folder = common_folder(self.folder, path)
+            return path
         if key is not None:
             return self.prefix + key
         if self.base_abs is None and path[:1] not in ("/", ".") and path[-1:] != "/":
@@ -346,11 +399,9 @@ class _KeyMaker:
                 relative == os.pardir
             ):
                 raise ValueError(f"path {path!r} is outside the base directory; give a key")
-            name = relative if os.sep == "/" else relative.replace(os.sep, "/")
+            name: str | None = relative if os.sep == "/" else relative.replace(os.sep, "/")
         else:
-            name = path
-            while name.startswith(("./", "/")):
-                name = name[2:] if name.startswith("./") else name[1:]
+            name = manifest_key(path, self.folder if path.startswith("/") else None)
         if not name or name.endswith("/"):
             raise ValueError(f"path {path!r} names no file; give a key")
         return self.prefix + name

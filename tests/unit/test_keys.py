@@ -1,0 +1,73 @@
+"""bulkput/local/keys.py: one test per row of its tables, and the keys ``put`` makes."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkput.job.spec import PutSource
+from bulkput.local.keys import common_folder, file_key, manifest_key
+from bulkput.local.manifest import read_manifest
+from bulkput.remote.target import Target
+
+
+@pytest.mark.parametrize(
+    ("prefix", "only_file", "key"),
+    [
+        ("", True, "meta.json"),
+        ("a/", True, "a/meta.json"),
+        ("r.json", True, "r.json"),
+        ("a", False, "a/meta.json"),
+    ],
+)
+def test_file_key_table(prefix, only_file, key):
+    assert file_key(prefix, "meta.json", only_file) == key
+
+
+@pytest.mark.parametrize(
+    ("path", "folder", "key"),
+    [
+        ("sub/a.txt", None, "sub/a.txt"),
+        ("./sub/a.txt", None, "sub/a.txt"),
+        ("/data/sub/p3.parquet", "/data", "sub/p3.parquet"),
+        ("/data/p3.parquet", "/data/", "p3.parquet"),
+        ("/other/x", "/data", None),
+        ("/data", "/data", None),
+        ("sub/", None, None),
+    ],
+)
+def test_manifest_key_table(path, folder, key):
+    assert manifest_key(path, folder) == key
+
+
+def test_common_folder_folds_one_path_at_a_time():
+    folder = common_folder(None, "/data/a/x")
+    assert folder == "/data/a"
+    assert common_folder(folder, "/data/b/y") == "/data"
+
+
+def test_put_of_one_file_to_a_dest_without_slash_stores_that_exact_key(tmp_path):
+    (tmp_path / "meta.json").write_text("{}")
+    source = PutSource(paths=(str(tmp_path / "meta.json"),))
+    items = list(source.items(Target.parse("s3://photos/renamed.json")))
+    assert [item.key for item in items] == ["renamed.json"]
+    items = list(source.items(Target.parse("s3://photos/dir/")))
+    assert [item.key for item in items] == ["dir/meta.json"]
+
+
+def test_manifest_of_absolute_paths_gives_keys_relative_to_their_common_folder(tmp_path):
+    manifest = tmp_path / "list.txt"
+    manifest.write_text("/data/sub/p3.parquet\n/data/other/p4.parquet\n")
+    keys = [item.key for item in read_manifest(str(manifest), "shards")]
+    assert keys == ["shards/sub/p3.parquet", "shards/other/p4.parquet"]
+
+
+def test_manifest_from_stdin_of_absolute_paths_is_relative_to_the_common_folder(monkeypatch):
+    import io
+    import sys
+
+    class _Stdin:
+        buffer = io.BytesIO(b"/data/sub/p3.parquet\n/data/sub/deep/p5.parquet\n")
+
+    monkeypatch.setattr(sys, "stdin", _Stdin())
+    keys = [item.key for item in read_manifest("-", "")]
+    assert keys == ["p3.parquet", "deep/p5.parquet"]
