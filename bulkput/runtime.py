@@ -70,11 +70,26 @@ def _handle(signum: int, main: asyncio.Task[Any]) -> None:
         main.cancel()
 
 
+def _quiet_connection_failures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Drop asyncio's "Future exception was never retrieved" traceback for a connection that
+    failed (a refused certificate, a reset): when many connections open at once and the first
+    failure stops the job (which reports it in one line), uvloop leaves the others' handshake
+    futures unread, and asyncio would print one traceback each. Anything else goes on to
+    the default handler."""
+    error = context.get("exception")
+    if isinstance(error, OSError) and str(context.get("message", "")).startswith(
+        "Future exception was never retrieved"
+    ):
+        return
+    loop.default_exception_handler(context)
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run ``coro`` on a new (uvloop) event loop with stop signals handled; close the loop."""
     global _signals_seen
     _signals_seen = 0
     loop = new_event_loop()
+    loop.set_exception_handler(_quiet_connection_failures)
     installed: list[int] = []
     try:
         asyncio.set_event_loop(loop)

@@ -89,6 +89,32 @@ def test_https_store_serves_sdks_and_bulkput_put(
         server.stop()
 
 
+def test_an_untrusted_certificate_is_one_line_not_a_traceback_per_connection(
+    self_signed: tuple[str, str], tmp_path: Path
+) -> None:
+    """Many connections fail their handshake at once; the user reads one line (before the
+    fix: one 'Future exception was never retrieved' traceback per connection)."""
+    cert, key = self_signed
+    server = serve_in_subprocess(buckets=["tls"], tls_cert=cert, tls_key=key)
+    try:
+        source = tmp_path / "src"
+        source.mkdir()
+        for n in range(300):
+            (source / f"f{n}.bin").write_bytes(b"x" * 100)
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("AWS_", "OSS_", "BCE_", "SSL_CERT"))}  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "-m", "bulkput", "put", str(source), "s3://tls/up/", "--endpoint",
+             server.endpoint_url, "--progress", "none", "--no-journal"],
+            capture_output=True, text=True, timeout=120, env={**env, **server.env("s3")},
+        )  # fmt: skip
+        assert done.returncode == 3
+        assert "certificate" in done.stderr
+        assert "Traceback" not in done.stderr and "never retrieved" not in done.stderr
+    finally:
+        server.stop()
+
+
 def test_a_certificate_that_cannot_be_loaded_is_one_line(
     self_signed: tuple[str, str], tmp_path: Path
 ) -> None:
