@@ -245,6 +245,10 @@ async def _upload(
 
     control = JobControl()
     subscribers: list[Subscriber] = [progress_subscriber(args, lambda: control.aborted)]
+    if spec.dry_run or args.verbose:
+        from bulkput.commands.object_lines import ObjectLines
+
+        subscribers.append(ObjectLines(spec.target, verbose=args.verbose > 0))
     report = open_report(args.report, run) if args.report else None
     if report is not None:
         subscribers.append(report)

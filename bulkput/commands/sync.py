@@ -140,6 +140,10 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
 
     # the progress display prints each failure and each warning (a symlink skipped) once
     subscribers: list[Subscriber] = [progress_subscriber(args, aborted)]
+    if spec.dry_run or args.verbose:
+        from bulkput.commands.object_lines import ObjectLines
+
+        subscribers.append(ObjectLines(spec.target, verbose=args.verbose > 0))
     report = open_report(args.report) if args.report else None
     if report is not None:
         subscribers.append(report)
@@ -157,7 +161,6 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
                 config=spec.transfer,
                 subscribers=subscribers,
                 defaults=spec.defaults,
-                plan_out=sys.stdout if spec.dry_run else None,
                 engine_factory=engine_factory,
             )
             run_ref.append(sync_run)

@@ -206,6 +206,32 @@ def test_dry_run_sends_nothing(bulkput_server, bulkput_bucket, tmp_path) -> None
     assert stored["dry/plain.txt"][1] is None
 
 
+def test_dry_run_and_verbose_print_one_line_per_object(
+    bulkput_server, bulkput_bucket, tmp_path, capsys
+) -> None:
+    """As aws s3 cp --dryrun and its 'upload: a to s3://...' lines: one line per object on stdout."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"abc")
+    (src / "b c.txt").write_bytes(b"x" * 2048)
+    dest = f"s3://{bulkput_bucket}/lines"
+    capsys.readouterr()
+    assert put("--dry-run", "--progress", "none", str(src),
+               *server_args(bulkput_server, dest, tmp_path / "s")) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines() == [
+        f"(dry run) upload {src}/a.txt -> s3://{bulkput_bucket}/lines/a.txt (3 B)",
+        f"(dry run) upload {src}/b c.txt -> s3://{bulkput_bucket}/lines/b c.txt (2.0 KiB)",
+    ]
+    assert put("-v", "--progress", "none", str(src / "a.txt"),
+               *server_args(bulkput_server, dest + "/one.txt", tmp_path / "s")) == 0  # fmt: skip
+    assert capsys.readouterr().out.splitlines() == [
+        f"upload: {src}/a.txt -> s3://{bulkput_bucket}/lines/one.txt"
+    ]
+    stored = asyncio.run(read_back(bulkput_server.endpoint_url, bulkput_server.credentials[0],
+                                   dest, ["lines/one.txt", "lines/a.txt"]))  # fmt: skip
+    assert stored["lines/one.txt"][0] == b"abc" and stored["lines/a.txt"][1] is None
+
+
 def test_second_run_of_a_completed_job_uploads_again(bulkput_server, bulkput_bucket, tmp_path) -> None:
     """put copies (as aws s3 cp): a job that ended with every object stored is complete, and the
     same command again is a new upload (resuming an unfinished job: test_resume_store.py)."""

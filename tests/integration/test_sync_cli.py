@@ -49,17 +49,17 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
 
     assert cli(str(src), dest, "--delete", "--dry-run") == 0
     out, err = capsys.readouterr()
-    assert out.splitlines() == [
-        "upload  d/keep  (size)",
-        "upload  d/new  (new)",
-        "delete  d/old  (no-local-file)",
+    assert out.splitlines() == [  # one line per object, in put --dry-run's format
+        f"(dry run) upload {src}/keep -> s3://{bulkput_bucket}/d/keep (2 B, size)",
+        f"(dry run) upload {src}/new -> s3://{bulkput_bucket}/d/new (1 B, new)",
+        f"(dry run) delete s3://{bulkput_bucket}/d/old (no-local-file)",
     ]
     assert "planned 3 (dry run)" in err
     assert bulkput_server.stats.puts_by_key == puts_before
     deletes_after = bulkput_server.stats.count("DeleteObjects") + bulkput_server.stats.count("DeleteObject")
     assert deletes_after == deletes_before
     assert cli(str(src), dest, "--dry-run", "--delete", "--quiet") == 0  # still planned: nothing was done
-    assert capsys.readouterr().out.count("delete  d/old") == 1
+    assert capsys.readouterr().out.count(f"delete s3://{bulkput_bucket}/d/old") == 1
 
 
 def test_report_and_summary_count_uploaded_skipped_deleted(
