@@ -81,7 +81,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         finally:
             sampler.cancel()
     limiter = control.limiter
-    return {"summary": summary.to_json(), "samples": samples, "switched_at": switched_at,
+    return {"summary": summary.to_dict(), "samples": samples, "switched_at": switched_at,
             "decreases": limiter.decreases if limiter is not None else 0}  # fmt: skip
 
 

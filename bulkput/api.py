@@ -10,6 +10,11 @@
             print(result.key, result.status.value)
     print(up.summary.exit_code)
 
+A job that aborts (where the command line exits 3: bad credentials, a missing bucket, an
+unreachable endpoint, a journal that cannot be written) raises
+:class:`~bulkput.errors.JobAbortedError` from ``upload`` once its results are out; its
+``cause`` is the fatal error and ``summary`` the job's summary.
+
 A :class:`~bulkput.job.spec.JobSpec` says where the job goes and how (store settings,
 :class:`~bulkput.config.TransferConfig`, journal, shard, default object headers, dry run), as
 on the command line; a plain destination URL takes every default. Items may be
@@ -28,7 +33,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Seq
 from pathlib import Path
 
 from bulkput.config import TransferConfig
-from bulkput.errors import BulkputError
+from bulkput.errors import BulkputError, JobAbortedError
 from bulkput.items import ObjectResult, UploadItem
 from bulkput.job.run import Job, JobControl
 from bulkput.job.spec import JobSpec, JournalSettings, StoreSettings, explicit_credentials
@@ -176,6 +181,8 @@ class Uploader:
             self.summary = job.result()
             while queue.results:
                 yield queue.results.popleft()
+            if control.aborted is not None:  # where the command line exits 3
+                raise JobAbortedError(control.aborted, self.summary)
         finally:
             if not job.done():  # the caller stopped iterating: stop the job cleanly
                 control.stop()

@@ -20,6 +20,7 @@
 
     ├── ListingOrderError          a side of a merge-join is not in key order (job stops, exit 3)
     ├── MaxDeleteExceeded          sync --max-delete N would be exceeded (nothing deleted, exit 3)
+    ├── JobAbortedError            the Python API's job stopped by a fatal error (carries it and the summary)
     └── RemoteError                the service or the network said no
         ├── AuthError              InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied (job aborts)
         ├── NotFoundError          NoSuchBucket (job aborts), NoSuchKey, NoSuchUpload
@@ -179,6 +180,22 @@ class MaxDeleteExceeded(BulkputError):
         super().__init__(message)
         self.limit = limit
         self.count = count
+
+
+class JobAbortedError(BulkputError):
+    """Raised by the Python API (``Uploader.upload``) when the job aborted, where the command
+    line exits 3: ``cause`` is the fatal error (auth, missing bucket, unreachable endpoint,
+    journal), ``summary`` the job's ``JobSummary`` (what was stored before it stopped)."""
+
+    fatal_for_job = True
+    exit_code = 3
+    cause: BulkputError
+    summary: object  # a bulkput.job.summary.JobSummary (not imported: errors.py imports nothing)
+
+    def __init__(self, cause: BulkputError, summary: object) -> None:
+        super().__init__(f"the job aborted: {cause.one_line()}")
+        self.cause = cause
+        self.summary = summary
 
 
 class RemoteError(BulkputError):

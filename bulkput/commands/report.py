@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"bulkput: {error.one_line()}\n")
         return error.exit_code
     if args.json:
-        record = summary.to_json()
+        record = summary.to_dict()
         record["reports"] = len(args.files)
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         sys.stdout.flush()

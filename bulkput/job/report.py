@@ -67,7 +67,7 @@ class ReportWriter(Subscriber):
         self._write(_json_line(result.to_json()))
 
     def on_done(self, summary: JobSummary) -> None:
-        record = summary.to_json()
+        record = summary.to_dict()
         if self.shard_run is not None:
             record.update(self.shard_run.to_json())
         self._write(_json_line({"summary": record}))
@@ -200,7 +200,7 @@ def _read_report(path: str) -> JobSummary:
                 header_run = ShardRun.from_json(record["shard_run"])
                 continue
             if "summary" in record and isinstance(record["summary"], dict):
-                last_summary = JobSummary.from_json(record["summary"])
+                last_summary = JobSummary.from_dict(record["summary"])
                 since_summary = JobSummary()
                 objects_since = 0
                 continue

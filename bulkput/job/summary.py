@@ -4,6 +4,7 @@ exit code) and the :class:`SummaryCollector` the engine counts results into.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -102,7 +103,12 @@ class JobSummary:
         self.missing_shards.extend(other.missing_shards)
         self.duplicate_shards.extend(other.duplicate_shards)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> str:
+        """The summary as a JSON string (``to_dict`` gives the dict)."""
+        return json.dumps(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as a dict of JSON values (the report's last line holds it)."""
         record: dict[str, Any] = {
             "stored": self.stored,
             "skipped": self.skipped,
@@ -132,8 +138,8 @@ class JobSummary:
         return record
 
     @classmethod
-    def from_json(cls, record: dict[str, Any]) -> JobSummary:
-        """The inverse of ``to_json`` (``exit_code`` is recomputed, unknown fields ignored)."""
+    def from_dict(cls, record: dict[str, Any]) -> JobSummary:
+        """The inverse of ``to_dict`` (``exit_code`` is recomputed, unknown fields ignored)."""
         return cls(
             stored=int(record.get("stored", 0)),
             skipped=int(record.get("skipped", 0)),

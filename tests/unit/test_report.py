@@ -33,7 +33,7 @@ def test_report_has_one_line_per_object_then_the_summary(tmp_path):
     assert lines[:3] == [r.to_json() for r in results]
     assert lines[0]["key"] == "日本/ファイル.txt" and lines[0]["attempts"] == 3
     assert lines[2]["error_code"] == "NoSuchFile" and lines[2]["request_id"] == "req-1"
-    assert lines[3] == {"summary": summary.to_json()}
+    assert lines[3] == {"summary": summary.to_dict()}
     assert "日本" in path.read_text(encoding="utf-8")  # readable, not \u-escaped
 
 
@@ -131,10 +131,10 @@ def test_merge_takes_the_last_summary_of_an_appended_report(tmp_path):
     second = JobSummary(stored=1, skipped=1, skip_reasons=Counter({"journal": 1}))
     path.write_text(
         json.dumps(stored("a", 1).to_json()) + "\n" + json.dumps(failed("b").to_json()) + "\n"
-        + json.dumps({"summary": first.to_json()}) + "\n"
+        + json.dumps({"summary": first.to_dict()}) + "\n"
         + json.dumps(skipped("a", "journal").to_json()) + "\n"
         + json.dumps(stored("b", 1).to_json()) + "\n"
-        + json.dumps({"summary": second.to_json()}) + "\n"
+        + json.dumps({"summary": second.to_dict()}) + "\n"
     )
     assert merge_reports([path]) == second
     # a later run that died after its own object lines counts from those lines, marked partial

@@ -57,7 +57,7 @@ def test_merge_with_a_failure_exits_1_and_json_says_so(tmp_path, capsys):
     assert record["failure_codes"] == {"InternalError": 1}
     assert record["retries"] == 0  # the shard's summary counts retry events, none here
     assert record["reports"] == 2
-    assert JobSummary.from_json(record).failed == 1
+    assert JobSummary.from_dict(record).failed == 1
 
 
 def test_merge_with_an_unfinished_shard_exits_3(tmp_path, capsys):

@@ -38,9 +38,9 @@ def test_summary_json_round_trip():
         skip_reasons=Counter({"unchanged": 2, "journal": 1}),
         failure_codes=Counter({"NoSuchFile": 2}), aborted=None, interrupted=True, elapsed=1.5,
     )
-    record = json.loads(json.dumps(summary.to_json()))
+    record = json.loads(summary.to_json())
     assert record["exit_code"] == 130
-    assert JobSummary.from_json(record) == summary
+    assert JobSummary.from_dict(record) == summary
 
 
 # --- SummaryCollector ------------------------------------------------------------------------
