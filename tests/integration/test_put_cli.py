@@ -250,7 +250,7 @@ def test_large_file_multipart_through_put(bulkput_server, bulkput_bucket, tmp_pa
     big = tmp_path / "big.bin"
     data = os.urandom(11 * 1024 * 1024 + 7)
     big.write_bytes(data)
-    dest = f"s3://{bulkput_bucket}/mp"
+    dest = f"s3://{bulkput_bucket}/mp/"  # a folder: one file to mp alone would be the key mp
     code = put("--multipart-threshold", "6M", "--part-size", "5M", "--quiet", str(big),
                *server_args(bulkput_server, dest, tmp_path / "s"))  # fmt: skip
     assert code == 0
