@@ -17,6 +17,7 @@ Paths and keys holding control characters are printed escaped (``\\n``, ``\\x1b`
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import TextIO
 
@@ -59,3 +60,12 @@ class ObjectLines(Subscriber):
         line = object_line(result, self.target, self.verbose)
         if line is not None:
             self.out.write(line + "\n")
+
+
+def object_lines_for(args: argparse.Namespace, target: Target) -> ObjectLines | None:
+    """The per-object lines ``--dry-run`` and ``-v`` ask for, or None; on standard error when
+    ``--report -`` has standard output (which then holds only the JSON lines)."""
+    if not (args.dry_run or args.verbose):
+        return None
+    out = sys.stderr if args.report == "-" else None
+    return ObjectLines(target, verbose=args.verbose > 0, out=out)

@@ -150,7 +150,7 @@ def add_header_arguments(parser: argparse.ArgumentParser, title: str) -> None:
 def add_output_arguments(parser: argparse.ArgumentParser, *, dry_run_help: str) -> None:
     """Report, progress, dry run and logging (``put`` and ``sync``)."""
     output = parser.add_argument_group("output")
-    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary")
+    output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary (- for standard output; the human summary stays on stderr)")
     output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
     output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
     output.add_argument("--dry-run", action="store_true", help=dry_run_help)

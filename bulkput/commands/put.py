@@ -245,10 +245,10 @@ async def _upload(
 
     control = JobControl()
     subscribers: list[Subscriber] = [progress_subscriber(args, lambda: control.aborted)]
-    if spec.dry_run or args.verbose:
-        from bulkput.commands.object_lines import ObjectLines
+    from bulkput.commands.object_lines import object_lines_for
 
-        subscribers.append(ObjectLines(spec.target, verbose=args.verbose > 0))
+    if (lines := object_lines_for(args, spec.target)) is not None:
+        subscribers.append(lines)
     report = open_report(args.report, run) if args.report else None
     if report is not None:
         subscribers.append(report)

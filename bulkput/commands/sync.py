@@ -140,10 +140,10 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
 
     # the progress display prints each failure and each warning (a symlink skipped) once
     subscribers: list[Subscriber] = [progress_subscriber(args, aborted)]
-    if spec.dry_run or args.verbose:
-        from bulkput.commands.object_lines import ObjectLines
+    from bulkput.commands.object_lines import object_lines_for
 
-        subscribers.append(ObjectLines(spec.target, verbose=args.verbose > 0))
+    if (lines := object_lines_for(args, spec.target)) is not None:
+        subscribers.append(lines)
     report = open_report(args.report) if args.report else None
     if report is not None:
         subscribers.append(report)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any
@@ -33,7 +34,7 @@ def _json_line(record: dict[str, Any]) -> bytes:
 
 
 class ReportWriter(Subscriber):
-    """``--report FILE``: one JSON line per object (``ObjectResult.to_json()``), then one
+    """``--report FILE`` (``-``: standard output): one JSON line per object (``ObjectResult.to_json()``), then one
     ``{"summary": {...}}`` line. Lines are buffered, and flushed at least every
     ``flush_interval`` seconds while a line waits (by a timer on the running event loop, or on
     the next line when there is none) and at the end, so a killed job loses at most that much
@@ -54,7 +55,13 @@ class ReportWriter(Subscriber):
     ) -> None:
         self.path = os.fspath(path)
         self.shard_run = shard_run
-        self._file: IO[bytes] | None = open(self.path, "ab" if append else "wb")  # noqa: SIM115
+        # "-" is standard output (the human summary goes to stderr); it is flushed, not closed
+        self._to_stdout = self.path == "-"
+        if self._to_stdout:
+            sys.stdout.flush()  # text written before the first JSON line stays before it
+            self._file: IO[bytes] | None = sys.stdout.buffer
+        else:
+            self._file = open(self.path, "ab" if append else "wb")  # noqa: SIM115
         self._interval = flush_interval
         self._clock = clock
         self._last_flush = clock()
@@ -85,7 +92,8 @@ class ReportWriter(Subscriber):
             self._timer = None
         if self._file is not None:
             self.flush()
-            self._file.close()
+            if not self._to_stdout:
+                self._file.close()
             self._file = None
 
     def __enter__(self) -> ReportWriter:

@@ -232,6 +232,27 @@ def test_dry_run_and_verbose_print_one_line_per_object(
     assert stored["lines/one.txt"][0] == b"abc" and stored["lines/a.txt"][1] is None
 
 
+def test_report_dash_writes_the_jsonl_report_to_stdout(
+    bulkput_server, bulkput_bucket, tmp_path, capsys, monkeypatch
+) -> None:
+    """--report - : standard output holds only the JSON lines (the summary line last), the
+    human summary goes to stderr, and no file named '-' is created."""
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"abc")
+    (src / "b.txt").write_bytes(b"de")
+    capsys.readouterr()
+    assert put("--report", "-", "--dry-run", "-v", str(src),
+               *server_args(bulkput_server, f"s3://{bulkput_bucket}/dash/", tmp_path / "s")) == 0  # fmt: skip
+    out, err = capsys.readouterr()
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r.get("key") for r in records[:-1]] == ["dash/a.txt", "dash/b.txt"]
+    assert records[-1]["summary"]["planned"] == 2
+    assert "(dry run) upload" in err and "planned 2 (dry run)" in err
+    assert not (tmp_path / "-").exists()
+
+
 def test_second_run_of_a_completed_job_uploads_again(bulkput_server, bulkput_bucket, tmp_path) -> None:
     """put copies (as aws s3 cp): a job that ended with every object stored is complete, and the
     same command again is a new upload (resuming an unfinished job: test_resume_store.py)."""
