@@ -76,6 +76,7 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="SOURCE... DEST", help="files or directories, then the destination URL")
     parser.add_argument("--manifest", metavar="FILE", help="read objects from FILE (list, CSV or JSONL; - for stdin)")
     parser.add_argument("--manifest-format", choices=("auto", "list", "csv", "jsonl"), default="auto")
+    parser.add_argument("--base", metavar="DIR", help="with --manifest: keys are paths relative to DIR, and relative paths are taken inside DIR (default: relative paths as written, absolute ones relative to their common folder)")
     add_connection_arguments(parser)
     add_transfer_arguments(parser)
     add_header_arguments(parser, "object headers (a manifest's own fields win)")

@@ -60,6 +60,8 @@ def spec_from_args(args: argparse.Namespace) -> tuple[JobSpec, PutSource]:
         if len(args.paths) != 1:
             raise UsageError("with --manifest give only DEST (no SOURCE paths)")
         paths: tuple[str, ...] = ()
+    elif args.base is not None:
+        raise UsageError("--base goes with --manifest (a folder's keys are relative to it already)")
     elif len(args.paths) < 2:
         raise UsageError("give SOURCE... DEST, or --manifest FILE DEST")
     else:
@@ -68,6 +70,7 @@ def spec_from_args(args: argparse.Namespace) -> tuple[JobSpec, PutSource]:
         paths=paths,
         manifest=args.manifest,
         manifest_format=args.manifest_format,
+        base=args.base,
         follow_symlinks=args.follow_symlinks,
     )
     spec = JobSpec(

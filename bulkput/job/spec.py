@@ -98,6 +98,7 @@ class PutSource:
     paths: tuple[str, ...] = ()
     manifest: str | None = None
     manifest_format: str = "auto"  # auto, list, csv, jsonl
+    base: str | None = None  # --base DIR: manifest keys relative to it (local/keys.py)
     follow_symlinks: bool = False  # inside directories (loops are reported)
 
     def describe(self) -> str:
@@ -118,7 +119,9 @@ class PutSource:
         if self.manifest is not None:
             from bulkput.local.manifest import read_manifest
 
-            return read_manifest(self.manifest, target.prefix, fmt=self.manifest_format)
+            return read_manifest(
+                self.manifest, target.prefix, fmt=self.manifest_format, base_dir=self.base
+            )
         return _walk_paths(self.paths, target, self.follow_symlinks, filters)
 
 

@@ -71,3 +71,19 @@ def test_manifest_from_stdin_of_absolute_paths_is_relative_to_the_common_folder(
     monkeypatch.setattr(sys, "stdin", _Stdin())
     keys = [item.key for item in read_manifest("-", "")]
     assert keys == ["p3.parquet", "deep/p5.parquet"]
+
+
+def test_put_manifest_base_makes_keys_relative_to_it(tmp_path):
+    """``put --manifest FILE --base DIR``: the flag reaches the manifest reader."""
+    import argparse
+
+    from bulkput.commands import put
+
+    manifest = tmp_path / "list.txt"
+    manifest.write_text("/data/sub/p3.parquet\n")
+    parser = argparse.ArgumentParser()
+    put.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["put", "--manifest", str(manifest), "--base", "/data/sub",
+                              "--no-journal", "s3://photos/m/"])  # fmt: skip
+    _spec, source = put.spec_from_args(args)
+    assert [item.key for item in source.items(Target.parse("s3://photos/m/"))] == ["m/p3.parquet"]
