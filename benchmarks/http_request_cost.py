@@ -9,7 +9,7 @@ for both, and what differs is the client. Each run is its own process, the two a
 the client CPU (user + system) per request is printed for every pair. The aiohttp client is
 configured as bulkput's transport configures its session; the bare one writes the request
 with one ``writelines`` and finds the end of the answer by its Content-Length. It is a
-measuring stick for docs/limits.md, not a client: no timeouts, no chunked answers, no TLS.
+measuring stick for docs/dev/limits.md, not a client: no timeouts, no chunked answers, no TLS.
 Writes ``benchmarks/results/standalone/http-request-cost.json``.
 """
 
