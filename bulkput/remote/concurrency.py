@@ -12,7 +12,9 @@ Inputs (all with the caller's clock, so tests run on synthetic traces without sl
 ``completed(now, nbytes, in_flight)`` per successful request, ``throttled(now)`` per throttle
 signal (503 SlowDown, 429, refused connections) that the limiter counts as new. Output:
 ``limit`` and ``reason`` (why it last changed). Decisions are taken once per *window*: at least
-``window_seconds`` and ``window_completions`` completions since the last decision.
+``window_seconds`` (and at least ``window_latencies`` times the last window's latency, so a
+change of the limit has shown in the completions before it is judged) and
+``window_completions`` completions since the last decision.
 
 Truth table (one decision per closed window; "rose" means objects/s or bytes/s at least
 ``gain`` above the previous window's):
@@ -49,7 +51,8 @@ class ConcurrencySettings:
     initial: int = 64
     maximum: int = 512
     minimum: int = 1
-    window_seconds: float = 0.25
+    window_seconds: float = 0.1
+    window_latencies: float = 2.0
     window_completions: int = 32
     gain: float = 0.10
     growth: float = 2.0
@@ -96,6 +99,8 @@ class ConcurrencyController:
         self._held = 0
         self._cooldown = 0
         self._hold_latency = math.inf
+        self._window_length = settings.window_seconds
+        self._waiting_for_first = True
         self._recover_to = 0
         self._successes = 0
         self._start_window(now)
@@ -108,10 +113,13 @@ class ConcurrencyController:
             if self._successes >= self.limit:
                 self._successes = 0
                 self._set(now, self.limit + 1, "recovering after throttling")
+        if self._waiting_for_first:  # the first window starts with the first answer, not the
+            self._waiting_for_first = False  # job: connecting is not the link's throughput
+            self._window_start = now
         self._count += 1
         self._bytes += nbytes
         self._in_flight_sum += in_flight
-        if now - self._window_start >= self.settings.window_seconds and (
+        if now - self._window_start >= self._window_length and (
             self._count >= self.settings.window_completions
         ):
             self._close_window(now)
@@ -136,6 +144,8 @@ class ConcurrencyController:
             self.limit, self._count / elapsed, self._bytes / elapsed,
             self._in_flight_sum / self._count,
         )  # fmt: skip
+        self._window_length = max(self.settings.window_seconds,
+                                  min(0.5, self.settings.window_latencies * stats.latency))
         self._start_window(now)
         if stats.mean_in_flight < self.settings.saturation * self.limit:
             return  # the limit is not what holds the job back: more would change nothing

@@ -9,7 +9,7 @@ import pytest
 
 from bulkput.remote.concurrency import ConcurrencyController, ConcurrencySettings, Phase
 
-FAST = ConcurrencySettings(initial=8, maximum=64, window_seconds=1.0, window_completions=4,
+FAST = ConcurrencySettings(initial=8, maximum=64, window_seconds=0.9, window_completions=4,
                            probe_every=3, throttle_cooldown=2)  # fmt: skip
 
 
@@ -59,7 +59,7 @@ def test_row_grow_while_throughput_rises() -> None:
 
 
 def test_row_at_the_maximum_hold() -> None:
-    ctl = ConcurrencyController(ConcurrencySettings(initial=64, maximum=64, window_seconds=1.0,
+    ctl = ConcurrencyController(ConcurrencySettings(initial=64, maximum=64, window_seconds=0.9,
                                                     window_completions=4), now=0.0)  # fmt: skip
     window(ctl, 0.0, 100)
     assert (ctl.limit, ctl.phase) == (64, Phase.HOLD) and "maximum" in ctl.reason
@@ -85,7 +85,7 @@ def test_row_cooldown_after_a_throttle_blocks_probing() -> None:
 
 
 def test_row_hold_at_the_maximum_never_probes() -> None:
-    ctl = ConcurrencyController(ConcurrencySettings(initial=4, maximum=4, window_seconds=1.0,
+    ctl = ConcurrencyController(ConcurrencySettings(initial=4, maximum=4, window_seconds=0.9,
                                                     window_completions=4, probe_every=1),
                                 now=0.0)  # fmt: skip
     t = 0.0
