@@ -173,9 +173,9 @@ SCENARIOS: dict[str, Scenario] = {
             _copy_lanes(), quick=True,
             description="Many small files: per-request overhead decides.",
             targets=(
-                Target("issue 4: files/s at least obstore's in the same run", "speed", 1.0,
+                Target("files/s at least obstore's in the same run", "speed", 1.0,
                        peers=("obstore",)),
-                Target("issue 4: client CPU at most 0.30 ms per file", "max", 0.30,
+                Target("client CPU at most 0.30 ms per file", "max", 0.30,
                        "cpu_ms_per_file"),
             ),
         ),
@@ -192,20 +192,20 @@ SCENARIOS: dict[str, Scenario] = {
             "large", "4 files of 256 MiB to rclone serve s3 :memory:", "large",
             _copy_lanes(), primary="bytes",
             targets=(
-                Target("issue 4: MB/s at least the best peer's in the same run", "speed", 1.0,
+                Target("MB/s at least the best peer's in the same run", "speed", 1.0,
                        peers=COPY_PEERS),
-                Target("issue 4: client CPU at most 2.2 s per GB (MD5 included)", "max", 2.2,
+                Target("client CPU at most 2.2 s per GB (MD5 included)", "max", 2.2,
                        "cpu_s_per_gb"),
-                Target("issue 4: peak RSS under 200 MB", "max", 200, "peak_rss_mb"),
+                Target("peak RSS under 200 MB", "max", 200, "peak_rss_mb"),
             ),
         ),
         Scenario(
             "huge", "4 files of 1 GiB (multipart) to rclone serve s3 :memory:", "huge",
             _copy_lanes(peers=("s5cmd", "aws", "obstore")), primary="bytes",
             targets=(
-                Target("issue 6: MB/s at least the best of s5cmd, aws cli and obstore", "speed",
+                Target("MB/s at least the best of s5cmd, aws cli and obstore", "speed",
                        1.0, peers=("s5cmd", "aws", "obstore")),
-                Target("issue 6: peak RSS under 200 MB at default settings", "max", 200,
+                Target("peak RSS under 200 MB at default settings", "max", 200,
                        "peak_rss_mb"),
             ),
         ),
@@ -234,7 +234,7 @@ SCENARIOS: dict[str, Scenario] = {
             description="The same client against each store: when bulkput serve is the slower "
                         "store, benchmarks run against it measure the store, not the client.",
             targets=(
-                Target("issue 3: bulkput serve PUTs/s beside rclone serve s3 :memory: "
+                Target("bulkput serve PUTs/s beside rclone serve s3 :memory: "
                        "(s5cmd as the client; >= 1 means bulkput serve is not the bottleneck)",
                        "speed", 1.0, subject="s5cmd -> bulkput serve",
                        peers=("s5cmd -> rclone :memory:",)),
@@ -253,12 +253,12 @@ SCENARIOS: dict[str, Scenario] = {
                         "re-sync. aws s3 sync is left out: its first sync of 100,000 files "
                         "alone takes minutes here.",
             targets=(
-                Target("issue 5: the re-sync rewrites no object", "zero", metric="rewritten"),
-                Target("issue 5: the re-sync makes zero PUTs (bulkput serve's counters)",
+                Target("the re-sync rewrites no object", "zero", metric="rewritten"),
+                Target("the re-sync makes zero PUTs (bulkput serve's counters)",
                        "zero", metric="puts", subject="bulkput -> bulkput serve"),
-                Target("issue 5: re-sync wall time at most 0.5x the faster of s5cmd sync and "
+                Target("re-sync wall time at most 0.5x the faster of s5cmd sync and "
                        "rclone sync", "time", 0.5, peers=("s5cmd", "rclone")),
-                Target("issue 5: peak RSS under 150 MB", "max", 150, "peak_rss_mb"),
+                Target("peak RSS under 150 MB", "max", 150, "peak_rss_mb"),
             ),
         ),
         Scenario(
@@ -267,7 +267,7 @@ SCENARIOS: dict[str, Scenario] = {
             action="manifest", runs=1, warmup=0, timeout_s=3600.0,
             description="bulkput put --manifest beside s5cmd run with the same job as a "
                         "command file; peak RSS is the figure.",
-            targets=(Target("issue 4: peak RSS under 150 MB from start to end", "max", 150,
+            targets=(Target("peak RSS under 150 MB from start to end", "max", 150,
                             "peak_rss_mb"),),
         ),
         Scenario(
@@ -277,7 +277,7 @@ SCENARIOS: dict[str, Scenario] = {
              Lane("bulkput", extra_args=("--no-journal",), label="bulkput --no-journal",
                   subject=False)),
             pairs=(("bulkput (journal)", "bulkput --no-journal"),),
-            targets=(Target("issue 6: journal overhead under 5% of wall time", "overhead", 0.05,
+            targets=(Target("journal overhead under 5% of wall time", "overhead", 0.05,
                             subject="bulkput (journal)", peers=("bulkput --no-journal",)),),
         ),
         Scenario(
@@ -292,18 +292,18 @@ SCENARIOS: dict[str, Scenario] = {
                         "Dask cluster of 2 single-threaded worker processes (started before "
                         "the clock starts). The cluster's CPU is counted as client CPU. This "
                         "machine has 2 cores, so the Dask path can only show its overhead here.",
-            targets=(Target("issue 9: Dask path overhead against one process (measured, no "
+            targets=(Target("Dask path overhead against one process (measured, no "
                             "target)", "info"),),
         ),
         Scenario(
             "signing", "Signing throughput against the official SDKs' signers", "",
             kind="signing",
             targets=(
-                Target("issue 2: S3 SigV4 at least 5x botocore's S3SigV4Auth", "signing", 5.0,
+                Target("S3 SigV4 at least 5x botocore's S3SigV4Auth", "signing", 5.0,
                        peers=("s3-v4",)),
-                Target("issue 2: bce-auth-v1 at least 2x the BOS SDK's signer", "signing", 2.0,
+                Target("bce-auth-v1 at least 2x the BOS SDK's signer", "signing", 2.0,
                        peers=("bce-v1",)),
-                Target("issue 2: OSS V1 and V4 at least 2x oss2's signers", "signing", 2.0,
+                Target("OSS V1 and V4 at least 2x oss2's signers", "signing", 2.0,
                        peers=("oss-v1", "oss-v4")),
             ),
         ),

@@ -1,4 +1,4 @@
-"""The long reliability runs of issue 8, too long for CI: a fault soak and a kill run.
+"""The long reliability runs, too long for CI: a fault soak and a kill run.
 
 ::
 

@@ -1,4 +1,4 @@
-"""``bulkput sync`` against a prefix that already holds 1,000,000 objects: peak RSS (issue 5).
+"""``bulkput sync`` against a prefix that already holds 1,000,000 objects: peak RSS.
 
     python benchmarks/sync_big_listing.py [--objects 1000000] [--local 2000]
 
