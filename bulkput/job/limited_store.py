@@ -99,6 +99,7 @@ class LimitedStore:
     async def _with_body(self, body: Body, request: Callable[[], Awaitable[T]]) -> T:
         limiter = self.limiter
         epoch = await limiter.acquire()
+        started = limiter.now()
         try:
             if isinstance(body, FileRange):
                 async with self.open_files:  # the body is read from disk while it is sent
@@ -110,7 +111,7 @@ class LimitedStore:
             raise
         finally:
             limiter.release()
-        limiter.record_success(body.length if isinstance(body, FileRange) else len(body))
+        limiter.record_success(body.length if isinstance(body, FileRange) else len(body), started)
         return result
 
     async def _limited_pages(self, pages: AsyncIterator[T]) -> AsyncIterator[T]:
@@ -146,6 +147,7 @@ class LimitedStore:
         # Written out rather than through _with_body: this is the small-file hot path.
         limiter = self.limiter
         epoch = await limiter.acquire()
+        started = limiter.now()
         try:
             if isinstance(body, FileRange):
                 async with self.open_files:
@@ -161,7 +163,7 @@ class LimitedStore:
             raise
         finally:
             limiter.release()
-        limiter.record_success()
+        limiter.record_success(body.length if isinstance(body, FileRange) else len(body), started)
         return put
 
     async def head_object(self, key: str) -> ObjectInfo | None:

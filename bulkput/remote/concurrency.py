@@ -9,7 +9,7 @@ halves on throttling, and probes a little higher when latency rises at a steady 
 every ``probe_every`` windows, in case the link changed.
 
 Inputs (all with the caller's clock, so tests run on synthetic traces without sleeping):
-``completed(now, nbytes, in_flight)`` per successful request, ``throttled(now)`` per throttle
+``completed(now, nbytes, in_flight, latency)`` per successful request, ``throttled(now)`` per throttle
 signal (503 SlowDown, 429, refused connections) that the limiter counts as new. Output:
 ``limit`` and ``reason`` (why it last changed). Decisions are taken once per *window*: at least
 ``window_seconds`` (and at least ``window_latencies`` times the last window's latency, so a
@@ -78,11 +78,23 @@ class WindowStats:
     objects_per_s: float
     bytes_per_s: float
     mean_in_flight: float
+    measured_latency: float | None = None  # mean seconds per request, when timed
 
     @property
     def latency(self) -> float:
-        """Seconds per request, by Little's law (in flight / throughput)."""
+        """Seconds per request: as timed, else by Little's law (in flight / throughput)."""
+        if self.measured_latency is not None:
+            return self.measured_latency
         return self.mean_in_flight / self.objects_per_s if self.objects_per_s else math.inf
+
+    @property
+    def rate(self) -> float:
+        """Requests per second. With timed requests, in flight / latency (Little's law):
+        counting answers per window is noisy when they come in waves (all requests of a
+        round trip sent together, answered together), a mean latency is not."""
+        if self.measured_latency:
+            return self.mean_in_flight / self.measured_latency
+        return self.objects_per_s
 
 
 class ConcurrencyController:
@@ -107,7 +119,8 @@ class ConcurrencyController:
 
     # --- inputs -----------------------------------------------------------------------------
 
-    def completed(self, now: float, nbytes: int, in_flight: int) -> None:
+    def completed(self, now: float, nbytes: int, in_flight: int,
+                  latency: float | None = None) -> None:  # fmt: skip
         if self._recover_to > self.limit:  # after a throttle: AIMD's +1 per limit successes
             self._successes += 1
             if self._successes >= self.limit:
@@ -119,6 +132,9 @@ class ConcurrencyController:
         self._count += 1
         self._bytes += nbytes
         self._in_flight_sum += in_flight
+        if latency is not None:
+            self._latency_sum += latency
+            self._timed += 1
         if now - self._window_start >= self._window_length and (
             self._count >= self.settings.window_completions
         ):
@@ -143,6 +159,7 @@ class ConcurrencyController:
         stats = WindowStats(
             self.limit, self._count / elapsed, self._bytes / elapsed,
             self._in_flight_sum / self._count,
+            self._latency_sum / self._timed if self._timed else None,
         )  # fmt: skip
         self._window_length = max(self.settings.window_seconds,
                                   min(0.5, self.settings.window_latencies * stats.latency))
@@ -196,7 +213,7 @@ class ConcurrencyController:
     def _rose(self, stats: WindowStats, before: WindowStats) -> bool:
         factor = 1 + self.settings.gain
         return (
-            stats.objects_per_s >= before.objects_per_s * factor
+            stats.rate >= before.rate * factor
             or (before.bytes_per_s > 0 and stats.bytes_per_s >= before.bytes_per_s * factor)
         )
 
@@ -212,6 +229,8 @@ class ConcurrencyController:
         self._count = 0
         self._bytes = 0
         self._in_flight_sum = 0
+        self._latency_sum = 0.0
+        self._timed = 0
 
     def _set(self, now: float, limit: int, reason: str) -> None:
         self.reason = reason

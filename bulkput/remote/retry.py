@@ -257,10 +257,16 @@ class AdaptiveLimiter:
         """Why the limit is what it is (the controller's last decision, or AIMD)."""
         return self.controller.reason if self.controller is not None else "fixed (--concurrency)"
 
-    def record_success(self, nbytes: int = 0) -> None:
+    def now(self) -> float:
+        """The limiter's clock (a request's start, for :meth:`record_success`)."""
+        return self._clock()
+
+    def record_success(self, nbytes: int = 0, started: float | None = None) -> None:
         controller = self.controller
         if controller is not None:
-            controller.completed(self._clock(), nbytes, self._in_flight + 1)
+            now = self._clock()
+            controller.completed(now, nbytes, self._in_flight + 1,
+                                 None if started is None else now - started)  # fmt: skip
             if controller.limit != self._limit:
                 self._set_limit(controller.limit)
                 self._wake()

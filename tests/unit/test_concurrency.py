@@ -171,7 +171,7 @@ def run(model: Link, seconds: float, *, throttle_above: float | None = None,
         owed += rate * step
         while owed >= 1:
             owed -= 1
-            ctl.completed(t, 4096, ctl.limit)
+            ctl.completed(t, 4096, ctl.limit, model(ctl.limit, t))
         if t >= seconds * 0.75:
             done_late += rate * step
         t += step
@@ -226,3 +226,16 @@ def test_row_recovery_after_a_throttle_is_additive_up_to_the_limit_before() -> N
     for n in range(5 + 6 + 7 + 20):
         ctl.completed(0.1 + 0.001 * n, 0, ctl.limit)
     assert ctl.limit == 8  # and no further by recovery alone
+
+
+def test_trace_answers_in_waves_still_show_the_gain() -> None:
+    """Every request of a round trip is sent together and answered together (a 200 ms link
+    at job start): counting answers per window swings with how many waves it caught; the
+    timed latency does not, so doubling the limit is seen to pay."""
+    ctl = ConcurrencyController(ConcurrencySettings(), now=0.0)
+    t, rtt = 0.0, 0.200
+    for _ in range(40):  # 40 round trips
+        t += rtt
+        for n in range(ctl.limit):
+            ctl.completed(t + n * 1e-5, 4096, ctl.limit, rtt)
+    assert ctl.limit == 512
