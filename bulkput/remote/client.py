@@ -554,20 +554,13 @@ class HttpObjectStore:
         body, headers = self.dialect.complete_body(parts)
         headers["content-length"] = str(len(body))
         answer = await self._send("POST", key, (("uploadId", upload_id),), headers, body)
-        content = self._body(answer, "complete-multipart", key)
-        try:
-            return self.dialect.parse_complete(answer.headers, content, bucket=self.bucket, key=key)
-        except RemoteError:
-            raise
-        except (ValueError, SyntaxError, TypeError, AttributeError) as exc:
-            raise ServiceError(
-                f"malformed complete-multipart answer from the server: {exc}",
-                status=answer.status,
-                request_id=self.dialect.request_id(answer.headers),
-                bucket=self.bucket,
-                key=key,
-                retryable=True,
-            ) from None
+        # an error document inside a 200 (RemoteError) passes through _parse as it is
+        return self._parse(
+            lambda content: self.dialect.parse_complete(
+                answer.headers, content, bucket=self.bucket, key=key
+            ),
+            answer, "complete-multipart", key,
+        )  # fmt: skip
 
     async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         await self._send("DELETE", key, (("uploadId", upload_id),))

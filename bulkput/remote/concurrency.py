@@ -180,7 +180,7 @@ class ConcurrencyController:
             return
         if stats.limit >= self.settings.maximum:
             self._enter_hold()
-            self._reason(f"at the maximum ({self.settings.maximum})")
+            self.reason = f"at the maximum ({self.settings.maximum})"
             return
         self._before = stats
         self._fallback = stats.limit
@@ -237,9 +237,6 @@ class ConcurrencyController:
         if limit != self.limit:
             self.limit = limit
             self.changes.append((now, limit, reason))
-
-    def _reason(self, reason: str) -> None:
-        self.reason = reason
 
 
 def open_file_ceiling(reserve: int = 64) -> int:
