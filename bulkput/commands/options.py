@@ -87,6 +87,7 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     add_filter_arguments(parser)
     add_cluster_arguments(parser)
     add_journal_arguments(parser)
+    add_store_resume_arguments(parser)
 
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
@@ -247,6 +248,24 @@ def add_journal_arguments(parser: argparse.ArgumentParser) -> None:
         help="on resume, trust the journal without listing the destination (for stores where"
         " listing is forbidden): an object the store lost since is not sent again",
     )
+
+
+def add_store_resume_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--resume-from-store`` / ``--no-resume-from-store`` (``put``)."""
+    parser.add_argument(
+        "--resume-from-store",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="list the destination's slice the job's keys span and skip objects already stored"
+        " with the same size and MD5, journal or not (default: on with --shard, off otherwise)",
+    )
+
+
+def resume_from_store(args: argparse.Namespace) -> bool:
+    """``--resume-from-store`` as given, else on for a ``--shard`` job."""
+    if args.resume_from_store is not None:
+        return bool(args.resume_from_store)
+    return bool(args.shard)
 
 
 class _RuleAction(argparse.Action):

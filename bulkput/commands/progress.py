@@ -35,7 +35,13 @@ def summary_lines(summary: JobSummary) -> list[str]:
     """The summary as people read it: one line of counts, then one line per reason."""
     parts = [f"stored {summary.stored:,} objects ({human_bytes(summary.bytes_stored)})"]
     if summary.skipped:
-        parts.append(f"skipped {summary.skipped:,}")
+        in_store = summary.skipped_in_store
+        if in_store == summary.skipped:
+            parts.append(f"skipped {summary.skipped:,} (already in the store)")
+        elif in_store:
+            parts.append(f"skipped {summary.skipped:,} ({in_store:,} already in the store)")
+        else:
+            parts.append(f"skipped {summary.skipped:,}")
     if summary.deleted:
         parts.append(f"deleted {summary.deleted:,}")
     if summary.planned:

@@ -82,6 +82,7 @@ def spec_from_args(args: argparse.Namespace) -> tuple[JobSpec, PutSource]:
         defaults=options.headers_from_args(args),
         filters=options.filter_from_args(args),  # checked (and warned about) before any work
         dry_run=args.dry_run,
+        resume_from_store=options.resume_from_store(args),
     )
     return spec, source
 

@@ -72,8 +72,10 @@ class JobSpec:
     once, here, into :attr:`target`), the store settings, the transfer limits, the journal, the
     shard this process takes (None: every key), the default object headers (an item's own
     fields win, metadata merged), the filter (of the folders walked: ``PutSource.items``,
-    sync) and
-    ``dry_run`` (send nothing, keep no journal)."""
+    sync), ``dry_run`` (send nothing, keep no journal) and ``resume_from_store``: before the
+    first upload, list the slice of the destination the job's keys span and skip the objects
+    the store already holds with the same size and MD5 (:mod:`bulkput.job.store_resume`), so
+    a shard retried on any machine resumes without a journal (``put --shard`` turns it on)."""
 
     destination: str
     store: StoreSettings = StoreSettings()
@@ -83,6 +85,7 @@ class JobSpec:
     defaults: ObjectHeaders = field(default_factory=ObjectHeaders)
     filters: Filter | None = None
     dry_run: bool = False
+    resume_from_store: bool = False
     target: Target = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

@@ -18,6 +18,10 @@ from bulkput.job.subscriber import Subscriber
 
 # --- the summary -----------------------------------------------------------------------------
 
+# The skip reason of an object the store already held with the same size and MD5 (a job that
+# resumes from the store: bulkput.job.store_resume).
+IN_STORE = "in_store"
+
 
 @dataclass
 class JobSummary:
@@ -59,6 +63,11 @@ class JobSummary:
         if self.failed:
             return 1
         return 0
+
+    @property
+    def skipped_in_store(self) -> int:
+        """Objects skipped because the store already held them (same size and MD5)."""
+        return self.skip_reasons.get(IN_STORE, 0)
 
     @property
     def objects(self) -> int:
@@ -112,6 +121,7 @@ class JobSummary:
         record: dict[str, Any] = {
             "stored": self.stored,
             "skipped": self.skipped,
+            "skipped_in_store": self.skipped_in_store,
             "failed": self.failed,
             "deleted": self.deleted,
             "planned": self.planned,

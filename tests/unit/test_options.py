@@ -124,3 +124,20 @@ def test_hidden_default_and_explicit_include_hidden() -> None:
     assert parse([]).exclude_hidden is False
     assert parse(["--include-hidden"]).exclude_hidden is False
     assert parse(["--exclude-hidden"]).exclude_hidden is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], False),
+        (["--shard", "1/4"], True),
+        (["--shard", "1/4", "--no-resume-from-store"], False),
+        (["--resume-from-store"], True),
+    ],
+)
+def test_resume_from_store_is_on_with_shard_unless_turned_off(argv, expected, tmp_path) -> None:
+    from bulkput.commands.put import spec_from_args
+
+    args = build_parser("put").parse_args(["put", *argv, str(tmp_path), "s3://photos/p/"])
+    spec, _source = spec_from_args(args)
+    assert spec.resume_from_store is expected

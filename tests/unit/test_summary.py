@@ -72,3 +72,15 @@ def test_collector_counts_every_status_and_retries():
     assert summary.elapsed == 12.5
     assert summary.exit_code == 3
     assert collector.summary().exit_code == 1  # a snapshot: counts kept, ending not
+
+
+def test_skipped_in_store_is_counted_in_the_json_and_the_human_line():
+    from bulkput.commands.progress import summary_lines
+
+    summary = JobSummary(stored=2, skipped=120, skip_reasons=Counter({"in_store": 120}))
+    assert summary.skipped_in_store == 120
+    assert summary.to_dict()["skipped_in_store"] == 120
+    assert "skipped 120 (already in the store)" in summary_lines(summary)[0]
+    summary.merge(JobSummary(skipped=3, skip_reasons=Counter({"journal": 3})))
+    assert "skipped 123 (120 already in the store)" in summary_lines(summary)[0]
+    assert JobSummary.from_dict(summary.to_dict()).skipped_in_store == 120
