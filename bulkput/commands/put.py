@@ -179,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
 def _run_on_dask(args: argparse.Namespace) -> int:
     """``--dask ADDRESS``: the same job as shard tasks on a Dask cluster; Dask schedules."""
     import json
+    import os
     import time
     from dataclasses import replace
 
@@ -212,7 +213,9 @@ def _run_on_dask(args: argparse.Namespace) -> int:
 
         result = cluster.run_put_on_dask(
             spec, source, scheduler=client, shards=shards,
-            report_dir=args.report_dir or "bulkput-reports", on_progress=show, poll_interval=2.0,
+            # the client's folder, made absolute here: a worker's cwd is another
+            report_dir=os.path.abspath(args.report_dir or "bulkput-reports"),
+            on_progress=show, poll_interval=2.0,
         )  # fmt: skip
     print_summary(result.summary)
     if not args.quiet:

@@ -171,7 +171,9 @@ def run_put_shard(
     reporter.start()
     try:
         run = ShardRun(job, Shard(index, count), attempt - 1)  # attempt files count from 1
-        exit_code = _run_shard(replace(spec, shard=run.shard), source, report_path, run)
+        # remote: a file it cannot read is reported with this worker's host and directory
+        task_spec = replace(spec, shard=run.shard, remote=True)
+        exit_code = _run_shard(task_spec, source, report_path, run)
     finally:
         finished.set()
         reporter.join()

@@ -221,8 +221,12 @@ class Engine:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         multipart: MultipartUploader | None = upload_file,
+        read_from: str | None = None,
     ) -> None:
         self.config = config or TransferConfig()
+        # Where files are read from ("host H, working directory D"), named in the error of a
+        # file that cannot be read when the job runs as a task elsewhere; None: not named.
+        self._read_from = read_from
         # Every request of the job goes through one LimitedStore (the caller's, when given).
         self.store = (
             store
@@ -575,7 +579,7 @@ class Engine:
             except BulkputError as error:
                 prepared = _failed(item, error)
             except OSError as exc:
-                prepared = _failed(item, _local_error(item, exc))
+                prepared = _failed(item, _local_error(item, exc, self._read_from))
             if isinstance(prepared, _LeaveToAThread):
                 outcome = InlineBatch.LARGE_BODY
                 break
@@ -599,7 +603,7 @@ class Engine:
         try:
             fd = os.open(item.path, _OPEN_FLAGS)
         except OSError as exc:
-            raise _local_error(item, exc) from None
+            raise _local_error(item, exc, self._read_from) from None
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -689,7 +693,7 @@ class Engine:
                         path=item.path,
                     )
         except OSError as exc:
-            raise _local_error(item, exc) from None
+            raise _local_error(item, exc, self._read_from) from None
         body = FileRange(item.path, 0, size)
         return _Prepared(
             item, size, mtime_ns, body, b64(md5_bytes), md5_bytes.hex(), prepared.headers,
@@ -929,13 +933,18 @@ def _read_all(fd: int, size: int) -> bytes:
     return b"".join(parts)
 
 
-def _local_error(item: UploadItem, exc: OSError) -> LocalInputError:
+def _local_error(item: UploadItem, exc: OSError, read_from: str | None = None) -> LocalInputError:
+    """``KEY: cannot read PATH: CAUSE``, and ``(on READ_FROM)`` for a job run as a task elsewhere,
+    where the same path may name another machine's file or another working directory's."""
     reason = exc.strerror or str(exc)
     if isinstance(exc, FileNotFoundError):
         reason = "no such file"
     elif isinstance(exc, PermissionError):
         reason = "permission denied"
-    return LocalInputError(f"cannot read {item.path}: {reason}", key=item.key, path=item.path)
+    where = f" (on {read_from})" if read_from is not None else ""
+    return LocalInputError(
+        f"cannot read {item.path}: {reason}{where}", key=item.key, path=item.path
+    )
 
 
 def _b64_to_hex(value: str) -> str | None:

@@ -266,7 +266,15 @@ class Job:
             dry_run=spec.dry_run,
             defaults=spec.defaults,
             control=control,
+            read_from=this_process_place() if spec.remote else None,
         )
+
+
+def this_process_place() -> str:
+    """``host NAME, working directory DIR``: where this process reads relative paths from."""
+    import socket
+
+    return f"host {socket.gethostname()}, working directory {os.getcwd()}"
 
 
 def build_engine(
@@ -282,10 +290,12 @@ def build_engine(
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     rng: Callable[[], float] = random.random,
     control: JobControl | None = None,
+    read_from: str | None = None,
 ) -> Engine:
     """The one construction of an :class:`~bulkput.job.engine.Engine` in the library: a job's
     (:meth:`Job.engine`) and sync's uploads, which run against the store sync opened.
-    ``clock``, ``sleep`` and ``rng`` go to the retry loop (tests inject them)."""
+    ``clock``, ``sleep`` and ``rng`` go to the retry loop (tests inject them); ``read_from``
+    is named in an unreadable file's error (a job run as a remote task)."""
     from bulkput.job.engine import Engine
 
     engine = Engine(
@@ -299,6 +309,7 @@ def build_engine(
         clock=clock,
         sleep=sleep,
         rng=rng,
+        read_from=read_from,
     )
     if control is not None:
         control._attach(engine)

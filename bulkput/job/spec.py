@@ -65,6 +65,11 @@ class JournalSettings:
     # off (--no-verify-resume): trust the journal, for stores where listing is forbidden.
     verify: bool = True
 
+    def __post_init__(self) -> None:
+        # made absolute where the job is described: a task on a worker has another cwd
+        if self.state_dir is not None:
+            object.__setattr__(self, "state_dir", os.path.abspath(self.state_dir))
+
 
 @dataclass(frozen=True)
 class JobSpec:
@@ -72,7 +77,9 @@ class JobSpec:
     once, here, into :attr:`target`), the store settings, the transfer limits, the journal, the
     shard this process takes (None: every key), the default object headers (an item's own
     fields win, metadata merged), the filter (of the folders walked: ``PutSource.items``,
-    sync), ``dry_run`` (send nothing, keep no journal) and ``resume_from_store``: before the
+    sync), ``dry_run`` (send nothing, keep no journal), ``remote`` (the job runs as a task
+    in another process, maybe on another machine: an unreadable file's error names the host
+    and working directory it was looked for from) and ``resume_from_store``: before the
     first upload, list the slice of the destination the job's keys span and skip the objects
     the store already holds with the same size and MD5 (:mod:`bulkput.job.store_resume`), so
     a shard retried on any machine resumes without a journal (``put --shard`` turns it on)."""
@@ -85,6 +92,7 @@ class JobSpec:
     defaults: ObjectHeaders = field(default_factory=ObjectHeaders)
     filters: Filter | None = None
     dry_run: bool = False
+    remote: bool = False
     resume_from_store: bool = False
     target: Target = field(init=False, repr=False, compare=False)
 
@@ -96,13 +104,24 @@ class JobSpec:
 @dataclass(frozen=True)
 class PutSource:
     """What ``bulkput put`` uploads: local ``paths`` (files as ``PREFIX/<name>``, directories
-    walked as ``PREFIX/<relative path>``), or a ``manifest`` (a file, or ``-`` for stdin)."""
+    walked as ``PREFIX/<relative path>``), or a ``manifest`` (a file, or ``-`` for stdin).
+
+    Paths, the manifest and ``base`` are made absolute here, in the describing process, so
+    a source sent to a worker with another working directory names the same files (keys do
+    not change: they come from names and relative paths, see bulkput/local/keys.py)."""
 
     paths: tuple[str, ...] = ()
     manifest: str | None = None
     manifest_format: str = "auto"  # auto, list, csv, jsonl
     base: str | None = None  # --base DIR: manifest keys relative to it (local/keys.py)
     follow_symlinks: bool = False  # inside directories (loops are reported)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paths", tuple(os.path.abspath(p) if p else p for p in self.paths))
+        if self.manifest is not None and self.manifest != "-":
+            object.__setattr__(self, "manifest", os.path.abspath(self.manifest))
+        if self.base is not None:
+            object.__setattr__(self, "base", os.path.abspath(self.base))
 
     def describe(self) -> str:
         """The source half of the job's identity (its journal's name)."""

@@ -22,11 +22,15 @@ otherwise from the first line with content: ``{`` means JSONL, a CSV row naming 
 CSV, anything else a plain list.
 
 Keys: ``dest_prefix`` (a ``/`` is added when it has none) followed by the ``key`` field, or else
-by the path: relative to ``base_dir`` when one is given (relative paths are then taken inside
-``base_dir``); otherwise a relative path as written (a leading ``./`` removed) and an absolute
-path relative to the longest folder common to the manifest's absolute paths (found by reading
-the manifest once before the upload; standard input is spooled to a temporary file for that). A ``\\`` stays a
-``\\``: nothing is rewritten silently.
+by the path: relative to ``base_dir`` when one is given; otherwise a relative path as written (a
+leading ``./`` removed) and an absolute path relative to the longest folder common to the
+manifest's absolute paths (found by reading the manifest once before the upload; standard input
+is spooled to a temporary file for that). A ``\\`` stays a ``\\``: nothing is rewritten silently.
+
+Files: a relative path is taken inside ``base_dir`` when one is given, else inside the
+manifest's own folder (so the manifest means the same files from any working directory, a
+Dask worker's included); a manifest read from standard input has no folder: its relative paths
+are taken from the current directory.
 
 Encodings: UTF-8 (with or without a BOM) and UTF-16 with a BOM. Anything that does not decode
 gives one ``ManifestError`` naming the line and the cause, and the read stops there.
@@ -106,7 +110,13 @@ def read_manifest(
     name = "stdin" if source_text == "-" else source_text
     if fmt == "auto":
         fmt = _EXTENSIONS.get(os.path.splitext(source_text)[1].lower(), "auto")
-    keys = _KeyMaker(dest_prefix, None if base_dir is None else os.fspath(base_dir))
+    if base_dir is not None:
+        relative_root: str | None = os.fspath(base_dir)
+    elif source_text != "-":
+        relative_root = os.path.dirname(os.path.abspath(source_text))
+    else:
+        relative_root = None  # standard input: relative paths from the current directory
+    keys = _KeyMaker(dest_prefix, None if base_dir is None else os.fspath(base_dir), relative_root)
     stream: IO[bytes]
     if source_text == "-":
         if keys.base_abs is not None:
@@ -368,18 +378,25 @@ class _KeyMaker:
     ``find /data ... | bulkput put --manifest -`` gives ``sub/p3.parquet``, not
     ``data/sub/p3.parquet``."""
 
-    def __init__(self, dest_prefix: str, base_dir: str | None) -> None:
+    def __init__(
+        self, dest_prefix: str, base_dir: str | None, relative_root: str | None = None
+    ) -> None:
         if dest_prefix and not dest_prefix.endswith("/"):
             dest_prefix += "/"
         self.prefix = dest_prefix
         self.base_dir = base_dir
         self.base_abs = os.path.abspath(base_dir) if base_dir is not None else None
+        # where a relative path's file is: base_dir, the manifest's folder, or None (the cwd)
+        self.relative_root = base_dir if base_dir is not None else relative_root
         self.surveying = False
         self.folder: str | None = None  # common folder of the absolute paths (no base given)
 
     def local_path(self, path: str) -> str:
-        if self.base_dir is not None and not os.path.isabs(path):
-            return os.path.join(self.base_dir, path)
+        if self.relative_root is not None and not os.path.isabs(path):
+            inside = path
+            while inside.startswith("./"):
+                inside = inside[2:]
+            return os.path.join(self.relative_root, inside)
         return path
 
     def key_for(self, path: str, key: str | None) -> str:

@@ -136,3 +136,27 @@ async def test_defaults_and_shard_of_the_spec_reach_every_object(
     async with Uploader(spec) as up:
         info = await up.store.head_object(sorted(mine)[0])
     assert info is not None and info.metadata.get("team") == "data"
+
+
+async def test_a_remote_task_names_its_host_and_directory_when_a_file_cannot_be_read(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    import socket
+
+    here = tmp_path / "worker-cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    items = [*make_tree(tmp_path / "data", 2), UploadItem("gone/x.txt", "run/x.txt")]
+    seen = Results()
+    summary = await run_job(spec_for(bulkput_server, bulkput_bucket, remote=True), items, [seen])
+    assert (summary.stored, summary.failed, summary.exit_code) == (2, 1, 1)
+    (failed,) = [r for r in seen.results if r.status is Status.FAILED]
+    assert failed.message == (
+        f"run/x.txt: cannot read gone/x.txt: no such file "
+        f"(on host {socket.gethostname()}, working directory {here})"
+    )
+    # run here, by this process, the message stays as short as before
+    seen = Results()
+    await run_job(spec_for(bulkput_server, bulkput_bucket), items[2:], [seen])
+    assert seen.results[0].message == "run/x.txt: cannot read gone/x.txt: no such file"

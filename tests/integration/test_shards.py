@@ -57,7 +57,9 @@ def test_shards_together_store_every_object_exactly_once(
     for index in range(count):
         report = tmp_path / f"report-{index}.jsonl"
         args = (
-            ["--manifest", str(manifest)] if source == "manifest" else [str(tree)]
+            # the lines are relative to the tree, not to the manifest's folder
+            ["--manifest", str(manifest), "--base", str(tree)]
+            if source == "manifest" else [str(tree)]
         )  # fmt: skip
         code = main([
             "put", *args, f"s3://{bulkput_bucket}/", "--endpoint", bulkput_server.endpoint_url,

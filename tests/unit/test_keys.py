@@ -87,3 +87,25 @@ def test_put_manifest_base_makes_keys_relative_to_it(tmp_path):
                               "--no-journal", "s3://photos/m/"])  # fmt: skip
     _spec, source = put.spec_from_args(args)
     assert [item.key for item in source.items(Target.parse("s3://photos/m/"))] == ["m/p3.parquet"]
+
+
+def test_a_source_is_made_absolute_where_it_is_described_and_keeps_its_keys(
+    tmp_path, monkeypatch
+):
+    from bulkput.job.spec import JournalSettings
+
+    (tmp_path / "photos" / "a").mkdir(parents=True)
+    (tmp_path / "photos" / "a" / "x.jpg").write_text("x")
+    (tmp_path / "meta.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    source = PutSource(paths=("photos", "meta.json"))
+    assert source.paths == (str(tmp_path / "photos"), str(tmp_path / "meta.json"))
+    items = list(source.items(Target.parse("s3://photos/p/")))
+    assert sorted((item.key, item.path) for item in items) == [
+        ("p/a/x.jpg", str(tmp_path / "photos" / "a" / "x.jpg")),
+        ("p/meta.json", str(tmp_path / "meta.json")),
+    ]
+    listed = PutSource(manifest="lists/m.csv", base="data")
+    assert (listed.manifest, listed.base) == (str(tmp_path / "lists/m.csv"), str(tmp_path / "data"))
+    assert PutSource(manifest="-").manifest == "-"  # standard input stays where it is
+    assert JournalSettings(state_dir="state").state_dir == str(tmp_path / "state")

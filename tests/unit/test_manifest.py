@@ -43,8 +43,8 @@ def test_plain_list_skips_blank_lines_and_comments_and_strips_leading_dot_slash(
     path = write(tmp_path, "files.txt", "a.txt\n\n# a comment\n./b/c.jpg\n/abs/d.bin\r\n  \n")
     items = items_of(read(path, "backup/"))
     assert [(i.path, i.key, i.line) for i in items] == [
-        ("a.txt", "backup/a.txt", 1),
-        ("./b/c.jpg", "backup/b/c.jpg", 4),
+        (str(tmp_path / "a.txt"), "backup/a.txt", 1),  # inside the manifest's folder
+        (str(tmp_path / "b/c.jpg"), "backup/b/c.jpg", 4),
         ("/abs/d.bin", "backup/d.bin", 5),  # relative to the common folder /abs
     ]
 
@@ -59,7 +59,7 @@ def test_backslash_and_spaces_are_kept_as_written(tmp_path):
     path = write(tmp_path, "files.txt", "dir\\name with space.txt\n")
     item = items_of(read(path, "p/"))[0]
     assert item.key == "p/dir\\name with space.txt"
-    assert item.path == "dir\\name with space.txt"
+    assert item.path == str(tmp_path / "dir\\name with space.txt")
 
 
 def test_unicode_keys_keep_their_characters(tmp_path):
@@ -77,6 +77,29 @@ def test_base_dir_makes_keys_relative_and_paths_absolute_inside_it(tmp_path):
     assert (second.path, second.key) == (f"{base}/c/d.txt", "k/c/d.txt")
     assert isinstance(third, ManifestError) and third.line == 3
     assert "outside the base directory" in third.one_line()
+
+
+def test_relative_paths_are_files_in_the_manifests_folder_from_any_working_directory(
+    tmp_path, monkeypatch
+):
+    lists = tmp_path / "lists"
+    (lists / "sub").mkdir(parents=True)
+    (lists / "sub" / "a.txt").write_text("a")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    write(lists, "m.txt", "sub/a.txt\n./sub/a.txt\n")
+    monkeypatch.chdir(elsewhere)  # as a Dask worker: another working directory
+    first, second = items_of(read(os.path.join("..", "lists", "m.txt"), "k/"))
+    # the key is the line as written; the file is the one beside the manifest
+    assert (first.path, first.key) == (str(lists / "sub" / "a.txt"), "k/sub/a.txt")
+    assert (second.path, second.key) == (str(lists / "sub" / "a.txt"), "k/sub/a.txt")
+    assert Path(first.path).read_text() == "a"
+
+
+def test_base_dir_wins_over_the_manifests_folder_for_relative_paths(tmp_path):
+    path = write(tmp_path, "m.txt", "a/b.txt\n")
+    (item,) = items_of(read(path, base_dir=str(tmp_path / "root")))
+    assert (item.path, item.key) == (str(tmp_path / "root" / "a" / "b.txt"), "a/b.txt")
 
 
 def test_last_line_without_newline_is_read(tmp_path):
@@ -105,7 +128,7 @@ def test_csv_every_column(tmp_path):
     path = write(tmp_path, "objects.csv", CSV_ALL)
     first, second = items_of(read(path, "p/"))
     assert first == UploadItem(
-        path="a.txt",
+        path=str(tmp_path / "a.txt"),
         key="p/docs/a.txt",
         content_type="text/plain",
         cache_control="max-age=60",
@@ -119,7 +142,7 @@ def test_csv_every_column(tmp_path):
         line=2,
     )
     # empty cells mean "not given"
-    assert second == UploadItem(path="b.bin", key="p/b.bin", line=3)
+    assert second == UploadItem(path=str(tmp_path / "b.bin"), key="p/b.bin", line=3)
 
 
 def test_csv_detected_from_header_without_extension(tmp_path):
@@ -188,7 +211,7 @@ def test_jsonl_every_field(tmp_path):
     path = write(tmp_path, "o.jsonl", json.dumps(record) + "\n" + '{"path": "b"}\n')
     first, second = items_of(read(path, "p"))
     assert first == UploadItem(
-        path="a.txt",
+        path=str(tmp_path / "a.txt"),
         key="p/docs/a.txt",
         content_type="text/plain",
         cache_control="no-cache",
@@ -201,7 +224,7 @@ def test_jsonl_every_field(tmp_path):
         md5=MD5_B64,
         line=1,
     )
-    assert second == UploadItem(path="b", key="p/b", line=2)
+    assert second == UploadItem(path=str(tmp_path / "b"), key="p/b", line=2)
 
 
 @pytest.mark.parametrize(
@@ -267,7 +290,7 @@ def test_bad_md5_fails_that_line(tmp_path, given):
 def test_utf8_with_bom(tmp_path):
     path = write(tmp_path, "o.csv", codecs.BOM_UTF8 + "path,key\né.txt,ключ\n".encode())
     (item,) = items_of(read(path))
-    assert (item.path, item.key) == ("é.txt", "ключ")
+    assert (item.path, item.key) == (str(tmp_path / "é.txt"), "ключ")
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
@@ -340,6 +363,12 @@ class _FakeStdin:
 def test_stdin_dash_is_read_as_bytes(monkeypatch, data, keys):
     monkeypatch.setattr(sys, "stdin", _FakeStdin(data))
     assert [i.key for i in items_of(list(read_manifest("-", "s")))] == keys
+
+
+def test_stdin_relative_paths_are_taken_from_the_current_directory(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", _FakeStdin(b"a/b.txt\n"))
+    (item,) = items_of(list(read_manifest("-", "s")))
+    assert (item.path, item.key) == ("a/b.txt", "s/a/b.txt")
 
 
 def test_stdin_errors_name_stdin(monkeypatch):
