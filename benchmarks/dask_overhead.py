@@ -7,7 +7,7 @@ Both contenders upload the same manifest of small files to the same ``bulkput se
 one warm-up each:
 
 * plain: ``bulkput put --manifest M s3://bench/plain-i/``
-* dask:  ``bulkput put --manifest M s3://bench/dask-i/ --dask ADDRESS --shards N`` against a
+* dask:  ``bulkput put --manifest M s3://bench/dask-i/ --dask ADDRESS`` against a
   ``LocalCluster`` (N worker processes, one thread each) started before the timed runs; its
   start-up time is reported apart.
 
@@ -27,7 +27,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -107,21 +106,19 @@ def main() -> int:
     cluster_start_s = time.perf_counter() - cluster_started
     runs: list[dict[str, object]] = []
     try:
-        with tempfile.TemporaryDirectory() as work:
-            for index in range(args.runs + 1):  # run 0 is the warm-up
-                for lane in ("plain", "dask"):
-                    prefix = f"{lane}-{index}/"
-                    argv = [sys.executable, "-m", "bulkput", "put", "--manifest", str(manifest),
-                            f"s3://{BUCKET}/{prefix}", "--endpoint", server.endpoint_url,
-                            "--no-journal", "--quiet"]  # fmt: skip
-                    if lane == "dask":
-                        argv += ["--dask", cluster.scheduler_address, "--shards", str(args.shards),
-                                 "--report-dir", os.path.join(work, f"r{index}")]  # fmt: skip
-                    wall, cpu, code = timed(argv, env)
-                    ok = code == 0 and listing(server.endpoint_url, env, prefix) == expected
-                    runs.append({"lane": lane, "run": index, "warmup": index == 0, "wall_s": round(wall, 3),
-                                 "client_cpu_s": round(cpu, 3), "exit_code": code, "verified": ok})  # fmt: skip
-                    print(json.dumps(runs[-1]), flush=True)
+        for index in range(args.runs + 1):  # run 0 is the warm-up
+            for lane in ("plain", "dask"):
+                prefix = f"{lane}-{index}/"
+                argv = [sys.executable, "-m", "bulkput", "put", "--manifest", str(manifest),
+                        f"s3://{BUCKET}/{prefix}", "--endpoint", server.endpoint_url,
+                        "--no-journal", "--quiet"]  # fmt: skip
+                if lane == "dask":
+                    argv += ["--dask", cluster.scheduler_address]
+                wall, cpu, code = timed(argv, env)
+                ok = code == 0 and listing(server.endpoint_url, env, prefix) == expected
+                runs.append({"lane": lane, "run": index, "warmup": index == 0, "wall_s": round(wall, 3),
+                             "client_cpu_s": round(cpu, 3), "exit_code": code, "verified": ok})  # fmt: skip
+                print(json.dumps(runs[-1]), flush=True)
     finally:
         client.close()
         cluster.close()

@@ -281,14 +281,14 @@ SCENARIOS: dict[str, Scenario] = {
                             subject="bulkput (journal)", peers=("bulkput --no-journal",)),),
         ),
         Scenario(
-            "dask", "Dask overhead: a 5,000-line manifest, one process vs shards on Dask",
+            "dask", "Dask overhead: a 5,000-line manifest, one process vs partitions on Dask",
             "manifest-5k",
             (Lane("bulkput", label="bulkput (one process)", subject=False),
-             Lane("bulkput", extra_args=("--dask", "{dask}", "--shards", "4"),
-                  label="bulkput --dask (2 workers, 4 shards)", subject=True,
+             Lane("bulkput", extra_args=("--dask", "{dask}"),
+                  label="bulkput --dask (2 workers, default partitions)", subject=True,
                   cluster_workers=2)),
             action="manifest",
-            description="The same manifest job run by one process and as 4 shards on a local "
+            description="The same manifest job run by one process and as partition tasks on a local "
                         "Dask cluster of 2 single-threaded worker processes (started before "
                         "the clock starts). The cluster's CPU is counted as client CPU. This "
                         "machine has 2 cores, so the Dask path can only show its overhead here.",

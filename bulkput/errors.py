@@ -21,6 +21,7 @@
     ├── ListingOrderError          a side of a merge-join is not in key order (job stops, exit 3)
     ├── MaxDeleteExceeded          sync --max-delete N would be exceeded (nothing deleted, exit 3)
     ├── JobAbortedError            the Python API's job stopped by a fatal error (carries it and the summary)
+    ├── PartitionError             a Dask partition task could not run (cause, worker host and folder; retried)
     └── RemoteError                the service or the network said no
         ├── AuthError              InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied (job aborts)
         ├── NotFoundError          NoSuchBucket (job aborts), NoSuchKey, NoSuchUpload
@@ -196,6 +197,30 @@ class JobAbortedError(BulkputError):
         super().__init__(f"the job aborted: {cause.one_line()}")
         self.cause = cause
         self.summary = summary
+
+
+class PartitionError(BulkputError):
+    """Raised by a Dask partition task that could not run (its source unreadable on the worker,
+    the store unreachable, credentials missing there: any cause that aborts a job), so Dask's
+    ``retries`` apply; the client prints ``one_line()`` for a partition that failed every try.
+    Objects that failed are not this: they are in the partition's returned summary."""
+
+    fatal_for_job = True
+    exit_code = 3
+
+    def __init__(self, cause: str, *, host: str, cwd: str) -> None:
+        super().__init__(f"{cause} (on worker {host}, working directory {cwd})")
+        self.cause = cause
+        self.host = host
+        self.cwd = cwd
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # sent back from the worker by pickle, which would call __init__(message) alone
+        return (_partition_error, (self.cause, self.host, self.cwd))
+
+
+def _partition_error(cause: str, host: str, cwd: str) -> PartitionError:
+    return PartitionError(cause, host=host, cwd=cwd)
 
 
 class RemoteError(BulkputError):

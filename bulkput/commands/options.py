@@ -92,9 +92,8 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     cluster = parser.add_argument_group("Dask cluster (pip install 'bulkput[dask]')")
-    cluster.add_argument("--dask", metavar="ADDRESS", help="run the job as --shards tasks on this dask.distributed scheduler")
-    cluster.add_argument("--shards", type=positive, default=None, help="how many shards with --dask (default: one per worker thread)")
-    cluster.add_argument("--report-dir", metavar="DIR", help="with --dask: where shard reports go (default ./bulkput-reports)")
+    cluster.add_argument("--dask", metavar="ADDRESS", help="run the job as partition tasks on this dask.distributed scheduler (tcp://HOST:PORT)")
+    cluster.add_argument("--partition-size", type=positive, default=None, metavar="N", help="with --dask: objects per partition task (default: about 8 partitions per worker thread, 50 to 2,000 objects each; 500 when the count is not known)")
 
 
 # --- sync ------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from bulkput.job.subscriber import Subscriber
 from bulkput.redact import ScrubbingFilter
 
 if TYPE_CHECKING:  # imported when a job runs, not for --help
+    from bulkput.job.cluster import ClusterProgress
     from bulkput.job.shard import ShardRun
     from bulkput.job.spec import JobSpec, PutSource
 
@@ -177,22 +178,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_on_dask(args: argparse.Namespace) -> int:
-    """``--dask ADDRESS``: the same job as shard tasks on a Dask cluster; Dask schedules."""
-    import json
-    import os
-    import time
+    """``--dask ADDRESS``: the job as partition tasks on a Dask cluster (bulkput/job/cluster.py);
+    the client reads the input, merges what the partitions return, prints and reports."""
     from dataclasses import replace
 
-    from bulkput.commands.progress import print_summary
+    from bulkput.commands.progress import failure_line, print_summary
     from bulkput.job import cluster
     from bulkput.job.run import resolve_store_settings
     from bulkput.remote.credentials import RefreshingCredentials
 
     if args.shard:
-        raise UsageError("--shard and --dask do not go together (--dask makes the shards)")
-    if args.report:
-        raise UsageError("with --dask use --report-dir (one report per shard, then merged)")
+        raise UsageError("--shard and --dask do not go together (--dask makes the partitions)")
     spec, source = spec_from_args(args)
+    report = open_report(args.report) if args.report else None  # written here, on the client
     # Credentials are found here, once, and travel to the workers in the spec (masked repr);
     # a chain's renewing ones as what they are now (a worker signs with them until expiry).
     _, _, credentials = resolve_store_settings(spec.target, spec.store)
@@ -203,24 +201,53 @@ def _run_on_dask(args: argparse.Namespace) -> int:
         from distributed import Client
     except ImportError:
         raise UsageError("--dask needs: pip install 'bulkput[dask]'") from None
-    started = time.monotonic()
+    show = _ClusterProgressLine(quiet=args.quiet)
     with Client(args.dask) as client:
-        shards = args.shards or max(1, sum(client.nthreads().values()))
+        result = cluster.run_partitions(
+            spec, client, source, partition_size=args.partition_size, on_progress=show
+        )
+    summary = result.summary
+    for failed in result.failures[:200]:
+        sys.stderr.write(failure_line(failed) + "\n")
+    if summary.failed > min(len(result.failures), 200):
+        sys.stderr.write(f"error: {summary.failed - min(len(result.failures), 200):,} more objects failed\n")
+    for partition in result.failed_partitions:
+        sys.stderr.write(f"bulkput put: partition {partition.index} could not run: {partition.cause}\n")
+    if result.not_submitted:
+        sys.stderr.write("bulkput put: stopped before the end: the same command resumes from the store\n")
+    if report is not None:
+        for failed in result.failures:
+            report.on_result(failed)
+        report.on_done(summary)
+    print_summary(summary)
+    return summary.exit_code
 
-        def show(progress: list[cluster.ShardProgress]) -> None:
-            if not args.quiet:
-                sys.stderr.write(cluster.progress_line(progress, started) + "\n")
 
-        result = cluster.run_put_on_dask(
-            spec, source, scheduler=client, shards=shards,
-            # the client's folder, made absolute here: a worker's cwd is another
-            report_dir=os.path.abspath(args.report_dir or "bulkput-reports"),
-            on_progress=show, poll_interval=2.0,
-        )  # fmt: skip
-    print_summary(result.summary)
-    if not args.quiet:
-        sys.stderr.write(json.dumps({"report_files": result.report_files}) + "\n")
-    return result.summary.exit_code
+class _ClusterProgressLine:
+    """One line on stderr at most every ``interval`` seconds, and after the last partition."""
+
+    def __init__(self, *, quiet: bool, interval: float = 1.0) -> None:
+        import time
+
+        self._quiet = quiet
+        self._interval = interval
+        self._clock = time.monotonic
+        self._last = self._clock() - interval
+
+    def __call__(self, progress: ClusterProgress) -> None:
+        now = self._clock()
+        final = progress.partitions_done == progress.partitions_submitted
+        if self._quiet or (now - self._last < self._interval and not final):
+            return
+        self._last = now
+        summary = progress.summary
+        of = f" of {progress.total_objects:,}" if progress.total_objects is not None else ""
+        failed = f" ({progress.partitions_failed} could not run)" if progress.partitions_failed else ""
+        sys.stderr.write(
+            f"bulkput: partitions {progress.partitions_done}/{progress.partitions_submitted} "
+            f"done{failed}: stored {summary.stored:,}, skipped {summary.skipped:,}, failed "
+            f"{summary.failed:,}{of} objects\n"
+        )
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,340 +1,426 @@
-"""One job's shards as tasks on a Dask cluster: Dask schedules, bulkput only defines the task.
+"""One job's items as many small partition tasks on a Dask cluster; Dask schedules and retries.
 
 ::
 
-    client ──submit N tasks──▶ dask.distributed scheduler ──▶ workers
-       ▲    (JobSpec, PutSource: frozen, pickled)              │ run_put_shard(K): run_job of
-       │ polls scheduler metadata per shard (objects,         │ the spec with shard K/N, on
-       │ failures) every second                                │ its own event loop, with
-       └──────────── merge_reports(every attempt's report) ◀───┘ its own journal and report
+    client: PutSource.items() ──▶ partitions of ~N items ──submit (at most 2 per worker thread
+       ▲    (walk or manifest read  (the items themselves,   outstanding, keys
+       │     once, here, lazily)     shipped with the task)   bulkput-partition-RUN-K)
+       │                                                             │
+       └── as_completed: merge each returned summary ◀── run_partition(spec, partition):
+           in memory, print progress, submit the next         run_job of its items, on the
+                                                              worker's own event loop
 
-A shard is just a filtered job (the spec with ``shard=Shard(K, N)``), so nothing here moves
-data or decides who uploads what. When a worker dies, the scheduler runs the shard again elsewhere; the shard's
-journal (under a ``--state-dir`` the workers share) makes that a resume: objects it confirmed
-are skipped without a request. Each attempt writes its own report file
-(``shard-K-of-N.attempt-A.jsonl``); a finished attempt accounts for every key of its shard
-(stored by it, or skipped with reason ``journal`` because an earlier attempt stored it), so the
-merged summary takes each shard's last finished attempt: every object counted exactly once.
+**A partition is its lines, shipped with the task**, not a byte range of the manifest: keys
+are made once, on the client, by the one reader (a manifest's absolute paths are keys relative
+to the folder common to the whole manifest, a CSV's header names the columns of every row, a
+directory walk has no manifest at all), so a worker needs no access to the manifest and never
+reads any of it; a partition of 2,000 items is ~150 KB pickled. The client reads the input
+lazily and keeps at most ``2 x worker threads`` partitions outstanding: its memory is the
+same for a thousand objects or ten million.
 
-Credentials travel in the spec's :class:`~bulkput.job.spec.StoreSettings` as a
-:class:`~bulkput.remote.credentials.Credentials` object (masked ``repr``), never on a command
-line; or leave them out (``credentials=None``) and let each worker read its own environment.
+**Nothing is shared but the store.** A task keeps no journal (no state folder, no lock a
+killed run could leave behind) and resumes from the store instead (``resume_from_store``):
+a partition run again, after its worker died or by a rerun of the whole job, skips the objects
+the store already holds, so only the objects in flight at the failure are sent twice. A task
+returns its summary as a small dict (counts, the first :data:`FAILURES_PER_PARTITION` failed
+objects with their reasons); the client merges them, and the report is written by the client.
+
+**Exit codes.** Objects that failed are in the returned summary (exit 1). A task that could
+not run at all (its source folder unreadable on the worker, the store unreachable, no
+credentials there: every cause that aborts a job) raises :class:`~bulkput.errors.PartitionError`
+naming the cause, the worker's host and working directory, so Dask's ``retries`` apply; a
+partition that failed every try makes the job exit 3, and the client submits no new partition
+after it (those would meet the same cause). A worker that dies is Dask's to handle: the
+scheduler runs its partitions again elsewhere.
+
+Credentials travel in the spec's :class:`~bulkput.job.spec.StoreSettings` (masked ``repr``),
+or stay out of it (``credentials=None``): each worker then uses its own chain.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
-import json
+import math
 import os
+import signal
+import socket
+import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Generator, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
-from bulkput.errors import BulkputError, UsageError
-from bulkput.job.report import merge_reports
-from bulkput.job.shard import Shard, ShardRun
-from bulkput.job.spec import JobSpec, PutSource
-from bulkput.job.summary import JobSummary, fatal_exit_code
+from bulkput.errors import BulkputError, PartitionError
+from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.job.spec import JobSpec, JournalSettings, PutSource
+from bulkput.job.subscriber import Subscriber
+from bulkput.job.summary import JobSummary
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+# A task returns at most this many failed objects (the counts cover them all).
+FAILURES_PER_PARTITION = 100
+# The client keeps at most this many failed objects for its report and terminal.
+FAILURES_KEPT = 1000
+# Partitions outstanding (submitted, not yet merged) per worker thread of the cluster.
+OUTSTANDING_PER_THREAD = 2
+KEY_PREFIX = "bulkput-partition"
 
 
-@dataclass(frozen=True, slots=True)
-class ShardProgress:
-    """What one shard has done so far, as its report file says."""
-
-    shard: int
-    attempt: int = 0
-    stored: int = 0
-    skipped: int = 0
-    failed: int = 0
-    bytes_stored: int = 0
-    done: bool = False
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "shard": self.shard,
-            "attempt": self.attempt,
-            "stored": self.stored,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "bytes": self.bytes_stored,
-            "done": self.done,
-        }
+# --- how many items a partition holds --------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class DaskJobResult:
-    summary: JobSummary
-    report_files: list[str]
-    shard_exit_codes: dict[int, int]
+class PartitionSize:
+    """Items per partition: many more partitions than worker threads, so a partition run again
+    is a small part of the job, a slow worker does not hold the end back, and the dashboard
+    shows the job moving; but not so small that each task's fixed cost (a new event loop and
+    connection pool) shows.
 
-
-def shard_report_pattern(report_dir: str | os.PathLike[str], job: str, count: int) -> str:
-    return os.path.join(os.fspath(report_dir), f"{job}.shard-*-of-{count}.attempt-*.jsonl")
-
-
-def _claim_attempt_file(report_dir: str, job: str, index: int, count: int) -> tuple[int, str]:
-    """Create the next free attempt file for this shard (O_EXCL, so two attempts never share)."""
-    os.makedirs(report_dir, exist_ok=True)
-    attempt = 1
-    while True:
-        path = os.path.join(report_dir, f"{job}.shard-{index}-of-{count}.attempt-{attempt}.jsonl")
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            attempt += 1
-            continue
-        os.close(fd)
-        return attempt, path
-
-
-class ReportTail:
-    """Counts a report file's object lines as they are appended, reading only what is new."""
-
-    def __init__(self, path: str, shard: int, attempt: int) -> None:
-        self.path = path
-        self.progress = ShardProgress(shard=shard, attempt=attempt)
-        self._offset = 0
-        self._partial = b""
-
-    def poll(self) -> ShardProgress:
-        try:
-            with open(self.path, "rb") as handle:
-                handle.seek(self._offset)
-                chunk = handle.read()
-        except OSError:
-            return self.progress
-        self._offset += len(chunk)
-        data = self._partial + chunk
-        lines = data.split(b"\n")
-        self._partial = lines.pop()
-        stored, skipped, failed, nbytes, done = 0, 0, 0, 0, self.progress.done
-        for line in lines:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if "summary" in record:
-                done = True
-                continue
-            status = record.get("status")
-            if status == "stored":
-                stored += 1
-                nbytes += int(record.get("size") or 0)
-            elif status == "skipped":
-                skipped += 1
-            elif status == "failed":
-                failed += 1
-        p = self.progress
-        self.progress = ShardProgress(
-            shard=p.shard,
-            attempt=p.attempt,
-            stored=p.stored + stored,
-            skipped=p.skipped + skipped,
-            failed=p.failed + failed,
-            bytes_stored=p.bytes_stored + nbytes,
-            done=done,
-        )
-        return self.progress
-
-
-def run_put_shard(
-    spec: JobSpec,
-    source: PutSource,
-    index: int,
-    count: int,
-    report_dir: str,
-    job: str,
-    progress_interval: float = 1.0,
-) -> dict[str, Any]:
-    """The Dask task: ``spec`` with shard ``index/count``, on its own event loop.
-
-    Runs in a worker thread; publishes progress as scheduler metadata ``["bulkput", job, index]``
-    while it runs. Returns the shard's exit code and report path.
+    ============  ==============  ==========  =============================================
+    given         items known     threads     items per partition
+    ============  ==============  ==========  =============================================
+    N             any             any         N
+    None          None (a walk,   any         ``unknown`` (500)
+                  stdin)
+    None          n               t           ``ceil(n / (per_thread * t))``, at least
+                                              ``smallest`` (50), at most ``largest`` (2,000)
+    ============  ==============  ==========  =============================================
     """
-    attempt, report_path = _claim_attempt_file(report_dir, job, index, count)
-    publish = _progress_publisher(job, index)
-    tail = ReportTail(report_path, index, attempt)
-    finished = threading.Event()
 
-    def report_progress() -> None:
-        while not finished.wait(progress_interval):
-            publish(tail.poll())
+    per_thread: int = 8
+    smallest: int = 50
+    largest: int = 2000
+    unknown: int = 500
 
-    reporter = threading.Thread(target=report_progress, name=f"bulkput-progress-{index}", daemon=True)
-    reporter.start()
-    try:
-        run = ShardRun(job, Shard(index, count), attempt - 1)  # attempt files count from 1
-        # remote: a file it cannot read is reported with this worker's host and directory
-        task_spec = replace(spec, shard=run.shard, remote=True)
-        exit_code = _run_shard(task_spec, source, report_path, run)
-    finally:
-        finished.set()
-        reporter.join()
-        publish(tail.poll())
-    return {"shard": index, "attempt": attempt, "exit_code": exit_code, "report": report_path}
+    def items(self, given: int | None, total: int | None, threads: int) -> int:
+        if given is not None:
+            return given
+        if total is None:
+            return self.unknown
+        wanted = math.ceil(total / (self.per_thread * max(1, threads)))
+        return max(self.smallest, min(self.largest, wanted))
 
 
-def _run_shard(spec: JobSpec, source: PutSource, report_path: str, run: ShardRun) -> int:
+# --- partitions, made on the client ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One task's share of the job: its items (absolute paths, full keys) and the folders of
+    those items that the client could see (a worker that cannot see one cannot run it)."""
+
+    index: int
+    items: tuple[UploadItem, ...]
+    folders: tuple[str, ...]
+
+
+class _ClientFolders:
+    """Whether the client sees a folder, asked once per folder (a bounded cache)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self._seen: dict[str, bool] = {}
+        self._limit = limit
+
+    def visible(self, folder: str) -> bool:
+        known = self._seen.get(folder)
+        if known is None:
+            if len(self._seen) >= self._limit:
+                self._seen.clear()
+            known = self._seen[folder] = os.path.isdir(folder)
+        return known
+
+
+def make_partitions(
+    entries: Iterable[UploadItem | BulkputError],
+    size: int,
+    on_error: Callable[[BulkputError], None],
+) -> Generator[Partition, None, None]:
+    """Cut ``entries`` into partitions of ``size`` items, lazily. Paths become absolute here
+    (the client's working directory is not the workers'); errors that came instead of an item
+    (a bad manifest line, a link not followed) go to ``on_error``, on the client."""
+    folders = _ClientFolders()
+    batch: list[UploadItem] = []
+    batch_folders: set[str] = set()
+    index = 0
+    for entry in entries:
+        if isinstance(entry, BulkputError):
+            on_error(entry)
+            continue
+        path = os.path.abspath(entry.path)
+        if path != entry.path:
+            entry = replace(entry, path=path)
+        folder = os.path.dirname(path)
+        if folders.visible(folder):
+            batch_folders.add(folder)
+        batch.append(entry)
+        if len(batch) >= size:
+            yield Partition(index, tuple(batch), tuple(sorted(batch_folders)))
+            index += 1
+            batch, batch_folders = [], set()
+    if batch:
+        yield Partition(index, tuple(batch), tuple(sorted(batch_folders)))
+
+
+# --- the task, on a worker -------------------------------------------------------------------
+
+
+class _Failures(Subscriber):
+    """Keeps a partition's first failed objects for the client."""
+
+    def __init__(self, limit: int) -> None:
+        self.kept: list[dict[str, Any]] = []
+        self.dropped = 0
+        self._limit = limit
+
+    def on_result(self, result: ObjectResult) -> None:
+        if result.status is Status.FAILED:
+            if len(self.kept) < self._limit:
+                self.kept.append(result.to_json())
+            else:
+                self.dropped += 1
+
+
+def _unreadable_folder(folders: Iterable[str]) -> str | None:
+    """The first folder this process cannot list, with why; None when it can read them all."""
+    for folder in folders:
+        try:
+            mode = os.stat(folder).st_mode
+        except OSError as exc:
+            return f"cannot read source folder {folder}: {exc.strerror or exc}"
+        if not stat.S_ISDIR(mode):
+            return f"cannot read source folder {folder}: not a folder here"
+        if not os.access(folder, os.R_OK | os.X_OK):
+            return f"cannot read source folder {folder}: permission denied"
+    return None
+
+
+def run_partition(spec: JobSpec, partition: Partition) -> dict[str, Any]:
+    """The Dask task: ``run_job`` of the partition's items (sorted by key, so the resume's
+    listing of the store is one pass), on a new event loop in the worker's thread.
+
+    Returns ``{"partition", "host", "summary", "failures", "failures_dropped"}``; raises
+    :class:`PartitionError` (the cause, this host and working directory) when the partition
+    could not run, so that Dask's ``retries`` apply."""
     from bulkput import runtime
-    from bulkput.job.report import ReportWriter
     from bulkput.job.run import run_job
 
+    host, cwd = socket.gethostname(), os.getcwd()
+    unreadable = _unreadable_folder(partition.folders)
+    if unreadable is not None:
+        raise PartitionError(
+            f"partition {partition.index}: {unreadable}; every worker must see the source at "
+            "the path the client gave",
+            host=host,
+            cwd=cwd,
+        )
+    failures = _Failures(FAILURES_PER_PARTITION)
+    items = sorted(partition.items, key=lambda item: item.key)
     try:
-        report = ReportWriter(report_path, shard_run=run)  # report merge can check the job
-        try:
-            summary = runtime.run_async(run_job(spec, source.items(spec.target), [report]))
-        finally:
-            report.close()
-    except BulkputError as error:  # stopped before the first upload (journal, credentials...)
-        return fatal_exit_code(error)
-    return summary.exit_code
+        summary = runtime.run_async(run_job(spec, items, [failures]))
+    except BulkputError as error:  # before the first upload: credentials, endpoint...
+        raise PartitionError(f"partition {partition.index}: {error.one_line()}", host=host,
+                             cwd=cwd) from None  # fmt: skip
+    if summary.aborted is not None or summary.interrupted:
+        cause = summary.aborted or "interrupted on the worker"
+        raise PartitionError(f"partition {partition.index}: {cause}", host=host, cwd=cwd)
+    return {
+        "partition": partition.index,
+        "host": host,
+        "summary": summary.to_dict(),
+        "failures": failures.kept,
+        "failures_dropped": failures.dropped,
+    }
 
 
-def _progress_publisher(job: str, index: int) -> Callable[[ShardProgress], None]:
-    """Publish the shard's progress as scheduler metadata; a no-op outside a Dask worker."""
-    try:
-        from distributed import get_client
-
-        client = get_client()
-    except (ImportError, ValueError):
-        return lambda progress: None
-
-    def publish(progress: ShardProgress) -> None:
-        with contextlib.suppress(Exception):  # progress is best effort; the report is the truth
-            client.set_metadata(["bulkput", job, str(index)], progress.to_json())
-
-    return publish
+def task_spec(spec: JobSpec) -> JobSpec:
+    """What each task runs: the job's spec resuming from the store (a partition run again, on
+    any worker, skips what the store holds), without a journal (nothing shared, no lock left
+    by a killed run), without a shard (the partition is the task's share), and ``remote``
+    (a file it cannot read is reported with the worker's host and working directory)."""
+    return replace(spec, journal=JournalSettings(), shard=None, resume_from_store=True,
+                   remote=True)  # fmt: skip
 
 
-def run_put_on_dask(
+# --- the client ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionFailure:
+    """A partition that could not run after its retries: why (one line, from the worker)."""
+
+    index: int
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterProgress:
+    """Where the job is, after each partition the client merged."""
+
+    partitions_done: int
+    partitions_submitted: int
+    partitions_failed: int
+    total_objects: int | None  # when the input's size is known (a manifest file's lines)
+    summary: JobSummary  # merged so far (do not change it)
+    host: str | None  # the worker that ran the last partition
+
+
+@dataclass
+class ClusterResult:
+    """The merged outcome. ``summary.exit_code`` is the job's: 3 when a partition could not run
+    (``summary.aborted`` says how many; :attr:`failed_partitions` why, one each), 1 when
+    objects failed (the first :data:`FAILURES_KEPT` in :attr:`failures`), 130 interrupted."""
+
+    summary: JobSummary
+    failures: list[ObjectResult] = field(default_factory=list)
+    failed_partitions: list[PartitionFailure] = field(default_factory=list)
+    partitions: int = 0  # submitted
+    not_submitted: bool = False  # the client stopped submitting (a partition failed, Ctrl-C)
+
+
+def run_partitions(
     spec: JobSpec,
+    client: Client,
     source: PutSource,
     *,
-    scheduler: Any,
-    shards: int,
-    report_dir: str | os.PathLike[str],
-    on_progress: Callable[[list[ShardProgress]], None] | None = None,
-    poll_interval: float = 1.0,
-    job: str | None = None,
-) -> DaskJobResult:
-    """Submit ``shards`` shard tasks of one ``bulkput put`` job to a Dask cluster and wait.
+    partition_size: int | None = None,
+    retries: int = 2,
+    on_progress: Callable[[ClusterProgress], None] | None = None,
+    rule: PartitionSize = PartitionSize(),
+) -> ClusterResult:
+    """Run the job ``spec`` of ``source``'s items on the cluster of ``client``, partition by
+    partition, and merge what the partitions return.
 
-    ``scheduler`` is an address (``tcp://host:8786``) or a ``distributed.Client``. ``spec``
-    describes the whole job (its ``shard`` must be None: each task takes one of ``shards``);
-    each task reads its keys of ``source``. Journals live in ``spec.journal.state_dir`` (make
-    it a directory every worker shares, so a shard re-run on another worker resumes). Returns
-    the merged summary of every attempt's report in ``report_dir``.
-    """
-    try:
-        from distributed import Client
-    except ImportError:
-        raise UsageError("the Dask integration needs: pip install 'bulkput[dask]'") from None
-    if shards < 1:
-        raise UsageError(f"--shards {shards}: need at least 1")
-    if spec.shard is not None:
-        raise UsageError("a Dask job makes its own shards: give a spec without one")
-    job = job or f"bulkput-{uuid.uuid4().hex[:12]}"
-    report_dir = os.path.abspath(os.fspath(report_dir))
-    Path(report_dir).mkdir(parents=True, exist_ok=True)
+    ``source`` is read here, on the client, lazily (give absolute paths, or paths relative to
+    this process's working directory). ``retries`` re-runs a partition whose task raised
+    (Dask re-runs those of a dead worker by itself). Ctrl-C or SIGTERM cancels every future
+    of the job and returns an interrupted result."""
+    started = time.monotonic()
+    run = uuid.uuid4().hex[:12]
+    threads = max(1, sum(client.nthreads().values()))
+    total = _known_total(source)
+    size = rule.items(partition_size, total, threads)
+    result = ClusterResult(summary=JobSummary())
+    merged = result.summary
 
-    own_client = not isinstance(scheduler, Client)
-    client = Client(scheduler) if own_client else scheduler
+    def client_side(error: BulkputError) -> None:  # bad input found by the client's read
+        from bulkput.job.engine import error_item_result
+
+        item = error_item_result(error)
+        merged.add_result(item.status, item.size, item.reason, item.error_code)
+        if item.status is Status.FAILED:
+            _keep_failure(result, item)
+
+    pending = make_partitions(source.items(spec.target, spec.filters), size, client_side)
+    work = task_spec(spec)
+    outstanding: dict[Future, int] = {}
+    from distributed import as_completed
+
+    completed = as_completed()
+
+    def submit_next() -> bool:
+        partition = next(pending, None)
+        if partition is None:
+            return False
+        future = client.submit(run_partition, work, partition, key=f"{KEY_PREFIX}-{run}-{partition.index}",
+                               retries=retries, pure=False)  # fmt: skip
+        outstanding[future] = partition.index
+        completed.add(future)
+        result.partitions += 1
+        return True
+
+    done = 0
     try:
-        futures = [
-            client.submit(
-                run_put_shard,
-                spec,
-                source,
-                index,
-                shards,
-                report_dir,
-                job,
-                key=f"{job}-shard-{index}",
-                pure=False,
-                retries=2,  # an exception in a shard (not a dead worker: Dask re-runs those itself)
-            )
-            for index in range(shards)
-        ]
-        while True:
-            finished = all(future.done() for future in futures)
-            if on_progress is not None:
-                on_progress(_read_progress(client, job, shards))
-            if finished:
-                break
-            time.sleep(poll_interval)
-        exit_codes: dict[int, int] = {}
-        for index, future in enumerate(futures):
-            if future.status == "finished":
-                exit_codes[index] = int(future.result()["exit_code"])
-            else:
-                exit_codes[index] = 3
-        with contextlib.suppress(Exception):
-            client.set_metadata(["bulkput", job], {})
+        with _sigterm_as_interrupt():
+            while len(outstanding) < OUTSTANDING_PER_THREAD * threads and submit_next():
+                pass
+            while outstanding:
+                future = next(completed)
+                index = outstanding.pop(future)
+                host = _merge(result, future, index)
+                future.release()  # the scheduler forgets it: the summary is merged
+                done += 1
+                if result.failed_partitions:  # the next ones would meet the same cause
+                    if not result.not_submitted:
+                        result.not_submitted = next(pending, None) is not None
+                elif len(outstanding) < OUTSTANDING_PER_THREAD * threads:
+                    submit_next()
+                if on_progress is not None:
+                    on_progress(ClusterProgress(done, result.partitions, len(result.failed_partitions),
+                                                total, merged, host))  # fmt: skip
+    except KeyboardInterrupt:
+        client.cancel(list(outstanding), force=True)
+        merged.interrupted = True
+        result.not_submitted = result.not_submitted or next(pending, None) is not None
     finally:
-        if own_client:
-            client.close()
-    files = sorted(glob.glob(shard_report_pattern(report_dir, job, shards)))
-    summary = merge_attempt_reports(files)
-    failed_shards = [index for index, code in exit_codes.items() if code == 3]
-    if failed_shards and not summary.aborted:
-        summary.aborted = f"shards {failed_shards} did not finish (see their reports)"
-    return DaskJobResult(summary=summary, report_files=files, shard_exit_codes=exit_codes)
+        with contextlib.suppress(Exception):
+            pending.close()
+    if result.failed_partitions:
+        count = len(result.failed_partitions)
+        merged.aborted = f"{count} partition{'s' if count > 1 else ''} could not run"
+    merged.elapsed = time.monotonic() - started
+    return result
 
 
-def merge_attempt_reports(files: Sequence[str]) -> JobSummary:
-    """One summary for the job: each shard's last attempt, when it finished, stands for the
-    shard (it went over every key of the shard: stored now, or skipped because the journal
-    says an earlier attempt stored it); a shard whose last attempt did not finish counts all of
-    its attempts and stays ``partial``."""
-    by_shard: dict[str, list[tuple[int, str]]] = {}
-    for path in files:
-        stem, _, attempt = os.path.basename(path).removesuffix(".jsonl").rpartition(".attempt-")
-        by_shard.setdefault(stem, []).append((int(attempt), path))
-    total = JobSummary()
-    for attempts in by_shard.values():
-        attempts.sort()
-        last = merge_reports([attempts[-1][1]])
-        total.merge(last if not last.partial_reports else merge_reports(p for _, p in attempts))
-    return total
+def _merge(result: ClusterResult, future: Future, index: int) -> str | None:
+    """Add one finished future's summary (or its failure) to ``result``; the worker's host."""
+    if future.status != "finished":
+        error = future.exception()
+        cause = error.one_line() if isinstance(error, BulkputError) else f"partition {index}: {type(error).__name__}: {error}"
+        result.failed_partitions.append(PartitionFailure(index, cause))
+        return None
+    answer = future.result()
+    result.summary.merge(JobSummary.from_dict(answer["summary"]))
+    for record in answer["failures"]:
+        _keep_failure(result, _failed_object(record))
+    return str(answer["host"])
 
 
-def _read_progress(client: Any, job: str, shards: int) -> list[ShardProgress]:
+def _keep_failure(result: ClusterResult, failed: ObjectResult) -> None:
+    if len(result.failures) < FAILURES_KEPT:
+        result.failures.append(failed)
+
+
+def _failed_object(record: dict[str, Any]) -> ObjectResult:
+    return ObjectResult(
+        key=str(record.get("key", "")),
+        path=record.get("path"),
+        status=Status.FAILED,
+        size=record.get("size"),
+        attempts=int(record.get("attempts", 0)),
+        error_code=record.get("error_code"),
+        message=record.get("message"),
+        request_id=record.get("request_id"),
+    )
+
+
+def _known_total(source: PutSource) -> int | None:
+    """The number of items when it costs one quick read (a manifest file's lines), else None."""
+    if source.manifest is None or source.manifest == "-":
+        return None
+    from bulkput.local.manifest import count_manifest_lines
+
     try:
-        records = client.get_metadata(["bulkput", job], default={}) or {}
-    except Exception:
-        records = {}
-    progress = []
-    for index in range(shards):
-        record = records.get(str(index)) or {}
-        progress.append(
-            ShardProgress(
-                shard=index,
-                attempt=int(record.get("attempt", 0)),
-                stored=int(record.get("stored", 0)),
-                skipped=int(record.get("skipped", 0)),
-                failed=int(record.get("failed", 0)),
-                bytes_stored=int(record.get("bytes", 0)),
-                done=bool(record.get("done", False)),
-            )
-        )
-    return progress
+        return count_manifest_lines(source.manifest)
+    except OSError:
+        return None  # the reader says why, as one usage error
 
 
-def progress_line(progress: list[ShardProgress], started: float | None = None) -> str:
-    """One JSON line for the client's terminal: per-shard and total counts."""
-    total = {
-        "stored": sum(p.stored for p in progress),
-        "failed": sum(p.failed for p in progress),
-        "bytes": sum(p.bytes_stored for p in progress),
-    }
-    record: dict[str, Any] = {"progress": total, "shards": [p.to_json() for p in progress]}
-    if started is not None:
-        record["elapsed"] = round(time.monotonic() - started, 1)
-    return json.dumps(record, separators=(",", ":"))
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops the client as Ctrl-C does (its futures cancelled), in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,40 +1,89 @@
-"""The Dask path: a LocalCluster with 3 worker processes runs the shards of one job."""
+"""``bulkput put --dask`` on a real cluster: a ``dask scheduler`` and two ``dask worker``
+processes on 127.0.0.1 (2 threads each), each worker with its own HOME and working directory
+and nothing shared with the client but the store (an in-process ``bulkput serve``). The client
+is the command line, as a subprocess, with its own HOME and working directory too.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import signal
-import threading
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from bulkput.config import TransferConfig  # noqa: E402
-from bulkput.job.cluster import DaskJobResult, ShardProgress, run_put_on_dask  # noqa: E402
-from bulkput.job.spec import JobSpec, JournalSettings, PutSource, StoreSettings  # noqa: E402
 from bulkput.server.faults import FaultConfig  # noqa: E402
 from bulkput.server.testing import ServerHandle  # noqa: E402
+from tests.fixtures.local_process import run_program  # noqa: E402
 
-OBJECTS = 3000
+REPO = Path(__file__).resolve().parents[2]
+THREADS_PER_WORKER = 2
+CONCURRENCY = 8  # pinned, so what one worker has in flight is bounded: 2 threads x 8
+
+
+@dataclass
+class Cluster:
+    address: str
+    client: distributed.Client
+    worker_dirs: list[Path]
+    root: Path
+
+    def processing(self) -> list[str]:
+        """The tasks the scheduler has running on some worker."""
+
+        def running(dask_scheduler: object) -> list[str]:
+            tasks = dask_scheduler.tasks  # type: ignore[attr-defined]
+            return [str(key) for key, task in tasks.items() if task.state == "processing"]
+
+        return list(self.client.run_on_scheduler(running))
+
+
+def _env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "DASK_"))}
+    env["HOME"] = str(home)
+    paths = [str(REPO), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    # absolute: each process has its own working directory
+    env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in paths)
+    return env
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[distributed.Client]:
-    with distributed.LocalCluster(
-        n_workers=3, threads_per_worker=1, processes=True, host="127.0.0.1",
-        dashboard_address=None, silence_logs=40,
-    ) as local, distributed.Client(local) as client:  # fmt: skip
-        yield client
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("cluster")
+    scheduler_file = root / "scheduler.json"
+    (root / "scheduler-home").mkdir()
+    scheduler = [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                 "--no-dashboard", "--scheduler-file", str(scheduler_file)]  # fmt: skip
+    with run_program("dask-scheduler", scheduler, ready=scheduler_file.exists,
+                     env=_env(root / "scheduler-home"), cwd=str(root)):  # fmt: skip
+        dirs = []
+        with contextlib.ExitStack() as stack:
+            for n in range(2):
+                home, cwd = root / f"worker-{n}-home", root / f"worker-{n}-cwd"
+                home.mkdir()
+                cwd.mkdir()
+                dirs.append(cwd)
+                worker = [sys.executable, "-m", "dask", "worker", "--scheduler-file",
+                          str(scheduler_file), "--nthreads", str(THREADS_PER_WORKER), "--host",
+                          "127.0.0.1", "--no-dashboard", "--name", f"worker-{n}",
+                          "--local-directory", str(cwd / "dask")]  # fmt: skip
+                stack.enter_context(run_program(f"dask-worker-{n}", worker, ready=lambda: True,
+                                                env=_env(home), cwd=str(cwd)))  # fmt: skip
+            with distributed.Client(scheduler_file=str(scheduler_file), timeout=30) as client:
+                client.wait_for_workers(2, timeout=60)
+                yield Cluster(client.scheduler.address, client, dirs, root)
 
 
-def _make_files(root: Path, count: int) -> tuple[Path, dict[str, bytes]]:
+def _make_tree(root: Path, count: int) -> dict[str, bytes]:
     contents: dict[str, bytes] = {}
-    lines = []
     for i in range(count):
         rel = f"part-{i % 10}/obj-{i:05d}.txt"
         data = f"object {i}\n".encode() * (1 + i % 7)
@@ -42,57 +91,36 @@ def _make_files(root: Path, count: int) -> tuple[Path, dict[str, bytes]]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         contents[rel] = data
-        lines.append(json.dumps({"path": str(path), "key": rel}))
-    manifest = root / "manifest.jsonl"
-    manifest.write_text("\n".join(lines) + "\n")
-    return manifest, contents
+    return contents
 
 
-def _run(
-    server: ServerHandle, bucket: str, manifest: Path, tmp_path: Path, client: distributed.Client,
-    progress: list[list[ShardProgress]],
-) -> DaskJobResult:  # fmt: skip
-    source = PutSource(manifest=str(manifest))
-    spec = JobSpec(
-        f"s3://{bucket}/",
-        store=StoreSettings(endpoint=server.endpoint_url, credentials=server.credentials[0]),
-        transfer=TransferConfig(concurrency=8),
-        journal=JournalSettings(source=source.describe(), state_dir=str(tmp_path / "state")),
-    )
-    return run_put_on_dask(
-        spec, source, scheduler=client, shards=3, report_dir=tmp_path / "reports",
-        on_progress=progress.append, poll_interval=0.5,
-    )  # fmt: skip
+def _manifest(root: Path, contents: dict[str, bytes]) -> Path:
+    manifest = root / "manifest.txt"
+    manifest.write_text("".join(f"{root / rel}\n" for rel in contents))
+    return manifest
 
 
-def _records(path: str) -> list[dict]:
-    records = []
-    for line in Path(path).read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue  # a line cut short by the kill
-    return records
+def _put_argv(cluster: Cluster, server: ServerHandle, source: list[str], dest: str) -> list[str]:
+    return [sys.executable, "-m", "bulkput", "put", *source, dest, "--endpoint",
+            server.endpoint_url, "--dask", cluster.address, "--concurrency", str(CONCURRENCY),
+            "--progress", "none"]  # fmt: skip
 
 
-def _assert_all_stored_once(result: DaskJobResult, server: ServerHandle, bucket: str,
-                            contents: dict[str, bytes]) -> None:  # fmt: skip
-    summary = result.summary
-    assert summary.stored + summary.skip_reasons.get("journal", 0) == OBJECTS
-    assert summary.failed == 0
-    assert summary.exit_code == 0
-    # Each shard's last attempt accounts for every key of the shard exactly once.
-    last_attempts: dict[str, str] = {}
-    for path in sorted(result.report_files, key=lambda p: int(p.rsplit("attempt-", 1)[1][:-6])):
-        last_attempts[path.rsplit(".attempt-", 1)[0]] = path
-    accounted = [
-        r["key"] for path in last_attempts.values() for r in _records(path)
-        if r.get("status") == "stored" or r.get("reason") == "journal"
-    ]  # fmt: skip
-    assert len(accounted) == len(set(accounted)) == OBJECTS
-    # No object reported stored by one attempt was sent again by a later one.
-    stored_lines = [r["key"] for p in result.report_files for r in _records(p) if r.get("status") == "stored"]
-    assert len(stored_lines) == len(set(stored_lines)), "an object reported stored was re-sent"
+def _client_env(tmp_path: Path, server: ServerHandle) -> dict[str, str]:
+    home = tmp_path / "client-home"
+    home.mkdir(exist_ok=True)
+    return {**_env(home), **server.env("s3")}
+
+
+def _put(argv: list[str], tmp_path: Path, server: ServerHandle) -> subprocess.CompletedProcess[str]:
+    cwd = tmp_path / "client-cwd"
+    cwd.mkdir(exist_ok=True)
+    return subprocess.run(argv, cwd=cwd, env=_client_env(tmp_path, server), capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+
+
+def _stored(server: ServerHandle, bucket: str, prefix: str) -> dict[str, int]:
+    """Key -> size, as the store lists them (not as bulkput reported them)."""
     import boto3
 
     s3 = boto3.client(
@@ -100,96 +128,69 @@ def _assert_all_stored_once(result: DaskJobResult, server: ServerHandle, bucket:
         aws_access_key_id=server.access_key, aws_secret_access_key=server.secret_key,
     )  # fmt: skip
     listed = {}
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
-            listed[obj["Key"]] = obj["Size"]
-    assert listed == {key: len(data) for key, data in contents.items()}
-    for key in list(contents)[::150]:
-        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == contents[key]
+            listed[obj["Key"].removeprefix(prefix)] = obj["Size"]
+    return listed
 
 
-def test_local_cluster_uploads_3000_objects(
-    cluster: distributed.Client, bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
+def _sizes(contents: dict[str, bytes]) -> dict[str, int]:
+    return {key: len(data) for key, data in contents.items()}
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _slow_store(factory: Callable[..., ServerHandle], bucket: str) -> ServerHandle:
+    # 40 ms per PUT: 4 threads x 8 in flight pass ~800 objects/s, so 2,500 objects take ~3 s
+    return factory(buckets=[bucket], faults=FaultConfig(mix=("latency",), rate=1.0, latency_ms=40,
+                                                        seed=3, operations=("PutObject",)))  # fmt: skip
+
+
+def test_a_walk_of_2500_files_is_stored_once_in_many_partitions(
+    cluster: Cluster, bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
 ) -> None:
-    manifest, contents = _make_files(tmp_path / "data", OBJECTS)
-    progress: list[list[ShardProgress]] = []
-    result = _run(bulkput_server, bulkput_bucket, manifest, tmp_path, cluster, progress)
-    _assert_all_stored_once(result, bulkput_server, bulkput_bucket, contents)
-    assert result.summary.stored == OBJECTS
-    assert sorted(result.shard_exit_codes.items()) == [(0, 0), (1, 0), (2, 0)]
-    assert len(result.report_files) == 3, "one attempt per shard"
-    assert progress and sum(p.stored for p in progress[-1]) == OBJECTS
-    for key in contents:
-        assert bulkput_server.stats.puts(key, bucket=bulkput_bucket) == 1
-    # the shard reports name their job, shard and attempt: report merge checks them as one job
-    from bulkput.cli import main
+    contents = _make_tree(tmp_path / "data", 2500)
+    before = bulkput_server.stats
+    done = _put(_put_argv(cluster, bulkput_server, [str(tmp_path / "data")],
+                          f"s3://{bulkput_bucket}/a/"), tmp_path, bulkput_server)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert _stored(bulkput_server, bulkput_bucket, "a/") == _sizes(contents)
+    after = bulkput_server.stats
+    puts = {k: n - before.puts_by_key.get(k, 0) for k, n in after.puts_by_key.items()
+            if k.startswith(f"{bulkput_bucket}/")}  # fmt: skip
+    assert sum(puts.values()) == len(contents), "the store's PUT counter: each object once"
+    assert set(puts.values()) == {1}
+    # the progress lines come from the client as partitions finish: more partitions than the
+    # 4 worker threads (a walk's count is not known ahead: 500 objects each)
+    last = [line for line in done.stderr.splitlines() if line.startswith("bulkput: partitions")][-1]
+    assert last.startswith("bulkput: partitions 5/5 done: stored 2,500,"), done.stderr
+    assert "stored 2,500 objects" in done.stderr
+    assert cluster.processing() == []
 
-    assert main(["report", "merge", *result.report_files]) == 0
-    assert main(["report", "merge", *result.report_files[:2]]) == 3
 
-
-def test_killing_a_worker_mid_job_still_stores_every_object_once(
-    cluster: distributed.Client, bulkput_server_factory, tmp_path: Path
+def test_d_a_source_the_workers_cannot_read_exits_3_naming_worker_and_cause(
+    cluster: Cluster, bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
 ) -> None:
-    # A little latency per PUT keeps the job running long enough to kill a worker in the middle.
-    server = bulkput_server_factory(
-        buckets=["dask-kill"], faults=FaultConfig(mix=("latency",), rate=1.0, latency_ms=8, seed=3)
-    )
-    manifest, contents = _make_files(tmp_path / "data", OBJECTS)
-    outcome: dict[str, object] = {}
-
-    def job() -> None:
-        try:
-            outcome["result"] = _run(server, "dask-kill", manifest, tmp_path, cluster, [])
-        except BaseException as exc:  # surfaced by the assertion below
-            outcome["error"] = exc
-
-    runner = threading.Thread(target=job)
-    runner.start()
-    # Kill once every shard has reported a stored object: its journal has committed a batch, so
-    # whichever shard dies has something to resume from (a PUT count alone raced the journal's
-    # first commit on a fast machine).
-    reports = tmp_path / "reports"
-
-    def shards_with_stored() -> int:
-        files = reports.glob("*.attempt-1.jsonl") if reports.is_dir() else []
-        return sum(any(r.get("status") == "stored" for r in _records(str(f))) for f in files)
-
-    deadline = time.monotonic() + 120
-    while shards_with_stored() < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.stats.count("PutObject") < OBJECTS, "the job ended before the kill"
-    pids = cluster.run(os.getpid)
-    victim = sorted(pids.values())[0]
-    os.kill(victim, signal.SIGKILL)
-    runner.join(timeout=240)
-    assert not runner.is_alive()
-    assert "error" not in outcome, outcome.get("error")
-    result = outcome["result"]
-    assert isinstance(result, DaskJobResult)
-    _assert_all_stored_once(result, server, "dask-kill", contents)
-    assert len(result.report_files) > 3, "the killed worker's shard ran again"
-    assert result.summary.skip_reasons.get("journal", 0) > 0, "the re-run resumed from the journal"
-
-
-def test_put_command_with_dask_flag_runs_the_shards_and_merges_reports(
-    cluster: distributed.Client, bulkput_server: ServerHandle, bulkput_bucket: str,
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
-    from bulkput.cli import main
-
-    manifest, contents = _make_files(tmp_path / "data", 300)
-    for name, value in bulkput_server.env("s3").items():
-        monkeypatch.setenv(name, value)
-    code = main([
-        "put", "--manifest", str(manifest), f"s3://{bulkput_bucket}/", "--endpoint",
-        bulkput_server.endpoint_url, "--state-dir", str(tmp_path / "state"),
-        "--dask", cluster.scheduler.address, "--shards", "4", "--report-dir", str(tmp_path / "r"),
-    ])  # fmt: skip
-    assert code == 0
-    reports = sorted((tmp_path / "r").glob("*.jsonl"))
-    assert len(reports) == 4
-    stored = [r["key"] for p in reports for r in _records(str(p)) if r.get("status") == "stored"]
-    assert sorted(stored) == sorted(contents)
-    err = capsys.readouterr().err
-    assert '"progress"' in err and bulkput_server.secret_key not in err
+    # /proc/self/cwd is each process's own working directory: the client's holds data/, the
+    # workers' (their own folders) do not, as when workers do not mount the client's disk.
+    cwd = tmp_path / "client-cwd"
+    _make_tree(cwd / "data", 60)
+    before = bulkput_server.stats.count("PutObject")
+    done = _put(_put_argv(cluster, bulkput_server, ["/proc/self/cwd/data"],
+                          f"s3://{bulkput_bucket}/d/"), tmp_path, bulkput_server)  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    failed = [line for line in done.stderr.splitlines() if line.startswith("bulkput put: partition")]
+    assert len(failed) == 1, done.stderr  # 60 files: one partition
+    line = failed[0]
+    assert line.startswith("bulkput put: partition 0 could not run: ")
+    assert "cannot read source folder /proc/self/cwd/data" in line
+    assert "No such file or directory" in line
+    assert f"on worker {socket.gethostname()}" in line
+    assert any(f"working directory {d}" in line for d in cluster.worker_dirs), line
+    assert bulkput_server.stats.count("PutObject") == before
+    assert _stored(bulkput_server, bulkput_bucket, "d/") == {}
