@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from bulkput import __version__
+from bulkput.commands.parsing import CommandParser
 
 # verb -> module; each module has add_parser(subparsers) and run(args) -> int
 COMMANDS: dict[str, str] = {
@@ -26,7 +27,7 @@ _CLIENT_VERBS = frozenset(("put", "sync", "abort-incomplete"))
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every verb, or of ``only`` that verb (so ``bulkput put`` does not pay for
     importing the server and the benchmark harness: start-up CPU counts per job)."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="bulkput",
         description="Bulk uploads to Baidu BOS, Aliyun OSS and S3-compatible object storage.",
     )
@@ -45,6 +46,15 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _verb_parser(parser: argparse.ArgumentParser, verb: str | None) -> argparse.ArgumentParser:
+    """The parser of ``verb`` (its errors name ``bulkput VERB`` and its help), or ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and verb in action.choices:
+            chosen: argparse.ArgumentParser = action.choices[verb]
+            return chosen
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     verb = arguments[0] if arguments and arguments[0] in COMMANDS else None
@@ -56,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and joined and not any(arg.startswith("-") and arg != "-" for arg in extra):
         getattr(args, joined).extend(extra)
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _verb_parser(parser, verb).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -14,18 +14,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bulkput.config import SIZE_UNITS_HELP, RetryPolicy, Timeouts, TransferConfig, parse_size
 from bulkput.errors import UsageError
 from bulkput.local.filters import Filter, read_filter_file, read_pattern_file
+from bulkput.local.walk import display_path
 from bulkput.redact import without_password
 from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectHeaders
 
 if TYPE_CHECKING:  # the job's modules load when a job runs, not for --help
     from bulkput.job.spec import JournalSettings, StoreSettings
+    from bulkput.remote.dialects import Dialect
 
 # --- value types -------------------------------------------------------------------------------
 
@@ -56,8 +60,41 @@ def count(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
     return value
+
+
+def seconds(text: str) -> float:
+    """An argparse ``type=``: a number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more seconds")
+    return value
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type=``: a number of seconds above 0."""
+    value = seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 seconds")
+    return value
+
+
+# type/subtype of RFC 9110 token characters, then optional ;parameters
+_CONTENT_TYPE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(;[\x20-\x7e]*)?$")
+
+
+def content_type(text: str) -> str:
+    """An argparse ``type=``: a media type, ``type/subtype[; parameters]``."""
+    if not _CONTENT_TYPE.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a media type: expected TYPE/SUBTYPE, e.g. text/plain or "
+            "application/json; charset=utf-8"
+        )
+    return text
 
 
 def meta(text: str) -> tuple[str, str]:
@@ -66,6 +103,16 @@ def meta(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"--meta {text!r}: expected NAME=VALUE")
     return name, value
+
+
+def _listed(table: Callable[[Dialect], tuple[str, ...]]) -> str:
+    """One of the dialects' tables per scheme, for a help text (the lists the values are
+    checked against)."""
+    from bulkput.remote.dialects import dialect_for
+
+    return "; ".join(
+        f"{scheme}:// {', '.join(table(dialect_for(scheme)))}" for scheme in ("s3", "oss", "bos")
+    )
 
 
 # --- put -------------------------------------------------------------------------------------
@@ -135,14 +182,18 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
 def add_header_arguments(parser: argparse.ArgumentParser, title: str) -> None:
     """Object headers every uploaded object gets (``put`` and ``sync``)."""
     headers = parser.add_argument_group(title)
-    headers.add_argument("--content-type", help="Content-Type (default: guessed from the extension)")
+    headers.add_argument("--content-type", type=content_type, metavar="TYPE/SUBTYPE",
+                         help="Content-Type (default: guessed from the extension)")
     headers.add_argument("--cache-control")
     headers.add_argument("--content-disposition")
     headers.add_argument("--content-encoding")
     headers.add_argument("--expires")
-    headers.add_argument("--acl", help="canned ACL, e.g. private, public-read")
-    headers.add_argument("--storage-class", help="e.g. STANDARD, IA (OSS), STANDARD_IA (BOS/S3)")
-    headers.add_argument("--sse", metavar="ALGORITHM", help="server-side encryption: AES256, aws:kms (S3), KMS (OSS), SM4 (OSS, BOS)")
+    headers.add_argument("--acl", help="canned ACL: " + _listed(lambda dialect: dialect.acls))
+    headers.add_argument("--storage-class", metavar="CLASS",
+                         help="storage class: " + _listed(lambda dialect: dialect.storage_classes)
+                         + "; a store behind --endpoint may have its own (sent as given, with a warning)")
+    headers.add_argument("--sse", metavar="ALGORITHM",
+                         help="server-side encryption: " + _listed(lambda dialect: dialect.sse_values))
     headers.add_argument("--sse-kms-key-id", metavar="ID", help="the KMS key of --sse aws:kms (S3) or --sse KMS (OSS); default: the account's")
     headers.add_argument("--sse-c-key-file", metavar="FILE", help="S3: encrypt with this 32-byte key of yours (SSE-C; raw or base64); the key is never shown")
     headers.add_argument("--meta", action="append", type=meta, default=[], metavar="NAME=VALUE", help="user metadata (repeatable)")
@@ -165,7 +216,9 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--endpoint", metavar="URL", help="e.g. http://127.0.0.1:9000 (default: the provider's, or from the environment)")
     group.add_argument("--region", help="the bucket's region, e.g. eu-west-1, cn-beijing (or oss-cn-beijing), bj; checked against the provider's list unless --endpoint is another store's (default: from the environment, or found from the service's answers)")
     group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto")
-    group.add_argument("--signature-version", choices=("v1", "v4"), default="v4", help="OSS only (default v4)")
+    group.add_argument("--signature-version", choices=("v1", "v4"), default="v4",
+                       help="OSS: V4 or the older V1; s3:// (SigV4) and bos:// (bce-auth-v1) "
+                            "have one signature each (default v4)")
     group.add_argument("--access-key", default=None)
     group.add_argument("--secret-key", default=None, help="prefer the environment or a credentials file")
     group.add_argument("--session-token", default=None)
@@ -191,17 +244,20 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
                             f"throughput keeps rising)")
     group.add_argument("--max-concurrency", type=positive, default=defaults.max_concurrency, metavar="N",
                        help=f"the adaptive limit's ceiling (default {defaults.max_concurrency})")
-    group.add_argument("--per-host", type=int, default=defaults.per_host,
-                       help="connections per host (0: as many as requests in flight)")
-    group.add_argument("--max-open-files", type=positive, default=defaults.max_open_files)
-    group.add_argument("--readers", type=positive, default=defaults.readers,
+    group.add_argument("--per-host", type=count, default=defaults.per_host, metavar="N",
+                       help="connections per host (default 0: as many as requests in flight)")
+    group.add_argument("--max-open-files", type=positive, default=defaults.max_open_files, metavar="N",
+                       help="files open at once for hashing and reading")
+    group.add_argument("--readers", type=positive, default=defaults.readers, metavar="N",
                        help="threads reading files not read on the event loop (default 4; more for network file systems)")
     group.add_argument("--no-inline-reads", action="store_true",
                        help="read every file in reader threads, never on the event loop "
                             "(for file systems where an open can hang)")
-    group.add_argument("--retries", type=int, default=defaults.retry.max_attempts - 1, help="retries per request")
-    group.add_argument("--timeout", type=float, default=defaults.timeouts.read, help="seconds without progress before a request is retried")
-    group.add_argument("--outage-wait", type=float, default=defaults.retry.outage_wait, metavar="SECONDS",
+    group.add_argument("--retries", type=count, default=defaults.retry.max_attempts - 1, metavar="N",
+                       help="retries per request, with backoff")
+    group.add_argument("--timeout", type=positive_seconds, default=defaults.timeouts.read, metavar="SECONDS",
+                       help="seconds without progress before a request is retried")
+    group.add_argument("--outage-wait", type=seconds, default=defaults.retry.outage_wait, metavar="SECONDS",
                        help="how long a store that answered earlier in the job and then cannot be "
                             "reached is waited for before the job stops (default 120)")
     group.add_argument("--min-rate", type=size, default=defaults.timeouts.min_rate, metavar="SIZE",
@@ -216,7 +272,8 @@ def add_transfer_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--multipart-threshold", type=size, default=defaults.multipart_threshold, metavar="SIZE",
                        help="files larger than this go multipart (default 512M; above 5G always)")
     group.add_argument("--part-size", type=size, default=None, metavar="SIZE",
-                       help="multipart part size (default: 8M, larger when a file needs more than 10,000 parts)")
+                       help="multipart part size: 5M to 5G (OSS from 100K) (default: 8M, larger when "
+                            "a file needs more than 10,000 parts)")
 
 
 def add_journal_arguments(parser: argparse.ArgumentParser) -> None:
@@ -328,14 +385,28 @@ def network_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {"verify_tls": not args.insecure, "proxy": proxy, "ca_bundle": bundle}
 
 
+def check_sources(paths: Sequence[str], what: str = "SOURCE") -> None:
+    """Every local path given exists (a usage error before any work otherwise, as for a
+    mistyped option): one line naming the first that does not."""
+    for path in paths:
+        if not os.path.lexists(path):
+            raise UsageError(
+                f"{what} {display_path(path)}: no such file or directory; check the path "
+                "(nothing was uploaded)"
+            )
+
+
+def check_manifest(path: str) -> None:
+    """``--manifest FILE`` exists (``-`` is standard input)."""
+    if path != "-" and not os.path.lexists(path):
+        raise UsageError(
+            f"--manifest {display_path(path)}: no such file; give the manifest's path, or - to "
+            "read it from standard input (nothing was uploaded)"
+        )
+
+
 def config_from_args(args: argparse.Namespace) -> TransferConfig:
     """The :class:`TransferConfig` of :func:`add_transfer_arguments` and ``--insecure``."""
-    if args.retries < 0:
-        raise UsageError("--retries cannot be negative")
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
-    if args.outage_wait < 0:
-        raise UsageError("--outage-wait cannot be negative")
     base = TransferConfig()
     if args.concurrency is not None and args.max_concurrency != base.max_concurrency:
         raise UsageError("--concurrency N pins the number; --max-concurrency bounds the "
@@ -343,7 +414,7 @@ def config_from_args(args: argparse.Namespace) -> TransferConfig:
     return TransferConfig(
         concurrency=args.concurrency,
         max_concurrency=args.max_concurrency,
-        per_host=max(0, args.per_host),
+        per_host=args.per_host,
         max_open_files=args.max_open_files,
         readers=args.readers,
         inline_reads=not args.no_inline_reads,

@@ -54,12 +54,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def spec_from_args(args: argparse.Namespace) -> tuple[JobSpec, PutSource]:
     """The job ``put``'s options describe, and what it uploads; every value checked here,
     before any work."""
+    from bulkput.job.checks import check_spec
     from bulkput.job.shard import Shard
     from bulkput.job.spec import JobSpec, PutSource
 
     if args.manifest is not None:
         if len(args.paths) != 1:
             raise UsageError("with --manifest give only DEST (no SOURCE paths)")
+        options.check_manifest(args.manifest)
         paths: tuple[str, ...] = ()
     elif args.base is not None:
         raise UsageError("--base goes with --manifest (a folder's keys are relative to it already)")
@@ -67,6 +69,7 @@ def spec_from_args(args: argparse.Namespace) -> tuple[JobSpec, PutSource]:
         raise UsageError("give SOURCE... DEST, or --manifest FILE DEST")
     else:
         paths = tuple(args.paths[:-1])
+        options.check_sources(paths)
     source = PutSource(
         paths=paths,
         manifest=args.manifest,
@@ -85,6 +88,7 @@ def spec_from_args(args: argparse.Namespace) -> tuple[JobSpec, PutSource]:
         dry_run=args.dry_run,
         resume_from_store=options.resume_from_store(args),
     )
+    check_spec(spec)  # every value the store takes from a list or a range, before any work
     return spec, source
 
 

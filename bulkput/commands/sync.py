@@ -89,12 +89,14 @@ def run(args: argparse.Namespace) -> int:
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
     """The job ``sync``'s options describe (no journal: the listing says what is stored)."""
     from bulkput.commands import options
+    from bulkput.job.checks import check_spec
     from bulkput.job.shard import Shard
     from bulkput.job.spec import JobSpec
 
     if args.max_delete is not None and not args.delete:
         raise UsageError("--max-delete limits --delete: give --delete too, or drop --max-delete")
-    return JobSpec(
+    options.check_sources([args.source], "DIR")
+    spec = JobSpec(
         destination=args.dest,
         store=options.store_settings_from_args(args, options.customer_key_from_args(args)),
         transfer=options.config_from_args(args),
@@ -103,6 +105,8 @@ def spec_from_args(args: argparse.Namespace) -> JobSpec:
         filters=options.filter_from_args(args),
         dry_run=args.dry_run,
     )
+    check_spec(spec)  # every value the store takes from a list or a range, before any work
+    return spec
 
 
 def _run(args: argparse.Namespace) -> int:

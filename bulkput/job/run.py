@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from bulkput.job.summary import JobSummary
     from bulkput.remote.retry import AdaptiveLimiter
     from bulkput.remote.store import ObjectHeaders, ObjectStore
+    from bulkput.remote.target import Endpoint
 
 Items = Iterable[UploadItem | BulkputError] | AsyncIterable[UploadItem | BulkputError]
 
@@ -75,20 +76,24 @@ def open_destination(
     settings: StoreSettings,
     config: TransferConfig,
     env: Mapping[str, str] | None = None,
+    *,
+    endpoint: Endpoint | None = None,
 ) -> ObjectStore:
     """The store of ``target``'s bucket (the caller closes it). Raises UsageError (bad settings,
-    no credentials) before any request."""
+    see :func:`bulkput.job.checks.check_store`; no credentials) before any request.
+    ``endpoint``: the one ``check_store`` returned, when the caller checked already."""
+    from bulkput.job.checks import check_store
     from bulkput.remote.client import open_store
-    from bulkput.remote.target import resolve_endpoint
 
-    if settings.signature_version not in ("v1", "v4"):
-        raise UsageError(
-            f"--signature-version {settings.signature_version!r}: expected v1 or v4"
+    if endpoint is None:
+        endpoint = check_store(target, settings, config, env)
+    credentials = settings.credentials
+    if credentials is None:
+        from bulkput.remote.credentials import resolve_credentials
+
+        credentials = resolve_credentials(
+            target.scheme, profile=settings.profile, env=os.environ if env is None else env
         )
-    endpoint_url, region, credentials = resolve_store_settings(target, settings, env)
-    endpoint = resolve_endpoint(
-        target, endpoint_url, region, settings.addressing, verify_tls=config.verify_tls
-    )
     return open_store(
         target,
         endpoint=endpoint,
@@ -191,10 +196,14 @@ class Job:
         return self._store
 
     async def __aenter__(self) -> Job:
+        from bulkput.job.checks import check_spec
         from bulkput.job.limited_store import LimitedStore
 
         spec = self.spec
-        opened = open_destination(spec.target, spec.store, spec.transfer, self._env)
+        endpoint = check_spec(spec, self._env)  # every option value, before any request
+        opened = open_destination(
+            spec.target, spec.store, spec.transfer, self._env, endpoint=endpoint
+        )
         self._store = LimitedStore.for_config(opened, spec.transfer)
         try:
             self.journal = open_journal(spec, opened)

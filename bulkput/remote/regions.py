@@ -30,11 +30,11 @@ OSS: ``oss-R`` (regional), ``oss-R-internal`` (internal), ``oss-accelerate`` and
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 
 from bulkput.errors import UsageError
+from bulkput.suggest import did_you_mean
 
 # Region used when nobody names one, per provider (the providers' own SDK defaults).
 DEFAULT_REGION = {"bos": "bj", "oss": "cn-hangzhou", "s3": "us-east-1"}
@@ -208,8 +208,7 @@ def check_region(scheme: str, region: str) -> None:
     known = KNOWN_REGIONS[scheme]
     if region in known:
         return
-    close = difflib.get_close_matches(region, known, n=3, cutoff=0.6)
-    hint = f"did you mean {' or '.join(close)}?" if close else f"known: {', '.join(known)}."
+    hint = did_you_mean(region, known) or f"known: {', '.join(known)}."
     raise UsageError(
         f"region {region!r} is not a region of {PROVIDER_NAME[scheme]}; {hint} "
         "(for another region give --endpoint URL)"

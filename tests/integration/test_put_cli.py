@@ -177,18 +177,23 @@ def test_manifest_csv_and_jsonl(bulkput_server, bulkput_bucket, tmp_path) -> Non
     assert summary["stored"] == 2 and summary["failed"] == 1 and summary["exit_code"] == 1
 
 
-def test_bad_objects_fail_alone_and_exit_1(bulkput_server, bulkput_bucket, tmp_path) -> None:
-    files = make_tree(tmp_path / "src")
+def test_a_missing_source_is_a_usage_error_before_any_upload(
+    bulkput_server, bulkput_bucket, tmp_path, capsys
+) -> None:
+    # Before, the job ran: the folder was stored and the missing path reported failed (exit
+    # 1); sync of a missing path was already a usage error. Now both stop before any work.
+    make_tree(tmp_path / "src")
     report = tmp_path / "r.jsonl"
+    bulkput_server.reset_stats()
     code = put(
         "--report", str(report), "--quiet", str(tmp_path / "src"), str(tmp_path / "missing.bin"),
         *server_args(bulkput_server, f"oss://{bulkput_bucket}/x", tmp_path / "s"),
     )  # fmt: skip
-    assert code == 1
-    lines, summary = report_lines(report)
-    assert summary["stored"] == len(files) and summary["failed"] == 1
-    [failed] = [line for line in lines if line["status"] == "failed"]
-    assert failed["key"] == "x/missing.bin" and "no such file" in failed["message"]
+    assert code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert "missing.bin: no such file or directory" in line
+    assert bulkput_server.stats.total == 0  # not one request
+    assert not report.exists()  # nor any other work
 
 
 def test_dry_run_sends_nothing(bulkput_server, bulkput_bucket, tmp_path) -> None:
@@ -327,7 +332,7 @@ def test_exit_codes(bulkput_server, bulkput_bucket, tmp_path) -> None:
     assert no_creds.returncode == 2 and len(no_creds.stderr.strip().splitlines()) == 1
 
     missing = run_cli(src, str(tmp_path / "nope"), "--endpoint", url, *state, f"s3://{bulkput_bucket}/m", env=env)
-    assert missing.returncode == 1 and "nope" in missing.stderr
+    assert missing.returncode == 2 and "nope" in missing.stderr
 
 
 def test_sigint_stops_cleanly_with_130(bulkput_server_factory, tmp_path) -> None:

@@ -13,7 +13,7 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from bulkput.errors import RemoteError, ValidationError, error_from_response
@@ -29,8 +29,11 @@ from bulkput.remote.store import (
     UploadInfo,
 )
 from bulkput.remote.target import Endpoint, is_ip_or_localhost, validate_key
+from bulkput.suggest import unknown_value
 
 Query = tuple[tuple[str, "str | None"], ...]
+# The object settings whose values each service takes from a list of its own.
+Choice = Literal["ACL", "storage class", "server-side encryption"]
 T = TypeVar("T")
 
 # Header values go on the wire as they are: printable ASCII and tab only, so a value can never
@@ -126,6 +129,10 @@ class Dialect:
     acls: ClassVar[tuple[str, ...]]
     sse_values: ClassVar[tuple[str, ...]]
     max_metadata_bytes: ClassVar[int]
+    # The --signature-version values the service signs with ("v4", the default, names each
+    # service's one signature: SigV4, bce-auth-v1; only OSS has two) and that signature's name.
+    signature_versions: ClassVar[tuple[str, ...]] = ("v4",)
+    signature_name: ClassVar[str]
     # encryption whose ETag is not the MD5 of the bytes (lower case), and the header naming
     # its KMS key (None: the service has no such option)
     kms_values: ClassVar[frozenset[str]] = frozenset()
@@ -266,6 +273,19 @@ class Dialect:
     def _check_storage_class(self, key: str, value: str | None) -> None:
         self._check_choice(key, "storage class", value, self._storage_class_canon)
 
+    def unknown_choice(self, what: Choice, value: str) -> str | None:
+        """Why ``value`` is not an ``what`` this service takes (with "did you mean" when one
+        is close), or None when it is one (any case). A command checks its options with this
+        before any work; :meth:`validate` checks each object's own values the same way."""
+        canon = {
+            "ACL": self._acl_canon,
+            "storage class": self._storage_class_canon,
+            "server-side encryption": self._sse_canon,
+        }[what]
+        if value.lower() in canon:
+            return None
+        return unknown_value(what, value, canon.values(), f"{self.name}://")
+
     def _check_kms_key(self, key: str, headers: ObjectHeaders) -> None:
         if headers.sse_kms_key_id is None:
             return
@@ -279,12 +299,11 @@ class Dialect:
             raise ValidationError(f"a KMS key id goes with --sse {kms}", key=key)
 
     def _check_choice(
-        self, key: str, what: str, value: str | None, canon: Mapping[str, str]
+        self, key: str, what: Choice, value: str | None, canon: Mapping[str, str]
     ) -> None:
         if value is not None and value.lower() not in canon:
             raise ValidationError(
-                f"unknown {what} {value!r} for {self.name}; known: {', '.join(canon.values())}",
-                key=key,
+                unknown_value(what, value, canon.values(), f"{self.name}://"), key=key
             )
 
     def validate_metadata(self, key: str, metadata: Mapping[str, str]) -> None:

@@ -41,6 +41,7 @@ class BosDialect(Dialect):
     storage_class_header = "x-bce-storage-class"
     sse_header = "x-bce-server-side-encryption"
     request_id_header = "x-bce-request-id"
+    signature_name = "bce-auth-v1"
     storage_classes = (
         "STANDARD",
         "STANDARD_IA",

@@ -26,6 +26,8 @@ class OssDialect(XmlDialect):
     storage_class_header = "x-oss-storage-class"
     sse_header = "x-oss-server-side-encryption"
     request_id_header = "x-oss-request-id"
+    signature_versions = ("v4", "v1")
+    signature_name = "OSS V4 or V1"
     storage_classes = ("Standard", "IA", "Archive", "ColdArchive", "DeepColdArchive")
     acls = ("private", "public-read", "public-read-write", "default")
     sse_values = ("AES256", "KMS", "SM4")

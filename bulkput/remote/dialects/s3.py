@@ -18,6 +18,7 @@ from bulkput.errors import error_from_response
 from bulkput.remote.dialects.base import (
     LOCATION_STATUSES,
     BucketLocation,
+    Choice,
     Dialect,
     Page,
     Query,
@@ -25,6 +26,7 @@ from bulkput.remote.dialects.base import (
     strip_etag,
 )
 from bulkput.remote.store import DeleteFailure, ObjectInfo, PartInfo, PutResult, UploadInfo
+from bulkput.suggest import did_you_mean
 
 S3_XMLNS = "http://s3.amazonaws.com/doc/2006-03-01/"
 log = logging.getLogger("bulkput.remote")
@@ -334,6 +336,7 @@ class S3Dialect(XmlDialect):
     storage_class_header = "x-amz-storage-class"
     sse_header = "x-amz-server-side-encryption"
     request_id_header = "x-amz-request-id"
+    signature_name = "SigV4"
     storage_classes = (
         "STANDARD",
         "REDUCED_REDUNDANCY",
@@ -422,7 +425,13 @@ class S3CompatibleDialect(S3Dialect):
             return
         if value not in self._warned_classes:
             self._warned_classes.add(value)
+            hint = did_you_mean(value, self.storage_classes)
             log.warning(
-                "storage class %r is not one of AWS S3's; sent as given (the store behind the "
-                "endpoint must know it)", value,
+                "storage class %r is not one of AWS S3's%s; sent as given (the store behind "
+                "the endpoint must know it)", value, f" ({hint})" if hint else "",
             )  # fmt: skip
+
+    def unknown_choice(self, what: Choice, value: str) -> str | None:
+        if what == "storage class":
+            return None  # the store's own classes: sent as given (one warning, above)
+        return super().unknown_choice(what, value)

@@ -1,0 +1,63 @@
+"""The command line's parser and help formatter, shared by every verb.
+
+:class:`CommandParser` turns every argparse error into one line naming the option and what
+to do, then where the help is (``bulkput put: argument --concurrency: '0': must be at least
+1; see `bulkput put --help```), exit 2, instead of the usage dump before the line that
+matters. The verbs' parsers inherit it (argparse gives subparsers their parent's class).
+
+:class:`HelpFormatter` keeps each verb's description and examples as written and adds
+``(default: X)`` to the options whose help does not say its default already.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from bulkput.suggest import did_you_mean
+
+
+class CommandParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line on stderr, then exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(2, f"{self.prog}: {text}; see `{self.prog} --help`\n")
+
+    def _check_value(self, action: argparse.Action, value: object) -> None:
+        # argparse's own message, with "did you mean" when a choice is close
+        if action.choices is not None and value not in action.choices and isinstance(value, str):
+            choices = [str(choice) for choice in action.choices]
+            hint = did_you_mean(value, choices)
+            raise argparse.ArgumentError(
+                action,
+                f"invalid choice: {value!r}{'; ' + hint if hint else ''} "
+                f"(choose from {', '.join(choices)})",
+            )
+        super()._check_value(action, value)
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (examples keep their lines); ``(default: X)`` after
+    an option's help unless the help says its default already or there is none to show (None,
+    False, an empty list: the option is off unless given)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default in (None, False, argparse.SUPPRESS)
+            or default == []
+            or not action.option_strings
+        ):
+            return text
+        shown = str(default).replace("%", "%%") if default != "" else "''"
+        return f"{text} (default: {shown})" if text else f"(default: {shown})"
+
+
+def examples(*lines: str) -> str:
+    """An epilog: ``Examples:`` and the command lines given, indented, as ``aws s3 cp help``
+    ends."""
+    return "Examples:\n" + "\n".join(f"  {line}" if line else "" for line in lines)
+
