@@ -15,6 +15,13 @@ unreachable endpoint, a journal that cannot be written) raises
 :class:`~bulkput.errors.JobAbortedError` from ``upload`` once its results are out; its
 ``cause`` is the fatal error and ``summary`` the job's summary.
 
+``up.stop()`` stops the running upload as SIGINT does: no exception;
+``up.summary.interrupted`` is true, results with status ``not_started`` (never sent) and
+``interrupted`` (in flight, not confirmed) come out for the objects it left, and
+``summary.not_started`` / ``summary.interrupted_objects`` count them (``unread_input``: the
+input had more than it read). With a journal (``JobSpec(journal=JournalSettings(...))``), the
+next run of the same items skips what was stored.
+
 A :class:`~bulkput.job.spec.JobSpec` says where the job goes and how (store settings,
 :class:`~bulkput.config.TransferConfig`, journal, shard, default object headers, dry run), as
 on the command line; a plain destination URL takes every default. Items may be

@@ -33,6 +33,11 @@ class Status(str, Enum):
     FAILED = "failed"
     DELETED = "deleted"
     PLANNED = "planned"  # --dry-run
+    # SIGINT/SIGTERM: never sent (no request made); the next run of the same command sends it
+    NOT_STARTED = "not_started"
+    # SIGINT/SIGTERM: sent, but the store did not confirm it (and a HEAD after the stop found
+    # it absent or could not tell); not journaled, so the next run sends it again
+    INTERRUPTED = "interrupted"
 
 
 @dataclass(slots=True)

@@ -46,6 +46,11 @@ def summary_lines(summary: JobSummary) -> list[str]:
         parts.append(f"deleted {summary.deleted:,}")
     if summary.planned:
         parts.append(f"planned {summary.planned:,} (dry run)")
+    if summary.interrupted or summary.not_started:
+        more = "+" if summary.unread_input else ""
+        parts.append(f"not started {summary.not_started:,}{more}")
+    if summary.interrupted_objects:
+        parts.append(f"interrupted {summary.interrupted_objects:,}")
     parts.append(f"failed {summary.failed:,}")
     if summary.retries:
         parts.append(f"retries {summary.retries:,}")
@@ -73,8 +78,21 @@ def summary_lines(summary: JobSummary) -> list[str]:
     if summary.aborted is not None:
         lines.append(f"aborted: {summary.aborted}")
     if summary.interrupted:
-        lines.append("interrupted: stopped cleanly; run the same command again to resume")
+        lines.append(interrupted_line(summary))
     return lines
+
+
+def interrupted_line(summary: JobSummary) -> str:
+    """What an interrupted job left, and that the same command resumes it."""
+    left = summary.not_started + summary.interrupted_objects
+    what = f"{left:,}{'+' if summary.unread_input else ''} objects not stored yet"
+    if summary.unread_input:
+        what += " (the rest of the input was not read)"
+    if summary.journal is None:
+        return (f"interrupted: stopped cleanly, {what}; run the same command again to send"
+                " them (no journal: it sends every object again)")
+    return (f"interrupted: stopped cleanly, {what}; run the same command again to resume"
+            " (its journal skips every object already stored)")
 
 
 def print_summary(summary: JobSummary, stream: TextIO | None = None) -> None:

@@ -10,7 +10,8 @@ key; otherwise DEST is a prefix: a file ``a/b.txt`` goes to ``PREFIX/b.txt``, a 
 files to ``PREFIX/<path relative to the directory>``, manifest lines to ``PREFIX/<key or
 path>`` (absolute paths relative to their common folder).
 Exit status: 0 every object stored (or skipped by rule), 1 some objects failed, 2 usage error,
-3 the job aborted (auth, missing bucket, unreachable endpoint, journal), 130 interrupted.
+3 the job aborted (auth, missing bucket, unreachable endpoint, journal), 130 interrupted (the
+summary counts the objects not started; the same command again resumes them).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ if TYPE_CHECKING:  # imported when a job runs, not for --help
 
 log = logging.getLogger("bulkput.put")
 
-# Results that stand for "not sent because the job stopped": counted and reported, but not
-# printed one line each (the one abort or interrupt message says why).
-_STOPPED_CODES = frozenset(("JobAborted", "Interrupted"))
+# Results that stand for "not sent because the job aborted": counted and reported, but not
+# printed one line each (the one abort message says why). An interrupt's objects are
+# not_started or interrupted, never failed: the summary counts them.
+_STOPPED_CODES = frozenset(("JobAborted",))
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:

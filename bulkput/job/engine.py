@@ -34,9 +34,21 @@ job stops at once with that one error in ``summary.aborted``: the object that me
 reported failed with its own code, and every other object the engine had taken in but not
 confirmed is reported failed with code ``JobAborted`` (no storm of identical errors, and no
 object silently missing from the report). Items not yet read from the input are not reported.
-An interrupt (:meth:`Engine.stop`) stops reading input, lets requests in flight finish for
-``stop_grace`` seconds, reports the rest failed with code ``Interrupted``, flushes the journal
-and sets ``summary.interrupted``.
+An interrupt (:meth:`Engine.stop`, SIGINT/SIGTERM) sends nothing more and lets requests in
+flight finish for ``stop_grace`` seconds; each object ends as what it is:
+
+- ``stored``: the store confirmed it (journaled, so the next run skips it);
+- ``failed``: its request ended in an error within the grace (it is not in the store);
+- ``not_started``: no request was made for it. Objects already read from the input, and the
+  rest of the input read on for at most ``LIST_REST_SECONDS`` (a sync iterator's entries are
+  cheap to list; a file is not opened), each get a ``not_started`` line, so the report holds
+  one line per object; ``summary.unread_input`` says the input had more than that;
+- cut off in flight (its request outlived the grace): one HEAD each, all within
+  ``CHECK_SECONDS``, asks the store. The object there with this file's MD5 is ``stored`` (and
+  journaled); otherwise ``interrupted`` (absent, or the store could not tell), which the next
+  run sends again.
+
+Then the journal is flushed and ``summary.interrupted`` set (exit 130).
 """
 
 from __future__ import annotations
@@ -90,6 +102,7 @@ from bulkput.local.read_placement import (
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import (
     MAX_SINGLE_PUT,
+    MD5_METADATA,
     Body,
     FileRange,
     ObjectHeaders,
@@ -103,6 +116,10 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 BATCH_SIZE = 32  # items per executor call
+# After an interrupt: how long the input is read on to list the objects not started, and how
+# long the HEAD checks of the objects cut off in flight may take (a Ctrl-C should not wait).
+LIST_REST_SECONDS = 2.0
+CHECK_SECONDS = 3.0
 # Bodies one executor call may read into memory before handing them over (see _prepare_batch).
 PREPARE_BYTES_PER_CALL = 4 * 1024 * 1024
 
@@ -269,6 +286,9 @@ class Engine:
         self._ready: asyncio.Queue[Any] | None = None
         self._read_ahead = asyncio.Semaphore(1)  # replaced in run()
         self._grace_timer: asyncio.TimerHandle | None = None
+        self._listing_timer: asyncio.TimerHandle | None = None
+        self._unread_input = False  # the stop cut the listing of the input short
+        self._cut_off: list[_Prepared] = []  # in flight when the stop's grace ran out
         # "stored" results waiting for their journal record to be committed: (sequence, result)
         self._held: deque[tuple[int, ObjectResult]] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -323,44 +343,51 @@ class Engine:
             journal.commit_listener = self._on_journal_commit
         for subscriber in self._subscribers:
             subscriber.on_start(total_objects, total_bytes)
-        if self._stopping:  # stopped before it started
-            self._pool.shutdown(wait=False)
-            self.summary = self._collector.summary(aborted=None, interrupted=True)
-            return self.summary
+        # Stopped before it started: the pipeline starts and stops at once, so the input is
+        # listed as not started like any stopped job's.
+        stopped_before_start, self._stopping = self._stopping, False
         try:
             self._producer = asyncio.create_task(self._produce(items, preparer_count))
             self._preparers = [
                 asyncio.create_task(self._prepare_loop(sender_count)) for _ in range(preparer_count)
             ]
             self._senders = [asyncio.create_task(self._send_loop()) for _ in range(sender_count)]
+            if stopped_before_start:
+                self.stop()
             tasks = [self._producer, *self._preparers, *self._senders]
             await asyncio.gather(*tasks, return_exceptions=True)
             self._drain_unsent()
+            if self._cut_off:
+                await self._check_cut_off()
             if self.journal is not None and not self.dry_run:
                 await self._flush_journal()
         finally:
-            if self._grace_timer is not None:
-                self._grace_timer.cancel()
+            for timer in (self._grace_timer, self._listing_timer):
+                if timer is not None:
+                    timer.cancel()
             if journal is not None:
                 journal.commit_listener = None
             # Flushed (or failed): every held result goes out now, "stored" only if its record
             # was committed (what the report calls stored is what a resumed run skips).
             self._release_held(final=True)
             self._pool.shutdown(wait=False, cancel_futures=True)
-        self.summary = self._collector.summary(aborted=self._aborted, interrupted=self._stopping)
+        self.summary = self._collector.summary(
+            aborted=self._aborted, interrupted=self._stopping, unread_input=self._unread_input
+        )
         for subscriber in self._subscribers[1:]:  # not the collector: it made the summary
             subscriber.on_done(self.summary)
         return self.summary
 
     def stop(self) -> None:
-        """Stop taking new items; let requests in flight finish for ``stop_grace`` seconds."""
-        if self._stopping or not self._started:
+        """Send nothing more; let requests in flight finish for ``stop_grace`` seconds; list
+        the rest of the input as not started for at most ``LIST_REST_SECONDS``."""
+        if self._stopping or self._producer is None:
             self._stopping = True
             return
         self._stopping = True
-        for task in (self._producer, *self._preparers):
-            if task is not None:
-                task.cancel()
+        # The producer is not cancelled: it reads on, listing each entry as not started.
+        for task in self._preparers:
+            task.cancel()
         self._drain_unsent()
         ready = self._ready
         if ready is not None:
@@ -368,6 +395,7 @@ class Engine:
                 ready.put_nowait(_STOP)  # idle senders leave; busy ones leave after this object
         loop = asyncio.get_running_loop()
         self._grace_timer = loop.call_later(self.stop_grace, self._cancel_senders)
+        self._listing_timer = loop.call_later(LIST_REST_SECONDS, self._cut_listing)
 
     @property
     def aborted(self) -> BulkputError | None:
@@ -380,13 +408,7 @@ class Engine:
         pending = self._pending
         try:
             if isinstance(items, AsyncIterable):
-                batch: list[UploadItem] = []
-                async for entry in items:
-                    if self._accept(entry, batch) and len(batch) >= BATCH_SIZE:
-                        await pending.put(batch)
-                        batch = []
-                if batch:
-                    await pending.put(batch)
+                await self._produce_async(items, pending)
             elif isinstance(items, (list, tuple)):
                 await self._produce_from(iter(items), pending, pull=None)
             else:
@@ -417,20 +439,68 @@ class Engine:
                 if not chunk:
                     return
                 for index, entry in enumerate(chunk, 1):  # noqa: B007 (read on cancel)
-                    if self._accept(entry, batch) and len(batch) >= BATCH_SIZE:
+                    if self._stopping:
+                        self._list_not_started(entry)
+                    elif self._accept(entry, batch) and len(batch) >= BATCH_SIZE:
                         await pending.put(batch)
                         batch = []
                 index = len(chunk)
-                if batch:
+                batch = await self._hand_on(batch, pending)
+        except asyncio.CancelledError:
+            self._report_held(batch, chunk[index:])
+            raise
+
+    async def _produce_async(
+        self, items: AsyncIterable[Any], pending: asyncio.Queue[Any]
+    ) -> None:
+        batch: list[UploadItem] = []
+        try:
+            async for entry in items:
+                if self._stopping:
+                    self._list_not_started(entry)
+                elif self._accept(entry, batch) and len(batch) >= BATCH_SIZE:
                     await pending.put(batch)
                     batch = []
+            batch = await self._hand_on(batch, pending)
         except asyncio.CancelledError:
-            # Items read from the input but not handed on: report them, keep the report whole.
-            held = batch + [e for e in chunk[index:] if isinstance(e, UploadItem)]
-            for item in held:
-                if self.shard is None or self.shard.owns(item.key):
-                    self._emit(self._unsent(item))
+            self._report_held(batch, [])
             raise
+
+    async def _hand_on(self, batch: list[UploadItem], pending: asyncio.Queue[Any]) -> list[UploadItem]:
+        """The last items of a chunk to the preparers (listed as not started once stopping);
+        returns the batch to fill next."""
+        if batch:
+            if self._stopping:
+                for item in batch:
+                    self._emit(self._unsent(item))
+            else:
+                await pending.put(batch)
+        return []
+
+    def _report_held(self, batch: list[UploadItem], unread: Sequence[Any]) -> None:
+        """The producer was cancelled (an abort, or a stop's listing out of time): the items it
+        read but did not hand on are reported, so the report stays whole."""
+        if self._stopping and self._aborted is None:
+            self._unread_input = True  # the listing timer cut it: the input had more
+        held = batch + [e for e in unread if isinstance(e, UploadItem)]
+        for item in held:
+            if self.shard is None or self.shard.owns(item.key):
+                self._emit(self._unsent(item))
+
+    def _list_not_started(self, entry: Any) -> None:
+        """An entry read after the stop: a ``not_started`` line for an item this shard owns
+        (no file is opened), the usual result for an error entry."""
+        if isinstance(entry, UploadItem):
+            if self.shard is None or self.shard.owns(entry.key):
+                self._emit(self._unsent(entry))
+        else:
+            self._accept(entry, [])
+
+    def _cut_listing(self) -> None:
+        """The stop's listing time is over: the producer stops reading the input."""
+        producer = self._producer
+        if producer is not None and not producer.done():
+            producer.cancel()
 
     def _accept(self, entry: Any, batch: list[UploadItem]) -> bool:
         """Add one input entry to ``batch``; report error entries. True when one was added."""
@@ -547,7 +617,10 @@ class Engine:
             try:
                 result = await send(prepared)
             except asyncio.CancelledError:
-                emit(self._unsent(prepared.item, prepared.size))
+                if self._stopping and self._aborted is None:
+                    self._cut_off.append(prepared)  # sent, outcome unknown: ask the store
+                else:
+                    emit(self._unsent(prepared.item, prepared.size))
                 raise
             if journal is not None and result.status is Status.STORED:
                 self._hold(result, journal)
@@ -847,17 +920,97 @@ class Engine:
         return result
 
     def _unsent(self, item: UploadItem, size: int | None = None) -> ObjectResult:
+        """An object the job stopped before it was confirmed: failed (``JobAborted``) when the
+        job aborted, else ``not_started`` (an interrupt stops before sending it)."""
         if self._aborted is not None:
-            code, why = "JobAborted", f"not confirmed: the job aborted ({self._aborted.code})"
-        else:
-            code, why = "Interrupted", "not confirmed: the job was interrupted"
+            return ObjectResult(
+                key=item.key,
+                path=item.path,
+                status=Status.FAILED,
+                size=size if size is not None else item.size,
+                error_code="JobAborted",
+                message=f"{item.key}: not confirmed: the job aborted ({self._aborted.code})",
+            )
         return ObjectResult(
             key=item.key,
             path=item.path,
-            status=Status.FAILED,
+            status=Status.NOT_STARTED,
             size=size if size is not None else item.size,
-            error_code=code,
-            message=f"{item.key}: {why}",
+            message=f"{item.key}: not started: the job was interrupted; the next run sends it",
+        )
+
+    async def _check_cut_off(self) -> None:
+        """The objects whose request outlived the stop's grace: one HEAD each, all within
+        ``CHECK_SECONDS``. Found with this file's MD5: stored (and journaled, so the next run
+        skips it); otherwise interrupted, which the next run sends again."""
+        cut_off, self._cut_off = self._cut_off, []
+        checks = {asyncio.ensure_future(self._check_one(p)): p for p in cut_off}
+        done, late = await asyncio.wait(checks, timeout=CHECK_SECONDS)
+        for check in late:
+            check.cancel()
+        journal = self.journal
+        for check, prepared in checks.items():
+            result = (
+                check.result()
+                if check in done and check.exception() is None
+                else self._interrupted(prepared, "the store did not answer a HEAD in time")
+            )
+            if journal is not None and result.status is Status.STORED:
+                self._hold(result, journal)
+            else:
+                self._emit(result)
+
+    async def _check_one(self, prepared: _Prepared) -> ObjectResult:
+        item = prepared.item
+        if prepared.multipart:  # its parts are journaled: the next run resumes the upload
+            return self._interrupted(prepared, "its multipart upload resumes on the next run")
+        try:
+            info = await self.store.head_object(item.key)
+        except BulkputError as error:
+            return self._interrupted(prepared, f"HEAD failed ({error.code})")
+        md5_hex = prepared.md5_hex
+        if info is None:
+            return self._interrupted(prepared, "a HEAD after the stop did not find it")
+        confirmed = md5_hex is not None and info.size == prepared.size and (
+            (info.etag_is_md5 and (info.etag or "").lower() == md5_hex)
+            or info.metadata.get(MD5_METADATA) == md5_hex
+        )
+        if not confirmed:
+            return self._interrupted(
+                prepared, "the store holds an object at this key that HEAD cannot confirm is this file"
+            )
+        result = ObjectResult(
+            key=item.key,
+            path=item.path,
+            status=Status.STORED,
+            size=prepared.size,
+            md5=md5_hex,
+            etag=info.etag,
+            attempts=1,
+            reason="confirmed by HEAD after the interrupt",
+        )
+        journal = self.journal
+        if journal is not None:
+            ino, ctime_ns = prepared.file_id or (None, None)
+            try:
+                journal.record_stored(
+                    item.key, prepared.size, prepared.mtime_ns, md5_hex, info.etag,
+                    ino=ino, ctime_ns=ctime_ns,
+                )
+            except BulkputError as error:
+                self._abort(error)
+                return self._not_journaled(result)
+        return result
+
+    def _interrupted(self, prepared: _Prepared, why: str) -> ObjectResult:
+        item = prepared.item
+        return ObjectResult(
+            key=item.key,
+            path=item.path,
+            status=Status.INTERRUPTED,
+            size=prepared.size,
+            md5=prepared.md5_hex,
+            message=f"{item.key}: interrupted in flight, not confirmed: {why}; the next run sends it again",
         )
 
     def _abort(self, error: BulkputError) -> bool:

@@ -32,6 +32,14 @@ class JobSummary:
     failed: int = 0
     deleted: int = 0
     planned: int = 0  # --dry-run: what would have been done
+    # An interrupted job (SIGINT/SIGTERM): objects it never sent, and objects it sent that the
+    # store did not confirm (a HEAD after the stop found them absent or could not tell). Both
+    # are left for the next run of the same command, which the journal resumes.
+    not_started: int = 0
+    interrupted_objects: int = 0
+    # The stop came before the input was read to its end, and reading on was cut short: more
+    # objects were not started than ``not_started`` counts.
+    unread_input: bool = False
     bytes_stored: int = 0
     retries: int = 0
     skip_reasons: Counter[str] = field(default_factory=Counter)
@@ -71,7 +79,10 @@ class JobSummary:
 
     @property
     def objects(self) -> int:
-        return self.stored + self.skipped + self.failed + self.deleted + self.planned
+        return (
+            self.stored + self.skipped + self.failed + self.deleted + self.planned
+            + self.not_started + self.interrupted_objects
+        )
 
     def add_result(self, status: Status | str | None, size: int | None, reason: str | None,
                    error_code: str | None) -> None:
@@ -90,6 +101,10 @@ class JobSummary:
             self.deleted += 1
         elif status is Status.PLANNED:
             self.planned += 1
+        elif status is Status.NOT_STARTED:
+            self.not_started += 1
+        elif status is Status.INTERRUPTED:
+            self.interrupted_objects += 1
 
     def merge(self, other: JobSummary) -> None:
         """Add ``other`` (another shard's summary) into this one."""
@@ -98,6 +113,9 @@ class JobSummary:
         self.failed += other.failed
         self.deleted += other.deleted
         self.planned += other.planned
+        self.not_started += other.not_started
+        self.interrupted_objects += other.interrupted_objects
+        self.unread_input = self.unread_input or other.unread_input
         self.bytes_stored += other.bytes_stored
         self.retries += other.retries
         self.skip_reasons.update(other.skip_reasons)
@@ -125,6 +143,8 @@ class JobSummary:
             "failed": self.failed,
             "deleted": self.deleted,
             "planned": self.planned,
+            "not_started": self.not_started,
+            "interrupted_objects": self.interrupted_objects,
             "bytes_stored": self.bytes_stored,
             "retries": self.retries,
             "skip_reasons": dict(self.skip_reasons.most_common()),
@@ -134,6 +154,8 @@ class JobSummary:
             "elapsed": round(self.elapsed, 3),
             "exit_code": self.exit_code,
         }
+        if self.unread_input:
+            record["unread_input"] = True
         if self.partial_reports:
             record["partial_reports"] = list(self.partial_reports)
         if self.journal is not None:
@@ -156,6 +178,9 @@ class JobSummary:
             failed=int(record.get("failed", 0)),
             deleted=int(record.get("deleted", 0)),
             planned=int(record.get("planned", 0)),
+            not_started=int(record.get("not_started", 0)),
+            interrupted_objects=int(record.get("interrupted_objects", 0)),
+            unread_input=bool(record.get("unread_input", False)),
             bytes_stored=int(record.get("bytes_stored", 0)),
             retries=int(record.get("retries", 0)),
             skip_reasons=Counter({str(k): int(v) for k, v in
@@ -196,7 +221,11 @@ class SummaryCollector(Subscriber):
         self._summary.retries += 1
 
     def summary(
-        self, *, aborted: BulkputError | str | None = None, interrupted: bool = False
+        self,
+        *,
+        aborted: BulkputError | str | None = None,
+        interrupted: bool = False,
+        unread_input: bool = False,
     ) -> JobSummary:
         """A snapshot of the counts, with how the job ended."""
         current = self._summary
@@ -208,6 +237,9 @@ class SummaryCollector(Subscriber):
             failed=current.failed,
             deleted=current.deleted,
             planned=current.planned,
+            not_started=current.not_started,
+            interrupted_objects=current.interrupted_objects,
+            unread_input=unread_input,
             bytes_stored=current.bytes_stored,
             retries=current.retries,
             skip_reasons=Counter(current.skip_reasons),

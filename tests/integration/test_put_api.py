@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from bulkput.api import JobSpec, StoreSettings, Uploader
+from bulkput.api import JobSpec, StoreSettings, TransferConfig, Uploader
 from bulkput.items import Status, UploadItem
+from bulkput.server.faults import FaultConfig
 
 
 async def test_uploader_paths_pairs_items_and_async_sources(bulkput_server, bulkput_bucket, tmp_path: Path) -> None:
@@ -41,3 +42,33 @@ async def test_uploader_paths_pairs_items_and_async_sources(bulkput_server, bulk
         assert await up.store.get_object("absolute/key.bin") == files[2].read_bytes()
         [failed] = [r for r in results if r.status is Status.FAILED]
         assert failed.key == "api/missing" and "no such file" in (failed.message or "")
+
+
+async def test_uploader_stop_counts_the_objects_it_never_started(bulkput_server_factory, tmp_path: Path) -> None:
+    """``Uploader.stop()`` is what SIGINT does: the summary says interrupted, how many were not
+    started (each one has its result), and the objects reported stored are in the store."""
+    paths = []
+    for n in range(300):
+        path = tmp_path / f"f{n}.bin"
+        path.write_bytes(b"%d" % n)
+        paths.append(str(path))
+    server = bulkput_server_factory(  # every PUT 100 ms late: the stop comes mid-job
+        buckets=["stop"], faults=FaultConfig(rate=1.0, mix=("latency",), latency_ms=100)
+    )
+    settings = StoreSettings(endpoint=server.endpoint_url, credentials=server.credentials[0])
+    results = []
+    spec = JobSpec("s3://stop/stop", store=settings, transfer=TransferConfig(concurrency=8))
+    async with Uploader(spec) as up:
+        async for result in up.upload(paths):
+            results.append(result)
+            if len(results) == 5:
+                up.stop()
+        summary = up.summary
+        assert summary is not None and summary.interrupted and summary.exit_code == 130
+        by_status = {status: [r for r in results if r.status is status] for status in Status}
+        assert summary.not_started == len(by_status[Status.NOT_STARTED]) > 0
+        assert summary.stored == len(by_status[Status.STORED]) >= 5
+        assert summary.stored + summary.not_started + summary.interrupted_objects == 300
+        assert summary.to_dict()["not_started"] == summary.not_started
+        listed = {info.key async for info in up.store.list_objects("stop/")}
+        assert {r.key for r in by_status[Status.STORED]} == listed

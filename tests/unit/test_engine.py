@@ -30,7 +30,7 @@ from bulkput.job.multipart import MultipartResult, TransferContext
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.local.read_placement import INLINE_BATCH_SECONDS, INLINE_BODY_LIMIT
-from bulkput.remote.store import Body, FileRange, ObjectHeaders, PartInfo, PutResult
+from bulkput.remote.store import Body, FileRange, ObjectHeaders, ObjectInfo, PartInfo, PutResult
 
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay=0.0, throttle_base_delay=0.0, connect_attempts=3)
 
@@ -61,6 +61,9 @@ class FakeStore:
         self.streaming = 0
         self.max_streaming = 0
         self.gate: asyncio.Event | None = None
+        # set: each PUT stores its object, then its answer waits here (an answer in flight)
+        self.answer_gate: asyncio.Event | None = None
+        self.heads: list[str] = []
 
     async def put_object(
         self, key: str, body: Body, *, content_md5: str | None, headers: ObjectHeaders
@@ -89,8 +92,17 @@ class FakeStore:
         if content_md5 is not None and base64.b64decode(content_md5) != digest.digest():
             raise error_from_response(400, "BadDigest", key=key)
         self.objects[key] = (data, headers)
+        if self.answer_gate is not None:
+            await self.answer_gate.wait()
         etag = "0" * 32 if key in self.wrong_etag else digest.hexdigest()
         return PutResult(etag=etag, request_id=f"req-{self.puts}")
+
+    async def head_object(self, key: str) -> ObjectInfo | None:
+        self.heads.append(key)
+        if key not in self.objects:
+            return None
+        data = self.objects[key][0]
+        return ObjectInfo(key, len(data), etag=hashlib.md5(data).hexdigest())
 
     async def close(self) -> None:
         pass
@@ -700,8 +712,12 @@ async def test_stop_lets_in_flight_finish_and_reports_the_rest(tmp_path: Path) -
     stored = [r for r in rec.results if r.status is Status.STORED]
     assert len(stored) == 8 and len(store.objects) == 8
     others = [r for r in rec.results if r.status is not Status.STORED]
-    assert {r.error_code for r in others} <= {"Interrupted"}
-    assert len({r.key for r in rec.results}) == len(rec.results)
+    # never sent: "not started", not "failed"; every one of the 100 has its one line
+    assert {r.status for r in others} == {Status.NOT_STARTED}
+    assert all(r.attempts == 0 and r.key not in store.objects for r in others)
+    assert sorted(r.key for r in rec.results) == sorted(item.key for item in items)
+    assert (summary.stored, summary.not_started, summary.failed) == (8, 92, 0)
+    assert not summary.unread_input
 
 
 async def test_stop_reports_every_object_even_those_read_and_waiting_for_a_sender(
@@ -739,7 +755,85 @@ async def test_stop_cancels_requests_that_outlive_the_grace(tmp_path: Path) -> N
     engine.stop()
     summary = await job
     assert summary.interrupted and not store.objects
-    assert all(r.error_code == "Interrupted" for r in rec.results)
+    # the 8 cut off in flight were asked for (HEAD) and are absent: interrupted, not failed
+    assert sorted(store.heads) == sorted(r.key for r in rec.results if r.status is Status.INTERRUPTED)
+    assert (summary.interrupted_objects, summary.not_started, summary.failed) == (8, 12, 0)
+
+
+async def test_an_object_cut_off_in_flight_that_the_store_holds_is_reported_stored_and_journaled(
+    tmp_path: Path,
+) -> None:
+    """The store stored the 8 objects in flight, but their answers never came within the
+    grace: a HEAD finds each with the file's MD5, so each is stored, journaled (the next run
+    skips it), not "failed"."""
+    items = make_files(tmp_path, 20, size=5)
+    store = FakeStore()
+    store.answer_gate = asyncio.Event()  # never opened: the answers are lost
+    journal = FakeJournal()
+    engine, rec = make_engine(store, journal=journal, stop_grace=0.01)
+    job = asyncio.create_task(engine.run(items))
+    while store.puts < 8:
+        await asyncio.sleep(0.001)
+    engine.stop()
+    summary = await job
+    stored = sorted(r.key for r in rec.results if r.status is Status.STORED)
+    assert len(stored) == 8 and stored == sorted(store.objects) == sorted(store.heads)
+    assert sorted(k for k, *_ in journal.recorded) == stored
+    assert (summary.stored, summary.not_started, summary.interrupted_objects) == (8, 12, 0)
+    assert summary.exit_code == 130
+
+
+async def test_stop_lists_the_rest_of_the_input_as_not_started(tmp_path: Path) -> None:
+    """Stopped while most of a generator's items are unread (the queues hold a few hundred):
+    the input is read on and each item gets a not_started line; stored + not started is the
+    whole input."""
+    items = make_files(tmp_path, 1500, size=5)
+    store = FakeStore()
+    store.gate = asyncio.Event()
+    engine, rec = make_engine(store)
+    job = asyncio.create_task(engine.run(item for item in items))
+    while store.puts < 8:
+        await asyncio.sleep(0.001)
+    engine.stop()
+    store.gate.set()
+    summary = await job
+    assert summary.stored == 8 and summary.failed == 0 and not summary.unread_input
+    assert summary.stored + summary.not_started == len(items)
+    assert sorted(r.key for r in rec.results) == sorted(item.key for item in items)
+
+
+async def test_a_stop_before_the_start_sends_nothing_and_lists_every_item(tmp_path: Path) -> None:
+    items = make_files(tmp_path, 50, size=5)
+    store = FakeStore()
+    engine, rec = make_engine(store)
+    engine.stop()
+    summary = await engine.run(iter(items))
+    assert store.puts == 0 and summary.interrupted and summary.exit_code == 130
+    assert summary.not_started == 50 and {r.status for r in rec.results} == {Status.NOT_STARTED}
+
+
+async def test_the_listing_after_a_stop_is_cut_short_on_a_slow_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An input that gives nothing more after the stop (a pipe left open): the job ends after
+    LIST_REST_SECONDS and says the input had more (``unread_input``)."""
+    monkeypatch.setattr(engine_module, "LIST_REST_SECONDS", 0.05)
+    items = make_files(tmp_path, 10, size=5)
+    never = asyncio.Event()
+
+    async def slow_input() -> AsyncIterator[UploadItem]:
+        for item in items:
+            yield item
+        await never.wait()
+
+    store = FakeStore()
+    engine, rec = make_engine(store)
+    job = asyncio.create_task(engine.run(slow_input()))
+    await asyncio.sleep(0.05)  # the 10 items wait in the producer's batch for more
+    engine.stop()
+    summary = await asyncio.wait_for(job, 10)
+    assert store.puts == 0 and summary.unread_input and summary.exit_code == 130
+    assert summary.not_started == 10 and {r.status for r in rec.results} == {Status.NOT_STARTED}
 
 
 async def test_large_files_go_to_the_multipart_hook(tmp_path: Path) -> None:

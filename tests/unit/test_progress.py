@@ -105,3 +105,23 @@ def test_progress_on_a_terminal_draws_rich_progress_and_failures():
     assert "3/3 objects" in text
     assert "300 B/300 B" in text
     assert "failed 1" in text
+
+
+def test_an_interrupted_summary_counts_what_was_not_started_and_says_how_to_resume():
+    summary = JobSummary(stored=40, bytes_stored=2048, not_started=158, interrupted_objects=2,
+                         interrupted=True, elapsed=2.0, journal="/state/j.sqlite")
+    out = io.StringIO()
+    print_summary(summary, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == ("stored 40 objects (2.0 KiB), not started 158, interrupted 2, failed 0"
+                        " in 2.0 s (1.0 KiB/s)")
+    assert lines[-1] == ("interrupted: stopped cleanly, 160 objects not stored yet; run the same"
+                         " command again to resume (its journal skips every object already stored)")
+    summary.journal, summary.unread_input = None, True  # --no-journal, input not read to the end
+    out = io.StringIO()
+    print_summary(summary, out)
+    lines = out.getvalue().splitlines()
+    assert "not started 158+," in lines[0]
+    assert lines[-1] == ("interrupted: stopped cleanly, 160+ objects not stored yet (the rest of the"
+                         " input was not read); run the same command again to send them (no"
+                         " journal: it sends every object again)")

@@ -25,6 +25,7 @@ from tests.unit.results_for_tests import FakeClock, failed, skipped, stored
         (JobSummary(stored=3, failed=1, aborted="b: AccessDenied 403: no"), 3),
         (JobSummary(stored=3, aborted="x", interrupted=True), 130),
         (JobSummary(stored=3, interrupted=True), 130),
+        (JobSummary(stored=3, not_started=5, interrupted_objects=1, interrupted=True), 130),
         (JobSummary(stored=3, partial_reports=["shard-2.jsonl"]), 3),
     ],
 )
@@ -37,9 +38,11 @@ def test_summary_json_round_trip():
         stored=5, skipped=3, failed=2, deleted=1, planned=0, bytes_stored=12345, retries=7,
         skip_reasons=Counter({"unchanged": 2, "journal": 1}),
         failure_codes=Counter({"NoSuchFile": 2}), aborted=None, interrupted=True, elapsed=1.5,
+        not_started=40, interrupted_objects=2, unread_input=True,
     )
     record = json.loads(summary.to_json())
     assert record["exit_code"] == 130
+    assert (record["not_started"], record["interrupted_objects"], record["unread_input"]) == (40, 2, True)
     assert JobSummary.from_dict(record) == summary
 
 
@@ -55,6 +58,9 @@ def test_collector_counts_every_status_and_retries():
         skipped("e", "journal"), failed("f"),
         ObjectResult(key="g", path=None, status=Status.DELETED),
         ObjectResult(key="h", path="h", status=Status.PLANNED, reason="new"),
+        ObjectResult(key="i", path="i", status=Status.NOT_STARTED),
+        ObjectResult(key="j", path="j", status=Status.NOT_STARTED),
+        ObjectResult(key="k", path="k", status=Status.INTERRUPTED),
     ]:
         collector.on_result(result)
     collector.on_retry("a", AuthError("x"))
@@ -64,6 +70,7 @@ def test_collector_counts_every_status_and_retries():
                                                   bucket="bkt"))
     assert (summary.stored, summary.skipped, summary.failed, summary.deleted,
             summary.planned) == (2, 3, 1, 1, 1)
+    assert (summary.not_started, summary.interrupted_objects, summary.objects) == (2, 1, 11)
     assert summary.bytes_stored == 300
     assert summary.retries == 2
     assert summary.skip_reasons == Counter({"unchanged": 2, "journal": 1})
@@ -84,3 +91,10 @@ def test_skipped_in_store_is_counted_in_the_json_and_the_human_line():
     summary.merge(JobSummary(skipped=3, skip_reasons=Counter({"journal": 3})))
     assert "skipped 123 (120 already in the store)" in summary_lines(summary)[0]
     assert JobSummary.from_dict(summary.to_dict()).skipped_in_store == 120
+
+
+def test_merge_adds_the_objects_left_by_an_interrupt():
+    total = JobSummary(stored=2, not_started=3, interrupted=True)
+    total.merge(JobSummary(stored=1, not_started=4, interrupted_objects=1, unread_input=True))
+    assert (total.not_started, total.interrupted_objects, total.unread_input) == (7, 1, True)
+    assert total.exit_code == 130
