@@ -5,12 +5,19 @@ SIGTERM call every stop callback registered with :func:`on_stop` (an engine regi
 ``stop``: no new objects, requests in flight finish, the journal is flushed, exit 130). With no
 callback registered, the first signal cancels the coroutine (``KeyboardInterrupt`` is raised).
 A second SIGINT exits at once with status 130, for a user who will not wait.
+
+While the coroutine runs, the cyclic garbage collector's first generation waits for
+``GC_YOUNG_THRESHOLD`` new objects instead of CPython's 700 (restored afterwards): a job
+allocates a few hundred thousand short-lived objects (requests, headers, futures), almost none
+of them in cycles, and collecting every 700 cost 0.30 s of 2.0 s client CPU on 5,000 small
+files over TLS (0.04 s at 50,000). Reference counting frees everything else at once, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -21,6 +28,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 INTERRUPTED_EXIT = 130
+
+# objects allocated (net) between two young collections while a job runs; see the docstring
+GC_YOUNG_THRESHOLD = 50_000
 
 _callbacks: list[Callable[[], None]] = []
 _signals_seen = 0
@@ -91,6 +101,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     loop = new_event_loop()
     loop.set_exception_handler(_quiet_connection_failures)
     installed: list[int] = []
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
     try:
         asyncio.set_event_loop(loop)
         main = loop.create_task(coro)
@@ -117,6 +129,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+            gc.set_threshold(*thresholds)
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
