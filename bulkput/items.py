@@ -7,6 +7,16 @@ from enum import Enum
 from typing import Any
 
 
+@dataclass(frozen=True, slots=True)
+class StoredCopy:
+    """What the store already holds under an item's key, found by a job that resumes from the
+    store (:mod:`bulkput.job.store_resume`): the engine skips the item when the file has this
+    size and this MD5 (lower-case hex), and otherwise sends it with the MD5 it computed."""
+
+    size: int
+    md5_hex: str
+
+
 @dataclass(slots=True)
 class UploadItem:
     """One object to store, as a manifest line or a walked file describes it."""
@@ -25,6 +35,7 @@ class UploadItem:
     size: int | None = None  # known size (from a walk), else stat'ed by the engine
     mtime_ns: int | None = None
     line: int | None = None  # manifest line number, for errors
+    stored: StoredCopy | None = None  # resume from the store: the object already there
 
 
 class Status(str, Enum):

@@ -89,8 +89,9 @@ from bulkput.job.multipart import (
     upload_file,
 )
 from bulkput.job.shard import Shard
+from bulkput.job.store_resume import already_stored
 from bulkput.job.subscriber import Subscriber
-from bulkput.job.summary import JobSummary, SummaryCollector
+from bulkput.job.summary import IN_STORE, JobSummary, SummaryCollector
 from bulkput.local.digest import b64, md5_file
 from bulkput.local.names import refuse_unsafe_key
 from bulkput.local.read_placement import (
@@ -188,6 +189,14 @@ def _failed(item: UploadItem, error: BulkputError, attempts: int = 0) -> ObjectR
         error_code=error.code,
         message=error.one_line(),
         request_id=error.request_id if isinstance(error, RemoteError) else None,
+    )
+
+
+def _in_store(item: UploadItem, size: int, md5_hex: str | None) -> ObjectResult:
+    """Skipped: the store already holds this file's bytes (resume from the store)."""
+    return ObjectResult(
+        key=item.key, path=item.path, status=Status.SKIPPED, size=size, md5=md5_hex,
+        reason=IN_STORE,
     )
 
 
@@ -715,12 +724,16 @@ class Engine:
                     item, size, mtime_ns, None, None, None, headers, True, file_id
                 )
             trusted = item.md5
+            if trusted is not None and already_stored(item, size, _b64_to_hex(trusted)):
+                return _in_store(item, size, _b64_to_hex(trusted))  # the manifest's MD5: not read
             if size <= config.body_in_memory_limit:
                 if inline_limit is not None and size > inline_limit:
                     return _LEAVE_TO_A_THREAD
                 data, size, mtime_ns = _read_stable(fd, item, size, mtime_ns)
                 if trusted is None:
                     digest = hashlib.md5(data)
+                    if item.stored is not None and already_stored(item, size, digest.hexdigest()):
+                        return _in_store(item, size, digest.hexdigest())
                     return _Prepared(
                         item,
                         size,
@@ -746,8 +759,9 @@ class Engine:
             item, size, mtime_ns, body, trusted, _b64_to_hex(trusted), headers, file_id=file_id
         )
 
-    def _hash_large(self, prepared: _Prepared) -> _Prepared:
-        """Executor side: the MD5 of a large file (re-checked for changes), then stream it."""
+    def _hash_large(self, prepared: _Prepared) -> _Prepared | ObjectResult:
+        """Executor side: the MD5 of a large file (re-checked for changes), then stream it
+        (or skip it: the store already holds these bytes)."""
         config = self.config
         item = prepared.item
         size, mtime_ns = prepared.size, prepared.mtime_ns
@@ -767,6 +781,8 @@ class Engine:
                     )
         except OSError as exc:
             raise _local_error(item, exc, self._read_from) from None
+        if already_stored(item, size, md5_bytes.hex()):
+            return _in_store(item, size, md5_bytes.hex())
         body = FileRange(item.path, 0, size)
         return _Prepared(
             item, size, mtime_ns, body, b64(md5_bytes), md5_bytes.hex(), prepared.headers,
@@ -856,6 +872,8 @@ class Engine:
             self._transfer, item, prepared.size, prepared.mtime_ns, prepared.headers,
             prepared.file_id,
         )
+        if put.in_store:
+            return _in_store(item, prepared.size, put.md5_hex)
         return ObjectResult(
             key=item.key,
             path=item.path,

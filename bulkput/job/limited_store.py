@@ -172,8 +172,12 @@ class LimitedStore:
     async def get_object(self, key: str, byte_range: tuple[int, int] | None = None) -> bytes:
         return await self._limited(lambda: self.store.get_object(key, byte_range))
 
-    def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
-        return self._limited_pages(self.store.list_objects(prefix, page_size))
+    def list_objects(
+        self, prefix: str, page_size: int = 1000, *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        return self._limited_pages(
+            self.store.list_objects(prefix, page_size, start_after=start_after)
+        )
 
     async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:
         return await self._limited(lambda: self.store.delete_objects(keys))

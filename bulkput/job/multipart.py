@@ -62,6 +62,7 @@ from bulkput.errors import (
 from bulkput.items import UploadItem
 from bulkput.job.journal import UploadRecord
 from bulkput.job.journal_protocol import JobJournal
+from bulkput.job.store_resume import already_stored
 from bulkput.local.digest import b64, crc64_ecma
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import (
@@ -284,6 +285,7 @@ class MultipartResult(PutResult):
     parts_sent: int = 0
     parts_reused: int = 0  # confirmed by an earlier run and found on the server
     resumed: bool = False
+    in_store: bool = False  # not sent: the store holds these bytes (item.stored matched)
 
 
 # What the engine calls for a large file: upload_file, or a test's stand-in.
@@ -382,6 +384,10 @@ class _FileUpload:
         )
         ranges = part_ranges(self.size, part_size)
         hashes = await self.hash_pass(part_size)
+        if already_stored(self.item, self.size, hashes.md5.hex()):
+            if self.record is not None:  # an earlier run's upload of these bytes: not needed
+                await self.abandon(self.record)
+            return MultipartResult(etag=None, md5_hex=hashes.md5.hex(), in_store=True)
         if self.gone is not None:
             # The upload an earlier run recorded is gone: a Complete whose answer that run never
             # read (killed) may have stored the object. The store decides.

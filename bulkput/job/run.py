@@ -187,6 +187,9 @@ class Job:
         self.journal: Journal | None = None
         self._notes: Subscriber | None = None  # the journal's lines in the summary
         self._summaries: list[JobSummary] = []
+        # Whether the objects this job writes have their MD5 as ETag (resume from the store
+        # reads the md5 metadata of the others).
+        self._etag_is_md5 = True
 
     @property
     def store(self) -> LimitedStore:
@@ -205,6 +208,12 @@ class Job:
             spec.target, spec.store, spec.transfer, self._env, endpoint=endpoint
         )
         self._store = LimitedStore.for_config(opened, spec.transfer)
+        from bulkput.remote.client import HttpObjectStore
+
+        if isinstance(opened, HttpObjectStore):
+            self._etag_is_md5 = opened.dialect.etag_is_md5_for(
+                spec.defaults, spec.store.customer_key is not None
+            )
         try:
             self.journal = open_journal(spec, opened)
             if self.journal is not None:
@@ -254,7 +263,21 @@ class Job:
         subscribers: Sequence[Subscriber] = (),
         control: JobControl | None = None,
     ) -> JobSummary:
-        """Upload ``items`` through this job's store and journal."""
+        """Upload ``items`` through this job's store and journal; with the spec's
+        ``resume_from_store``, what the store already holds is skipped
+        (:func:`bulkput.job.store_resume.skip_stored`)."""
+        spec = self.spec
+        if spec.resume_from_store and not spec.dry_run:
+            from bulkput.job.store_resume import check_listing, skip_stored
+
+            await check_listing(self.store, spec.target.prefix, spec.transfer.retry)
+            items = skip_stored(
+                items,
+                self.store,
+                shard=spec.shard,
+                etag_is_md5=self._etag_is_md5,
+                retry=spec.transfer.retry,
+            )
         summary = await self.engine(subscribers, control).run(items)
         self._summaries.append(summary)
         return summary

@@ -452,8 +452,12 @@ class HttpObjectStore:
         answer = await self._send("GET", key, (), headers, answer_limit=limit, answer_size=limit)
         return self._body(answer, "get-object (read it in byte ranges)", key)
 
-    def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
+    def list_objects(
+        self, prefix: str, page_size: int = 1000, *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
         query = self.dialect.list_objects_query(prefix, page_size)
+        if start_after:
+            query = with_next(query, self.dialect.list_start_after(start_after))
         return self._pages(query, self.dialect.parse_list_objects, "list-objects")
 
     async def _pages(

@@ -115,8 +115,11 @@ class ObjectStore(Protocol):
         """The object's bytes (inclusive range); for checks and tests, not the hot path."""
         ...
 
-    def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
-        """Every object under ``prefix`` in key order, one page request at a time."""
+    def list_objects(
+        self, prefix: str, page_size: int = 1000, *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        """Every object under ``prefix`` in key order, one page request at a time; with
+        ``start_after``, only the keys after it (S3's start-after, OSS's and BOS's marker)."""
         ...
 
     async def delete_objects(self, keys: Sequence[str]) -> list[DeleteFailure]:

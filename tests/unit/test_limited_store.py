@@ -58,7 +58,9 @@ class SpyStore:
         self._note("get")
         return b""
 
-    async def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
+    async def list_objects(
+        self, prefix: str, page_size: int = 1000, *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
         for n in range(3):
             self._note("list")
             yield ObjectInfo(f"k{n}", n)

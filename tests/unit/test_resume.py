@@ -73,7 +73,9 @@ class ListingStore:
         self.listings = 0
         self.yielded = 0
 
-    async def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
+    async def list_objects(
+        self, prefix: str, page_size: int = 1000, *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
         self.listings += 1
         if self.refuse is not None:
             raise self.refuse
@@ -81,7 +83,7 @@ class ListingStore:
             error, self.fail_first = self.fail_first, None
             raise error
         for info in self.objects:
-            if info.key.startswith(prefix):
+            if info.key.startswith(prefix) and (start_after is None or info.key > start_after):
                 self.yielded += 1
                 yield info
 

@@ -25,7 +25,9 @@ class FlakyListing:
         self.every = every
         self.requests = 0
 
-    async def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
+    async def list_objects(
+        self, prefix: str, page_size: int = 1000, *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
         self.requests += 1
         for position, key in enumerate(self.keys):
             if self.every is not None:
@@ -67,7 +69,9 @@ async def test_the_retry_budget_is_per_chunk_not_per_listing() -> None:
 
 async def test_a_failure_past_the_budget_is_raised() -> None:
     class Always(FlakyListing):
-        async def list_objects(self, prefix: str, page_size: int = 1000) -> AsyncIterator[ObjectInfo]:
+        async def list_objects(
+        self, prefix: str, page_size: int = 1000, *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
             self.requests += 1
             raise ServiceError("still broken", code="InternalError", status=500, retryable=True)
             yield ObjectInfo("never", 0)  # an async generator

@@ -62,7 +62,7 @@ class MemoryStore:
         data, meta, modified = self.objects[key]
         return ObjectInfo(key, len(data), hashlib.md5(data).hexdigest(), modified, dict(meta))
 
-    async def list_objects(self, prefix: str, page_size: int = 1000):  # type: ignore[no-untyped-def]
+    async def list_objects(self, prefix: str, page_size: int = 1000, *, start_after=None):  # type: ignore[no-untyped-def]
         for number, key in enumerate(sorted(k for k in self.objects if k.startswith(prefix))):
             if self.list_failures and number == 1:
                 self.list_failures -= 1
@@ -270,7 +270,7 @@ async def test_a_store_unreachable_while_listing_aborts_after_the_connect_attemp
     store.objects["dst/orphan"] = (b"o", {}, "2030-01-01T00:00:00Z")
     listings: list[str] = []
 
-    async def unreachable(prefix: str, page_size: int = 1000):  # type: ignore[no-untyped-def]
+    async def unreachable(prefix: str, page_size: int = 1000, *, start_after=None):  # type: ignore[no-untyped-def]
         listings.append(prefix)
         raise ConnectError("connection refused", code="ClientConnectorError")
         yield  # an async generator

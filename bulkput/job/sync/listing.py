@@ -24,18 +24,21 @@ _END: Any = object()
 class _Cursor:
     """Where the listing stands: the open listing (None after a failure) and the last key read."""
 
-    def __init__(self, store: ObjectStore, prefix: str, chunk_size: int) -> None:
+    def __init__(
+        self, store: ObjectStore, prefix: str, chunk_size: int, start_after: str | None
+    ) -> None:
         self.store = store
         self.prefix = prefix
         self.chunk_size = chunk_size
         self.listing: AsyncIterator[ObjectInfo] | None = None
-        self.last: str | None = None
+        self.last: str | None = start_after
         self.pending: list[ObjectInfo] = []  # read before a failure, handed out with the next chunk
         self.done = False
 
     async def next_chunk(self) -> list[ObjectInfo]:
         if self.listing is None:
-            self.listing = aiter(self.store.list_objects(self.prefix))
+            # asked again after a failure: from the last key handed out
+            self.listing = aiter(self.store.list_objects(self.prefix, start_after=self.last))
         chunk, self.pending = self.pending, []
         try:
             while len(chunk) < self.chunk_size:
@@ -55,13 +58,19 @@ class _Cursor:
 
 
 async def listing_chunks(
-    store: ObjectStore, prefix: str, retrier: Retrier, *, chunk_size: int = 1000
+    store: ObjectStore,
+    prefix: str,
+    retrier: Retrier,
+    *,
+    chunk_size: int = 1000,
+    start_after: str | None = None,
 ) -> AsyncIterator[list[ObjectInfo]]:
-    """The objects under ``prefix`` in the store's (key) order, in lists of at most
-    ``chunk_size``, each read through ``retrier`` (its ``on_retry`` is told with ``prefix``).
+    """The objects under ``prefix`` (after ``start_after``, when given) in the store's (key)
+    order, in lists of at most ``chunk_size``, each read through ``retrier`` (its ``on_retry``
+    is told with ``prefix``).
     A failure a retry cannot mend (not retryable, out of budget, the endpoint unreachable) is
     raised from the iteration."""
-    cursor = _Cursor(store, prefix, chunk_size)
+    cursor = _Cursor(store, prefix, chunk_size, start_after)
     while not cursor.done:
         chunk, _attempts = await retrier.call(prefix, cursor.next_chunk)
         if chunk:

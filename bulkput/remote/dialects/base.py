@@ -446,6 +446,11 @@ class Dialect:
     def list_objects_query(self, prefix: str, page_size: int) -> Query:
         raise NotImplementedError
 
+    def list_start_after(self, key: str) -> dict[str, str]:
+        """The listing parameter that starts after ``key`` (ListObjects V1's marker; S3's V2
+        says start-after)."""
+        return {"marker": key}
+
     def parse_list_objects(self, body: bytes) -> Page[ObjectInfo]:
         raise NotImplementedError
 

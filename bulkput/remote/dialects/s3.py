@@ -387,6 +387,9 @@ class S3Dialect(XmlDialect):
             ("encoding-type", "url"),
         )
 
+    def list_start_after(self, key: str) -> dict[str, str]:
+        return {"start-after": key}
+
     def parse_list_objects(self, body: bytes) -> Page[ObjectInfo]:
         root, items = self._listing(body)
         page = Page(items)
