@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks import report
+from benchmarks import limit_trace, report
 from benchmarks.contenders import CONTENDERS, RunContext
 from benchmarks.datasets import DATASETS, DEFAULT_SEED, Dataset, ensure_dataset
 from benchmarks.measure import ProcessMeasurement, run_measured
@@ -268,6 +268,14 @@ def run_scenario(scenario: Scenario, options: Options) -> dict[str, Any]:
             status = "ok" if record.get("ok") else f"FAILED ({record.get('failure')})"
             _say(options, f"[{scenario.name}] round {round_index}{' (warm-up)' if warm else ''} "
                           f"{lane.name}: {shown} {status}")
+    trace = None
+    if scenario.trace and not options.quick:
+        traced = next((lane for lane in active if lane.contender == "bulkput"
+                       and lane.is_subject and not lane.extra_args), None)  # fmt: skip
+        if traced is not None:
+            trace = _trace_run(scenario, traced, dataset, options)
+            _say(options, f"[{scenario.name}] traced run of {traced.name}: "
+                          f"{trace.get('changes_total', '-')} changes of the limit")
     result = {
         "dataset": {"name": spec.name, "description": spec.description, "files": dataset.files,
                     "bytes": dataset.bytes, "seed": dataset.seed,
@@ -277,7 +285,36 @@ def run_scenario(scenario: Scenario, options: Options) -> dict[str, Any]:
         "lanes": lanes,
         "runs": runs_out,
     }
+    if trace is not None:
+        result["trace"] = trace
     return _finish(scenario, options, started, result)
+
+
+def _trace_run(scenario: Scenario, lane: Lane, dataset: Dataset,
+               options: Options) -> dict[str, Any]:  # fmt: skip
+    """One more run of ``lane`` with ``-v`` on a fresh server: its limit changes over time."""
+    workdir = options.work_dir / "runs" / scenario.name / f"{_slug(lane.name)}-trace"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    server = start_server(lane.server, workdir / "server")
+    try:
+        ctx = RunContext(dataset, server, workdir, scenario.action, (*lane.extra_args, "-v"))
+        invocation = CONTENDERS[lane.contender].build(ctx)
+        started_epoch = time.time()
+        measured = run_measured(invocation.argv, env=invocation.env, cwd=workdir,
+                                log_path=workdir / "trace.log", timeout_s=scenario.timeout_s,
+                                server_cpu=server.cpu_seconds)  # fmt: skip
+        if measured.exit_code != 0:
+            return {"lane": lane.name, "failure": _exit_failure(
+                measured.exit_code, measured.timed_out, measured.output_tail, "traced")}
+        verbose = replace(lane, extra_args=(*lane.extra_args, "-v"))
+        shown = _display_commands(scenario, [verbose], dataset, options)
+        return limit_trace.trace_record((workdir / "trace.log").read_text(errors="replace"),
+                                        started_epoch, measured.wall_s, lane.name,
+                                        next(iter(shown.values()), ""))  # fmt: skip
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _display_commands(scenario: Scenario, lanes: list[Lane], dataset: Dataset,
@@ -304,6 +341,7 @@ def _finish(scenario: Scenario, options: Options, started: dt.datetime,
         "action": scenario.action,
         "resync": scenario.resync,
         "primary": scenario.primary,
+        "view": scenario.view,
         "pairs": [list(p) for p in scenario.pairs],
         "started": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmarks import limit_trace
 from benchmarks.tools import tool_version
 
 FIGURES = ("wall_s", "files_per_s", "mb_per_s", "cpu_s", "cpu_ms_per_file", "cpu_s_per_gb",
@@ -396,6 +397,7 @@ def scenario_section(document: dict[str, Any], img_dir: Path, docs_path: Path) -
         if write_chart(document, chart):
             rel = os.path.relpath(chart, docs_path.parent)
             out += [f"![{document['scenario']}]({rel})", ""]
+        out += _trace_block(document, img_dir, docs_path)
         block = _commands_block(document)
         if block:
             out += ["Commands (PORT: the server's port; DIR: the dataset's folder; credentials "
@@ -403,6 +405,31 @@ def scenario_section(document: dict[str, Any], img_dir: Path, docs_path: Path) -
     out.append(f"Reproduce: `{document.get('command') or 'python -m benchmarks'}`")
     out.append("")
     return "\n".join(out)
+
+
+def _trace_block(document: dict[str, Any], img_dir: Path, docs_path: Path) -> list[str]:
+    """The adaptive limit of the traced run: its chart and its first changes."""
+    trace = document.get("trace")
+    if not trace:
+        return []
+    if trace.get("failure"):
+        return [f"The traced run ({trace['lane']}, -v) failed: {_escape(trace['failure'])}.", ""]
+    out = [f"bulkput's adaptive limit in one more run with `-v` (not one of the counted runs; "
+           f"{trace['wall_s']:.2f} s, {trace['changes_total']} changes of the limit, from the "
+           f"\"requests in flight A -> B: why\" lines of its log): "
+           f"`{trace['command']}`", ""]
+    chart = img_dir / f"limit-{document['scenario']}.png"
+    if limit_trace.write_limit_chart(trace, f"Requests in flight: {document['title']}", chart):
+        rel = os.path.relpath(chart, docs_path.parent)
+        out += [f"![limit over time, {document['scenario']}]({rel})", ""]
+    shown = trace["changes"][:12]
+    if shown:
+        out += ["| s | limit | why |", "|---|---|---|"]
+        out += [f"| {t:.3f} | {limit} | {_escape(why)} |" for t, limit, why in shown]
+        if trace["changes_total"] > len(shown):
+            out.append(f"| ... | | {trace['changes_total'] - len(shown)} more |")
+        out.append("")
+    return out
 
 
 def write_chart(document: dict[str, Any], path: Path) -> bool:
@@ -474,6 +501,28 @@ How they are made:
 """
 
 
+VIEW_HEADINGS = {
+    "link": """## Over a link: round trips and TLS
+
+What users meet: a store some milliseconds away, behind HTTPS. On a link every request waits a
+round trip, so how many are in flight decides; over TLS, the cost of encryption joins the cost
+per request. Every tool at its defaults, with a tuned row where a peer has an obvious knob.
+""",
+    "cpu": """## The CPU view: loopback, plain HTTP
+
+The store on the same machine over plain HTTP: no round trip, no TLS. What is left is each
+tool's own cost per request and per byte, and how it shares two cores with the store.
+""",
+}
+
+
+def _view(document: dict[str, Any]) -> str:
+    view = document.get("view")
+    if view in VIEW_HEADINGS:
+        return str(view)
+    return "link" if str(document.get("scenario", "")).startswith(("tls-", "wan-")) else "cpu"
+
+
 def _load_results(results_dir: Path) -> list[dict[str, Any]]:
     documents = []
     for path in sorted(results_dir.glob("*.json")):
@@ -491,7 +540,8 @@ def write_docs(results_dir: Path, docs_path: Path, img_dir: Path,
     """Rebuild the markdown (and charts) from every results file in ``results_dir``."""
     documents = [d for d in _load_results(results_dir) if bool(d.get("quick")) == only_quick]
     rank = {name: i for i, name in enumerate(order)}
-    documents.sort(key=lambda d: (rank.get(d["scenario"], len(rank)), d["scenario"]))
+    documents.sort(key=lambda d: (_view(d) != "link", rank.get(d["scenario"], len(rank)),
+                                  d["scenario"]))
     parts = [INTRO]
     if any(d.get("preliminary") for d in documents):
         parts.append("**Figures marked preliminary were measured while other work shared the "
@@ -522,7 +572,11 @@ def write_docs(results_dir: Path, docs_path: Path, img_dir: Path,
         parts += ["## Scenarios not run yet", "",
                   ", ".join(f"`{name}`" for name in missing)
                   + " (run them with `python -m benchmarks --scenario NAME`).", ""]
+    view = ""
     for document in documents:
+        if _view(document) != view:
+            view = _view(document)
+            parts.append(VIEW_HEADINGS[view])
         parts.append(scenario_section(document, img_dir, docs_path))
     docs_path.parent.mkdir(parents=True, exist_ok=True)
     docs_path.write_text("\n".join(parts))

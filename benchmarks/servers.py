@@ -43,6 +43,8 @@ class ServerSpec:
     # rclone only: serve HTTPS with a self-signed certificate made for the run; clients are
     # given it as their CA (SSL_CERT_FILE, AWS_CA_BUNDLE): TLS is verified, not skipped
     tls: bool = False
+    # bulkput serve only: 503 SlowDown to PutObject above this many requests/s (0: never)
+    throttle_rps: int = 0
 
     @property
     def label(self) -> str:
@@ -51,6 +53,8 @@ class ServerSpec:
         if self.kind == "rclone-dir":
             return "rclone serve s3 DIR"
         far = f", {self.latency_ms} ms per PUT" if self.latency_ms else ""
+        if self.throttle_rps:
+            far += f", 503 SlowDown above {self.throttle_rps:,} PUTs/s"
         return f"bulkput serve --memory ({self.dialect}{far})"
 
 
@@ -62,6 +66,8 @@ BULKPUT_OSS = ServerSpec("bulkput", "oss")
 RCLONE_TLS = ServerSpec("rclone-memory", tls=True)
 BULKPUT_WAN = ServerSpec("bulkput", "s3", latency_ms=40)  # a store in the next region
 BULKPUT_FAR = ServerSpec("bulkput", "s3", latency_ms=150)  # a store across an ocean
+# a store 40 ms away that allows 1,000 PUTs/s: about 40 in flight, fewer than the start
+BULKPUT_THROTTLED = ServerSpec("bulkput", "s3", latency_ms=40, throttle_rps=1000)
 
 
 @dataclass
@@ -238,6 +244,8 @@ def _start_bulkput(spec: ServerSpec, workdir: Path) -> RunningServer:
     if spec.latency_ms:
         extra += ["--fault-rate", "1", "--fault-mix", "latency", "--latency-ms",
                   str(spec.latency_ms), "--fault-ops", "PutObject"]  # fmt: skip
+    if spec.throttle_rps:
+        extra += ["--throttle-rps", str(spec.throttle_rps)]
     handle = serve_in_subprocess(memory=True, credentials=[f"{access_key}:{secret_key}"],
                                  buckets=[BUCKET], extra_args=extra)
     assert handle.process is not None

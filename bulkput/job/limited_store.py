@@ -86,6 +86,7 @@ class LimitedStore:
     async def _limited(self, request: Callable[[], Awaitable[T]]) -> T:
         limiter = self.limiter
         epoch = await limiter.acquire()
+        started, in_flight = limiter.now(), limiter.in_flight
         try:
             result = await request()
         except ThrottledError:
@@ -93,13 +94,13 @@ class LimitedStore:
             raise
         finally:
             limiter.release()
-        limiter.record_success()
+        limiter.record_success(0, started, in_flight)
         return result
 
     async def _with_body(self, body: Body, request: Callable[[], Awaitable[T]]) -> T:
         limiter = self.limiter
         epoch = await limiter.acquire()
-        started = limiter.now()
+        started, in_flight = limiter.now(), limiter.in_flight
         try:
             if isinstance(body, FileRange):
                 async with self.open_files:  # the body is read from disk while it is sent
@@ -111,7 +112,8 @@ class LimitedStore:
             raise
         finally:
             limiter.release()
-        limiter.record_success(body.length if isinstance(body, FileRange) else len(body), started)
+        limiter.record_success(body.length if isinstance(body, FileRange) else len(body), started,
+                               in_flight)
         return result
 
     async def _limited_pages(self, pages: AsyncIterator[T]) -> AsyncIterator[T]:
@@ -147,7 +149,7 @@ class LimitedStore:
         # Written out rather than through _with_body: this is the small-file hot path.
         limiter = self.limiter
         epoch = await limiter.acquire()
-        started = limiter.now()
+        started, in_flight = limiter.now(), limiter.in_flight
         try:
             if isinstance(body, FileRange):
                 async with self.open_files:
@@ -163,7 +165,8 @@ class LimitedStore:
             raise
         finally:
             limiter.release()
-        limiter.record_success(body.length if isinstance(body, FileRange) else len(body), started)
+        limiter.record_success(body.length if isinstance(body, FileRange) else len(body), started,
+                               in_flight)
         return put
 
     async def head_object(self, key: str) -> ObjectInfo | None:

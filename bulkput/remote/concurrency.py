@@ -2,43 +2,68 @@
 
 On a link with a round-trip time, throughput is ``in flight / latency`` (Little's law) until
 the client's CPU, the link or the store is the limit: 64 requests at 40 ms can never pass
-1,600 objects/s. Nobody knows the right number for their link, so the controller finds it: it
-starts at a modest limit, doubles while throughput keeps rising, settles where it stops rising
-(back at the lower limit when more requests only queued: latency climbed without throughput),
-halves on throttling, and probes a little higher when latency rises at a steady limit or
-every ``probe_every`` windows, in case the link changed.
+1,600 objects/s. Nobody knows the right number for their link, so the controller finds it, as
+TCP's slow start finds a window: it starts at a modest limit and doubles it once per *round*
+(about a round trip) while throughput keeps rising and requests wait on the link rather than
+on each other, goes back to the last limit that paid when it stops rising, halves on
+throttling, and now and then probes below (a limit above the start may be more than the link
+needs) and above (or when latency rises at a steady limit) in case the link changed.
+
+A round is judged without the biases of a window of answers:
+
+- only answers to requests *sent since the round began* count, and only those sent while the
+  limit was nearly full (``full``): a request sent while 128 were in flight tells how 128 fare,
+  the answers of the round's first latency belong to the old limit;
+- its throughput is ``mean in flight at sending / mean latency`` (Little's law), not answers
+  counted per window: answers come in waves on a long link (a round trip's requests sent
+  together, answered together), and a window catches more or fewer waves;
+- its *queueing* is the share of the mean latency beyond the fastest answer's. On a long link
+  every request waits the round trip and the fastest is near the mean; when the client's CPU
+  (loopback) or the store is what limits, requests wait on each other, the fastest is far
+  below the mean, and more requests in flight would only queue: the limit holds.
 
 Inputs (all with the caller's clock, so tests run on synthetic traces without sleeping):
-``completed(now, nbytes, in_flight, latency)`` per successful request, ``throttled(now)`` per throttle
-signal (503 SlowDown, 429, refused connections) that the limiter counts as new. Output:
-``limit`` and ``reason`` (why it last changed). Decisions are taken once per *window*: at least
-``window_seconds`` (and at least ``window_latencies`` times the last window's latency, so a
-change of the limit has shown in the completions before it is judged) and
-``window_completions`` completions since the last decision.
+``completed(now, nbytes, started, in_flight)`` per successful request (``in_flight``: the
+requests in flight when it was sent, itself included), ``throttled(now)`` per throttle signal
+(503 SlowDown, 429, refused connections) that the limiter counts as new. Output: ``limit`` and
+``reason`` (why it last changed or held); ``changes`` keeps the last ``history`` changes as
+``(time, limit, reason)``.
 
-Truth table (one decision per closed window; "rose" means objects/s or bytes/s at least
-``gain`` above the previous window's):
+A round (growing or probing) closes when ``round_seconds`` have passed and at least
+``round_completions`` and half the limit of its requests have been answered; a hold window
+when ``hold_seconds`` and ``hold_latencies`` latencies have passed with ``round_completions``
+such answers. The first round begins with the first answer, on connections already open:
+connecting is not the link's throughput.
+
+Truth table (one decision per closed round or hold window; "rose" means the throughput, in
+objects/s or bytes/s, at least ``gain`` above the round before's; "queueing" means above
+``queueing``):
 
 | state | condition | new limit | next state | reason |
 |---|---|---|---|---|
-| any | window not closed yet | same | same | - |
-| any | a throttle signal (not per window) | limit / 2 (>= minimum) | hold, cooldown windows | throttled |
+| any | round or window not closed yet | same | same | - |
+| any | answers before the first, to requests sent before the round, or while under ``full`` x limit | same | same | (not counted) |
+| any | a throttle signal (not per round) | limit / 2 (>= minimum) | hold, cooldown windows | throttled |
 | any | below the limit before the last throttle (per completion) | +1 per ``limit`` completions | same | recovering |
-| any | requests in flight averaged under ``saturation`` of the limit | same | same | not using the limit |
-| grow | rose, limit < maximum | limit x ``growth`` (<= maximum) | grow | throughput rose |
+| grow | the first round, no queueing | limit x ``growth`` | grow | first round |
+| grow | rose, no queueing, limit < maximum | limit x ``growth`` (x ``growth``² when 3/4 of a doubling paid) (<= maximum) | grow | throughput rose |
+| grow | first round or rose, queueing | same | hold | requests queue |
 | grow | rose, limit == maximum | same | hold | at the maximum |
-| grow | did not rise | the previous limit | hold | no gain above it |
+| grow | did not rise (latency grew with the requests in flight) | the previous limit | hold | no gain above it |
 | hold | still recovering, or in cooldown (after a throttle) | same | hold | - |
-| hold | limit == maximum | same | hold | - |
+| hold | ``probe_every`` windows held, limit above the start, last probe was above | limit x 3/4 (>= the start) | probe below | probing below |
+| hold | limit == maximum, or queueing | same | hold | - |
 | hold | latency ``latency_rise`` above the hold's best (the link or the store got slower) | limit x 5/4 | probe | latency rose: probing |
 | hold | ``probe_every`` windows held | limit x 5/4 | probe | probing |
-| probe | rose | limit x ``growth`` (<= maximum) | grow | throughput rose |
-| probe | did not rise | the limit before the probe | hold | no gain above it |
+| probe | as grow (rose / queueing / maximum / did not rise) | as grow | as grow | as grow |
+| probe below | throughput at most ``gain`` below the hold's | same | hold | no loss |
+| probe below | lost more | the limit before the probe | hold | back |
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -51,15 +76,18 @@ class ConcurrencySettings:
     initial: int = 64
     maximum: int = 512
     minimum: int = 1
-    window_seconds: float = 0.1
-    window_latencies: float = 2.0
-    window_completions: int = 32
+    round_seconds: float = 0.03
+    round_completions: int = 32
+    hold_seconds: float = 0.5
+    hold_latencies: float = 4.0
     gain: float = 0.10
     growth: float = 2.0
     latency_rise: float = 0.5
-    saturation: float = 0.7
-    probe_every: int = 12
+    full: float = 0.9
+    queueing: float = 0.5
+    probe_every: int = 8
     throttle_cooldown: int = 4
+    history: int = 1000
 
     def __post_init__(self) -> None:
         if not 1 <= self.minimum <= self.initial <= self.maximum:
@@ -70,75 +98,93 @@ class Phase(Enum):
     GROW = "grow"
     HOLD = "hold"
     PROBE = "probe"
+    PROBE_BELOW = "probe below"
 
 
 @dataclass(frozen=True, slots=True)
-class WindowStats:
-    limit: int
-    objects_per_s: float
-    bytes_per_s: float
-    mean_in_flight: float
-    measured_latency: float | None = None  # mean seconds per request, when timed
+class RoundStats:
+    """The answers to requests sent since a round began."""
 
-    @property
-    def latency(self) -> float:
-        """Seconds per request: as timed, else by Little's law (in flight / throughput)."""
-        if self.measured_latency is not None:
-            return self.measured_latency
-        return self.mean_in_flight / self.objects_per_s if self.objects_per_s else math.inf
+    limit: int
+    answers: int
+    mean_in_flight: float  # requests in flight when each was sent
+    latency: float  # mean seconds per request
+    mean_bytes: float
+    fastest: float = 0.0  # the shortest latency: the link's part, without queueing
 
     @property
     def rate(self) -> float:
-        """Requests per second. With timed requests, in flight / latency (Little's law):
-        counting answers per window is noisy when they come in waves (all requests of a
-        round trip sent together, answered together), a mean latency is not."""
-        if self.measured_latency:
-            return self.mean_in_flight / self.measured_latency
-        return self.objects_per_s
+        """Requests per second by Little's law."""
+        return self.mean_in_flight / self.latency if self.latency > 0 else math.inf
+
+    @property
+    def queueing(self) -> float:
+        """The share of the mean latency that requests spent waiting on each other (for the
+        client's CPU or the store), beyond what the fastest took."""
+        return 1 - self.fastest / self.latency if self.latency > 0 else 0.0
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.rate * self.mean_bytes
 
 
 class ConcurrencyController:
     """The rule of the module docstring. Not thread-safe; one per job."""
+
+    # the round being counted (see _start_round)
+    _round_start: float
+    _answers: int
+    _bytes: int
+    _in_flight_sum: int
+    _latency_sum: float
+    _fastest: float
+    _full: int
+    _needed: int
+    _round_length: float
 
     def __init__(self, settings: ConcurrencySettings, now: float) -> None:
         self.settings = settings
         self.limit = settings.initial
         self.phase = Phase.GROW
         self.reason = f"start at {settings.initial}"
-        self.changes: list[tuple[float, int, str]] = [(now, self.limit, self.reason)]
-        self._before: WindowStats | None = None  # the last window at a lower limit
+        self.changes: deque[tuple[float, int, str]] = deque(
+            [(now, self.limit, self.reason)], maxlen=max(2, settings.history))
+        self._before: RoundStats | None = None  # the last round at a lower limit
         self._fallback = self.limit  # where a failed growth or probe returns to
         self._held = 0
         self._cooldown = 0
         self._hold_latency = math.inf
-        self._window_length = settings.window_seconds
+        self._latency = 0.0  # the last closed round's or window's mean latency
         self._waiting_for_first = True
         self._recover_to = 0
         self._successes = 0
-        self._start_window(now)
+        self._below_next = True  # the next probe of a hold above the start goes below
+        self._start_round(now)
 
     # --- inputs -----------------------------------------------------------------------------
 
-    def completed(self, now: float, nbytes: int, in_flight: int,
-                  latency: float | None = None) -> None:  # fmt: skip
+    def completed(self, now: float, nbytes: int, started: float | None = None,
+                  in_flight: int = 0) -> None:  # fmt: skip
         if self._recover_to > self.limit:  # after a throttle: AIMD's +1 per limit successes
             self._successes += 1
             if self._successes >= self.limit:
                 self._successes = 0
                 self._set(now, self.limit + 1, "recovering after throttling")
-        if self._waiting_for_first:  # the first window starts with the first answer, not the
-            self._waiting_for_first = False  # job: connecting is not the link's throughput
-            self._window_start = now
-        self._count += 1
+        if self._waiting_for_first:  # the first round starts with the first answer, on
+            self._waiting_for_first = False  # connections already open
+            self._start_round(now)
+            return
+        if started is None or started < self._round_start or in_flight < self._full:
+            return  # untimed, sent under the limit before the change, or while it was not full
+        self._answers += 1
         self._bytes += nbytes
         self._in_flight_sum += in_flight
-        if latency is not None:
-            self._latency_sum += latency
-            self._timed += 1
-        if now - self._window_start >= self._window_length and (
-            self._count >= self.settings.window_completions
-        ):
-            self._close_window(now)
+        latency = now - started
+        self._latency_sum += latency
+        if latency < self._fastest:
+            self._fastest = latency
+        if self._answers >= self._needed and now - self._round_start >= self._round_length:
+            self._close_round(now)
 
     def throttled(self, now: float) -> None:
         # where recovery may climb back to by itself: the highest limit since the last probe
@@ -150,47 +196,57 @@ class ConcurrencyController:
         self._cooldown = self.settings.throttle_cooldown
         self._set(now, lowered, "throttled by the store")
         self._before = None
-        self._start_window(now)
+        self._start_round(now)
 
     # --- the rule ---------------------------------------------------------------------------
 
-    def _close_window(self, now: float) -> None:
-        elapsed = now - self._window_start
-        stats = WindowStats(
-            self.limit, self._count / elapsed, self._bytes / elapsed,
-            self._in_flight_sum / self._count,
-            self._latency_sum / self._timed if self._timed else None,
-        )  # fmt: skip
-        self._window_length = max(self.settings.window_seconds,
-                                  min(0.5, self.settings.window_latencies * stats.latency))
-        self._start_window(now)
-        if stats.mean_in_flight < self.settings.saturation * self.limit:
-            return  # the limit is not what holds the job back: more would change nothing
+    def _close_round(self, now: float) -> None:
+        answers = self._answers
+        stats = RoundStats(self.limit, answers, self._in_flight_sum / answers,
+                           self._latency_sum / answers, self._bytes / answers,
+                           self._fastest)  # fmt: skip
+        self._latency = stats.latency
+        self._start_round(now)
         if self.phase is Phase.HOLD:
             self._decide_hold(now, stats)
+        elif self.phase is Phase.PROBE_BELOW:
+            self._decide_below(now, stats)
         else:
             self._decide_growth(now, stats)
 
-    def _decide_growth(self, now: float, stats: WindowStats) -> None:
+    def _decide_growth(self, now: float, stats: RoundStats) -> None:
         before = self._before
         if before is not None and before.limit < stats.limit and not self._rose(stats, before):
             self._enter_hold()
-            self._set(now, self._fallback,
-                      f"no gain from {stats.limit} over {before.limit}: holding")  # fmt: skip
+            self._change(now, self._fallback,
+                         f"no gain from {stats.limit} over {before.limit} "
+                         f"({stats.rate:.0f}/s, {stats.latency * 1000:.0f} ms): "
+                         f"holding {self._fallback}")  # fmt: skip
+            return
+        if stats.queueing > self.settings.queueing:
+            self._enter_hold()
+            self.reason = (f"requests queue at {stats.limit} (mean {stats.latency * 1000:.0f} ms, "
+                           f"fastest {stats.fastest * 1000:.0f} ms): holding")
+            self._start_round(now)
             return
         if stats.limit >= self.settings.maximum:
             self._enter_hold()
             self.reason = f"at the maximum ({self.settings.maximum})"
+            self._start_round(now)
             return
         self._before = stats
         self._fallback = stats.limit
         self.phase = Phase.GROW
-        grown = min(self.settings.maximum, max(stats.limit + 1,
-                                               round(stats.limit * self.settings.growth)))
-        what = "throughput rose" if before is not None else "first window"
-        self._set(now, grown, f"{what} at {stats.limit} ({stats.objects_per_s:.0f}/s): trying {grown}")
+        growth = self.settings.growth
+        doubled = before is not None and stats.limit >= before.limit * growth
+        if doubled and before is not None and stats.rate >= before.rate * growth * 0.75:
+            growth *= growth  # 3/4 of the last step paid: the link is far from full
+        grown = min(self.settings.maximum, max(stats.limit + 1, round(stats.limit * growth)))
+        what = "throughput rose" if before is not None else "first round"
+        self._change(now, grown, f"{what} at {stats.limit} ({stats.rate:.0f}/s, "
+                                 f"{stats.latency * 1000:.0f} ms): trying {grown}")
 
-    def _decide_hold(self, now: float, stats: WindowStats) -> None:
+    def _decide_hold(self, now: float, stats: RoundStats) -> None:
         if self._recover_to > self.limit:
             return  # still climbing back after a throttle
         latency_up = stats.latency > self._hold_latency * (1 + self.settings.latency_rise)
@@ -199,18 +255,39 @@ class ConcurrencyController:
             self._cooldown -= 1
             return
         self._held += 1
-        if self.limit >= self.settings.maximum:
+        due = self._held >= self.settings.probe_every
+        self._before = stats
+        self._fallback = self.limit
+        if due and self._below_next and self.limit > self.settings.initial:
+            self._below_next = False
+            self.phase = Phase.PROBE_BELOW
+            probe = max(self.settings.initial, self.limit * 3 // 4)
+            self._change(now, probe, f"{self._held} windows at {self.limit}: probing {probe}")
             return
-        if latency_up or self._held >= self.settings.probe_every:
-            why = (f"latency rose to {stats.latency * 1000:.0f} ms" if latency_up
-                   else f"{self._held} windows at {self.limit}")  # fmt: skip
-            self._before = stats
-            self._fallback = self.limit
-            self.phase = Phase.PROBE
-            probe = min(self.settings.maximum, max(self.limit + 1, self.limit * 5 // 4))
-            self._set(now, probe, f"{why}: probing {probe}")
+        if (self.limit >= self.settings.maximum or not (latency_up or due)
+                or stats.queueing > self.settings.queueing):  # fmt: skip
+            return
+        self._below_next = True
+        why = (f"latency rose to {stats.latency * 1000:.0f} ms" if latency_up
+               else f"{self._held} windows at {self.limit}")  # fmt: skip
+        self.phase = Phase.PROBE
+        probe = min(self.settings.maximum, max(self.limit + 1, self.limit * 5 // 4))
+        self._change(now, probe, f"{why}: probing {probe}")
 
-    def _rose(self, stats: WindowStats, before: WindowStats) -> bool:
+    def _decide_below(self, now: float, stats: RoundStats) -> None:
+        before = self._before
+        assert before is not None
+        self._enter_hold()
+        if stats.rate >= before.rate * (1 - self.settings.gain):
+            self.reason = (f"no loss at {stats.limit} ({stats.rate:.0f}/s) against "
+                           f"{before.limit}: holding {stats.limit}")
+            self._start_round(now)
+        else:
+            self._change(now, before.limit,
+                         f"{stats.limit} lost throughput ({stats.rate:.0f}/s): back to "
+                         f"{before.limit}")  # fmt: skip
+
+    def _rose(self, stats: RoundStats, before: RoundStats) -> bool:
         factor = 1 + self.settings.gain
         return (
             stats.rate >= before.rate * factor
@@ -224,13 +301,27 @@ class ConcurrencyController:
         self._held = 0
         self._hold_latency = math.inf
 
-    def _start_window(self, now: float) -> None:
-        self._window_start = now
-        self._count = 0
+    def _start_round(self, now: float) -> None:
+        """Count from here the answers to requests sent from here."""
+        s = self.settings
+        self._round_start = now
+        self._answers = 0
         self._bytes = 0
         self._in_flight_sum = 0
         self._latency_sum = 0.0
-        self._timed = 0
+        self._fastest = math.inf
+        self._full = math.ceil(s.full * self.limit)
+        if self.phase is Phase.HOLD:
+            self._needed = max(s.round_completions, self.limit // 2)
+            self._round_length = max(s.hold_seconds, s.hold_latencies * self._latency)
+        else:
+            self._needed = max(s.round_completions, self.limit // 2)
+            self._round_length = s.round_seconds
+
+    def _change(self, now: float, limit: int, reason: str) -> None:
+        """A decision: the new limit, and a new round to judge it by."""
+        self._set(now, limit, reason)
+        self._start_round(now)
 
     def _set(self, now: float, limit: int, reason: str) -> None:
         self.reason = reason

@@ -186,7 +186,8 @@ class AdaptiveLimiter:
     already answered). Without a ``controller`` (a pinned ``--concurrency``) the limit is AIMD:
     halved on throttling, ``record_success()`` adds one after ``limit`` successes in a row, up
     to ``maximum``. With one, the controller decides (:mod:`bulkput.remote.concurrency`): it is
-    told each success with its bytes and the requests in flight, and each counted throttle.
+    told each success with its bytes, its start and the requests in flight at its start, and
+    each counted throttle.
     """
 
     def __init__(
@@ -261,12 +262,13 @@ class AdaptiveLimiter:
         """The limiter's clock (a request's start, for :meth:`record_success`)."""
         return self._clock()
 
-    def record_success(self, nbytes: int = 0, started: float | None = None) -> None:
+    def record_success(self, nbytes: int = 0, started: float | None = None,
+                       in_flight: int = 0) -> None:  # fmt: skip
+        """A request answered: its bytes, when it was sent (:meth:`now`) and the requests in
+        flight then, itself included (:attr:`in_flight` after :meth:`acquire`)."""
         controller = self.controller
         if controller is not None:
-            now = self._clock()
-            controller.completed(now, nbytes, self._in_flight + 1,
-                                 None if started is None else now - started)  # fmt: skip
+            controller.completed(self._clock(), nbytes, started, in_flight)
             if controller.limit != self._limit:
                 self._set_limit(controller.limit)
                 self._wake()
