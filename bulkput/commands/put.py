@@ -189,6 +189,7 @@ def _run_on_dask(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from bulkput.commands.progress import failure_line, print_summary
+    from bulkput.errors import CredentialsError
     from bulkput.job import cluster
     from bulkput.job.run import resolve_store_settings
     from bulkput.remote.credentials import RefreshingCredentials
@@ -196,13 +197,26 @@ def _run_on_dask(args: argparse.Namespace) -> int:
     if args.shard:
         raise UsageError("--shard and --dask do not go together (--dask makes the partitions)")
     spec, source = spec_from_args(args)
+    if args.worker_credentials:
+        # Each worker resolves its own in run_job (credentials None: its environment, files,
+        # role); the client's are neither required nor sent, so they never override a role.
+        if spec.store.credentials is not None:
+            raise UsageError("--worker-credentials and --access-key/--secret-key do not go "
+                             "together: with --worker-credentials each worker uses its own")
+    else:
+        # Found here, once, and sent to the workers in the spec (masked repr); a chain's
+        # renewing ones as what they are now (a worker signs with them until expiry).
+        try:
+            _, _, credentials = resolve_store_settings(spec.target, spec.store)
+        except CredentialsError as error:
+            raise CredentialsError(
+                f"{error.message}; or give --worker-credentials to let each Dask worker use "
+                "its own (environment, profile, instance role)"
+            ) from None
+        if isinstance(credentials, RefreshingCredentials):
+            credentials = credentials.current()
+        spec = replace(spec, store=replace(spec.store, credentials=credentials))
     report = open_report(args.report) if args.report else None  # written here, on the client
-    # Credentials are found here, once, and travel to the workers in the spec (masked repr);
-    # a chain's renewing ones as what they are now (a worker signs with them until expiry).
-    _, _, credentials = resolve_store_settings(spec.target, spec.store)
-    if isinstance(credentials, RefreshingCredentials):
-        credentials = credentials.current()
-    spec = replace(spec, store=replace(spec.store, credentials=credentials))
     try:
         from distributed import Client
     except ImportError:
@@ -259,6 +273,9 @@ class _ClusterProgressLine:
 def _run(args: argparse.Namespace) -> int:
     from bulkput import runtime
 
+    if args.worker_credentials:
+        raise UsageError("--worker-credentials goes with --dask (a job run here uses this "
+                         "machine's credentials)")
     spec, source = spec_from_args(args)
     if not spec.transfer.verify_tls:
         sys.stderr.write("bulkput put: warning: --insecure: TLS certificates are not verified\n")
