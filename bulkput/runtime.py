@@ -4,7 +4,8 @@
 SIGTERM call every stop callback registered with :func:`on_stop` (an engine registers its
 ``stop``: no new objects, requests in flight finish, the journal is flushed, exit 130). With no
 callback registered, the first signal cancels the coroutine (``KeyboardInterrupt`` is raised).
-A second SIGINT exits at once with status 130, for a user who will not wait.
+A second SIGINT exits at once with status 130, for a user who will not wait (after the
+callbacks registered with :func:`before_exit_now`, which put the terminal back).
 
 While the coroutine runs, the cyclic garbage collector's first generation waits for
 ``GC_YOUNG_THRESHOLD`` new objects instead of CPython's 700 (restored afterwards): a job
@@ -33,6 +34,7 @@ INTERRUPTED_EXIT = 130
 GC_YOUNG_THRESHOLD = 50_000
 
 _callbacks: list[Callable[[], None]] = []
+_exit_now_callbacks: list[Callable[[], None]] = []
 _signals_seen = 0
 
 
@@ -56,6 +58,18 @@ def on_stop(callback: Callable[[], None]) -> Callable[[], None]:
     return remove
 
 
+def before_exit_now(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` before a second SIGINT exits at once (the progress display restores
+    the terminal: no bar left half drawn, the cursor shown); returns the remover."""
+    _exit_now_callbacks.append(callback)
+
+    def remove() -> None:
+        with contextlib.suppress(ValueError):
+            _exit_now_callbacks.remove(callback)
+
+    return remove
+
+
 def interrupted() -> bool:
     """True once a stop signal arrived during the current :func:`run_async`."""
     return _signals_seen > 0
@@ -65,6 +79,9 @@ def _handle(signum: int, main: asyncio.Task[Any]) -> None:
     global _signals_seen
     _signals_seen += 1
     if _signals_seen > 1 and signum == signal.SIGINT:
+        for restore in list(_exit_now_callbacks):
+            with contextlib.suppress(Exception):  # exiting now whatever happens
+                restore()
         sys.stderr.write("bulkput: interrupted again, exiting now\n")
         sys.stderr.flush()
         os._exit(INTERRUPTED_EXIT)

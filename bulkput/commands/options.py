@@ -205,7 +205,11 @@ def add_output_arguments(parser: argparse.ArgumentParser, *, dry_run_help: str) 
     output = parser.add_argument_group("output")
     output.add_argument("--report", metavar="FILE", help="write one JSON line per object, then a summary (- for standard output; the human summary stays on stderr)")
     output.add_argument("--quiet", "-q", action="store_true", help="no progress (errors still go to stderr)")
-    output.add_argument("--progress", choices=("auto", "rich", "json", "none"), default="auto")
+    output.add_argument("--progress", choices=("auto", "rich", "text", "json", "none"), default="auto",
+                        help="auto: a live bar on a terminal, else a text line every --progress-interval; "
+                        "rich: the bar; text: the line; json: one JSON line per interval (for machines); none: only errors")
+    output.add_argument("--progress-interval", type=positive_seconds, default=10.0, metavar="SECONDS",
+                        help="seconds between text or JSON progress lines (default 10)")
     output.add_argument("--dry-run", action="store_true", help=dry_run_help)
     output.add_argument("-v", "--verbose", action="count", default=0, help="log more (-v info, -vv debug)")
     output.add_argument("--debug", action="store_true", help="debug logging (never shows secrets)")

@@ -29,7 +29,10 @@ from bulkput.job.subscriber import Subscriber
 from bulkput.redact import ScrubbingFilter
 
 if TYPE_CHECKING:  # imported when a job runs, not for --help
+    from bulkput.commands.progress import ProgressDisplay
     from bulkput.job.cluster import ClusterProgress
+    from bulkput.job.counting import SourceCount
+    from bulkput.job.run import ConcurrencyState
     from bulkput.job.shard import ShardRun
     from bulkput.job.spec import JobSpec, PutSource
 
@@ -129,6 +132,9 @@ class _FailurePrinter(Subscriber):
             elif self.shown == self.limit + 1:
                 sys.stderr.write("error: more objects failed or were skipped with a warning; the --report file lists them all\n")
 
+    def close(self) -> None:
+        """Nothing to put back (no display)."""
+
 
 def explained_by_stop(result: ObjectResult, aborted: BulkputError | None) -> bool:
     """True for the results the one abort or interrupt message already explains (objects only
@@ -139,18 +145,27 @@ def explained_by_stop(result: ObjectResult, aborted: BulkputError | None) -> boo
 
 
 def progress_subscriber(
-    args: argparse.Namespace, aborted: Callable[[], BulkputError | None]
-) -> Subscriber:
+    args: argparse.Namespace,
+    aborted: Callable[[], BulkputError | None],
+    *,
+    totals: Callable[[], SourceCount] | None = None,
+    concurrency: Callable[[], ConcurrencyState | None] | None = None,
+) -> ProgressDisplay | _FailurePrinter:
     """What ``--progress`` and ``--quiet`` ask for (``put`` and ``sync``); ``aborted()`` is the
-    error that stopped the job, if any."""
-    from bulkput.commands.progress import ProgressDisplay
+    error that stopped the job, if any; ``totals`` the job's count (``put``), ``concurrency``
+    its requests in flight. Close it on every exit path (it puts the terminal back)."""
+    from bulkput.commands.progress import PROGRESS_MODES, ProgressDisplay
 
     mode = "none" if args.quiet else args.progress
     if mode == "none":
         return _FailurePrinter(aborted)
-    tty = None if mode == "auto" else mode == "rich"
     return ProgressDisplay(
-        sys.stderr, tty=tty, explained=lambda result: explained_by_stop(result, aborted())
+        sys.stderr,
+        mode=PROGRESS_MODES[mode],
+        interval=args.progress_interval,
+        explained=lambda result: explained_by_stop(result, aborted()),
+        totals=totals,
+        concurrency=concurrency,
     )
 
 
@@ -280,7 +295,7 @@ def _run(args: argparse.Namespace) -> int:
     if not spec.transfer.verify_tls:
         sys.stderr.write("bulkput put: warning: --insecure: TLS certificates are not verified\n")
     items = source.items(spec.target, spec.filters)
-    return runtime.run_async(_upload(args, spec, items, shard_run(args, spec, source)))
+    return runtime.run_async(_upload(args, spec, items, shard_run(args, spec, source), source))
 
 
 def shard_run(args: argparse.Namespace, spec: JobSpec, source: PutSource) -> ShardRun | None:
@@ -294,14 +309,27 @@ def shard_run(args: argparse.Namespace, spec: JobSpec, source: PutSource) -> Sha
 
 
 async def _upload(
-    args: argparse.Namespace, spec: JobSpec, items: Any, run: ShardRun | None = None
+    args: argparse.Namespace,
+    spec: JobSpec,
+    items: Any,
+    run: ShardRun | None = None,
+    source: PutSource | None = None,
 ) -> int:
     from bulkput import runtime
     from bulkput.commands.progress import print_summary
+    from bulkput.job.counting import SourceCounter
     from bulkput.job.run import JobControl, run_job
 
     control = JobControl()
-    subscribers: list[Subscriber] = [progress_subscriber(args, lambda: control.aborted)]
+    # the totals: the same source read a second time, ahead of the upload, in a thread
+    counter = None
+    if source is not None and not args.quiet and args.progress != "none":
+        counter = SourceCounter.for_put(spec, source)
+    display = progress_subscriber(
+        args, lambda: control.aborted,
+        totals=None if counter is None else counter.count, concurrency=control.concurrency,
+    )  # fmt: skip
+    subscribers: list[Subscriber] = [display]
     from bulkput.commands.object_lines import object_lines_for
 
     if (lines := object_lines_for(args, spec.target)) is not None:
@@ -311,9 +339,14 @@ async def _upload(
         subscribers.append(report)
     remove = runtime.on_stop(control.stop)
     try:
+        if counter is not None:
+            counter.start()
         summary = await run_job(spec, items, subscribers, control=control)
     finally:
         remove()
+        if counter is not None:
+            counter.stop()
+        display.close()  # whatever happened: the terminal put back
         if report is not None:
             report.close()
     if control.journal_error is not None:

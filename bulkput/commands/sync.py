@@ -143,7 +143,8 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
         return run_ref[0].aborted if run_ref else None
 
     # the progress display prints each failure and each warning (a symlink skipped) once
-    subscribers: list[Subscriber] = [progress_subscriber(args, aborted)]
+    display = progress_subscriber(args, aborted, concurrency=control.concurrency)
+    subscribers: list[Subscriber] = [display]
     from bulkput.commands.object_lines import object_lines_for
 
     if (lines := object_lines_for(args, spec.target)) is not None:
@@ -174,6 +175,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
             finally:
                 remove()
     finally:
+        display.close()  # whatever happened: the terminal put back
         if report is not None:
             report.close()
     sys.stdout.flush()

@@ -22,6 +22,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bulkput.errors import BulkputError, UsageError
@@ -130,6 +131,17 @@ def open_journal(spec: JobSpec, store: ObjectStore) -> Journal | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ConcurrencyState:
+    """The job's requests in flight as the progress display shows them: the limit now, why it
+    last changed (the adaptive controller's reason, or the pinned ``--concurrency``), and how
+    many are in flight."""
+
+    limit: int
+    reason: str
+    in_flight: int
+
+
 class JobControl:
     """Stops a job and tells how it ended; give one to :func:`run_job` or :meth:`Job.run`.
 
@@ -161,6 +173,13 @@ class JobControl:
     def limiter(self) -> AdaptiveLimiter | None:
         """The running job's AIMD concurrency limiter (None before it starts), to watch it."""
         return self._engine.limiter if self._engine is not None else None
+
+    def concurrency(self) -> ConcurrencyState | None:
+        """The limit on requests in flight and why (None before the job starts)."""
+        limiter = self.limiter
+        if limiter is None:
+            return None
+        return ConcurrencyState(limiter.limit, limiter.reason, limiter.in_flight)
 
     def _attach(self, engine: Engine) -> None:
         self._engine = engine

@@ -78,7 +78,7 @@ def test_report_and_summary_count_uploaded_skipped_deleted(
     _, err = capsys.readouterr()
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and warnings[0].startswith("warning: r/link: skipped symbolic link ")
-    assert "stored 1 objects" in err and "skipped 2" in err and "deleted 1" in err
+    assert "stored 1 object (" in err and "skipped 2" in err and "deleted 1" in err
     lines = [json.loads(line) for line in report.read_text().splitlines()]
     by_key = {line["key"]: line for line in lines if "key" in line}
     assert by_key["r/a"]["status"] == "stored"

@@ -1,0 +1,132 @@
+"""The totals of a ``put`` job, counted while it runs: a second streaming read of the same
+source, in a thread of its own, so the progress display can show %, rate and ETA.
+
+:class:`SourceCounter` walks the same folders with the same filters (or reads the same
+manifest) as the upload, one entry at a time, and keeps only two numbers: the objects the job
+will report (each file or manifest line the shard owns, and each entry that becomes an error
+line: a bad manifest line, a link not followed) and their bytes (a walk knows each size; a
+manifest line's file is ``stat``-ed, 0 when it cannot be). Until the read ends,
+:meth:`SourceCounter.count` is what was counted so far (``complete`` False). Standard input
+can be read only once: a manifest from ``-`` is not counted (``known`` False).
+
+The count runs ahead of the upload and never holds the listing: memory is the same for ten
+files or ten million. ``stop()`` ends it early (the job ended first); the thread is a daemon,
+so a slow walk never keeps the process alive.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bulkput.errors import BulkputError
+from bulkput.items import UploadItem
+
+if TYPE_CHECKING:
+    from bulkput.job.shard import Shard
+    from bulkput.job.spec import JobSpec, PutSource
+
+# Publish the figures after this many entries (and at the end): readers see a fresh count
+# without a lock taken per entry.
+_PUBLISH_EVERY = 256
+
+
+@dataclass(frozen=True, slots=True)
+class SourceCount:
+    """What the counting read found so far. ``complete``: the read ended, the figures are the
+    job's totals. ``known`` False: the source cannot be counted (standard input)."""
+
+    objects: int = 0
+    bytes: int = 0
+    complete: bool = False
+    known: bool = True
+
+
+class SourceCounter:
+    """Counts ``entries`` (a fresh iterator over the job's input) in a daemon thread; entries
+    of keys ``shard`` does not own are not counted, as the engine does not report them."""
+
+    def __init__(
+        self, entries: Iterator[UploadItem | BulkputError] | None, shard: Shard | None = None
+    ) -> None:
+        self._entries = entries
+        self._shard = shard if shard is not None and shard.count > 1 else None
+        self._count = SourceCount(known=entries is not None)
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_put(cls, spec: JobSpec, source: PutSource) -> SourceCounter:
+        """The counter of ``put``'s source: the same walk or manifest read as the upload."""
+        if source.manifest == "-":
+            return cls(None)
+        return cls(source.items(spec.target, spec.filters), spec.shard)
+
+    def count(self) -> SourceCount:
+        """The figures so far (safe from any thread)."""
+        return self._count
+
+    def start(self) -> SourceCounter:
+        if self._entries is not None and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="bulkput-count", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> SourceCount:
+        """The figures once the thread ended (or ``timeout`` passed)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        return self._count
+
+    def stop(self) -> None:
+        """Stop counting (the job ended); the count stays incomplete if it had not ended."""
+        self._stopping.set()
+
+    def run(self) -> SourceCount:
+        """Count in the calling thread, to the end (or until ``stop``)."""
+        self._run()
+        return self._count
+
+    def _run(self) -> None:
+        entries = self._entries
+        if entries is None:
+            return
+        objects = total = since = 0
+        shard = self._shard
+        stopping = self._stopping
+        complete = False
+        try:
+            for entry in entries:
+                if stopping.is_set():
+                    break
+                if isinstance(entry, UploadItem):
+                    if shard is not None and not shard.owns(entry.key):
+                        continue
+                    objects += 1
+                    total += entry.size if entry.size is not None else _size_of(entry.path)
+                else:  # an error line: the engine reports it as one object
+                    objects += 1
+                since += 1
+                if since >= _PUBLISH_EVERY:
+                    since = 0
+                    self._count = SourceCount(objects, total)
+            else:
+                complete = True
+        except (BulkputError, OSError):
+            pass  # the upload's own read reports what went wrong; the count stays partial
+        finally:
+            if isinstance(entries, Generator):  # its file (a manifest) closed now
+                entries.close()
+            self._count = SourceCount(objects, total, complete=complete)
+
+
+def _size_of(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except (OSError, ValueError):  # missing (its own error line), or a NUL in the name
+        return 0
