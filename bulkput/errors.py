@@ -257,10 +257,13 @@ class RemoteError(BulkputError):
         parts = [self.code]
         if self.status:
             parts.append(str(self.status))
-        detail = " ".join(self.message.split())
+        detail = self._detail()
         tail = f" (request id {self.request_id})" if self.request_id else ""
         head = f"{subject}: " if subject else ""
         return scrub(f"{head}{' '.join(parts)}: {detail}{tail}")
+
+    def _detail(self) -> str:
+        return " ".join(self.message.split())
 
     def __reduce__(self):  # keep keyword state across pickling (Dask ships errors between processes)
         return (_rebuild_remote, (type(self), self.message, self.__dict__.copy()))
@@ -273,9 +276,45 @@ def _rebuild_remote(cls: type[RemoteError], message: str, state: dict) -> Remote
     return err
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialsUsed:
+    """Which credentials a refused request was signed with, as a message may show them:
+    where they were found (``profile 'dev' in ~/.aws/credentials``) and the access key id
+    shortened (``AKIA...XYZ``). Never the secret or the token."""
+
+    origin: str
+    key_id: str
+
+    @classmethod
+    def of(cls, origin: str, access_key: str) -> CredentialsUsed:
+        shown = f"{access_key[:4]}...{access_key[-3:]}" if len(access_key) > 8 else f"{access_key[:2]}..."
+        return cls(origin, shown)
+
+
+# Answers that say the credentials themselves are wrong (not that they may not do this).
+REJECTED_CREDENTIAL_CODES = frozenset({
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidSecurityToken", "SecurityTokenExpired",
+    "ExpiredToken", "InvalidToken", "InvalidSessionToken",
+})  # fmt: skip
+
+
 class AuthError(RemoteError):
+    """The service refused the credentials (or what they may do). ``credentials`` names the
+    ones used, when the store knows where they came from: the one line then says so."""
+
     fatal_for_job = True
     exit_code = 3
+    credentials: CredentialsUsed | None = None
+
+    def _detail(self) -> str:
+        used = self.credentials
+        if used is None:
+            return super()._detail()
+        verdict = (
+            "were rejected" if self.service_code in REJECTED_CREDENTIAL_CODES
+            else "were refused access"
+        )  # fmt: skip
+        return f"credentials from {used.origin} (key id {used.key_id}) {verdict}: {super()._detail()}"
 
 
 class NotFoundError(RemoteError):

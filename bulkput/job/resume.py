@@ -150,14 +150,16 @@ async def verify_resume(
                 journal.forget_stored(forget)
                 forget = []
     except AuthError as error:
-        raise AuthError(
+        refused = AuthError(
             f"listing {prefix or '/'!r} to check the journal before resuming was refused"
             f" ({error.code}): run with --no-verify-resume to trust the journal without listing",
             code=error.code,
             status=error.status,
             request_id=error.request_id,
             bucket=error.bucket,
-        ) from None
+        )
+        refused.credentials = error.credentials
+        raise refused from None
     finally:
         await joined_keys.aclose()
     if forget:

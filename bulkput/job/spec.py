@@ -18,7 +18,7 @@ from bulkput.errors import BulkputError
 from bulkput.items import UploadItem
 from bulkput.job.shard import Shard
 from bulkput.local.filters import Filter
-from bulkput.remote.credentials import Credentials, CredentialSource
+from bulkput.remote.credentials import FLAGS_ORIGIN, Credentials, CredentialSource
 from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectHeaders
 from bulkput.remote.target import Target
@@ -189,4 +189,6 @@ def explicit_credentials(
 
         missing = "--secret-key" if access_key else "--access-key"
         raise CredentialsError(f"{missing} is missing: give both --access-key and --secret-key")
-    return Credentials(access_key, secret_key, session_token or None, source="command line")
+    return Credentials(
+        access_key, secret_key, session_token or None, source="command line", origin=FLAGS_ORIGIN
+    )

@@ -26,7 +26,9 @@ from typing import TypeVar
 from bulkput import redact
 from bulkput.config import TransferConfig
 from bulkput.errors import (
+    AuthError,
     ConnectError,
+    CredentialsUsed,
     NotFoundError,
     RemoteError,
     ServiceError,
@@ -360,6 +362,9 @@ class HttpObjectStore:
             answer.status, answer.headers, redact.scrub_bytes(answer.body), bucket=self.bucket, key=key
         )
         _scrub_error(error)
+        origin = self._registered.origin
+        if isinstance(error, AuthError) and origin is not None:  # which credentials, not the secret
+            error.credentials = CredentialsUsed.of(origin.describe(), self._registered.access_key)
         if error.service_code in _SKEW_CODES:
             self._learn_clock_offset(answer.headers)
         return error

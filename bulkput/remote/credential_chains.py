@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from bulkput.errors import CredentialsError
-from bulkput.remote.credentials import Credentials, RefreshingCredentials
+from bulkput.remote.credentials import CredentialOrigin, Credentials, RefreshingCredentials
 
 # botocore's ``method`` names, as a user would read them in "credentials from ..."
 _AWS_METHODS = {
@@ -84,7 +84,10 @@ def aws_chain(profile: str | None) -> Credentials | RefreshingCredentials | None
             frozen = found.get_frozen_credentials()
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise CredentialsError(f"refreshing {source} failed: {_aws_failure(exc)}") from None
-        return Credentials(frozen.access_key, frozen.secret_key, frozen.token, source=source)
+        return Credentials(
+            frozen.access_key, frozen.secret_key, frozen.token, source=source,
+            origin=CredentialOrigin("chain", f"botocore: {method}", profile),
+        )  # fmt: skip
 
     first = fetch()
     if first.session_token is None:  # long-lived keys: nothing to refresh
@@ -119,6 +122,7 @@ def aliyun_chain() -> Credentials | RefreshingCredentials | None:
             got.get_access_key_secret(),
             got.get_security_token() or None,
             source=f"alibabacloud-credentials {name}",
+            origin=CredentialOrigin("chain", f"alibabacloud-credentials: {name}"),
         )
 
     try:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from bulkput.errors import CredentialsError
 
@@ -24,14 +25,44 @@ def mask(secret: str | None) -> str:
     return "None" if secret is None else "******"
 
 
+OriginKind = Literal["flags", "environment", "profile", "chain"]
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialOrigin:
+    """Where credentials were found, as a message names it (never a value): ``kind``, and
+    ``where`` (the variables, the file, the chain's method), with the ``profile`` read."""
+
+    kind: OriginKind
+    where: str
+    profile: str | None = None
+
+    def describe(self) -> str:
+        """``profile 'dev' in ~/.aws/credentials``, ``environment variables AWS_...``."""
+        if self.kind == "flags":
+            return f"{self.where} on the command line"
+        if self.kind == "environment":
+            return f"environment variables {self.where}"
+        if self.kind == "profile":
+            return f"profile {self.profile!r} in {self.where}" if self.profile else self.where
+        named = f", profile {self.profile!r}" if self.profile else ""
+        return f"the credential chain ({self.where}{named})"
+
+
+FLAGS_ORIGIN = CredentialOrigin("flags", "--access-key/--secret-key")
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
+    """One key pair (and token). ``source`` is a stable label of where they came from (the
+    journal's identity of temporary credentials uses it); ``origin`` the same place, typed,
+    for the messages that name it (an auth error says which credentials were rejected)."""
+
     access_key: str
     secret_key: str = field(repr=False)
     session_token: str | None = field(default=None, repr=False)
-    source: str = (
-        "explicit"  # where they were found, for error messages ("env AWS_*", "~/.aws/credentials")
-    )
+    source: str = "explicit"  # "env AWS_ACCESS_KEY_ID", "~/.aws/credentials [dev]"...
+    origin: CredentialOrigin | None = None
 
     def __repr__(self) -> str:
         return (
@@ -73,6 +104,10 @@ class RefreshingCredentials:
     @property
     def source(self) -> str:
         return self._current.source
+
+    @property
+    def origin(self) -> CredentialOrigin | None:
+        return self._current.origin
 
     def current(self) -> Credentials:
         return self._current
@@ -154,7 +189,9 @@ def resolve_credentials(
         if not (access_key and secret_key):
             missing = "--secret-key" if access_key else "--access-key"
             raise CredentialsError(f"{missing} is missing: give both --access-key and --secret-key")
-        return Credentials(access_key, secret_key, session_token or None, source="command line")
+        return Credentials(
+            access_key, secret_key, session_token or None, source="command line", origin=FLAGS_ORIGIN
+        )
 
     if profile is None:
         for ak_name, sk_name, token_name in ENV_NAMES[scheme]:
@@ -232,7 +269,10 @@ def _from_env(
     if ak is None or sk is None:
         present, absent = (ak_name, sk_name) if ak else (sk_name, ak_name)
         raise CredentialsError(f"environment has {present} but not {absent}: set both or neither")
-    return Credentials(ak, sk, env.get(token_name) or None, source=f"env {ak_name}")
+    return Credentials(
+        ak, sk, env.get(token_name) or None, source=f"env {ak_name}",
+        origin=CredentialOrigin("environment", f"{ak_name}/{sk_name}"),
+    )  # fmt: skip
 
 
 def _home(home: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
@@ -306,6 +346,7 @@ def _credentials_from_section(
     ak_names: tuple[str, ...],
     sk_names: tuple[str, ...],
     token_names: tuple[str, ...],
+    origin: CredentialOrigin | None = None,
 ) -> Credentials | None:
     if section is None:
         return None
@@ -318,7 +359,7 @@ def _credentials_from_section(
             f"{shown} has {ak_names[0] if ak else sk_names[0]} but not "
             f"{sk_names[0] if ak else ak_names[0]}"
         )
-    return Credentials(ak, sk, _pick(section, *token_names), source=shown)
+    return Credentials(ak, sk, _pick(section, *token_names), source=shown, origin=origin)
 
 
 def _section(parser: configparser.ConfigParser | None, *names: str) -> Mapping[str, str] | None:
@@ -368,7 +409,10 @@ def _aws_credentials_file(
     path, _ = _aws_paths(home, env)
     shown = _show(path, home)
     parser = _read_ini(path, shown, warn_permissions=True)
-    found = _credentials_from_section(_section(parser, name), f"{shown} [{name}]", *_AWS_KEYS)
+    found = _credentials_from_section(
+        _section(parser, name), f"{shown} [{name}]", *_AWS_KEYS,
+        CredentialOrigin("profile", shown, name),
+    )  # fmt: skip
     return found, f"{shown} [{name}]"
 
 
@@ -382,7 +426,9 @@ def _aws_config_file(
     section = _aws_config_section(parser, name)
     if section is not None and _pick(section, "aws_secret_access_key"):
         warn_if_readable_by_others(path, shown)
-    found = _credentials_from_section(section, f"{shown} [{name}]", *_AWS_KEYS)
+    found = _credentials_from_section(
+        section, f"{shown} [{name}]", *_AWS_KEYS, CredentialOrigin("profile", shown, name)
+    )
     return found, f"{shown} [{name}]"
 
 
@@ -412,7 +458,8 @@ def _ossutil_file(
     home: Path, env: Mapping[str, str], profile: str | None
 ) -> tuple[Credentials | None, str]:
     section, shown = _ossutil_section(home, profile, warn=True)
-    return _credentials_from_section(section, shown, *_OSSUTIL_KEYS), shown
+    origin = CredentialOrigin("profile", _show(home / ".ossutilconfig", home), profile)
+    return _credentials_from_section(section, shown, *_OSSUTIL_KEYS, origin), shown
 
 
 # --- BOS: ~/.go-bcecli/credentials and config (bcecmd) -------------------------------------------
@@ -427,7 +474,8 @@ def _bcecmd_file(
     shown = _show(path, home)
     name = profile or "Defaults"
     parser = _read_ini(path, shown, warn_permissions=True)
-    return _credentials_from_section(_section(parser, name), shown, *_BCECMD_KEYS), shown
+    origin = CredentialOrigin("profile", shown, name)
+    return _credentials_from_section(_section(parser, name), shown, *_BCECMD_KEYS, origin), shown
 
 
 _FileReader = Callable[[Path, Mapping[str, str], "str | None"], tuple["Credentials | None", str]]

@@ -65,3 +65,41 @@ def test_server_echoing_the_token_leaks_nothing(
         for secret in (TOKEN, quote(TOKEN, safe=""), SECRET, quote(SECRET, safe="")):
             assert secret not in text, f"{secret[:8]}... in {where}"
     assert "******" in done.stderr
+
+
+def test_a_rejected_secret_names_its_profile_never_the_secret(
+    bulkput_server, bulkput_bucket: str, tmp_path: Path
+) -> None:
+    # a wrong secret (and a token) in a profile of ~/.aws/credentials, HOME in tmp_path
+    wrong = "not-the-secret-" + SECRET[:20]
+    aws = tmp_path / ".aws"
+    aws.mkdir()
+    (aws / "credentials").write_text(
+        f"[dev]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\naws_secret_access_key = {wrong}\n"
+        f"aws_session_token = {TOKEN}\n"
+    )
+    (aws / "credentials").chmod(0o600)
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.txt").write_bytes(b"a")
+    report = tmp_path / "report.jsonl"
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "OSS_", "BCE_"))
+    } | {"HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkput", "put", str(source), f"s3://{bulkput_bucket}/p/",
+         "--profile", "dev", "--endpoint", bulkput_server.endpoint_url, "--debug",
+         "--progress", "none", "--report", str(report), "--state-dir", str(tmp_path / "st")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    [aborted] = [line for line in done.stderr.splitlines() if line.startswith("aborted:")]
+    assert "InvalidAccessKeyId" in aborted or "SignatureDoesNotMatch" in aborted
+    assert (
+        "credentials from profile 'dev' in ~/.aws/credentials (key id AKIA...PLE) were rejected"
+        in aborted
+    ), aborted
+    outputs = {"stdout": done.stdout, "stderr": done.stderr, "report": report.read_text()}
+    for where, text in outputs.items():
+        for secret in (wrong, TOKEN, quote(TOKEN, safe="")):
+            assert secret not in text, f"{secret[:8]}... in {where}"

@@ -365,3 +365,36 @@ def test_a_named_profile_in_no_file_is_named(tmp_path: Path) -> None:
         resolve_credentials("s3", profile="nope", env={}, home=tmp_path)
     with pytest.raises(CredentialsError, match="profile other not found"):
         resolve_credentials("s3", env={"AWS_PROFILE": "other"}, home=tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "files", "env", "profile", "described"),
+    [
+        ("s3", {}, {"AWS_ACCESS_KEY_ID": "ak", "AWS_SECRET_ACCESS_KEY": SECRET}, None,
+         "environment variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
+        ("s3", {".aws/credentials": f"[dev]\naws_access_key_id=ak\naws_secret_access_key={SECRET}\n"},
+         {}, "dev", "profile 'dev' in ~/.aws/credentials"),
+        ("s3", {".aws/config": f"[profile dev]\naws_access_key_id=ak\naws_secret_access_key={SECRET}\n"},
+         {}, "dev", "profile 'dev' in ~/.aws/config"),
+        ("oss", {".ossutilconfig": f"[Credentials]\naccessKeyID=ak\naccessKeySecret={SECRET}\n"},
+         {}, None, "~/.ossutilconfig"),
+        ("bos", {".go-bcecli/credentials": f"[Defaults]\nAk=ak\nSk={SECRET}\n"},
+         {}, None, "profile 'Defaults' in ~/.go-bcecli/credentials"),
+    ],
+)  # fmt: skip
+def test_credentials_carry_where_they_were_found(
+    tmp_path: Path, scheme: str, files: dict[str, str], env: dict[str, str],
+    profile: str | None, described: str,
+) -> None:  # fmt: skip
+    for name, text in files.items():
+        write(tmp_path / name, text)
+    found = resolve_credentials(scheme, profile=profile, env=env, home=tmp_path, chains=False)
+    assert isinstance(found, Credentials) and found.origin is not None
+    assert found.origin.describe() == described
+    assert SECRET not in found.origin.describe() and SECRET not in repr(found)
+
+
+def test_flags_are_named_as_flags(tmp_path: Path) -> None:
+    found = resolve_credentials("s3", access_key="ak", secret_key=SECRET, env={}, home=tmp_path)
+    assert isinstance(found, Credentials) and found.origin is not None
+    assert found.origin.describe() == "--access-key/--secret-key on the command line"
