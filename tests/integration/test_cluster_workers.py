@@ -73,10 +73,7 @@ def real_cluster(
                  str(home / "dask")],
                 cwd=home / "cwd", env=env, stdout=log, stderr=log,
             ))  # fmt: skip
-        deadline = time.monotonic() + 60
-        while not scheduler_file.exists() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        address = json.loads(scheduler_file.read_text())["address"]
+        address = _scheduler_address(scheduler_file)
         with distributed.Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield RealCluster(address, worker_dirs, processes)
@@ -90,6 +87,18 @@ def real_cluster(
                 process.kill()
                 process.wait()
         log.close()
+
+
+def _scheduler_address(scheduler_file: Path, timeout: float = 60.0) -> str:
+    """The address the scheduler writes once it listens (the file may be seen half written)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return str(json.loads(scheduler_file.read_text())["address"])
+        except (OSError, ValueError, KeyError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def _put(cwd: Path, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
