@@ -205,11 +205,12 @@ class KeySorter:
         path = os.path.join(self._folder, f"run-{len(self._runs):06d}")
         if not self.in_order:
             self._buffer.sort(key=_KEY)
+        buffer = self._buffer
         with open(path, "wb") as out:
-            pickler = pickle.Pickler(out, protocol=pickle.HIGHEST_PROTOCOL)
-            for item in self._buffer:
-                pickler.dump(item)
-                pickler.clear_memo()
+            # a pickle per chunk: each is read back with a fresh memo (one Unpickler reading
+            # many pickles would keep every object it ever loaded)
+            for start in range(0, len(buffer), PAGE):
+                pickle.dump(buffer[start : start + PAGE], out, protocol=pickle.HIGHEST_PROTOCOL)
         self._runs.append(path)
         self._buffer = []
 
@@ -231,13 +232,14 @@ class KeySorter:
 
 
 def _read_run(path: str) -> Iterator[UploadItem]:
+    """A run's items, one chunk in memory at a time."""
     with open(path, "rb") as run:
-        unpickler = pickle.Unpickler(run)
         while True:
             try:
-                yield unpickler.load()
+                chunk: list[UploadItem] = pickle.load(run)
             except EOFError:
                 return
+            yield from chunk
 
 
 # --- the join ----------------------------------------------------------------------------------

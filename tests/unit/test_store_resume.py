@@ -225,3 +225,27 @@ async def test_a_refused_listing_names_the_way_out() -> None:
         await collect(Store([], refuse=refused), list(items_named(["job/a"])))
     with pytest.raises(AuthError, match="--no-resume-from-store"):
         await check_listing(Store([], refuse=refused), "job/", RetryPolicy(max_attempts=1))  # type: ignore[arg-type]
+
+
+def test_reading_the_runs_back_holds_a_chunk_per_run_not_every_item(tmp_path: Path) -> None:
+    import tracemalloc
+
+    keys = [f"k/{n:06d}" for n in range(60_000)]
+    random.Random(5).shuffle(keys)
+    sorter = KeySorter(run_size=10_000, directory=str(tmp_path))  # 6 runs
+    sorter.add(items_named(keys))
+    tracemalloc.start()
+    try:
+        everything = list(sorter.merged())  # what holding every item costs
+        _, holding_all = tracemalloc.get_traced_memory()
+        del everything
+        tracemalloc.reset_peak()
+        start, _ = tracemalloc.get_traced_memory()
+        for _item in sorter.merged():
+            pass
+        _, streaming = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        sorter.close()
+    # Reading many pickles through one Unpickler kept every item it loaded (its memo).
+    assert streaming - start < holding_all / 4
