@@ -248,13 +248,18 @@ def _run_on_dask(args: argparse.Namespace) -> int:
         sys.stderr.write(f"error: {summary.failed - min(len(result.failures), 200):,} more objects failed\n")
     for partition in result.failed_partitions:
         sys.stderr.write(f"bulkput put: partition {partition.index} could not run: {partition.cause}\n")
-    if result.not_submitted:
-        sys.stderr.write("bulkput put: stopped before the end: the same command resumes from the store\n")
+    if summary.interrupted:
+        sys.stderr.write("bulkput put: interrupted: the job's tasks were cancelled; the same "
+                         "command resumes from the store\n")  # fmt: skip
+    elif result.not_submitted:
+        sys.stderr.write("bulkput put: no further partition was submitted after one could not run; "
+                         "the same command resumes from the store\n")  # fmt: skip
     if report is not None:
         for failed in result.failures:
             report.on_result(failed)
         report.on_done(summary)
-    print_summary(summary)
+    if not args.quiet or summary.exit_code != 0:
+        print_summary(summary)
     return summary.exit_code
 
 

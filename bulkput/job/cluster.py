@@ -60,6 +60,7 @@ from bulkput.job.summary import JobSummary
 
 if TYPE_CHECKING:
     from distributed import Client, Future
+    from distributed import Event as DaskEvent
 
 # A task returns at most this many failed objects (the counts cover them all).
 FAILURES_PER_PARTITION = 100
@@ -198,15 +199,16 @@ def _unreadable_folder(folders: Iterable[str]) -> str | None:
     return None
 
 
-def run_partition(spec: JobSpec, partition: Partition) -> dict[str, Any]:
+def run_partition(spec: JobSpec, partition: Partition, stop_event: str | None = None) -> dict[str, Any]:
     """The Dask task: ``run_job`` of the partition's items (sorted by key, so the resume's
-    listing of the store is one pass), on a new event loop in the worker's thread.
+    listing of the store is one pass), on a new event loop in the worker's thread. When the
+    Dask event named ``stop_event`` is set (the client was interrupted), the job stops as
+    Ctrl-C stops one: no new object, the requests in flight finish.
 
     Returns ``{"partition", "host", "summary", "failures", "failures_dropped"}``; raises
     :class:`PartitionError` (the cause, this host and working directory) when the partition
     could not run, so that Dask's ``retries`` apply."""
     from bulkput import runtime
-    from bulkput.job.run import run_job
 
     host, cwd = socket.gethostname(), os.getcwd()
     unreadable = _unreadable_folder(partition.folders)
@@ -219,8 +221,9 @@ def run_partition(spec: JobSpec, partition: Partition) -> dict[str, Any]:
         )
     failures = _Failures(FAILURES_PER_PARTITION)
     items = sorted(partition.items, key=lambda item: item.key)
+    watched = _dask_event(stop_event) if stop_event is not None else None
     try:
-        summary = runtime.run_async(run_job(spec, items, [failures]))
+        summary = runtime.run_async(_run_until_stopped(spec, items, failures, watched))
     except BulkputError as error:  # before the first upload: credentials, endpoint...
         raise PartitionError(f"partition {partition.index}: {error.one_line()}", host=host,
                              cwd=cwd) from None  # fmt: skip
@@ -234,6 +237,53 @@ def run_partition(spec: JobSpec, partition: Partition) -> dict[str, Any]:
         "failures": failures.kept,
         "failures_dropped": failures.dropped,
     }
+
+
+def _dask_event(name: str) -> DaskEvent | None:
+    """The Dask event ``name``, through this worker's client (made in the task's thread, where
+    Dask knows the worker); None outside a worker."""
+    try:
+        from distributed import Event, get_client
+
+        return Event(name, client=get_client())  # (Event alone finds its client lazily)
+    except (ImportError, ValueError):
+        return None
+
+
+async def _run_until_stopped(
+    spec: JobSpec, items: list[UploadItem], failures: _Failures, stop_event: DaskEvent | None
+) -> JobSummary:
+    import asyncio
+
+    from bulkput.job.run import JobControl, run_job
+
+    control = JobControl()
+    finished = threading.Event()
+    if stop_event is not None:
+        loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            if not finished.is_set():
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(control.stop)
+
+        threading.Thread(target=_wait_for_stop, args=(stop_event, stop, finished), daemon=True,
+                         name=f"{stop_event.name}-watch").start()  # fmt: skip
+    try:
+        return await run_job(spec, items, [failures], control=control)
+    finally:
+        finished.set()
+
+
+def _wait_for_stop(event: DaskEvent, stop: Callable[[], None], finished: threading.Event) -> None:
+    """Call ``stop`` when ``event`` is set; return soon after ``finished``."""
+    try:
+        while not finished.is_set():
+            if event.wait(timeout=1.0):  # the scheduler answers at once when it is set
+                stop()
+                return
+    except Exception:  # the scheduler went away: nothing to stop for
+        return
 
 
 def task_spec(spec: JobSpec) -> JobSpec:
@@ -316,6 +366,7 @@ def run_partitions(
 
     pending = make_partitions(source.items(spec.target, spec.filters), size, client_side)
     work = task_spec(spec)
+    stop_event = f"bulkput-stop-{run}"
     outstanding: dict[Future, int] = {}
     from distributed import as_completed
 
@@ -325,8 +376,9 @@ def run_partitions(
         partition = next(pending, None)
         if partition is None:
             return False
-        future = client.submit(run_partition, work, partition, key=f"{KEY_PREFIX}-{run}-{partition.index}",
-                               retries=retries, pure=False)  # fmt: skip
+        future = client.submit(run_partition, work, partition, stop_event,
+                               key=f"{KEY_PREFIX}-{run}-{partition.index}", retries=retries,
+                               pure=False)  # fmt: skip
         outstanding[future] = partition.index
         completed.add(future)
         result.partitions += 1
@@ -352,6 +404,10 @@ def run_partitions(
                     on_progress(ClusterProgress(done, result.partitions, len(result.failed_partitions),
                                                 total, merged, host))  # fmt: skip
     except KeyboardInterrupt:
+        from distributed import Event
+
+        with contextlib.suppress(Exception):  # tasks running stop; the scheduler drops the rest
+            Event(stop_event, client=client).set()
         client.cancel(list(outstanding), force=True)
         merged.interrupted = True
         result.not_submitted = result.not_submitted or next(pending, None) is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -171,6 +172,89 @@ def test_a_walk_of_2500_files_is_stored_once_in_many_partitions(
     assert last.startswith("bulkput: partitions 5/5 done: stored 2,500,"), done.stderr
     assert "stored 2,500 objects" in done.stderr
     assert cluster.processing() == []
+
+
+@pytest.mark.slow
+def test_b_a_worker_killed_mid_job_costs_only_its_objects_in_flight(
+    cluster: Cluster, bulkput_server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    server = _slow_store(bulkput_server_factory, "kill-worker")
+    contents = _make_tree(tmp_path / "data", 2500)
+    manifest = _manifest(tmp_path / "data", contents)
+    argv = _put_argv(cluster, server, ["--manifest", str(manifest), "--base", str(tmp_path / "data")],
+                     "s3://kill-worker/")  # fmt: skip
+    cwd = tmp_path / "client-cwd"
+    cwd.mkdir()
+    with subprocess.Popen(argv, cwd=cwd, env=_client_env(tmp_path, server), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as client:  # fmt: skip
+        _wait_for(lambda: server.stats.count("PutObject") >= 800, "the job to be under way")
+        victim = sorted(cluster.client.run(os.getpid).values())[0]
+        os.kill(victim, signal.SIGKILL)  # its nanny starts a new one for the next tests
+        assert server.stats.count("PutObject") < 2000, "the job was nearly over at the kill"
+        _, stderr = client.communicate(timeout=300)
+    assert client.returncode == 0, stderr
+    assert _stored(server, "kill-worker", "") == _sizes(contents)
+    # The killed worker had at most 2 partitions running, each with at most 8 PUTs in flight:
+    # only those can be sent twice. Every object the store already had is skipped by the
+    # partition run again (it lists the store first), so nothing else is sent twice.
+    in_flight_at_kill = THREADS_PER_WORKER * CONCURRENCY
+    sent = server.stats.count("PutObject")
+    assert len(contents) <= sent <= len(contents) + in_flight_at_kill, stderr
+    twice = [k for k, n in server.stats.puts_by_key.items() if n > 1]
+    assert len(twice) <= in_flight_at_kill
+    assert "already in the store" in stderr, "the partition run again skipped what the store had"
+    _wait_for(lambda: len(cluster.client.nthreads()) == 2, "the nanny's new worker")
+
+
+@pytest.mark.slow
+def test_c_a_killed_client_leaves_no_orphan_and_its_rerun_completes(
+    cluster: Cluster, bulkput_server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    server = _slow_store(bulkput_server_factory, "kill-client")
+    contents = _make_tree(tmp_path / "data", 2500)
+    manifest = _manifest(tmp_path / "data", contents)
+    argv = _put_argv(cluster, server, ["--manifest", str(manifest), "--base", str(tmp_path / "data")],
+                     "s3://kill-client/")  # fmt: skip
+    cwd = tmp_path / "client-cwd"
+    cwd.mkdir()
+    with subprocess.Popen(argv, cwd=cwd, env=_client_env(tmp_path, server),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as client:  # fmt: skip
+        _wait_for(lambda: server.stats.count("PutObject") >= 500, "the job to be under way")
+        client.send_signal(signal.SIGKILL)
+    rerun = _put(argv, tmp_path, server)
+    assert rerun.returncode == 0, rerun.stderr
+    assert _stored(server, "kill-client", "") == _sizes(contents)
+    assert "already in the store" in rerun.stderr, "the rerun resumed from the store"
+    # the killed client's tasks were dropped with it; the rerun's are done
+    assert cluster.processing() == []
+
+
+@pytest.mark.slow
+def test_e_sigterm_on_the_client_cancels_its_tasks_and_exits_130(
+    cluster: Cluster, bulkput_server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    server = _slow_store(bulkput_server_factory, "stop-client")
+    contents = _make_tree(tmp_path / "data", 2500)
+    manifest = _manifest(tmp_path / "data", contents)
+    # partitions of 1,000 objects last ~5 s each: long enough to see whether they stop
+    argv = _put_argv(cluster, server, ["--manifest", str(manifest), "--base", str(tmp_path / "data"),
+                                       "--partition-size", "1000"], "s3://stop-client/")  # fmt: skip
+    cwd = tmp_path / "client-cwd"
+    cwd.mkdir()
+    with subprocess.Popen(argv, cwd=cwd, env=_client_env(tmp_path, server), text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as client:  # fmt: skip
+        _wait_for(lambda: server.stats.count("PutObject") >= 300, "the job to be under way")
+        client.send_signal(signal.SIGTERM)
+        _, stderr = client.communicate(timeout=60)
+    at_exit = server.stats.count("PutObject")
+    assert client.returncode == 130, stderr
+    assert "interrupted: the job's tasks were cancelled" in stderr
+    assert cluster.processing() == []
+    # the partitions that were running stopped too: at most their requests in flight (3
+    # partitions x 8) end after the client did, not the rest of each partition
+    time.sleep(2)
+    assert server.stats.count("PutObject") - at_exit <= 2 * THREADS_PER_WORKER * CONCURRENCY
+    assert server.stats.count("PutObject") < len(contents)
 
 
 def test_d_a_source_the_workers_cannot_read_exits_3_naming_worker_and_cause(

@@ -85,7 +85,7 @@ def test_the_task_raises_naming_host_and_folder_when_it_cannot_see_the_source(
     assert bulkput_server.stats.puts("p/f", bucket=bulkput_bucket) == 0
 
 
-def test_the_task_returns_counts_and_failed_objects(
+def test_the_task_returns_counts_and_failed_objects_and_resumes_from_the_store(
     tmp_path: Path, bulkput_server: ServerHandle, bulkput_bucket: str
 ) -> None:
     for name in ("a", "b"):
@@ -100,3 +100,6 @@ def test_the_task_returns_counts_and_failed_objects(
     assert (first["summary"]["stored"], first["summary"]["failed"]) == (2, 1)
     assert [(f["key"], f["status"]) for f in first["failures"]] == [("p/missing", "failed")]
     assert "missing" in first["failures"][0]["message"]
+    again = run_partition(spec, part)  # a partition run again sends nothing the store has
+    assert (again["summary"]["stored"], again["summary"]["skipped_in_store"]) == (0, 2)
+    assert bulkput_server.stats.puts("p/a", bucket=bulkput_bucket) == 1
