@@ -88,6 +88,11 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("manifest-5k", 5_000, 4 * KIB, files_per_dir=25, nested=True,
                     manifest_lines=5_000,
                     description="a 5,000-line CSV manifest (path,key) over 5,000 files of 4 KiB"),
+        DatasetSpec("manifest-2k", 2_000, 4 * KIB, files_per_dir=25, nested=True,
+                    manifest_lines=2_000,
+                    description="a 2,000-line CSV manifest (path,key) over 2,000 files of 4 KiB"),
+        DatasetSpec("manifest-10", 10, 4 * KIB, manifest_lines=10,
+                    description="a 10-line CSV manifest over 10 files of 4 KiB (a fixed cost)"),
         DatasetSpec("manifest-1m", 1_000, 1 * KIB, files_per_dir=100, manifest_lines=1_000_000,
                     description="a 1,000,000-line CSV manifest (path,key) over 1,000 files "
                                 "of 1 KiB, each line its own key"),

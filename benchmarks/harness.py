@@ -229,6 +229,14 @@ def run_scenario(scenario: Scenario, options: Options) -> dict[str, Any]:
         spec = spec.scaled(scenario.quick_count)
     _say(options, f"[{scenario.name}] dataset {spec.name} ...")
     dataset = ensure_dataset(spec, options.data_dir, options.seed)
+    # a lane may take a dataset of its own (a tiny job beside the full one: the fixed cost)
+    lane_datasets = {
+        name: ensure_dataset(DATASETS[name], options.data_dir, options.seed)
+        for name in sorted({lane.dataset for lane in scenario.lanes if lane.dataset})
+    }
+
+    def dataset_of(lane: Lane) -> Dataset:
+        return lane_datasets[lane.dataset] if lane.dataset else dataset
     runs = 1 if options.quick else (scenario.runs if scenario.runs is not None else options.runs)
     warmups = 0 if options.quick else (
         scenario.warmup if scenario.warmup is not None else options.warmup)
@@ -248,12 +256,17 @@ def run_scenario(scenario: Scenario, options: Options) -> dict[str, Any]:
             "version": contender.version() if contender else None,
             "notes": contender.notes if contender else "",
         }
+        if lane.dataset:
+            info.update(dataset=lane.dataset, files=dataset_of(lane).files,
+                        bytes=dataset_of(lane).bytes)
         if reason is None:
             active.append(lane)
         else:
             _say(options, f"[{scenario.name}] {lane.name}: skipped, {reason}")
         lanes.append(info)
-    commands = _display_commands(scenario, active, dataset, options)
+    commands: dict[str, str] = {}
+    for lane in active:
+        commands.update(_display_commands(scenario, [lane], dataset_of(lane), options))
     for info in lanes:
         info["command"] = commands.get(info["name"])
 
@@ -262,7 +275,7 @@ def run_scenario(scenario: Scenario, options: Options) -> dict[str, Any]:
         order = active if round_index % 2 == 0 else list(reversed(active))
         for lane in order:
             warm = round_index < warmups
-            record = _one_run(scenario, lane, dataset, round_index, warm, options)
+            record = _one_run(scenario, lane, dataset_of(lane), round_index, warm, options)
             runs_out.append(record)
             shown = (f"{record['wall_s']:.2f} s" if "wall_s" in record else "-")
             status = "ok" if record.get("ok") else f"FAILED ({record.get('failure')})"

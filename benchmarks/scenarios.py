@@ -37,6 +37,10 @@ class Target:
       pairwise ratios) against the fastest of ``peers`` is at least ``value``;
     - ``time``: subject wall time / the fastest of ``peers``' wall time is at most ``value``;
     - ``overhead``: subject wall time / peer wall time - 1 is at most ``value`` (one peer);
+    - ``per_object``: the subject's wall time past its fixed cost against the peer's,
+      ``(subject - subject_fixed) / (peer - peer_fixed) - 1``, is at most ``value``; ``peers``
+      is ``(peer, subject_fixed, peer_fixed)``, the fixed lanes the same jobs on a tiny
+      dataset (median over the runs of the four lanes taken run by run);
     - ``max``: the subject's median ``metric`` is at most ``value``;
     - ``zero``: the subject's ``metric`` is 0 in every counted run;
     - ``signing``: our signer's rate over the SDK's is at least ``value`` for every algorithm
@@ -45,7 +49,7 @@ class Target:
     """
 
     text: str
-    kind: Literal["speed", "time", "overhead", "max", "zero", "signing", "info"]
+    kind: Literal["speed", "time", "overhead", "per_object", "max", "zero", "signing", "info"]
     value: float = 0.0
     metric: str = ""
     subject: str = "bulkput"
@@ -63,6 +67,7 @@ class Lane:
     # a Dask cluster of this many single-threaded worker processes is started for each run;
     # "{dask}" in extra_args becomes its address, and its CPU counts as the client's
     cluster_workers: int = 0
+    dataset: str = ""  # a dataset of its own (a name in DATASETS); default: the scenario's
 
     @property
     def name(self) -> str:
@@ -159,6 +164,11 @@ _NO_COST_ON_THE_FAST_PATH = Target(
     "wall time at most 1.05x bulkput --concurrency 64's (the adaptive default costs the fast "
     "path nothing)", "time", 1.05, peers=("bulkput --concurrency 64",))
 
+
+_PLAIN = "bulkput (one process)"
+_DASK = "bulkput --dask (2 workers)"
+_PLAIN_FIXED = "bulkput (one process), 10 objects"
+_DASK_FIXED = "bulkput --dask (2 workers), 10 objects"
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
@@ -325,19 +335,32 @@ SCENARIOS: dict[str, Scenario] = {
                             subject="bulkput (journal)", peers=("bulkput --no-journal",)),),
         ),
         Scenario(
-            "dask", "Dask overhead: a 5,000-line manifest, one process vs partitions on Dask",
-            "manifest-5k",
-            (Lane("bulkput", label="bulkput (one process)", subject=False),
-             Lane("bulkput", extra_args=("--dask", "{dask}"),
-                  label="bulkput --dask (2 workers, default partitions)", subject=True,
-                  cluster_workers=2)),
+            "dask", "Dask overhead: a 2,000-line manifest, one process vs partitions on Dask",
+            "manifest-2k",
+            (Lane("bulkput", label=_PLAIN, subject=False),
+             Lane("bulkput", extra_args=("--dask", "{dask}"), label=_DASK, subject=True,
+                  cluster_workers=2),
+             Lane("bulkput", label=_PLAIN_FIXED, subject=False, dataset="manifest-10"),
+             Lane("bulkput", extra_args=("--dask", "{dask}"), label=_DASK_FIXED, subject=True,
+                  cluster_workers=2, dataset="manifest-10")),
             action="manifest",
-            description="The same manifest job run by one process and as partition tasks on a local "
-                        "Dask cluster of 2 single-threaded worker processes (started before "
-                        "the clock starts). The cluster's CPU is counted as client CPU. This "
-                        "machine has 2 cores, so the Dask path can only show its overhead here.",
-            targets=(Target("Dask path overhead against one process (measured, no "
-                            "target)", "info"),),
+            pairs=((_DASK, _PLAIN), (_DASK_FIXED, _PLAIN_FIXED)),
+            description="The same manifest job run by one process and as partition tasks on a "
+                        "local Dask cluster (a dask scheduler and 2 single-threaded worker "
+                        "processes, started before the clock starts), each on 2,000 objects "
+                        "and on 10: the 10-object job's wall time is the fixed cost (start, "
+                        "imports, connecting, one task's round trip), what the 2,000-object "
+                        "job takes past it is the per-object cost. The cluster's CPU is "
+                        "counted as client CPU. This machine has 2 cores, so the Dask path "
+                        "can only show its overhead here.",
+            targets=(
+                Target("fixed cost under 1 s: wall time of a 10-object job on a local "
+                       "cluster", "max", 1.0, "wall_s", subject=_DASK_FIXED),
+                Target("per-object overhead under 10% against one process: (dask - its "
+                       "10-object wall) / (one process - its 10-object wall) - 1",
+                       "per_object", 0.10, subject=_DASK,
+                       peers=(_PLAIN, _DASK_FIXED, _PLAIN_FIXED)),
+            ),
         ),
         Scenario(
             "signing", "Signing throughput against the official SDKs' signers", "",

@@ -75,3 +75,24 @@ def test_targets_are_met_or_missed_from_the_figures() -> None:
             _run("peer", 2.0), _run("peer", 2.0)]
     verdicts = {t["text"]: t["verdict"] for t in summarize(_document(runs, targets))["targets"]}
     assert verdicts == {"faster than peer": "met", "cpu": "missed", "no rewrite": "missed"}
+
+
+def test_per_object_overhead_is_measured_past_each_lanes_fixed_cost() -> None:
+    # dask 5.0 s with a 1.5 s fixed cost, one process 3.5 s with 0.4 s: 3.5 / 3.1 - 1 = +12.9%
+    lanes = ("dask", "plain", "dask-10", "plain-10")
+    runs = [_run("dask", 5.0), _run("plain", 3.5), _run("dask-10", 1.5), _run("plain-10", 0.4),
+            _run("dask", 4.0), _run("plain", 3.5), _run("dask-10", 1.0), _run("plain-10", 0.4)]
+    target = {"text": "per object", "kind": "per_object", "value": 0.10, "metric": "",
+              "subject": "dask", "peers": ["plain", "dask-10", "plain-10"]}
+    fixed = {"text": "fixed", "kind": "max", "value": 1.0, "metric": "wall_s",
+             "subject": "dask-10", "peers": []}
+    document = _document(runs, [target, fixed], lanes)
+    document["lanes"][2].update(files=10, bytes=40_960)  # the tiny job counts its own files
+    summary = summarize(document)
+    per_object, fixed_cost = summary["targets"]
+    # run by run: 3.5/3.1 - 1 = +12.9%, 3.0/3.1 - 1 = -3.2%; the median +4.8%
+    assert (per_object["verdict"], per_object["measured"]) == ("met", "+4.8% per object (median of 2 runs)")
+    assert (fixed_cost["verdict"], fixed_cost["measured"]) == ("missed", "1.25 (median)")
+    assert summary["lanes"]["dask-10"]["files_per_s"]["median"] == (10 / 1.5 + 10 / 1.0) / 2
+    document["runs"] = [r for r in runs if r["lane"] != "dask-10"]  # no fixed cost measured
+    assert summarize(document)["targets"][0]["verdict"] == "missed (runs failed)"
