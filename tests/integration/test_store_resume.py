@@ -233,3 +233,23 @@ def test_a_store_that_refuses_listings_exits_3_with_the_way_out(tmp_path: Path) 
     assert puts_when_refused == []
     assert way_out.returncode == 0, way_out.stderr
     assert len(puts) == 3
+
+
+@pytest.mark.parametrize("scheme", ["s3", "oss", "bos"])
+async def test_each_dialect_lists_from_after_a_key(
+    bulkput_server: ServerHandle, bulkput_bucket: str, scheme: str
+) -> None:
+    """The slice a shard lists starts after a key: S3's start-after, OSS's and BOS's marker,
+    kept across pages."""
+    _t, store = await open_destination(
+        f"{scheme}://{bulkput_bucket}/", endpoint=bulkput_server.endpoint_url,
+        env=bulkput_server.env(scheme),
+    )  # fmt: skip
+    try:
+        keys = [f"slice/{n:02d}" for n in range(12)]
+        for key in keys:
+            await store.put_object(key, b"x", content_md5=None, headers=ObjectHeaders())
+        listed = [info.key async for info in store.list_objects("slice/", 5, start_after="slice/04")]
+        assert listed == keys[5:]
+    finally:
+        await store.close()
