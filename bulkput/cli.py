@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from bulkput import __version__
-from bulkput.commands.parsing import CommandParser
+from bulkput.commands.parsing import CommandParser, examples
 
 # verb -> module; each module has add_parser(subparsers) and run(args) -> int
 COMMANDS: dict[str, str] = {
@@ -30,6 +30,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = CommandParser(
         prog="bulkput",
         description="Bulk uploads to Baidu BOS, Aliyun OSS and S3-compatible object storage.",
+        epilog=examples(
+            "bulkput demo                                   # try it: a local store, a demo folder",
+            "bulkput put ./holiday s3://photos/2026/        # upload a folder",
+            "bulkput sync ./site oss://my-bucket/www/ --delete",
+            "bulkput put --help                             # every option of put, with examples",
+        ),
     )
     parser.add_argument("--version", action="version", version=f"bulkput {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -1,10 +1,10 @@
-"""``bulkput abort-incomplete DEST [--older-than AGE] [--dry-run]``: list and abort the multipart
+"""bulkput abort-incomplete DEST [--older-than AGE] [--dry-run]: list and abort the multipart
 uploads left under a destination (by interrupted jobs that were not resumed, or by other tools).
 
 Interrupted bulkput jobs leave their uploads on purpose, so that running the job again resumes
-them; this command is how they are cleaned up on demand. ``--older-than`` spares recent uploads
+them; this command is how they are cleaned up on demand. --older-than spares recent uploads
 (a job still running, or one about to be resumed); an upload whose start time the service does
-not report is spared too when ``--older-than`` is given.
+not report is spared too when --older-than is given.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
+from bulkput.commands.parsing import examples
 from bulkput.errors import BulkputError, RemoteError, ServiceError, UsageError
 from bulkput.remote.store import ObjectStore, UploadInfo
 
@@ -153,6 +154,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description=(
             "List and abort the multipart uploads left under DEST by interrupted jobs (which"
             " leave them so that running the job again resumes them) or by other tools."
+            " --older-than spares recent uploads (a job still running, or one about to be"
+            " resumed)."
+        ),
+        epilog=examples(
+            "bulkput abort-incomplete s3://photos/2026/ --dry-run",
+            "bulkput abort-incomplete oss://my-bucket/logs/ --region cn-hangzhou --older-than 7d",
         ),
     )
     parser.add_argument("dest", metavar="DEST", help="bos://BUCKET/PREFIX, oss://... or s3://...")

@@ -1,9 +1,9 @@
-"""``bulkput demo``: the quick start in one command, on any machine, with no account.
+"""bulkput demo: the quick start in one command, on any machine, with no account.
 
-It starts ``bulkput serve`` in this process (memory backend, a free port on 127.0.0.1),
-generates a demo folder (small files in nested folders, plus one larger file), uploads it with
-the normal engine to ``s3://demo/`` (and, with ``--dialects``, to ``bos://`` and ``oss://`` as
-well), reads every object back to check the stored bytes, and prints the job summary.
+It starts bulkput serve in this process (memory backend, a free port on 127.0.0.1), generates
+a demo folder (small files in nested folders, plus one larger file), uploads it with the
+normal engine to s3://demo/ (and, with --dialects, to bos:// and oss:// as well), reads every
+object back to check the stored bytes, and prints the job summary. Nothing leaves the machine.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bulkput.commands.options import count
+from bulkput.commands.parsing import examples
 from bulkput.config import MiB, TransferConfig
 from bulkput.job.subscriber import Subscriber
 
@@ -26,10 +28,16 @@ _EXTENSIONS = (".txt", ".json", ".csv", ".log", ".html", ".bin")
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
-        "demo", help="upload a generated folder to an embedded local store", description=__doc__
+        "demo", help="upload a generated folder to an embedded local store", description=__doc__,
+        epilog=examples(
+            "bulkput demo",
+            "bulkput demo --dialects s3,bos,oss --files 1000 --report demo.jsonl",
+        ),
     )
-    parser.add_argument("--files", type=int, default=200, help="small files to generate (default 200)")
-    parser.add_argument("--large-mib", type=int, default=3, help="size of the one larger file (MiB)")
+    parser.add_argument("--files", type=count, default=200, metavar="N",
+                        help="small files to generate (default 200)")
+    parser.add_argument("--large-mib", type=count, default=3, metavar="MIB",
+                        help="size of the one larger file, in MiB")
     parser.add_argument(
         "--dialects",
         default="s3",
@@ -37,7 +45,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--dir", help="generate the folder here instead of a temporary directory")
     parser.add_argument("--report", metavar="FILE", help="write the JSON-lines report of the last upload")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=7, help="random seed of the generated folder")
     parser.set_defaults(run=run)
     return parser
 

@@ -1,16 +1,11 @@
-"""``bulkput journal list|prune``: the job journals in a state directory.
+"""bulkput journal list|prune: the job journals in a state directory.
 
-::
-
-    bulkput journal list [--state-dir DIR] [--json]
-    bulkput journal prune [--state-dir DIR] [--older-than DAYS]
-
-``list`` shows each journal: its state (``running``: the job was interrupted or partly failed
-and its next run resumes it; ``complete``: the next run uploads again; ``damaged``), the
-objects it records as stored, the multipart uploads it has in flight, when it was last written,
-the store and the source. ``prune`` removes completed journals last written more than DAYS days
-ago (default 30; opening any journal does the same); unfinished journals stay, since they let
-their job resume and name the uploads the store still holds (``bulkput abort-incomplete``).
+list shows each journal: its state (running: the job was interrupted or partly failed and its
+next run resumes it; complete: the next run uploads again; damaged), the objects it records
+as stored, the multipart uploads it has in flight, when it was last written, the store and the
+source. prune removes completed journals last written more than DAYS days ago (default 30;
+opening any journal does the same); unfinished journals stay, since they let their job resume
+and name the uploads the store still holds (bulkput abort-incomplete).
 """
 
 from __future__ import annotations
@@ -21,7 +16,14 @@ import sys
 import time
 from typing import Any
 
+from bulkput.commands.parsing import examples
 from bulkput.job.journal import KEEP_COMPLETED_SECONDS, default_state_dir, list_journals, prune
+
+EXAMPLES = examples(
+    "bulkput journal list",
+    "bulkput journal list --json --state-dir /var/cache/bulkput",
+    "bulkput journal prune --older-than 7",
+)
 
 
 def _days(text: str) -> float:
@@ -39,14 +41,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "journal",
         help="list or prune job journals",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EXAMPLES,
     )
     verbs = parser.add_subparsers(dest="journal_command", metavar="VERB")
     for name, help_text in (
         ("list", "show the journals in the state directory"),
         ("prune", "remove old completed journals"),
     ):
-        verb = verbs.add_parser(name, help=help_text, description=help_text)
+        verb = verbs.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES)
         verb.add_argument(
             "--state-dir",
             metavar="DIR",

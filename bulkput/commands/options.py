@@ -122,7 +122,8 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``put`` (``sync`` shares the connection and transfer ones)."""
     parser.add_argument("paths", nargs="+", metavar="SOURCE... DEST", help="files or directories, then the destination URL")
     parser.add_argument("--manifest", metavar="FILE", help="read objects from FILE (list, CSV or JSONL; - for stdin)")
-    parser.add_argument("--manifest-format", choices=("auto", "list", "csv", "jsonl"), default="auto")
+    parser.add_argument("--manifest-format", choices=("auto", "list", "csv", "jsonl"), default="auto",
+                        help="how to read --manifest (auto: from its extension, else its first line)")
     parser.add_argument("--base", metavar="DIR", help="with --manifest: keys are paths relative to DIR, and relative paths are taken inside DIR (default: relative paths as written, absolute ones relative to their common folder)")
     add_connection_arguments(parser)
     add_transfer_arguments(parser)
@@ -220,14 +221,24 @@ def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
     group.add_argument("--endpoint", metavar="URL", help="e.g. http://127.0.0.1:9000 (default: the provider's, or from the environment)")
     group.add_argument("--region", help="the bucket's region, e.g. eu-west-1, cn-beijing (or oss-cn-beijing), bj; checked against the provider's list unless --endpoint is another store's (default: from the environment, or found from the service's answers)")
-    group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto")
+    group.add_argument("--addressing", choices=("auto", "path", "virtual"), default="auto",
+                       help="bucket in the URL's path or in its host name (auto: virtual-hosted on "
+                            "the providers' own hosts, path-style on IP addresses, localhost and "
+                            "other stores' hosts)")
     group.add_argument("--signature-version", choices=("v1", "v4"), default="v4",
                        help="OSS: V4 or the older V1; s3:// (SigV4) and bos:// (bce-auth-v1) "
                             "have one signature each (default v4)")
-    group.add_argument("--access-key", default=None)
-    group.add_argument("--secret-key", default=None, help="prefer the environment or a credentials file")
-    group.add_argument("--session-token", default=None)
-    group.add_argument("--profile", default=None)
+    group.add_argument("--access-key", default=None, metavar="ID",
+                       help="access key id (with --secret-key; default: the environment, then the "
+                            "tools' credentials files)")
+    group.add_argument("--secret-key", default=None, metavar="SECRET",
+                       help="prefer the environment or a credentials file (a flag shows in ps)")
+    group.add_argument("--session-token", default=None, metavar="TOKEN",
+                       help="the session token of temporary credentials")
+    group.add_argument("--profile", default=None, metavar="NAME",
+                       help="the section of ~/.aws/credentials and ~/.aws/config, ~/.ossutilconfig "
+                            "or ~/.go-bcecli/credentials to read (default: $AWS_PROFILE for s3://, else the "
+                            "files' default section)")
     group.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
     group.add_argument("--request-payer", nargs="?", const="requester", choices=("requester",),
                        help="write to a requester-pays bucket: you pay for the requests (S3, OSS)")

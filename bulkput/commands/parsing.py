@@ -12,13 +12,20 @@ matters. The verbs' parsers inherit it (argparse gives subparsers their parent's
 from __future__ import annotations
 
 import argparse
-from typing import NoReturn
+import re
+import textwrap
+from typing import Any, NoReturn
 
 from bulkput.suggest import did_you_mean
 
 
 class CommandParser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr, then exit 2."""
+    """An ArgumentParser whose errors are one line on stderr, then exit 2, and whose help is
+    laid out by :class:`HelpFormatter` (unless another is given)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         text = " ".join(message.split())
@@ -37,16 +44,33 @@ class CommandParser(argparse.ArgumentParser):
         super()._check_value(action, value)
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Descriptions and epilogs as written (examples keep their lines); ``(default: X)`` after
-    an option's help unless the help says its default already or there is none to show (None,
-    False, an empty list: the option is off unless given)."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Descriptions and epilogs in paragraphs filled to the terminal's width, except indented
+    lines (examples, tables), which stay as written; ``(default: X)`` after an option's help
+    unless the help says its default already or there is none to show (None, False, an empty
+    list: the option is off unless given)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        blocks = []
+        for block in re.split(r"\n\s*\n", text.strip("\n")):
+            lines = block.splitlines()
+            indented = lines[0][:1].isspace()
+            titled = lines[0].endswith(":") and all(line[:1].isspace() for line in lines[1:])
+            if indented or (len(lines) > 1 and titled):
+                blocks.append("\n".join(indent + line for line in lines))  # as written
+            else:
+                blocks.append(
+                    textwrap.fill(" ".join(block.split()), width, initial_indent=indent,
+                                  subsequent_indent=indent)
+                )  # fmt: skip
+        return "\n\n".join(blocks)
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
         if (
             "default" in text
+            or action.nargs == 0  # a flag: off unless given
             or default in (None, False, argparse.SUPPRESS)
             or default == []
             or not action.option_strings

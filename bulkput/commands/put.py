@@ -1,14 +1,14 @@
-"""``bulkput put``: upload files, directories or a manifest to ``bos://``, ``oss://`` or ``s3://``.
+"""bulkput put: upload files, directories or a manifest to bos://, oss:// or s3://.
 
-::
+Keys as aws s3 cp makes them: one file to a DEST not ending in / is stored under that exact
+key; otherwise DEST is a prefix: a file a/b.txt goes to PREFIX/b.txt, a directory's files to
+PREFIX/<path relative to the directory>, manifest lines to PREFIX/<key or path> (absolute
+paths relative to their common folder, or to --base DIR). A manifest is a list of paths, a CSV
+with a header, or JSON lines; - reads it from standard input.
 
-    bulkput put [OPTIONS] SOURCE... DEST
-    bulkput put [OPTIONS] --manifest FILE DEST      (FILE may be - for stdin)
+Every option value is checked before anything is read or sent. Running the same command again
+after a crash, Ctrl-C or failed objects resumes the job from its journal.
 
-Keys as aws s3 cp makes them: one file to a DEST not ending in ``/`` is stored under that exact
-key; otherwise DEST is a prefix: a file ``a/b.txt`` goes to ``PREFIX/b.txt``, a directory's
-files to ``PREFIX/<path relative to the directory>``, manifest lines to ``PREFIX/<key or
-path>`` (absolute paths relative to their common folder).
 Exit status: 0 every object stored (or skipped by rule), 1 some objects failed, 2 usage error,
 3 the job aborted (auth, missing bucket, unreachable endpoint, journal), 130 interrupted (the
 summary counts the objects not started; the same command again resumes them).
@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bulkput.commands import options
+from bulkput.commands.parsing import examples
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import ObjectResult, Status
 from bulkput.job.subscriber import Subscriber
@@ -38,6 +39,26 @@ if TYPE_CHECKING:  # imported when a job runs, not for --help
 
 log = logging.getLogger("bulkput.put")
 
+USAGE = """bulkput put [OPTIONS] SOURCE... DEST
+       bulkput put [OPTIONS] --manifest FILE DEST"""
+EXAMPLES = examples(
+    "# a folder under a prefix (keys: 2026/<path in holiday>)",
+    "bulkput put ./holiday s3://photos/2026/",
+    "",
+    "# one file under an exact key",
+    "bulkput put meta.json s3://photos/renamed.json",
+    "",
+    "# what a manifest lists, read from standard input",
+    "find /data -name '*.parquet' | bulkput put --manifest - s3://photos/shards/",
+    "",
+    "# only the JPEGs, private, to a local store",
+    "bulkput put ./holiday s3://photos/2026/ --exclude '*' --include '*.jpg' --acl private \\",
+    "    --endpoint http://127.0.0.1:9000",
+    "",
+    "# see what would be sent; send nothing",
+    "bulkput put ./holiday oss://my-bucket/2026/ --region cn-hangzhou --dry-run",
+)
+
 # Results that stand for "not sent because the job aborted": counted and reported, but not
 # printed one line each (the one abort message says why). An interrupt's objects are
 # not_started or interrupted, never failed: the summary counts them.
@@ -49,7 +70,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "put",
         help="upload files, directories or a manifest",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage=USAGE,
+        epilog=EXAMPLES,
     )
     options.add_put_arguments(parser)
     parser.set_defaults(run=run, intermixed_positionals="paths")

@@ -1,11 +1,11 @@
-"""``bulkput report merge FILES... [--json]``: one summary for the report files of a sharded job.
+"""bulkput report merge FILES... [--json]: one summary for the report files of a sharded job.
 
-Every report must come from the same ``--shard K/N`` job (its lines name the job id, the shard,
-N and the attempt); of each shard the last attempt stands. Prints the merged summary (human
-lines, or one JSON object with ``--json``) on standard output and exits with the merged exit
-code: 0 every shard 0..N-1 reported once and all stored or skipped, 1 some failed, 3 a shard
-has no report, is reported twice by the same attempt, aborted or never finished (its report
-has no summary line), 130 a shard was interrupted; 2 the files are not the reports of one job.
+Every report must come from the same --shard K/N job (its lines name the job id, the shard, N
+and the attempt); of each shard the last attempt stands. Prints the merged summary (human
+lines, or one JSON object with --json) on standard output and exits with the merged exit code:
+0 every shard 0..N-1 reported once and all stored or skipped, 1 some failed, 3 a shard has no
+report, is reported twice by the same attempt, aborted or never finished (its report has no
+summary line), 130 a shard was interrupted; 2 the files are not the reports of one job.
 """
 
 from __future__ import annotations
@@ -15,9 +15,17 @@ import json
 import sys
 from typing import Any
 
+from bulkput.commands.parsing import examples
 from bulkput.commands.progress import print_summary
 from bulkput.errors import UsageError
 from bulkput.job.report import merge_job_reports
+
+EXAMPLES = examples(
+    "# four shards, each with its own report, then one summary",
+    "bulkput put ./data s3://bkt/data/ --shard 0/4 --report shard-0.jsonl   # ... 3/4",
+    "bulkput report merge shard-*.jsonl",
+    "bulkput report merge shard-*.jsonl --json",
+)
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -25,6 +33,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "report",
         help="work with --report files",
         description="Work with the JSON-lines files written by --report.",
+        epilog=EXAMPLES,
     )
     verbs = parser.add_subparsers(dest="report_command", metavar="VERB")
     merge = verbs.add_parser(
@@ -36,6 +45,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "and every object stored or skipped, 1 some failed, 3 a shard is missing, reported "
             "twice, aborted or did not finish, 130 a shard was interrupted, 2 not one job's reports."
         ),
+        epilog=EXAMPLES,
     )
     merge.add_argument("files", nargs="+", metavar="FILE", help="report files (JSON lines)")
     merge.add_argument("--json", action="store_true", help="print the summary as one JSON object")

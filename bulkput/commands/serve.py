@@ -43,6 +43,16 @@ Admin endpoints (no signature; the store binds to 127.0.0.1 by default):
   POST /_bulkput/reset-stats  clear them (needs the header 'X-Bulkput-Admin: 1')
 
 Fault kinds for --fault-mix: {", ".join(FAULT_KINDS)}.
+
+Examples:
+  # a store in memory with one bucket, for trying bulkput put
+  bulkput serve --memory --port 9000 --bucket photos
+
+  # on disk, over HTTPS, with your own key pair
+  bulkput serve --dir /tmp/store --cert cert.pem --key key.pem --credentials AK:SK
+
+  # one PutObject or UploadPart in ten fails (repeatable with --seed)
+  bulkput serve --fault-rate 0.1 --seed 1 --bucket photos
 """
 
 
@@ -53,7 +63,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description="A local object store that speaks BOS, OSS and S3, checks every signature "
         "and can inject faults.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--dir", metavar="PATH", help="keep objects in this directory")

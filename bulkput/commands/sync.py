@@ -1,25 +1,21 @@
-"""``bulkput sync DIR DEST``: upload only what changed under DIR, in constant memory.
+"""bulkput sync DIR DEST: upload only what changed under DIR, in constant memory.
 
-::
+Keys are the paths relative to DIR with / separators (Unicode NFC unless --no-normalize)
+under DEST's prefix, taken as a folder (s3://b/photos syncs into photos/). A file is uploaded
+when it has no object or the comparison says it changed:
 
-    bulkput sync [OPTIONS] DIR DEST        (DEST: s3://bucket/prefix, oss://..., bos://...)
-
-Keys are the paths relative to DIR with ``/`` separators (Unicode NFC unless
-``--no-normalize``) under DEST's prefix, taken as a folder (``s3://b/photos`` syncs into
-``photos/``). A file is uploaded when it has no object or the comparison says it changed:
-
-  default            size and modification time (stored as ``mtime`` user metadata, rclone's
+  default            size and modification time (stored as mtime user metadata, rclone's
                      format; read with a HEAD only when the listing's LastModified cannot tell)
   --size-only        size alone
-  --checksum         MD5 against the ETag (or the ``md5`` metadata of multipart objects)
+  --checksum         MD5 against the ETag (or the md5 metadata of multipart objects)
   --update           only when the local file is newer than the object
   --ignore-existing  never replace an existing object
 
-``--delete`` removes objects under the prefix that have no local file (excluded keys are left
-alone), after the uploads; ``--max-delete N`` refuses, before changing anything, when more than
-N would go. ``--dry-run`` prints the whole plan with reasons and changes nothing. Symbolic links
-are skipped with a warning unless ``--follow-symlinks``; sockets, fifos and devices are skipped
-and reported; names that are not valid UTF-8 are reported and skipped.
+--delete removes objects under the prefix that have no local file (excluded keys are left
+alone), after the uploads; --max-delete N refuses, before changing anything, when more than N
+would go. --dry-run prints the whole plan with reasons and changes nothing. Symbolic links are
+skipped with a warning unless --follow-symlinks; sockets, fifos and devices are skipped and
+reported; names that are not valid UTF-8 are reported and skipped.
 
 Exit status: 0 every object stored or skipped by rule, 1 some failed, 2 usage error, 3 the job
 aborted (auth, missing bucket, unreachable endpoint, --max-delete exceeded), 130 interrupted.
@@ -32,11 +28,24 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from bulkput.commands.parsing import examples
 from bulkput.errors import BulkputError, UsageError
 from bulkput.job.subscriber import Subscriber
 
 if TYPE_CHECKING:
     from bulkput.job.spec import JobSpec
+
+EXAMPLES = examples(
+    "# upload what changed; show what would be deleted",
+    "bulkput sync ./holiday s3://photos/2026/ --delete --dry-run",
+    "",
+    "# mirror, deleting at most 100 objects, comparing MD5s",
+    "bulkput sync ./site oss://my-bucket/www/ --region cn-hangzhou --checksum --delete \\",
+    "    --max-delete 100",
+    "",
+    "# only the logs, to a local store",
+    "bulkput sync ./logs s3://logs/ --exclude '*' --include '*.log' --endpoint http://127.0.0.1:9000",
+)
 
 _STRATEGY_FLAGS = {
     "size_only": "size-only",
@@ -51,7 +60,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "sync",
         help="upload what changed in a directory (optionally delete what is gone)",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        usage="bulkput sync [OPTIONS] DIR DEST",
+        epilog=EXAMPLES,
     )
     from bulkput.commands.options import add_sync_arguments
 
