@@ -302,8 +302,9 @@ class ProgressDisplay(Subscriber):
         self.finished = True
         self.bytes_in_progress = 0  # nothing is in flight any more
         count = self.count()
-        if not count.complete and summary.aborted is None and not summary.interrupted:
-            # every object went through: what was done is the whole job
+        if summary.aborted is None and not summary.interrupted:
+            # every object went through: what was done is the whole job (whatever the count
+            # made of files that changed between the two reads)
             count = SourceCount(self.objects_done, self.bytes_done, complete=True)
         self._final = count
         if self.quiet:

@@ -132,6 +132,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     from bulkput import runtime
     from bulkput.commands.progress import print_summary
     from bulkput.commands.put import open_report, progress_subscriber
+    from bulkput.job.counting import SourceCounter
     from bulkput.job.run import Job, JobControl
     from bulkput.job.sync.run import STRATEGIES, SyncOptions, SyncRun
 
@@ -152,8 +153,15 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     def aborted() -> BulkputError | None:  # the plan's own aborts as well as the engine's
         return run_ref[0].aborted if run_ref else None
 
+    # the totals: the same walk a second time, ahead of the sync, in a thread
+    counter = None
+    if not args.quiet and args.progress != "none":
+        counter = SourceCounter.for_sync(args.source, spec.target.prefix, options)
+    display = progress_subscriber(
+        args, aborted,
+        totals=None if counter is None else counter.count, concurrency=control.concurrency,
+    )  # fmt: skip
     # the progress display prints each failure and each warning (a symlink skipped) once
-    display = progress_subscriber(args, aborted, concurrency=control.concurrency)
     subscribers: list[Subscriber] = [display]
     from bulkput.commands.object_lines import object_lines_for
 
@@ -163,6 +171,8 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     if report is not None:
         subscribers.append(report)
     try:
+        if counter is not None:
+            counter.start()
         async with Job(spec) as job:
 
             def engine_factory(*_: Any, subscribers: Sequence[Subscriber], **__: Any) -> Any:
@@ -185,6 +195,8 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
             finally:
                 remove()
     finally:
+        if counter is not None:
+            counter.stop()
         display.close()  # whatever happened: the terminal put back
         if report is not None:
             report.close()

@@ -1,11 +1,12 @@
-"""The totals of a ``put`` job, counted while it runs: a second streaming read of the same
-source, in a thread of its own, so the progress display can show %, rate and ETA.
+"""The totals of a ``put`` or ``sync`` job, counted while it runs: a second streaming read of
+the same source, in a thread of its own, so the progress display can show %, rate and ETA.
 
 :class:`SourceCounter` walks the same folders with the same filters (or reads the same
 manifest) as the upload, one entry at a time, and keeps only two numbers: the objects the job
 will report (each file or manifest line the shard owns, and each entry that becomes an error
 line: a bad manifest line, a link not followed) and their bytes (a walk knows each size; a
-manifest line's file is ``stat``-ed, 0 when it cannot be). Until the read ends,
+manifest line's file is ``stat``-ed, 0 when it cannot be). A sync's count is its walk's
+files (each one ends uploaded, skipped or failed), not the deletes. Until the read ends,
 :meth:`SourceCounter.count` is what was counted so far (``complete`` False). Standard input
 can be read only once: a manifest from ``-`` is not counted (``known`` False).
 
@@ -28,6 +29,8 @@ from bulkput.items import UploadItem
 if TYPE_CHECKING:
     from bulkput.job.shard import Shard
     from bulkput.job.spec import JobSpec, PutSource
+    from bulkput.job.sync.run import SyncOptions
+    from bulkput.local.walk import WalkOptions
 
 # Publish the figures after this many entries (and at the end): readers see a fresh count
 # without a lock taken per entry.
@@ -64,6 +67,22 @@ class SourceCounter:
         if source.manifest == "-":
             return cls(None)
         return cls(source.items(spec.target, spec.filters), spec.shard)
+
+    @classmethod
+    def for_sync(cls, source_dir: str, prefix: str, options: SyncOptions) -> SourceCounter:
+        """The counter of ``sync``'s source: the same walk (filters, links, names) as the sync,
+        under the keys it plans (``prefix`` + the file's relative key)."""
+        from bulkput.job.sync.run import sync_prefix
+        from bulkput.local.walk import WalkOptions
+
+        walk = WalkOptions(
+            follow_symlinks=options.follow_symlinks,
+            normalize=options.normalize,
+            filter=options.filter,
+            sort_memory_entries=options.sort_memory_entries,
+            temp_dir=options.temp_dir,
+        )
+        return cls(_walked_items(source_dir, sync_prefix(prefix), walk), options.shard)
 
     def count(self) -> SourceCount:
         """The figures so far (safe from any thread)."""
@@ -123,6 +142,18 @@ class SourceCounter:
             if isinstance(entries, Generator):  # its file (a manifest) closed now
                 entries.close()
             self._count = SourceCount(objects, total, complete=complete)
+
+
+def _walked_items(
+    source_dir: str, prefix: str, options: WalkOptions
+) -> Iterator[UploadItem | BulkputError]:
+    from bulkput.local.walk import WalkEntry, walk_tree
+
+    for entry in walk_tree(source_dir, options):
+        if isinstance(entry, WalkEntry):
+            yield UploadItem(path=entry.path, key=prefix + entry.key, size=entry.size)
+        elif isinstance(entry, BulkputError):
+            yield entry
 
 
 def _size_of(path: str) -> int:

@@ -200,3 +200,17 @@ def test_json_lines_carry_totals_and_the_concurrency_limit(
     assert 0 < middle["in_flight"] <= 8
     assert last["objects_done"] == 100 and last["bytes_done"] == 100 * FILE_SIZE
     assert last["percent"] == 100.0 and last["stored"] == 100 and last["counting"] is False
+
+
+def test_sync_text_line_has_the_walk_total(slow_store: ServerHandle, tmp_path: Path) -> None:
+    source = make_files(tmp_path / "src", 100)
+    argv = [sys.executable, "-m", "bulkput", "sync", str(source), "s3://progress/s/",
+            "--endpoint", slow_store.endpoint_url, "--concurrency", "8",
+            "--progress-interval", "0.3"]  # fmt: skip
+    done = subprocess.run(argv, env=environment(slow_store, tmp_path), capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("progress: ")]
+    assert lines and all("/100 objects, " in line for line in lines), done.stderr
+    assert re.search(r"/97\.7 KiB \(\d+%\)", lines[-1]), lines
+    assert sum(1 for key in slow_store.stats.puts_by_key if key.startswith("progress/s/")) == 100

@@ -69,3 +69,17 @@ def test_the_count_runs_in_a_thread_and_stops_when_asked(tmp_path: Path) -> None
     stopped = SourceCounter.for_put(JobSpec("s3://bkt/p/"), source)
     stopped.stop()
     assert stopped.run() == SourceCount(0, 0, complete=False)
+
+
+def test_a_sync_counts_its_walk_under_the_keys_it_plans(tmp_path: Path) -> None:
+    from bulkput.job.sync.run import SyncOptions
+
+    make_tree(tmp_path / "src")
+    jpgs = Filter.from_patterns([("exclude", "*"), ("include", "*.jpg")])
+    counter = SourceCounter.for_sync(str(tmp_path / "src"), "p", SyncOptions(filter=jpgs))
+    assert counter.run() == SourceCount(2, 40, complete=True)
+    shards = [SourceCounter.for_sync(str(tmp_path / "src"), "p", SyncOptions(shard=Shard(k, 2))).run()
+              for k in (0, 1)]  # fmt: skip
+    owned = [sum(Shard(k, 2).owns(f"p/{key}") for key in ("a.jpg", "b.txt", "sub/c.jpg"))
+             for k in (0, 1)]  # fmt: skip
+    assert [c.objects for c in shards] == owned
