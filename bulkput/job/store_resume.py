@@ -30,6 +30,7 @@ import base64
 import binascii
 import heapq
 import itertools
+import logging
 import os
 import pickle
 import shutil
@@ -50,6 +51,8 @@ from bulkput.job.sync.join import join_listing
 from bulkput.job.sync.listing import listing_chunks
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectInfo, ObjectStore
+
+log = logging.getLogger("bulkput.store_resume")
 
 RUN_SIZE = 50_000  # items sorted in memory before a run is written out (~20 MB)
 PAGE = 1000  # items read back from the runs per executor call
@@ -264,6 +267,14 @@ class StoreCheck:
     to_compare: int = 0  # items sent to the engine with a StoredCopy (same size, MD5 known)
     heads: int = 0
 
+    def line(self, prefix: str) -> str:
+        """One line for people (``-v``)."""
+        return (
+            f"resume from the store (listing {prefix or '/'!r}): {self.listed:,} of"
+            f" {self.items:,} objects listed, {self.to_compare:,} of the same size compared by"
+            f" MD5 ({self.heads:,} HEADs)"
+        )
+
 
 async def skip_stored(
     items: Iterable[UploadItem | BulkputError] | AsyncIterable[UploadItem | BulkputError],
@@ -305,6 +316,10 @@ async def skip_stored(
         if sorter.smallest is None or sorter.largest is None:
             return
         check.items = sorter.count
+        log.info(
+            "resume from the store: %s items sorted (%s runs on disk)",
+            f"{sorter.count:,}", sorter.runs_written,
+        )
         # 2. One listing of the slice the keys span, merge-joined with them.
         prefix = os.path.commonprefix([sorter.smallest, sorter.largest])  # noqa: RUF071 (keys)
         groups = _Groups(sorter)
@@ -340,6 +355,7 @@ async def skip_stored(
                         heads = []
             async for item in _headed(heads, store, retrier, check):
                 yield item
+            log.info("%s", check.line(prefix))
         except AuthError as error:
             raise _refused(error, prefix) from None
         finally:
@@ -406,9 +422,14 @@ async def _headed(
             return None  # cannot tell: the item is sent
         return found
 
-    answers = await asyncio.gather(*(head(info) for _group, info in heads))
+    # every HEAD of the window ends before a fatal one is raised (none left unawaited)
+    answers = await asyncio.gather(*(head(info) for _group, info in heads), return_exceptions=True)
+    for answer in answers:
+        if isinstance(answer, BaseException):
+            raise answer
     check.heads += len(heads)
     for (group, _info), answer in zip(heads, answers, strict=True):
+        assert not isinstance(answer, BaseException)
         listed = ListedObject.from_head(answer) if answer is not None else None
         for item in group:
             if listed is None:
