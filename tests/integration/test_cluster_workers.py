@@ -4,12 +4,12 @@ working directory, and credentials only where the test puts them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from bulkput.server.testing import ServerHandle  # noqa: E402
+from tests.fixtures.local_process import run_program  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -29,8 +30,11 @@ _SCRUBBED_PREFIXES = ("AWS_", "BCE_", "OSS_", "ALIBABA_CLOUD_", "XDG_")
 
 def _clean_env(home: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    # absolute: each process has its own working directory
+    paths = filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))
     env.update(
         HOME=str(home),
+        PYTHONPATH=os.pathsep.join(os.path.abspath(p) for p in paths),
         AWS_CONFIG_FILE=str(home / "no-aws-config"),
         AWS_SHARED_CREDENTIALS_FILE=str(home / "no-aws-credentials"),
         AWS_EC2_METADATA_DISABLED="true",  # never ask an instance-metadata address
@@ -43,7 +47,14 @@ def _clean_env(home: Path, **extra: str) -> dict[str, str]:
 class RealCluster:
     address: str
     worker_dirs: list[Path]
-    processes: list[subprocess.Popen[bytes]]
+
+
+def _scheduler_address(scheduler_file: Path) -> str | None:
+    """The address the scheduler writes once it listens (the file may be seen half written)."""
+    try:
+        return str(json.loads(scheduler_file.read_text())["address"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 @pytest.fixture(scope="module")
@@ -53,52 +64,29 @@ def real_cluster(
     """Workers with the store's credentials in their environment; the client gets none."""
     root = tmp_path_factory.mktemp("cluster")
     scheduler_file = root / "scheduler.json"
-    log = open(root / "dask.log", "ab")  # noqa: SIM115 - closed below
-    processes: list[subprocess.Popen[bytes]] = []
-    worker_dirs = []
-    try:
-        processes.append(subprocess.Popen(
-            ["dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-             "--scheduler-file", str(scheduler_file)],
-            cwd=root, env=_clean_env(root), stdout=log, stderr=log,
+    scheduler = [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                 "--no-dashboard", "--scheduler-file", str(scheduler_file)]  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(run_program(
+            "dask-scheduler", scheduler, ready=lambda: _scheduler_address(scheduler_file) is not None,
+            env=_clean_env(root), cwd=str(root),
         ))  # fmt: skip
+        address = _scheduler_address(scheduler_file)
+        assert address is not None
+        worker_dirs = []
         for n in range(2):
             home = root / f"worker-{n}"
             (home / "cwd").mkdir(parents=True)
             worker_dirs.append(home / "cwd")
             env = _clean_env(home, XDG_CACHE_HOME=str(home / "cache"), **bulkput_server.env("s3"))
-            processes.append(subprocess.Popen(
-                ["dask", "worker", "--scheduler-file", str(scheduler_file), "--nthreads", "1",
-                 "--host", "127.0.0.1", "--no-dashboard", "--local-directory",
-                 str(home / "dask")],
-                cwd=home / "cwd", env=env, stdout=log, stderr=log,
-            ))  # fmt: skip
-        address = _scheduler_address(scheduler_file)
+            worker = [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
+                      "--host", "127.0.0.1", "--no-dashboard", "--local-directory",
+                      str(home / "dask")]  # fmt: skip
+            stack.enter_context(run_program(f"dask-worker-{n}", worker, ready=lambda: True,
+                                            env=env, cwd=str(home / "cwd")))  # fmt: skip
         with distributed.Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
-        yield RealCluster(address, worker_dirs, processes)
-    finally:
-        for process in reversed(processes):  # workers first, then the scheduler
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
-
-
-def _scheduler_address(scheduler_file: Path, timeout: float = 60.0) -> str:
-    """The address the scheduler writes once it listens (the file may be seen half written)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return str(json.loads(scheduler_file.read_text())["address"])
-        except (OSError, ValueError, KeyError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+        yield RealCluster(address, worker_dirs)
 
 
 def _put(cwd: Path, argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
