@@ -30,6 +30,7 @@ import ssl
 import sys
 import threading
 import urllib.request
+import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -506,6 +507,59 @@ async def _read_at_most(content: aiohttp.StreamReader, limit: int) -> tuple[byte
     return b"".join(pieces)[:limit], True
 
 
+class ResumingTLSContext(ssl.SSLContext):
+    """A client TLS context whose new connections resume the TLS session of an earlier one to
+    the same host (TLS 1.3 or 1.2 session tickets), which spares the client the check of the
+    server's certificate chain and signature; the key exchange is still fresh each time.
+
+    Neither aiohttp nor the event loop passes a session when it wraps a new connection (both
+    call :meth:`wrap_bio` without one), so the context does: it keeps the last connection it
+    wrapped for each host (weakly) and offers the newest session taken from it, once that
+    connection has its ticket (TLS 1.3 sends it after the handshake, with the first answer). A
+    server that refuses the ticket answers with a full handshake, and that connection brings
+    the next session. Sessions are kept per host name, the name the certificate was checked
+    against, and never offered to another host.
+    """
+
+    # host name -> the newest session taken; host name -> the last connection wrapped
+    _sessions: dict[str, ssl.SSLSession]
+    _last: dict[str, weakref.ref[ssl.SSLObject]]
+
+    def __new__(cls, protocol: int = ssl.PROTOCOL_TLS_CLIENT) -> ResumingTLSContext:
+        context = super().__new__(cls, protocol)
+        context._sessions = {}
+        context._last = {}
+        return context
+
+    def wrap_bio(  # type: ignore[override]
+        self,
+        incoming: ssl.MemoryBIO,
+        outgoing: ssl.MemoryBIO,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLObject:
+        if server_side or not server_hostname:
+            return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+        if session is None:
+            session = self._session_for(server_hostname)
+        connection = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+        self._last[server_hostname] = weakref.ref(connection)
+        return connection
+
+    def _session_for(self, host: str) -> ssl.SSLSession | None:
+        last = self._last.get(host)
+        connection = last() if last is not None else None
+        if connection is not None:
+            try:
+                session = connection.session
+            except ValueError:  # its handshake is not done yet
+                session = None
+            if session is not None and session.has_ticket:
+                self._sessions[host] = session
+        return self._sessions.get(host)
+
+
 class Transport:
     """One aiohttp session for a job; shared by every store of the job.
 
@@ -541,7 +595,7 @@ class Transport:
             if self.config.verify_tls:
                 context = self._verifying_context()
             else:
-                context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                context = ResumingTLSContext()
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
             context.set_alpn_protocols(("http/1.1",))
@@ -553,12 +607,19 @@ class Transport:
         bundle, source = self.config.ca_bundle, "--ca-bundle"
         if bundle is None:
             bundle, source = os.environ.get("AWS_CA_BUNDLE") or None, "AWS_CA_BUNDLE"
+        # what ssl.create_default_context(cafile=bundle) makes (certificate and host name
+        # checked), as a ResumingTLSContext
+        context = ResumingTLSContext()
         try:
-            return ssl.create_default_context(cafile=bundle)
+            if bundle:
+                context.load_verify_locations(cafile=bundle)
+            else:
+                context.load_default_certs(ssl.Purpose.SERVER_AUTH)
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(
                 f"the CA bundle {bundle} ({source}) cannot be loaded: {exc.strerror or exc}"
             ) from None
+        return context
 
     def _proxy_for(self, url: str) -> str | None:
         """The proxy of a request to ``url`` (cached per scheme, host and port)."""

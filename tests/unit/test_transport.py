@@ -743,3 +743,150 @@ def test_other_tls_failures_give_openssls_words_without_a_suggestion() -> None:
         aiohttp.ClientConnectorCertificateError(_key(), cert), "GET", "https://127.0.0.1:9443/"
     )
     assert "(GET https://127.0.0.1:9443: self-signed certificate)" in refused.message
+
+
+# --- TLS connections: how many, reused, resumed --------------------------------------------
+
+
+class TlsConnections:
+    """A TLS server on 127.0.0.1 (keep-alive, 200 to every request) that counts its connections,
+    each one TLS handshake, and whether each resumed an earlier TLS session."""
+
+    def __init__(self) -> None:
+        self.resumed: list[bool] = []  # one per connection, in the order they were accepted
+        self.requests = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.resumed.append(bool(writer.get_extra_info("ssl_object").session_reused))
+        try:
+            while True:
+                await read_request(reader)
+                self.requests += 1
+                writer.write(b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n')
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+
+def run_on(loop_kind: str, coro: Awaitable[None]) -> None:
+    if loop_kind == "job's loop":
+        from bulkput import runtime
+
+        runtime.run_async(coro)  # type: ignore[arg-type]
+    else:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+LOOPS = ("job's loop", "asyncio's loop")
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_requests_over_tls_open_at_most_the_concurrency_in_connections_and_reuse_them(
+    tmp_path: Path, tls_server_context: ssl.SSLContext, loop_kind: str
+) -> None:
+    counted = TlsConnections()
+
+    async def job() -> None:
+        server = await asyncio.start_server(counted.handle, "127.0.0.1", 0, ssl=tls_server_context)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/b/"
+        config = TransferConfig(concurrency=4, ca_bundle=str(tmp_path / "cert.pem"))
+        try:
+            async with Transport(config) as transport:
+                for _ in range(3):  # three waves of 40 at once
+                    answers = await asyncio.gather(
+                        *(transport.send("PUT", f"{url}k{i}", {"content-length": "2"}, b"hi")
+                          for i in range(40))
+                    )  # fmt: skip
+                    assert [a.status for a in answers] == [200] * 40
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run_on(loop_kind, job())
+    assert counted.requests == 120
+    assert 1 <= len(counted.resumed) <= 4, f"{len(counted.resumed)} TLS handshakes for 4 in flight"
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_new_tls_connections_resume_the_session_of_an_earlier_one(
+    tmp_path: Path, tls_server_context: ssl.SSLContext, loop_kind: str
+) -> None:
+    # one request first (its connection gets the server's session ticket with the answer),
+    # then 4 at once: 3 new connections, each resuming that session instead of checking the
+    # certificate again
+    counted = TlsConnections()
+
+    async def job() -> None:
+        server = await asyncio.start_server(counted.handle, "127.0.0.1", 0, ssl=tls_server_context)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/b/"
+        config = TransferConfig(concurrency=8, ca_bundle=str(tmp_path / "cert.pem"))
+        try:
+            async with Transport(config) as transport:
+                assert (await transport.send("PUT", f"{url}first", {"content-length": "0"})).status == 200
+                answers = await asyncio.gather(
+                    *(transport.send("PUT", f"{url}k{i}", {"content-length": "0"}) for i in range(4))
+                )
+                assert [a.status for a in answers] == [200] * 4
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run_on(loop_kind, job())
+    assert counted.resumed == [False, True, True, True]
+
+
+def test_the_tls_context_is_built_once_for_all_connections(
+    tmp_path: Path, tls_server_context: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded: list[object] = []
+    load = ssl.SSLContext.load_verify_locations
+
+    def counting_load(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loaded.append(args or kwargs)
+        load(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting_load)
+    counted = TlsConnections()
+
+    async def job() -> None:
+        server = await asyncio.start_server(counted.handle, "127.0.0.1", 0, ssl=tls_server_context)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/b/"
+        config = TransferConfig(concurrency=8, ca_bundle=str(tmp_path / "cert.pem"))
+        try:
+            async with Transport(config) as transport:
+                await asyncio.gather(
+                    *(transport.send("PUT", f"{url}k{i}", {"content-length": "0"}) for i in range(20))
+                )
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run_on("job's loop", job())
+    assert len(counted.resumed) > 1  # several connections ...
+    assert len(loaded) == 1  # ... one context, its CA bundle loaded once
+
+
+def test_a_tls_session_is_never_offered_to_another_host(
+    tls_server_context: ssl.SSLContext,
+) -> None:
+    # 127.0.0.1 and localhost are the same server here, and it would resume either's session:
+    # the client must not offer one host's session to another
+    counted = TlsConnections()
+
+    async def job() -> None:
+        server = await asyncio.start_server(counted.handle, "127.0.0.1", 0, ssl=tls_server_context)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with Transport(TransferConfig(concurrency=8, verify_tls=False)) as transport:
+                for host in ("127.0.0.1", "127.0.0.1", "localhost"):
+                    answers = await asyncio.gather(
+                        *(transport.send("PUT", f"https://{host}:{port}/b/k", {"content-length": "0"})
+                          for _ in range(2))
+                    )  # fmt: skip
+                    assert [a.status for a in answers] == [200, 200]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run_on("job's loop", job())
+    assert counted.resumed == [False, False, False, False], counted.resumed
