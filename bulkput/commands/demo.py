@@ -104,6 +104,7 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
 
     from bulkput import runtime
     from bulkput.commands.progress import ProgressDisplay, print_summary
+    from bulkput.job.counting import SourceCounter
     from bulkput.job.report import ReportWriter
     from bulkput.job.run import Job, JobControl
     from bulkput.job.spec import JobSpec, PutSource, StoreSettings
@@ -120,7 +121,12 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
         for dialect in dialects:
             dest = f"{dialect}://demo/demo-folder/"
             spec = JobSpec(dest, store=settings, transfer=TransferConfig(concurrency=32))
-            subscribers: list[Subscriber] = [ProgressDisplay(sys.stderr, interval=2.0)]
+            source = PutSource(paths=(str(root),))
+            counter = SourceCounter.for_put(spec, source).start()
+            control = JobControl()
+            display = ProgressDisplay(sys.stderr, interval=2.0, totals=counter.count,
+                                      concurrency=control.concurrency)  # fmt: skip
+            subscribers: list[Subscriber] = [display]
             writer = ReportWriter(report) if report and dialect == dialects[-1] else None
             if writer is not None:
                 subscribers.append(writer)
@@ -128,13 +134,13 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
             subscribers.append(stored)
             # The embedded server's endpoint and keys; nothing from the user's environment.
             async with Job(spec, env={}) as job:
-                control = JobControl()
                 remove = runtime.on_stop(control.stop)
                 try:
-                    items = PutSource(paths=(str(root),)).items(spec.target)
-                    summary = await job.run(items, subscribers, control)
+                    summary = await job.run(source.items(spec.target), subscribers, control)
                 finally:
                     remove()
+                    counter.stop()
+                    display.close()  # the terminal put back, whatever happened
                 print(f"\n{dest} at {server.endpoint_url}")
                 print_summary(summary, sys.stdout)
                 mismatches = await _verify(job.store, stored.objects)
