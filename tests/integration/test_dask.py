@@ -7,6 +7,7 @@ is the command line, as a subprocess, with its own HOME and working directory to
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -56,6 +57,14 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
+def _address(scheduler_file: Path) -> str | None:
+    """The scheduler's address once its file is written whole (it may be seen half written)."""
+    try:
+        return str(json.loads(scheduler_file.read_text())["address"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
@@ -63,8 +72,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     (root / "scheduler-home").mkdir()
     scheduler = [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
                  "--no-dashboard", "--scheduler-file", str(scheduler_file)]  # fmt: skip
-    with run_program("dask-scheduler", scheduler, ready=scheduler_file.exists,
+    with run_program("dask-scheduler", scheduler, ready=lambda: _address(scheduler_file) is not None,
                      env=_env(root / "scheduler-home"), cwd=str(root)):  # fmt: skip
+        address = _address(scheduler_file)
+        assert address is not None
         dirs = []
         with contextlib.ExitStack() as stack:
             for n in range(2):
@@ -72,13 +83,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 home.mkdir()
                 cwd.mkdir()
                 dirs.append(cwd)
-                worker = [sys.executable, "-m", "dask", "worker", "--scheduler-file",
-                          str(scheduler_file), "--nthreads", str(THREADS_PER_WORKER), "--host",
+                worker = [sys.executable, "-m", "dask", "worker", address,
+                          "--nthreads", str(THREADS_PER_WORKER), "--host",
                           "127.0.0.1", "--no-dashboard", "--name", f"worker-{n}",
                           "--local-directory", str(cwd / "dask")]  # fmt: skip
                 stack.enter_context(run_program(f"dask-worker-{n}", worker, ready=lambda: True,
                                                 env=_env(home), cwd=str(cwd)))  # fmt: skip
-            with distributed.Client(scheduler_file=str(scheduler_file), timeout=30) as client:
+            with distributed.Client(address, timeout=30) as client:
                 client.wait_for_workers(2, timeout=60)
                 yield Cluster(client.scheduler.address, client, dirs, root)
 
@@ -157,9 +168,12 @@ def test_a_walk_of_2500_files_is_stored_once_in_many_partitions(
 ) -> None:
     contents = _make_tree(tmp_path / "data", 2500)
     before = bulkput_server.stats
-    done = _put(_put_argv(cluster, bulkput_server, [str(tmp_path / "data")],
-                          f"s3://{bulkput_bucket}/a/"), tmp_path, bulkput_server)  # fmt: skip
+    report = tmp_path / "report.jsonl"  # written by the client, the only one that has it all
+    argv = _put_argv(cluster, bulkput_server, [str(tmp_path / "data")], f"s3://{bulkput_bucket}/a/")
+    done = _put([*argv, "--report", str(report)], tmp_path, bulkput_server)
     assert done.returncode == 0, done.stderr
+    summary = json.loads(report.read_text().splitlines()[-1])["summary"]
+    assert (summary["stored"], summary["failed"], summary["exit_code"]) == (2500, 0, 0)
     assert _stored(bulkput_server, bulkput_bucket, "a/") == _sizes(contents)
     after = bulkput_server.stats
     puts = {k: n - before.puts_by_key.get(k, 0) for k, n in after.puts_by_key.items()
@@ -244,6 +258,8 @@ def test_e_sigterm_on_the_client_cancels_its_tasks_and_exits_130(
     with subprocess.Popen(argv, cwd=cwd, env=_client_env(tmp_path, server), text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as client:  # fmt: skip
         _wait_for(lambda: server.stats.count("PutObject") >= 300, "the job to be under way")
+        running = cluster.processing()  # the dashboard shows these keys
+        assert running and all(key.startswith("bulkput-partition-") for key in running), running
         client.send_signal(signal.SIGTERM)
         _, stderr = client.communicate(timeout=60)
     at_exit = server.stats.count("PutObject")
