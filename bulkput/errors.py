@@ -100,6 +100,11 @@ class FileChangedError(LocalInputError):
     pass
 
 
+class ReadStopped(BulkputError):
+    """The job was stopped (SIGINT/SIGTERM) while this file was being hashed: it was not sent.
+    Raised from the reading thread, so a Ctrl-C does not wait for a large file's hash."""
+
+
 class SkippedPath(LocalInputError):
     """A path the walk skipped by rule (a symbolic link not followed, a socket, fifo or device).
 

@@ -74,6 +74,7 @@ from bulkput.errors import (
     BulkputError,
     FileChangedError,
     LocalInputError,
+    ReadStopped,
     RemoteError,
     ServiceError,
     ValidationError,
@@ -591,6 +592,8 @@ class Engine:
             async with self._open_files, self._hash_slots:
                 try:
                     return await loop.run_in_executor(self._pool, self._hash_large, entry)
+                except ReadStopped:
+                    return self._unsent(entry.item, entry.size)
                 except BulkputError as error:
                     return _failed(entry.item, error)
 
@@ -766,12 +769,12 @@ class Engine:
         item = prepared.item
         size, mtime_ns = prepared.size, prepared.mtime_ns
         try:
-            md5_bytes, hashed = md5_file(item.path, config.chunk_size)
+            md5_bytes, hashed = md5_file(item.path, config.chunk_size, self._should_stop)
             after = os.stat(item.path)
             if hashed != size or after.st_size != size or after.st_mtime_ns != mtime_ns:
                 # Changed while hashed: hash once more, then give up on this object.
                 size, mtime_ns = after.st_size, after.st_mtime_ns
-                md5_bytes, hashed = md5_file(item.path, config.chunk_size)
+                md5_bytes, hashed = md5_file(item.path, config.chunk_size, self._should_stop)
                 again = os.stat(item.path)
                 if hashed != size or again.st_size != size or again.st_mtime_ns != mtime_ns:
                     raise FileChangedError(
@@ -980,8 +983,16 @@ class Engine:
 
     async def _check_one(self, prepared: _Prepared) -> ObjectResult:
         item = prepared.item
-        if prepared.multipart:  # its parts are journaled: the next run resumes the upload
-            return self._interrupted(prepared, "its multipart upload resumes on the next run")
+        if prepared.multipart:
+            journal = self.journal
+            if journal is not None and journal.upload_for(item.key) is None:
+                # stopped before its upload began (the intent is journaled before the Initiate)
+                return self._unsent(item, prepared.size)
+            if journal is None:  # no journal to tell whether its upload began
+                return self._interrupted(prepared, "its multipart upload may have begun")
+            return self._interrupted(
+                prepared, "its multipart upload was under way", "the next run resumes it"
+            )
         try:
             info = await self.store.head_object(item.key)
         except BulkputError as error:
@@ -1020,7 +1031,9 @@ class Engine:
                 return self._not_journaled(result)
         return result
 
-    def _interrupted(self, prepared: _Prepared, why: str) -> ObjectResult:
+    def _interrupted(
+        self, prepared: _Prepared, why: str, next_run: str = "the next run sends it again"
+    ) -> ObjectResult:
         item = prepared.item
         return ObjectResult(
             key=item.key,
@@ -1028,7 +1041,8 @@ class Engine:
             status=Status.INTERRUPTED,
             size=prepared.size,
             md5=prepared.md5_hex,
-            message=f"{item.key}: interrupted in flight, not confirmed: {why}; the next run sends it again",
+            attempts=1,  # sent at least once (how often the cut-off request tried is not known)
+            message=f"{item.key}: interrupted in flight, not confirmed: {why}; {next_run}",
         )
 
     def _abort(self, error: BulkputError) -> bool:

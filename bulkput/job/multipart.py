@@ -55,6 +55,7 @@ from bulkput.errors import (
     FileChangedError,
     LocalInputError,
     NotFoundError,
+    ReadStopped,
     ServiceError,
     UsageError,
     ValidationError,
@@ -211,6 +212,7 @@ def hash_parts(
     want_crc: bool,
     chunk_size: int = 1 * MiB,
     parallel: bool = True,
+    stop: Callable[[], bool] | None = None,
 ) -> FileHashes:
     """Read ``path`` once: whole-file MD5, each part's MD5, and the CRC-64 when asked.
 
@@ -238,6 +240,8 @@ def hash_parts(
     try:
         with open(path, "rb", buffering=0) as handle:
             for _number, _offset, length in part_ranges(size, part_size):
+                if stop is not None and stop():
+                    raise ReadStopped("the job stopped while the file was hashed", path=path)
                 part = hashlib.md5()
                 remaining = length
                 while remaining > 0:
@@ -473,7 +477,8 @@ class _FileUpload:
 
         def hash_now() -> FileHashes:
             return hash_parts(
-                item.path, self.size, part_size, want_crc=want_crc, chunk_size=ctx.config.chunk_size
+                item.path, self.size, part_size, want_crc=want_crc,
+                chunk_size=ctx.config.chunk_size, stop=ctx.should_stop,
             )
 
         try:
@@ -483,6 +488,8 @@ class _FileUpload:
             ):
                 hashes = await ctx.in_executor(hash_now)
             state_after_hash = await ctx.in_executor(lambda: _file_state(item.path))
+        except ReadStopped:
+            raise asyncio.CancelledError from None  # interrupted while hashing: nothing sent
         except OSError as exc:
             raise LocalInputError(
                 f"cannot read: {exc.strerror or exc}", key=self.key, path=item.path

@@ -16,11 +16,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastcrc import crc64 as _fastcrc64
 
 from bulkput.config import MiB
+from bulkput.errors import ReadStopped
 
 _REFLECTED_POLY = 0xC96C5795D7870F42  # 0x42F0E1EBA9EA3693 bit-reversed
 
@@ -121,10 +123,12 @@ def hash_file_range(
     *,
     want_crc: bool = False,
     chunk_size: int = 1 * MiB,
+    stop: Callable[[], bool] | None = None,
 ) -> FileDigest:
     """MD5 (and optionally CRC-64) of ``length`` bytes of ``path`` from ``offset`` (to the end
     of the file when ``length`` is None), reading once. ``size`` in the result is what was
-    actually read: a file shorter than expected shows up there, never as an exception."""
+    actually read: a file shorter than expected shows up there, never as an exception.
+    ``stop`` is asked before each chunk: once true, :class:`~bulkput.errors.ReadStopped`."""
     md5 = hashlib.md5()
     crc = 0
     total = 0
@@ -135,6 +139,8 @@ def hash_file_range(
         if offset:
             handle.seek(offset)
         while remaining is None or remaining > 0:
+            if stop is not None and stop():
+                raise ReadStopped("the job stopped while the file was hashed", path=path)
             want = chunk_size if remaining is None else min(chunk_size, remaining)
             count = handle.readinto(view[:want])
             if not count:
@@ -149,9 +155,12 @@ def hash_file_range(
     return FileDigest(md5.digest(), total, crc if want_crc else None)
 
 
-def md5_file(path: str, chunk_size: int = 1 * MiB) -> tuple[bytes, int]:
-    """``(md5_digest, size)`` of the whole file, read once in ``chunk_size`` pieces."""
-    digest = hash_file_range(path, chunk_size=chunk_size)
+def md5_file(
+    path: str, chunk_size: int = 1 * MiB, stop: Callable[[], bool] | None = None
+) -> tuple[bytes, int]:
+    """``(md5_digest, size)`` of the whole file, read once in ``chunk_size`` pieces (``stop``:
+    see :func:`hash_file_range`)."""
+    digest = hash_file_range(path, chunk_size=chunk_size, stop=stop)
     return digest.md5, digest.size
 
 

@@ -787,7 +787,7 @@ async def test_stop_lists_the_rest_of_the_input_as_not_started(tmp_path: Path) -
     """Stopped while most of a generator's items are unread (the queues hold a few hundred):
     the input is read on and each item gets a not_started line; stored + not started is the
     whole input."""
-    items = make_files(tmp_path, 1500, size=5)
+    items = make_files(tmp_path, 800, size=5)
     store = FakeStore()
     store.gate = asyncio.Event()
     engine, rec = make_engine(store)
@@ -867,3 +867,35 @@ async def test_large_files_go_to_the_multipart_hook(tmp_path: Path) -> None:
     assert recorder.by_key()["big.bin"].attempts == 2
     assert summary.exit_code == 0 and recorder.bytes == sum(os.path.getsize(i.path) for i in items)
 
+
+
+@pytest.mark.parametrize("begun", [False, True], ids=["not-begun", "begun"])
+async def test_a_multipart_upload_cut_off_by_the_stop_is_not_started_or_interrupted_by_its_journal(
+    tmp_path: Path, begun: bool
+) -> None:
+    """A large file whose upload outlives the stop's grace: not_started when the journal holds
+    no upload of it (stopped while hashing, before the Initiate), interrupted (resumed by the
+    next run) when it does."""
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(3000))
+    journal = FakeJournal()
+    started = asyncio.Event()
+
+    async def hanging_upload(ctx, item, size, mtime_ns, headers, file_id) -> MultipartResult:
+        if begun:
+            journal.begin_upload(item.key, "upload-1", 1000, size, mtime_ns)
+        started.set()
+        await asyncio.Event().wait()  # its requests never end
+        raise AssertionError("unreachable")
+
+    recorder = Recorder()
+    config = TransferConfig(concurrency=4, multipart_threshold=2000, retry=FAST_RETRY)
+    engine = Engine(FakeStore(), config, journal=journal, subscribers=[recorder], sleep=no_sleep,
+                    multipart=hanging_upload, stop_grace=0.01)  # fmt: skip
+    job = asyncio.create_task(engine.run([UploadItem(str(big), "big.bin")]))
+    await started.wait()
+    engine.stop()
+    summary = await job
+    [result] = recorder.results
+    assert result.status is (Status.INTERRUPTED if begun else Status.NOT_STARTED)
+    assert (summary.interrupted_objects, summary.not_started) == ((1, 0) if begun else (0, 1))

@@ -21,6 +21,7 @@ from bulkput.errors import (
     FileChangedError,
     JournalError,
     NotFoundError,
+    ReadStopped,
     ServiceError,
     TransportError,
     UsageError,
@@ -44,7 +45,7 @@ from bulkput.job.multipart import (
     part_ranges,
     upload_file,
 )
-from bulkput.local.digest import crc64_ecma
+from bulkput.local.digest import crc64_ecma, md5_file
 from bulkput.remote.retry import AdaptiveLimiter, Retrier
 from bulkput.remote.store import (
     Body,
@@ -631,6 +632,37 @@ async def test_a_stop_leaves_the_upload_for_the_next_run(
         result = await upload(store, item, *stat(item), config=config, journal=journal)
     assert (result.parts_reused, result.parts_sent) == (3, 7)
     assert store.objects[item.key] == data
+
+
+async def test_a_stop_while_the_file_is_hashed_ends_the_hash_and_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hash pass of a large file asks the stop before each part: a Ctrl-C does not wait
+    for the rest of the file to be read, and no upload is begun."""
+    small_parts(monkeypatch)
+    store = MemoryMultipartStore()
+    item, _ = make_file(tmp_path, 10 * PART)
+    asked = 0
+
+    def stop_after_three_parts() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 3
+
+    with pytest.raises(asyncio.CancelledError):
+        await upload(store, item, *stat(item), config=CONFIG, should_stop=stop_after_three_parts)
+    assert asked == 4  # three parts hashed, then it stopped
+    assert sum(store.calls.values()) == 0 and not store.uploads
+
+
+def test_hash_parts_and_md5_file_stop_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(os.urandom(4 * PART))
+    with pytest.raises(ReadStopped):
+        hash_parts(str(path), 4 * PART, PART, want_crc=False, stop=lambda: True)
+    with pytest.raises(ReadStopped):
+        md5_file(str(path), chunk_size=PART, stop=lambda: True)
+    assert md5_file(str(path), chunk_size=PART, stop=lambda: False)[1] == 4 * PART
 
 
 # --- lost answers ---------------------------------------------------------------------------
