@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from bulkput.commands.options import count, positive, positive_seconds
 from bulkput.remote.credentials import Credentials
 from bulkput.server.app import BulkputServer, listen, tls_context
 from bulkput.server.config import (
@@ -28,6 +29,7 @@ from bulkput.server.faults import (
     FaultConfig,
 )
 from bulkput.server.routing import ROUTES
+from bulkput.suggest import unknown_value
 
 CREDENTIALS_ENV = "BULKPUT_SERVE_CREDENTIALS"
 
@@ -72,7 +74,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=port,
         default=DEFAULT_PORT,
         help="port (default %(default)s; 0 picks a free one and prints it)",
     )
@@ -97,13 +99,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--min-part-size",
-        type=int,
+        type=positive,
         metavar="BYTES",
         help="smallest multipart part but the last (default: each service's own)",
     )
     parser.add_argument(
         "--body-timeout",
-        type=float,
+        type=positive_seconds,
         default=20.0,
         metavar="SECONDS",
         help="a stalled request body gets 400 RequestTimeout after this long",
@@ -116,7 +118,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     faults = parser.add_argument_group("fault injection")
     faults.add_argument(
         "--fault-rate",
-        type=float,
+        type=fraction,
         default=0.0,
         metavar="P",
         help="fraction of eligible requests that fail (0..1)",
@@ -126,10 +128,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=",".join(DEFAULT_MIX),
         help="fault kinds drawn from (default %(default)s)",
     )
-    faults.add_argument("--latency-ms", type=int, default=50, help="delay of a 'latency' fault")
+    faults.add_argument("--latency-ms", type=count, default=50, metavar="MS",
+                        help="delay of a 'latency' fault")
     faults.add_argument(
         "--slow-ms",
-        type=int,
+        type=count,
+        metavar="MS",
         default=30_000,
         help="delay of a 'slow' fault's answer (default %(default)s)",
     )
@@ -148,7 +152,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     faults.add_argument(
         "--throttle-rps",
-        type=float,
+        type=rate,
         metavar="N",
         help="answer 503 SlowDown above N eligible requests per second",
     )
@@ -158,6 +162,36 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="operations faults apply to, comma-separated, or 'all' (default %(default)s)",
     )
     parser.set_defaults(run=run)
+
+
+def port(text: str) -> int:
+    """An argparse ``type=``: a TCP port, 0 (any free one) to 65535."""
+    value = count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: a port is 0 to 65535")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type=``: a fraction, 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a fraction is 0 to 1 (0.1: one in ten)")
+    return value
+
+
+def rate(text: str) -> float:
+    """An argparse ``type=``: requests a second, above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 requests a second")
+    return value
 
 
 def _accepted_credentials(args: argparse.Namespace) -> tuple[Credentials, ...]:
@@ -177,10 +211,7 @@ def _fault_operations(text: str) -> frozenset[str]:
     known = {route.operation for route in ROUTES}
     unknown = sorted(names - known)
     if unknown:
-        raise ValueError(
-            f"--fault-ops: unknown operation(s) {', '.join(unknown)}; known: "
-            f"{', '.join(sorted(known))}, or all"
-        )
+        raise ValueError("--fault-ops: " + unknown_value("operation", unknown[0], [*sorted(known), "all"]))
     return names or DEFAULT_OPERATIONS
 
 
@@ -243,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(args)
         tls_context(config)  # a certificate that cannot be loaded is a usage error, now
     except ValueError as error:
-        print(f"bulkput serve: error: {error}; see bulkput serve --help", file=sys.stderr)
+        print(f"bulkput serve: {error}; see `bulkput serve --help`", file=sys.stderr)
         return 2
     if not is_loopback(config.host):
         print(f"bulkput serve: warning: listening on {config.host}, reachable from other "

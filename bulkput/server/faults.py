@@ -28,6 +28,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bulkput.suggest import unknown_value
+
 FAULT_KINDS = ("requesttimeout", "slowdown", "internal", "reset", "slow", "latency")
 DEFAULT_MIX = ("requesttimeout", "slowdown", "internal", "reset")
 DEFAULT_OPERATIONS = frozenset({"PutObject", "UploadPart"})
@@ -51,7 +53,7 @@ class FaultConfig:
             raise ValueError(f"fault rate must be between 0 and 1, got {self.rate}")
         unknown = [k for k in (*self.mix, self.keys_kind) if k not in FAULT_KINDS]
         if unknown:
-            raise ValueError(f"unknown fault kind(s) {unknown}; known: {', '.join(FAULT_KINDS)}")
+            raise ValueError(unknown_value("fault kind", unknown[0], FAULT_KINDS))
         if self.rate > 0 and not self.mix:
             raise ValueError("a fault rate needs at least one kind in the fault mix")
         if self.throttle_rps is not None and self.throttle_rps <= 0:

@@ -150,3 +150,30 @@ def test_a_manifest_line_naming_a_missing_file_still_fails_alone(
     assert done.returncode == 1, done.stderr
     assert "gone.txt" in done.stderr
     assert bulkput_server.stats.puts("m/here.txt", bulkput_bucket) == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "value", "hint"),
+    [
+        (["--port", "70000"], "70000", "0 to 65535"),  # was: listened on port 4464
+        (["--fault-rate", "2"], "'2'", "0 to 1"),
+        (["--fault-mix", "slowdwn"], "slowdwn", "did you mean slowdown"),
+        (["--fault-ops", "PutObjet"], "PutObjet", "did you mean PutObject"),
+        (["--fault-keys-kind", "intrnal"], "intrnal", "did you mean internal"),
+        (["--latency-ms", "-5"], "'-5'", "0 or more"),  # was: served, with a negative delay
+        (["--body-timeout", "0"], "'0'", "more than 0 seconds"),
+        (["--throttle-rps", "0"], "'0'", "more than 0 requests a second"),
+    ],
+)
+def test_serve_checks_its_values_before_listening(
+    tmp_path: Path, options: list[str], value: str, hint: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bulkput", "serve", "--port", "0", *options],
+        capture_output=True, text=True, timeout=20, env=clean_env({"HOME": str(tmp_path)}),
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "listening" not in done.stdout
+    [line] = done.stderr.splitlines()
+    assert line.startswith("bulkput serve: ") and line.endswith("see `bulkput serve --help`")
+    assert value in line and hint in line, line
