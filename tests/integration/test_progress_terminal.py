@@ -225,3 +225,25 @@ def test_sync_text_line_has_the_walk_total(slow_store: ServerHandle, tmp_path: P
     assert lines and all("/100 objects, " in line for line in lines), done.stderr
     assert re.search(r"/97\.7 KiB \(\d+%\)", lines[-1]), lines
     assert sum(1 for key in slow_store.stats.puts_by_key if key.startswith("progress/s/")) == 100
+
+
+def test_retries_are_shown_with_their_last_cause_and_no_secret(
+    bulkput_server_factory: Callable[..., ServerHandle], tmp_path: Path
+) -> None:
+    store = bulkput_server_factory(
+        buckets=["progress"], faults=FaultConfig(rate=0.3, mix=("slowdown",), seed=3)
+    )
+    source = make_files(tmp_path / "src", 60)
+    done = subprocess.run(
+        command(store, source, "--progress", "json", "--progress-interval", "60"),
+        env=environment(store, tmp_path), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert stored_keys(store) == 60
+    final = [json.loads(line)["progress"] for line in done.stderr.splitlines()
+             if line.startswith('{"progress"')][-1]  # fmt: skip
+    assert final["retries"] > 0
+    last = final["last_retry"]
+    assert last["code"] == "SlowDown" and last["status"] == 503
+    assert last["key"].startswith("p/f00")
+    assert store.secret_key not in done.stderr
