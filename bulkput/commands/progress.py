@@ -413,7 +413,9 @@ class ProgressDisplay(Subscriber):
             objects = f"{self.objects_done:,}/{total:,}{more} {noun}"
             if not count.complete:
                 objects += " (counting)"
-            data = f"{human_bytes(self.bytes_done)}/{human_bytes(count.bytes)}{more}"
+            data = human_bytes(self.bytes_done)
+            if count.known:  # (on_start may give the objects alone)
+                data += f"/{human_bytes(count.bytes)}{more}"
         if self.bytes_in_progress:
             data += f" (+{human_bytes(self.bytes_in_progress)} in progress)"
         return f"{objects}, {data}"

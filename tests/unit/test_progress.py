@@ -138,6 +138,10 @@ def test_one_object_is_singular_and_standard_input_has_no_total():
     one = ProgressDisplay(io.StringIO(), mode="text", clock=FakeClock())
     one.on_start(1, 5)
     assert one.counts_text() == "0/1 object, 0 B/5 B"
+    objects_only = ProgressDisplay(io.StringIO(), mode="text", clock=FakeClock())
+    objects_only.on_start(2, None)
+    objects_only.on_result(stored("a", 5))
+    assert objects_only.counts_text() == "1/2 objects, 5 B" and objects_only.percent() == 50.0
     assert plural(1, "object") == "1 object" and plural(1000, "object") == "1,000 objects"
     assert human_duration(125) == "2 min 05 s" and human_duration(7300) == "2 h 01 min"
 
