@@ -249,6 +249,7 @@ class Engine:
         rng: Callable[[], float] = random.random,
         multipart: MultipartUploader | None = upload_file,
         read_from: str | None = None,
+        store_confirms_journal: bool = False,
     ) -> None:
         self.config = config or TransferConfig()
         # Where files are read from ("host H, working directory D"), named in the error of a
@@ -274,6 +275,9 @@ class Engine:
             else frozenset()
         )
         self.shard = shard if shard is not None and shard.count > 1 else None
+        # Items come through bulkput.job.store_resume: a journal skip needs the listing's word
+        # (their StoredCopy), since the journal itself was not checked against the store.
+        self.store_confirms_journal = store_confirms_journal
         self.dry_run = dry_run
         self._headers = HeaderBuilder(defaults)
         self.stop_grace = stop_grace
@@ -697,7 +701,7 @@ class Engine:
             size, mtime_ns = info.st_size, info.st_mtime_ns
             file_id = (info.st_ino, info.st_ctime_ns)
             journal = self._skip_lookup
-            if journal is not None and journal.is_stored(item.key, size, mtime_ns, *file_id):
+            if journal is not None and self._journal_skips(journal, item, size, mtime_ns, file_id):
                 return ObjectResult(
                     key=item.key, path=item.path, status=Status.SKIPPED, size=size, reason="journal"
                 )
@@ -761,6 +765,24 @@ class Engine:
         return _Prepared(
             item, size, mtime_ns, body, trusted, _b64_to_hex(trusted), headers, file_id=file_id
         )
+
+    def _journal_skips(
+        self,
+        journal: JobJournal,
+        item: UploadItem,
+        size: int,
+        mtime_ns: int,
+        file_id: tuple[int, int],
+    ) -> bool:
+        """The journal's fast path: this file was stored by an earlier run (no hashing).
+        Resuming from the store, only where the listing confirms it: the store holds an
+        object of this size whose MD5 is the one the journal recorded."""
+        if not self.store_confirms_journal:
+            return journal.is_stored(item.key, size, mtime_ns, *file_id)
+        stored = item.stored
+        if stored is None or stored.size != size:
+            return False
+        return journal.is_stored(item.key, size, mtime_ns, *file_id, md5_hex=stored.md5_hex)
 
     def _hash_large(self, prepared: _Prepared) -> _Prepared | ObjectResult:
         """Executor side: the MD5 of a large file (re-checked for changes), then stream it

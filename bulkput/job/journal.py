@@ -676,20 +676,24 @@ class Journal:
         mtime_ns: int,
         ino: int | None = None,
         ctime_ns: int | None = None,
+        *,
+        md5_hex: str | None = None,
     ) -> bool:
         """True when an earlier batch committed ``key`` as stored from this file: the same
         size and mtime, and the same inode and ctime where both the record and the caller have
-        them (a file replaced by ``mv`` has another inode)."""
+        them (a file replaced by ``mv`` has another inode); with ``md5_hex`` (the MD5 the
+        store says it holds), the same recorded MD5."""
         if not self._maybe_stored:
             return False
         rows = self._read(
-            "SELECT size, mtime_ns, ino, ctime_ns FROM stored WHERE key = ?", (_k(key),)
+            "SELECT size, mtime_ns, ino, ctime_ns, md5 FROM stored WHERE key = ?", (_k(key),)
         )
         if not rows:
             return False
-        stored_size, stored_mtime, stored_ino, stored_ctime = rows[0]
+        stored_size, stored_mtime, stored_ino, stored_ctime, stored_md5 = rows[0]
         return (
-            stored_size == size
+            (md5_hex is None or (stored_md5 or "").lower() == md5_hex.lower())
+            and stored_size == size
             and stored_mtime == mtime_ns
             and (ino is None or stored_ino is None or stored_ino == ino)
             and (ctime_ns is None or stored_ctime is None or stored_ctime == ctime_ns)

@@ -47,9 +47,12 @@ class JobJournal(Protocol):
         mtime_ns: int,
         ino: int | None = None,
         ctime_ns: int | None = None,
+        *,
+        md5_hex: str | None = None,
     ) -> bool:
         """True when a committed record says ``key`` is stored from this file: the same size
-        and mtime, and the same inode and ctime when both sides have them."""
+        and mtime, and the same inode and ctime when both sides have them; with ``md5_hex``
+        (what the store says it holds), the recorded MD5 must be that one."""
         ...
 
     def record_stored(

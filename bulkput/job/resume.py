@@ -231,9 +231,12 @@ async def start_resume(
     *,
     verify: bool = True,
     retry: RetryPolicy | None = None,
+    store_resume: bool = False,
 ) -> JournalNotes:
     """What a job does with its journal before the first upload: say when a completed job is
-    uploaded again, and check a resume against the store (unless ``verify`` is off)."""
+    uploaded again, and check a resume against the store (unless ``verify`` is off, or
+    ``store_resume``: the job's own listing confirms each journal skip,
+    :mod:`bulkput.job.store_resume`)."""
     notes = JournalNotes(journal)
     if journal.renewed is not None:
         when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(journal.renewed))
@@ -242,7 +245,12 @@ async def start_resume(
             " again (put copies; sync skips unchanged files)"
         )
     elif journal.stored_before_open:
-        if verify:
+        if store_resume:
+            notes.notes.append(
+                "resume from the store: an object the journal records is skipped only where"
+                " the listing shows it stored with the MD5 recorded"
+            )
+        elif verify:
             check = await verify_resume(journal, store, prefix, retry=retry)
             notes.notes.append(check.line(prefix))
         else:

@@ -209,6 +209,9 @@ class Job:
         # Whether the objects this job writes have their MD5 as ETag (resume from the store
         # reads the md5 metadata of the others).
         self._etag_is_md5 = True
+        # Each run lists its slice and the journal skips only what that listing confirms
+        # (one listing, not a second one of the whole prefix to check the journal).
+        self._resumes_from_store = spec.resume_from_store and not spec.dry_run
 
     @property
     def store(self) -> LimitedStore:
@@ -244,6 +247,7 @@ class Job:
                     spec.target.prefix,
                     verify=spec.journal.verify,
                     retry=spec.transfer.retry,
+                    store_resume=self._resumes_from_store,
                 )
         except BaseException:
             await self.close()
@@ -286,7 +290,7 @@ class Job:
         ``resume_from_store``, what the store already holds is skipped
         (:func:`bulkput.job.store_resume.skip_stored`)."""
         spec = self.spec
-        if spec.resume_from_store and not spec.dry_run:
+        if self._resumes_from_store:
             from bulkput.job.store_resume import check_listing, skip_stored
 
             await check_listing(self.store, spec.target.prefix, spec.transfer.retry)
@@ -318,6 +322,7 @@ class Job:
             defaults=spec.defaults,
             control=control,
             read_from=this_process_place() if spec.remote else None,
+            store_confirms_journal=self._resumes_from_store,
         )
 
 
@@ -342,11 +347,14 @@ def build_engine(
     rng: Callable[[], float] = random.random,
     control: JobControl | None = None,
     read_from: str | None = None,
+    store_confirms_journal: bool = False,
 ) -> Engine:
     """The one construction of an :class:`~bulkput.job.engine.Engine` in the library: a job's
     (:meth:`Job.engine`) and sync's uploads, which run against the store sync opened.
     ``clock``, ``sleep`` and ``rng`` go to the retry loop (tests inject them); ``read_from``
-    is named in an unreadable file's error (a job run as a remote task)."""
+    is named in an unreadable file's error (a job run as a remote task);
+    ``store_confirms_journal``: the items come from :func:`bulkput.job.store_resume.skip_stored`,
+    and the journal skips only what its listing confirms."""
     from bulkput.job.engine import Engine
 
     engine = Engine(
@@ -361,6 +369,7 @@ def build_engine(
         sleep=sleep,
         rng=rng,
         read_from=read_from,
+        store_confirms_journal=store_confirms_journal,
     )
     if control is not None:
         control._attach(engine)

@@ -253,3 +253,36 @@ async def test_each_dialect_lists_from_after_a_key(
         assert listed == keys[5:]
     finally:
         await store.close()
+
+
+def test_a_shard_rerun_with_its_journal_lists_once_and_the_journal_skips_only_what_it_shows(
+    bulkput_server_factory: Callable[..., ServerHandle], tree: Path, tmp_path: Path
+) -> None:
+    from bulkput.job.shard import shard_of
+    from bulkput.server.faults import FaultConfig
+
+    fails = "zz-fails.txt"
+    shard = f"{shard_of(f'job/{fails}', 2)}/2"
+    server = bulkput_server_factory(
+        buckets=[BUCKET], faults=FaultConfig(keys=(f"job/{fails}",), keys_kind="internal")
+    )
+    (tree / fails).write_bytes(b"refused by the server")
+    state = tmp_path / "state"
+    first = put(server, [str(tree)], state, "--shard", shard)
+    assert first.returncode == 1, first.stderr  # unfinished: the next run resumes its journal
+    (tree / fails).unlink()
+    mine = shard_keys(tree, Shard.parse(shard))
+    deleted, changed = mine[:2], mine[4]
+    meddle(server, deleted, {changed: os.urandom(len(objects(server)[changed]))})
+    server.reset_stats()
+    report = tmp_path / "again.jsonl"
+    again = put(server, [str(tree)], state, "--shard", shard, report=report)
+    assert again.returncode == 0, again.stderr
+    assert server.stats.puts_by_key == {f"{BUCKET}/{key}": 1 for key in [*deleted, changed]}
+    # one request of one key before any work, then the slice: no second listing of the whole
+    # prefix to check the journal (the earlier code listed it too)
+    assert server.stats.count("ListObjectsV2") == 2
+    summary = summary_of(report)
+    skip_reasons = summary["skip_reasons"]
+    assert isinstance(skip_reasons, dict) and skip_reasons.get("journal") == len(mine) - 3
+    assert objects(server) == {key: (tree / key[4:]).read_bytes() for key in mine}

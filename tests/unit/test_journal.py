@@ -466,3 +466,15 @@ def test_a_journal_damaged_while_open_is_the_same_one_line(tmp_path: Path) -> No
     finally:
         with contextlib.suppress(JournalError):
             journal.close()
+
+
+def test_is_stored_with_the_stores_md5_needs_the_recorded_one(tmp_path: Path) -> None:
+    md5 = "0123456789abcdef0123456789abcdef"
+    with Journal.open(tmp_path, "job") as journal:
+        journal.record_stored("a", 1, 1, md5, None)
+        journal.record_stored("b", 1, 1, None, None)
+        journal.flush()
+        assert journal.is_stored("a", 1, 1, md5_hex=md5.upper())
+        assert not journal.is_stored("a", 1, 1, md5_hex="f" * 32)  # the store holds other bytes
+        assert not journal.is_stored("b", 1, 1, md5_hex=md5)  # nothing recorded to compare
+        assert journal.is_stored("b", 1, 1)
