@@ -26,4 +26,5 @@ def unknown_value(what: str, value: str, known: Iterable[str], where: str = "") 
     known = tuple(known)
     place = f" for {where}" if where else ""
     hint = did_you_mean(value, known)
-    return f"unknown {what} {value!r}{place}; {hint + ' ' if hint else ''}(known: {', '.join(known)})"
+    listed = f"(known: {', '.join(known)})"
+    return f"unknown {what} {value!r}{place}; {hint} {listed}" if hint else f"unknown {what} {value!r}{place} {listed}"

@@ -20,6 +20,7 @@ from bulkput.commands.options import count
 from bulkput.commands.parsing import examples
 from bulkput.config import MiB, TransferConfig
 from bulkput.job.subscriber import Subscriber
+from bulkput.suggest import unknown_value
 
 DIALECTS = ("s3", "bos", "oss")
 _WORDS = ("alpha", "beta", "gamma", "delta", "photos", "logs", "data", "notes", "2024", "café")
@@ -83,10 +84,8 @@ def run(args: argparse.Namespace) -> int:
     dialects = [d.strip() for d in args.dialects.split(",") if d.strip()]
     unknown = [d for d in dialects if d not in DIALECTS]
     if unknown or not dialects:
-        sys.stderr.write(f"bulkput demo: --dialects {args.dialects!r}: choose from s3, bos, oss\n")
-        return 2
-    if args.files < 0 or args.large_mib < 0:
-        sys.stderr.write("bulkput demo: sizes and counts cannot be negative\n")
+        problem = unknown_value("dialect", unknown[0], DIALECTS) if unknown else "give s3, bos or oss"
+        sys.stderr.write(f"bulkput demo: --dialects {args.dialects!r}: {problem}\n")
         return 2
     with tempfile.TemporaryDirectory(prefix="bulkput-demo-") as scratch:
         root = Path(args.dir) if args.dir else Path(scratch) / "demo-folder"

@@ -69,3 +69,14 @@ def test_nothing_close_lists_the_known_values_without_a_guess() -> None:
     with pytest.raises(UsageError) as raised:
         check_spec(spec("bos://bkt/p", acl="zzzz"))
     assert "did you mean" not in str(raised.value) and "private, public-read" in str(raised.value)
+
+
+def test_the_message_reads_the_same_with_or_without_a_guess() -> None:
+    from bulkput.suggest import unknown_value
+
+    assert unknown_value("ACL", "publik", ["private", "public"], "s3://") == (
+        "unknown ACL 'publik' for s3://; did you mean public? (known: private, public)"
+    )
+    assert unknown_value("dialect", "gcs", ["s3", "bos", "oss"]) == (
+        "unknown dialect 'gcs' (known: s3, bos, oss)"
+    )
