@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from bulkput import __version__
 from bulkput.commands.parsing import CommandParser, examples
@@ -27,6 +27,13 @@ _CLIENT_VERBS = frozenset(("put", "sync", "abort-incomplete"))
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The parser of every verb, or of ``only`` that verb (so ``bulkput put`` does not pay for
     importing the server and the benchmark harness: start-up CPU counts per job)."""
+    return build_parsers(only)[0]
+
+
+def build_parsers(
+    only: str | None = None,
+) -> tuple[argparse.ArgumentParser, Mapping[str, argparse.ArgumentParser]]:
+    """:func:`build_parser`'s parser, and each verb's own parser by name."""
     parser = CommandParser(
         prog="bulkput",
         description="Bulk uploads to Baidu BOS, Aliyun OSS and S3-compatible object storage.",
@@ -49,22 +56,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
-    return parser
-
-
-def _verb_parser(parser: argparse.ArgumentParser, verb: str | None) -> argparse.ArgumentParser:
-    """The parser of ``verb`` (its errors name ``bulkput VERB`` and its help), or ``parser``."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and verb in action.choices:
-            chosen: argparse.ArgumentParser = action.choices[verb]
-            return chosen
-    return parser
+    return parser, sub.choices
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     verb = arguments[0] if arguments and arguments[0] in COMMANDS else None
-    parser = build_parser(verb)
+    parser, verbs = build_parsers(verb)
     args, extra = parser.parse_known_args(arguments)
     # A verb may take positionals on both sides of its options (``put SRC --opt X DEST``): it
     # names the list they join with ``set_defaults(intermixed_positionals="paths")``.
@@ -72,7 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and joined and not any(arg.startswith("-") and arg != "-" for arg in extra):
         getattr(args, joined).extend(extra)
     elif extra:
-        _verb_parser(parser, verb).error(f"unrecognized arguments: {' '.join(extra)}")
+        # the verb's parser, so the line names bulkput VERB and its --help
+        verbs.get(verb or "", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "command", None):
         parser.print_help()
         return 2

@@ -5,8 +5,9 @@ to do, then where the help is (``bulkput put: argument --concurrency: '0': must 
 1; see `bulkput put --help```), exit 2, instead of the usage dump before the line that
 matters. The verbs' parsers inherit it (argparse gives subparsers their parent's class).
 
-:class:`HelpFormatter` keeps each verb's description and examples as written and adds
-``(default: X)`` to the options whose help does not say its default already.
+:class:`HelpFormatter` fills each verb's description to the terminal's width, keeps its
+examples and tables as written, and adds ``(default: X)`` to the options whose help does not
+say its default already.
 """
 
 from __future__ import annotations
