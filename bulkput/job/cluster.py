@@ -4,7 +4,9 @@
 
     client: PutSource.items() ──▶ partitions of ~N items ──submit (at most 2 per worker thread
        ▲    (walk or manifest read  (the items themselves,   outstanding, keys
-       │     once, here, lazily)     shipped with the task)   bulkput-partition-RUN-K)
+       │     once, here, lazily;     in key order, shipped    bulkput-partition-RUN-K)
+       │     sorted on disk when     with the task)
+       │     out of key order)
        │                                                             │
        └── as_completed: merge each returned summary ◀── run_partition(spec, partition):
            in memory, print progress, submit the next         run_job of its items, on the
@@ -14,7 +16,9 @@
 are made once, on the client, by the one reader (a manifest's absolute paths are keys relative
 to the folder common to the whole manifest, a CSV's header names the columns of every row, a
 directory walk has no manifest at all), so a worker needs no access to the manifest and never
-reads any of it; a partition of 2,000 items is ~150 KB pickled. The client reads the input
+reads any of it; a partition of 2,000 items is ~150 KB pickled. Partitions are cut from the
+items in key order (:func:`in_key_order`), so that each one's listing of the store covers
+its own slice of the destination. The client reads the input
 lazily and keeps at most ``2 x worker threads`` partitions outstanding: its memory is the
 same for a thousand objects or ten million.
 
@@ -135,22 +139,64 @@ class _ClientFolders:
         return known
 
 
-def make_partitions(
-    entries: Iterable[UploadItem | BulkputError],
-    size: int,
-    on_error: Callable[[BulkputError], None],
-) -> Generator[Partition, None, None]:
-    """Cut ``entries`` into partitions of ``size`` items, lazily. Paths become absolute here
-    (the client's working directory is not the workers'); errors that came instead of an item
-    (a bad manifest line, a link not followed) go to ``on_error``, on the client."""
-    folders = _ClientFolders()
-    batch: list[UploadItem] = []
-    batch_folders: set[str] = set()
-    index = 0
+def in_key_order(
+    entries: Iterable[UploadItem | BulkputError], on_error: Callable[[BulkputError], None]
+) -> Generator[UploadItem, None, None]:
+    """The items of ``entries`` in key order, streamed as long as they come in key order (a
+    walk, a sorted manifest); from the first key out of order on, the rest is sorted on disk
+    (:class:`~bulkput.job.store_resume.KeySorter`, bounded memory) and then streamed.
+
+    Why: each partition lists the slice of the destination its keys span before it uploads
+    (resume from the store). Partitions cut from keys in order span disjoint slices, so the
+    listings add up to the destination once; cut from a manifest in random order, every
+    partition would span nearly all of it, and a rerun would list it once per partition.
+    Errors that came instead of an item go to ``on_error``."""
+    entries = iter(entries)
+    previous: str | None = None
     for entry in entries:
         if isinstance(entry, BulkputError):
             on_error(entry)
             continue
+        if previous is not None and entry.key < previous:
+            yield from _sorted_rest(entry, entries, on_error)
+            return
+        previous = entry.key
+        yield entry
+
+
+def _sorted_rest(
+    first: UploadItem,
+    rest: Iterator[UploadItem | BulkputError],
+    on_error: Callable[[BulkputError], None],
+) -> Iterator[UploadItem]:
+    from bulkput.job.store_resume import KeySorter
+
+    def items() -> Iterator[UploadItem]:
+        yield first
+        for entry in rest:
+            if isinstance(entry, BulkputError):
+                on_error(entry)
+            else:
+                yield entry
+
+    sorter = KeySorter()
+    try:
+        sorter.add(items())
+        yield from sorter.merged()
+    finally:
+        sorter.close()
+
+
+def make_partitions(
+    items: Iterable[UploadItem], size: int
+) -> Generator[Partition, None, None]:
+    """Cut ``items`` into partitions of ``size`` items, lazily. Paths become absolute here
+    (the client's working directory is not the workers')."""
+    folders = _ClientFolders()
+    batch: list[UploadItem] = []
+    batch_folders: set[str] = set()
+    index = 0
+    for entry in items:
         path = os.path.abspath(entry.path)
         if path != entry.path:
             entry = replace(entry, path=path)
@@ -200,8 +246,8 @@ def _unreadable_folder(folders: Iterable[str]) -> str | None:
 
 
 def run_partition(spec: JobSpec, partition: Partition, stop_event: str | None = None) -> dict[str, Any]:
-    """The Dask task: ``run_job`` of the partition's items (sorted by key, so the resume's
-    listing of the store is one pass), on a new event loop in the worker's thread. When the
+    """The Dask task: ``run_job`` of the partition's items (resuming from the store: one
+    listing of the slice its keys span), on a new event loop in the worker's thread. When the
     Dask event named ``stop_event`` is set (the client was interrupted), the job stops as
     Ctrl-C stops one: no new object, the requests in flight finish.
 
@@ -220,7 +266,7 @@ def run_partition(spec: JobSpec, partition: Partition, stop_event: str | None = 
             cwd=cwd,
         )
     failures = _Failures(FAILURES_PER_PARTITION)
-    items = sorted(partition.items, key=lambda item: item.key)
+    items = list(partition.items)
     watched = _dask_event(stop_event) if stop_event is not None else None
     try:
         summary = runtime.run_async(_run_until_stopped(spec, items, failures, watched))
@@ -364,7 +410,8 @@ def run_partitions(
         if item.status is Status.FAILED:
             _keep_failure(result, item)
 
-    pending = make_partitions(source.items(spec.target, spec.filters), size, client_side)
+    ordered = in_key_order(source.items(spec.target, spec.filters), client_side)
+    pending = make_partitions(ordered, size)
     work = task_spec(spec)
     stop_event = f"bulkput-stop-{run}"
     outstanding: dict[Future, int] = {}
@@ -414,6 +461,7 @@ def run_partitions(
     finally:
         with contextlib.suppress(Exception):
             pending.close()
+            ordered.close()  # (a sort's temporary files)
     if result.failed_partitions:
         count = len(result.failed_partitions)
         merged.aborted = f"{count} partition{'s' if count > 1 else ''} could not run"

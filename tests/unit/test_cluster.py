@@ -12,7 +12,13 @@ import pytest
 
 from bulkput.errors import BulkputError, ManifestError, PartitionError
 from bulkput.items import UploadItem
-from bulkput.job.cluster import PartitionSize, make_partitions, run_partition, task_spec
+from bulkput.job.cluster import (
+    PartitionSize,
+    in_key_order,
+    make_partitions,
+    run_partition,
+    task_spec,
+)
 from bulkput.job.spec import JobSpec, JournalSettings, StoreSettings
 from bulkput.server.testing import ServerHandle
 
@@ -48,12 +54,24 @@ def test_partitions_hold_absolute_paths_and_the_folders_the_client_sees(
     bad = ManifestError("not JSON", line=2)
     entries = [UploadItem(path="a/1", key="k1"), bad, UploadItem(path="a/2", key="k2"),
                UploadItem(path="gone/3", key="k3")]  # fmt: skip
-    parts = list(make_partitions(entries, 2, errors.append))
+    parts = list(make_partitions(in_key_order(entries, errors.append), 2))
     assert errors == [bad]
     assert [p.index for p in parts] == [0, 1]
     assert [i.path for i in parts[0].items] == [str(tmp_path / "a/1"), str(tmp_path / "a/2")]
     assert parts[0].folders == (str(tmp_path / "a"),)
     assert parts[1].folders == ()  # the client does not see gone/: that object fails alone
+
+
+def test_items_in_key_order_stream_and_the_rest_is_sorted_from_the_first_out_of_order() -> None:
+    errors: list[BulkputError] = []
+    bad = ManifestError("not JSON", line=4)
+    entries = [UploadItem(path="/x", key=k) for k in ("a", "c", "b")]
+    entries += [bad, *(UploadItem(path="/x", key=k) for k in ("e", "d", "b"))]
+    ordered = in_key_order(entries, errors.append)
+    assert [next(ordered).key, next(ordered).key] == ["a", "c"]  # streamed: nothing read ahead
+    assert errors == []
+    assert [item.key for item in ordered] == ["b", "b", "d", "e"]  # the rest, sorted
+    assert errors == [bad]
 
 
 def test_a_partition_error_keeps_its_cause_host_and_folder_through_pickle() -> None:
@@ -74,8 +92,7 @@ def test_the_task_raises_naming_host_and_folder_when_it_cannot_see_the_source(
 ) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "f").write_bytes(b"x")
-    parts = list(make_partitions([UploadItem(path=str(tmp_path / "data" / "f"), key="p/f")], 10,
-                                 lambda e: None))  # fmt: skip
+    parts = list(make_partitions([UploadItem(path=str(tmp_path / "data" / "f"), key="p/f")], 10))
     (tmp_path / "data" / "f").unlink()
     (tmp_path / "data").rmdir()  # gone on "the worker"
     with pytest.raises(PartitionError) as caught:
@@ -91,7 +108,7 @@ def test_the_task_returns_counts_and_failed_objects_and_resumes_from_the_store(
     for name in ("a", "b"):
         (tmp_path / name).write_bytes(name.encode() * 10)
     items = [UploadItem(path=str(tmp_path / n), key=f"p/{n}") for n in ("b", "a", "missing")]
-    [part] = make_partitions(items, 10, lambda e: None)
+    [part] = make_partitions(items, 10)
     spec = task_spec(_spec(bulkput_server, bulkput_bucket))
     assert spec.resume_from_store and spec.remote
     assert spec.journal == JournalSettings() and spec.shard is None
