@@ -99,8 +99,11 @@ def summary_lines(summary: JobSummary) -> list[str]:
 
 def interrupted_line(summary: JobSummary) -> str:
     """What an interrupted job left, and that the same command resumes it."""
-    left = summary.not_started + summary.interrupted_objects
-    what = f"{left:,}{'+' if summary.unread_input else ''} objects not stored yet"
+    left = summary.not_started + summary.interrupted_objects + summary.failed
+    if not left and not summary.unread_input:
+        return "interrupted: stopped cleanly, after every object was stored"
+    more = "+" if summary.unread_input else ""
+    what = f"{left:,}{more} object{'' if left == 1 and not more else 's'} not stored yet"
     if summary.unread_input:
         what += " (the rest of the input was not read)"
     if summary.journal is None:

@@ -58,7 +58,7 @@ def report(path: Path) -> tuple[list[dict], dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_an_interrupted_put_reports_what_it_never_started_and_the_same_command_resumes(
     slow_server: ServerHandle, tmp_path: Path, signum: signal.Signals
 ) -> None:

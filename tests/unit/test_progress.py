@@ -14,6 +14,7 @@ from bulkput.commands.progress import (
     human_duration,
     plural,
     print_summary,
+    summary_lines,
 )
 from bulkput.errors import ThrottledError, TransportError
 from bulkput.items import ObjectResult, Status
@@ -265,3 +266,10 @@ def test_an_interrupted_summary_counts_what_was_not_started_and_says_how_to_resu
     assert lines[-1] == ("interrupted: stopped cleanly, 160+ objects not stored yet (the rest of the"
                          " input was not read); run the same command again to send them (no"
                          " journal: it sends every object again)")
+
+
+def test_an_interrupt_that_came_after_every_object_was_stored_says_so():
+    summary = JobSummary(stored=2, bytes_stored=10, interrupted=True, journal="/state/j.sqlite")
+    assert summary_lines(summary)[-1] == "interrupted: stopped cleanly, after every object was stored"
+    summary.failed = 1  # a failed object is left for the next run too
+    assert "stopped cleanly, 1 object not stored yet;" in summary_lines(summary)[-1]
