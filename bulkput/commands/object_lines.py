@@ -49,17 +49,18 @@ def object_line(result: ObjectResult, target: Target, verbose: bool) -> str | No
 
 
 class ObjectLines(Subscriber):
-    """Writes ``object_line`` of every result to ``out`` (standard output by default)."""
+    """Writes ``object_line`` of every result to ``out`` (standard output by default, looked
+    up at each line: on a terminal the progress bar puts its lines above itself)."""
 
     def __init__(self, target: Target, verbose: bool, out: TextIO | None = None) -> None:
         self.target = target
         self.verbose = verbose
-        self.out = out if out is not None else sys.stdout
+        self.out = out
 
     def on_result(self, result: ObjectResult) -> None:
         line = object_line(result, self.target, self.verbose)
         if line is not None:
-            self.out.write(line + "\n")
+            (self.out if self.out is not None else sys.stdout).write(line + "\n")
 
 
 def object_lines_for(args: argparse.Namespace, target: Target) -> ObjectLines | None:

@@ -521,13 +521,14 @@ class ProgressDisplay(Subscriber):
 
         console = Console(file=self.stream, force_terminal=True)
         # Whatever else writes to stderr while the bar is up (a SIGINT notice, -v lines) goes
-        # above it, not through it; stdout may carry the JSON report and is left alone.
+        # above it, not through it; so does stdout when it is a terminal too (-v and --dry-run
+        # object lines), not when it is a pipe or a file.
         is_stderr = self.stream is sys.stderr
         live = Live(
             _LiveView(self),
             console=console,
             refresh_per_second=_LIVE_REFRESH_PER_SECOND,
-            redirect_stdout=False,
+            redirect_stdout=is_stderr and sys.stdout.isatty(),
             redirect_stderr=is_stderr,
         )
         live.start()

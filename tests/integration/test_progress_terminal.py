@@ -76,12 +76,14 @@ def environment(server: ServerHandle, tmp_path: Path) -> dict[str, str]:
 
 
 class Terminal:
-    """A process with its stdin and stderr on a pseudo-terminal of 120 x 30; the raw output."""
+    """A process with its stdin and stderr (and stdout, with ``stdout=True``) on a
+    pseudo-terminal of 120 x 30; the raw output."""
 
-    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], stdout: bool = False) -> None:
         self.master, slave = pty.openpty()
         ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
-        self.process = subprocess.Popen(argv, stdin=slave, stdout=subprocess.DEVNULL,
+        self.process = subprocess.Popen(argv, stdin=slave,
+                                        stdout=slave if stdout else subprocess.DEVNULL,
                                         stderr=slave, env=env, start_new_session=True)  # fmt: skip
         os.close(slave)
         self.output = ""
@@ -146,6 +148,23 @@ def test_live_display_shows_totals_percent_and_restores_the_terminal(
     assert HIDE_CURSOR in output
     assert output.rfind(SHOW_CURSOR) > output.rfind(HIDE_CURSOR)
     assert output.rfind(SHOW_CURSOR) < output.find("stored 300 objects")
+
+
+@pytest.mark.slow
+def test_object_lines_on_the_same_terminal_go_above_the_bar(
+    slow_store: ServerHandle, tmp_path: Path
+) -> None:
+    source = make_files(tmp_path / "src", 40)
+    terminal = Terminal(command(slow_store, source, "-v", "--concurrency", "4"),
+                        environment(slow_store, tmp_path), stdout=True)  # fmt: skip
+    assert terminal.finish() == 0
+    output = terminal.output
+    starts = [m.start() for m in re.finditer(r"upload: \S+ -> s3://progress/p/f\d+\.bin", output)]
+    assert len(starts) == 40, screen_text(output)[-2000:]
+    # each on a line of its own: the bar erased first (or a fresh line, or before the first
+    # frame), never glued to the bar's last line
+    for start in starts:
+        assert output[:start].endswith(("\x1b[2K", "\n", HIDE_CURSOR)), repr(output[start - 80:start + 40])
 
 
 @pytest.mark.slow
