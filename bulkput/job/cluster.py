@@ -473,7 +473,12 @@ def _merge(result: ClusterResult, future: Future, index: int) -> str | None:
     """Add one finished future's summary (or its failure) to ``result``; the worker's host."""
     if future.status != "finished":
         error = future.exception()
-        cause = error.one_line() if isinstance(error, BulkputError) else f"partition {index}: {type(error).__name__}: {error}"
+        if isinstance(error, BulkputError):
+            cause = error.one_line()
+        else:  # not bulkput's: Dask's (a worker killed too often, a task it could not unpickle)
+            from bulkput.redact import scrub
+
+            cause = scrub(f"partition {index}: {type(error).__name__}: {' '.join(str(error).split())}")
         result.failed_partitions.append(PartitionFailure(index, cause))
         return None
     answer = future.result()

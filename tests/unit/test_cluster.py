@@ -120,3 +120,24 @@ def test_the_task_returns_counts_and_failed_objects_and_resumes_from_the_store(
     again = run_partition(spec, part)  # a partition run again sends nothing the store has
     assert (again["summary"]["stored"], again["summary"]["skipped_in_store"]) == (0, 2)
     assert bulkput_server.stats.puts("p/a", bucket=bulkput_bucket) == 1
+
+
+class _FailedFuture:
+    """What the client sees of a task Dask itself gave up on (not a bulkput error)."""
+
+    status = "error"
+
+    def exception(self) -> BaseException:
+        return RuntimeError("Error during deserialization of the task graph.\nFor more, see\n  docs")
+
+
+def test_a_partition_dask_gave_up_on_is_one_line_naming_it() -> None:
+    from bulkput.job.cluster import ClusterResult, _merge
+    from bulkput.job.summary import JobSummary
+
+    result = ClusterResult(summary=JobSummary())
+    assert _merge(result, _FailedFuture(), 7) is None  # type: ignore[arg-type]
+    [failure] = result.failed_partitions
+    assert failure.index == 7
+    assert failure.cause == ("partition 7: RuntimeError: Error during deserialization of the task "
+                             "graph. For more, see docs")  # fmt: skip
