@@ -46,8 +46,9 @@ def plural(count: int, noun: str) -> str:
     return f"{count:,} {noun}" if count == 1 else f"{count:,} {noun}s"
 
 
-def summary_lines(summary: JobSummary) -> list[str]:
-    """The summary as people read it: one line of counts, then one line per reason."""
+def summary_lines(summary: JobSummary, *, resume: str | None = None) -> list[str]:
+    """The summary as people read it: one line of counts, then one line per reason.
+    ``resume``: what running again does after an interrupt (see :func:`interrupted_line`)."""
     parts = [f"stored {plural(summary.stored, 'object')} ({human_bytes(summary.bytes_stored)})"]
     if summary.skipped:
         in_store = summary.skipped_in_store
@@ -93,12 +94,18 @@ def summary_lines(summary: JobSummary) -> list[str]:
     if summary.aborted is not None:
         lines.append(f"aborted: {summary.aborted}")
     if summary.interrupted:
-        lines.append(interrupted_line(summary))
+        lines.append(interrupted_line(summary, resume))
     return lines
 
 
-def interrupted_line(summary: JobSummary) -> str:
-    """What an interrupted job left, and that the same command resumes it."""
+# What running again does after an interrupt, for the commands whose rerun is not put's.
+SYNC_RESUMES = "run the same command again to send them (sync skips what the store holds already)"
+MERGE_RESUMES = "run the interrupted shards' commands again to resume them"
+
+
+def interrupted_line(summary: JobSummary, resume: str | None = None) -> str:
+    """What an interrupted job left, and what running again does: ``resume``, else put's
+    (with a journal it resumes; with none it sends every object again)."""
     left = summary.not_started + summary.interrupted_objects + summary.failed
     if not left and not summary.unread_input:
         return "interrupted: stopped cleanly, after every object was stored"
@@ -106,6 +113,8 @@ def interrupted_line(summary: JobSummary) -> str:
     what = f"{left:,}{more} object{'' if left == 1 and not more else 's'} not stored yet"
     if summary.unread_input:
         what += " (the rest of the input was not read)"
+    if resume is not None:
+        return f"interrupted: stopped cleanly, {what}; {resume}"
     if summary.journal is None:
         return (f"interrupted: stopped cleanly, {what}; run the same command again to send"
                 " them (no journal: it sends every object again)")
@@ -113,9 +122,11 @@ def interrupted_line(summary: JobSummary) -> str:
             " (its journal skips every object already stored)")
 
 
-def print_summary(summary: JobSummary, stream: TextIO | None = None) -> None:
+def print_summary(
+    summary: JobSummary, stream: TextIO | None = None, *, resume: str | None = None
+) -> None:
     out = stream if stream is not None else sys.stderr
-    for line in summary_lines(summary):
+    for line in summary_lines(summary, resume=resume):
         out.write(printable(line, backslashes=False) + "\n")
     out.flush()
 

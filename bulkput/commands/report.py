@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from bulkput.commands.parsing import examples
-from bulkput.commands.progress import print_summary
+from bulkput.commands.progress import MERGE_RESUMES, print_summary
 from bulkput.errors import UsageError
 from bulkput.job.report import merge_job_reports
 
@@ -68,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     else:
-        print_summary(summary, sys.stdout)
+        print_summary(summary, sys.stdout, resume=MERGE_RESUMES)
     return summary.exit_code

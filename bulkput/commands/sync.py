@@ -130,7 +130,7 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     from bulkput import runtime
-    from bulkput.commands.progress import print_summary
+    from bulkput.commands.progress import SYNC_RESUMES, print_summary
     from bulkput.commands.put import open_report, progress_subscriber
     from bulkput.job.counting import SourceCounter
     from bulkput.job.run import Job, JobControl
@@ -202,5 +202,5 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
             report.close()
     sys.stdout.flush()
     if not args.quiet or summary.exit_code != 0:
-        print_summary(summary)
+        print_summary(summary, resume=SYNC_RESUMES)
     return summary.exit_code

@@ -273,3 +273,14 @@ def test_an_interrupt_that_came_after_every_object_was_stored_says_so():
     assert summary_lines(summary)[-1] == "interrupted: stopped cleanly, after every object was stored"
     summary.failed = 1  # a failed object is left for the next run too
     assert "stopped cleanly, 1 object not stored yet;" in summary_lines(summary)[-1]
+
+
+def test_sync_and_report_merge_say_what_their_own_rerun_does_after_an_interrupt():
+    from bulkput.commands.progress import MERGE_RESUMES, SYNC_RESUMES
+
+    summary = JobSummary(stored=48, not_started=152, interrupted=True)  # sync keeps no journal
+    assert summary_lines(summary, resume=SYNC_RESUMES)[-1] == (
+        "interrupted: stopped cleanly, 152 objects not stored yet; run the same command again to"
+        " send them (sync skips what the store holds already)")  # fmt: skip
+    assert summary_lines(summary, resume=MERGE_RESUMES)[-1].endswith(
+        "; run the interrupted shards' commands again to resume them")
