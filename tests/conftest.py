@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 # The credential chains (botocore, alibabacloud-credentials) ask instance metadata services
 # when nothing else is configured; tests never leave loopback, so they are switched off here
@@ -19,6 +20,11 @@ from tests.fixtures.moto import moto_server  # noqa: F401
 from tests.fixtures.rclone import rclone_server  # noqa: F401
 from tests.fixtures.seaweedfs import seaweedfs_server  # noqa: F401
 from tests.fixtures.tls import tls_server_context  # noqa: F401
+
+# Property tests judge what they compute, never how fast: hypothesis's default 200 ms deadline
+# per example fails on a shared, loaded machine (seen on CI-like runs), so it is off.
+settings.register_profile("bulkput", deadline=None)
+settings.load_profile("bulkput")
 
 
 @pytest.fixture(autouse=True)
