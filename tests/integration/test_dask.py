@@ -294,3 +294,26 @@ def test_d_a_source_the_workers_cannot_read_exits_3_naming_worker_and_cause(
     assert any(f"working directory {d}" in line for d in cluster.worker_dirs), line
     assert bulkput_server.stats.count("PutObject") == before
     assert _stored(bulkput_server, bulkput_bucket, "d/") == {}
+
+
+def test_f_objects_that_fail_exit_1_each_printed_and_reported_by_the_client(
+    cluster: Cluster, bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
+) -> None:
+    contents = _make_tree(tmp_path / "data", 100)
+    manifest = tmp_path / "data" / "manifest.jsonl"
+    lines = [json.dumps({"path": str(tmp_path / "data" / rel), "key": rel}) for rel in contents]
+    lines[10:10] = [json.dumps({"path": str(tmp_path / "data" / "part-1" / "gone.txt"), "key": "gone"}),
+                    "{not json"]  # fmt: skip
+    manifest.write_text("\n".join(lines) + "\n")
+    report = tmp_path / "report.jsonl"
+    argv = _put_argv(cluster, bulkput_server, ["--manifest", str(manifest)], f"s3://{bulkput_bucket}/f/")
+    done = _put([*argv, "--report", str(report)], tmp_path, bulkput_server)
+    assert done.returncode == 1, done.stderr
+    assert _stored(bulkput_server, bulkput_bucket, "f/") == _sizes(contents)
+    gone = [line for line in done.stderr.splitlines() if line.startswith("error: f/gone:")]
+    assert len(gone) == 1, done.stderr  # found by a worker, printed by the client
+    assert "no such file" in gone[0] and f"host {socket.gethostname()}" in gone[0]
+    assert any("line 12" in line for line in done.stderr.splitlines()), done.stderr  # the client's
+    records = [json.loads(line) for line in report.read_text().splitlines()]
+    assert sorted(r.get("key", "") for r in records if r.get("status") == "failed") == ["", "f/gone"]
+    assert (records[-1]["summary"]["stored"], records[-1]["summary"]["failed"]) == (100, 2)
