@@ -449,7 +449,8 @@ def _trace_block(document: dict[str, Any], img_dir: Path, docs_path: Path) -> li
            f"\"requests in flight A -> B: why\" lines of its log): "
            f"`{trace['command']}`", ""]
     chart = img_dir / f"limit-{document['scenario']}.png"
-    if limit_trace.write_limit_chart(trace, f"Requests in flight: {document['title']}", chart):
+    title = f"{document['scenario']}: bulkput's limit on requests in flight, one run"
+    if limit_trace.write_limit_chart(trace, title, chart):
         rel = os.path.relpath(chart, docs_path.parent)
         out += [f"![limit over time, {document['scenario']}]({rel})", ""]
     shown = trace["changes"][:12]

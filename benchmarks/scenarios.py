@@ -207,15 +207,16 @@ SCENARIOS: dict[str, Scenario] = {
             targets=_wan_targets(), trace=True, view="link",
         ),
         Scenario(
-            "wan-throttled", "5,000 files of 4 KiB to a store 40 ms away that allows 1,000 "
-            "PUTs/s", "small",
+            "wan-throttled", "2,000 files of 4 KiB to a store 40 ms away that allows 300 "
+            "PUTs/s", "wan",
             (Lane("bulkput", BULKPUT_THROTTLED),
              Lane("bulkput", BULKPUT_THROTTLED, extra_args=("--concurrency", "64"),
                   label="bulkput --concurrency 64", subject=False),
              Lane("s5cmd", BULKPUT_THROTTLED), Lane("obstore", BULKPUT_THROTTLED)),
             description="A store that answers 503 SlowDown above its request rate (bulkput "
-                        "serve --throttle-rps): the limit must come down to what the store "
-                        "allows, about 40 requests in flight, and stay near it.",
+                        "serve --throttle-rps 300, after a first burst of 300): the limit "
+                        "must come down to what the store allows, about 12 requests in "
+                        "flight, and stay near it.",
             targets=(Target("the adaptive limit against a throttling store (measured, no "
                             "target)", "info"),),
             trace=True, view="link",
