@@ -43,12 +43,15 @@ from benchmarks.servers import (
 from benchmarks.tools import find_tool, module_available
 from benchmarks.verify import verify_directory, verify_listing
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA_DIR = REPO_ROOT / "benchmarks" / ".data"
-DEFAULT_WORK_DIR = REPO_ROOT / "benchmarks" / ".work"
-DEFAULT_RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-DEFAULT_DOCS = REPO_ROOT / "docs" / "benchmarks.md"
-DEFAULT_IMG_DIR = REPO_ROOT / "docs" / "img"
+CHECKOUT = Path(__file__).resolve().parents[1]  # the repository this harness is part of
+# Datasets (gigabytes) and scratch files live one folder up, shared by the checkouts side by
+# side there; the results and the docs they make belong to this checkout.
+SHARED_ROOT = CHECKOUT.parent
+DEFAULT_DATA_DIR = SHARED_ROOT / "benchmarks" / ".data"
+DEFAULT_WORK_DIR = SHARED_ROOT / "benchmarks" / ".work"
+DEFAULT_RESULTS_DIR = CHECKOUT / "benchmarks" / "results"
+DEFAULT_DOCS = CHECKOUT / "docs" / "benchmarks.md"
+DEFAULT_IMG_DIR = CHECKOUT / "docs" / "img"
 QUICK_DIR = DEFAULT_WORK_DIR / "quick"
 RESYNC_PAUSE_S = 1.1  # so LastModified of the first sync is strictly before the re-sync
 

@@ -51,10 +51,10 @@ objects/s or bytes/s, at least ``gain`` above the round before's; "queueing" mea
 | grow | rose, limit == maximum | same | hold | at the maximum |
 | grow | did not rise (latency grew with the requests in flight) | the previous limit | hold | no gain above it |
 | hold | still recovering, or in cooldown (after a throttle) | same | hold | - |
-| hold | ``probe_every`` windows held, limit above the start, last probe was above | limit x 3/4 (>= the start) | probe below | probing below |
+| hold | the probe interval held, limit above the start, last probe was above | limit x 3/4 (>= the start) | probe below | probing below |
 | hold | limit == maximum, or queueing | same | hold | - |
 | hold | latency ``latency_rise`` above the hold's best (the link or the store got slower) | limit x 5/4 | probe | latency rose: probing |
-| hold | ``probe_every`` windows held | limit x 5/4 | probe | probing |
+| hold | the probe interval held (1 window after a growth or probe that paid, doubling after each that did not, up to ``probe_every``) | limit x 5/4 | probe | probing |
 | probe | as grow (rose / queueing / maximum / did not rise) | as grow | as grow | as grow |
 | probe below | throughput at most ``gain`` below the hold's | same | hold | no loss |
 | probe below | lost more | the limit before the probe | hold | back |
@@ -159,6 +159,7 @@ class ConcurrencyController:
         self._recover_to = 0
         self._successes = 0
         self._below_next = True  # the next probe of a hold above the start goes below
+        self._probe_after = 1  # hold windows before the next probe (see _missed)
         self._start_round(now)
 
     # --- inputs -----------------------------------------------------------------------------
@@ -217,6 +218,7 @@ class ConcurrencyController:
     def _decide_growth(self, now: float, stats: RoundStats) -> None:
         before = self._before
         if before is not None and before.limit < stats.limit and not self._rose(stats, before):
+            self._missed()
             self._enter_hold()
             self._change(now, self._fallback,
                          f"no gain from {stats.limit} over {before.limit} "
@@ -237,6 +239,7 @@ class ConcurrencyController:
         self._before = stats
         self._fallback = stats.limit
         self.phase = Phase.GROW
+        self._probe_after = 1
         growth = self.settings.growth
         doubled = before is not None and stats.limit >= before.limit * growth
         if doubled and before is not None and stats.rate >= before.rate * growth * 0.75:
@@ -255,7 +258,7 @@ class ConcurrencyController:
             self._cooldown -= 1
             return
         self._held += 1
-        due = self._held >= self.settings.probe_every
+        due = self._held >= self._probe_after
         self._before = stats
         self._fallback = self.limit
         if due and self._below_next and self.limit > self.settings.initial:
@@ -283,9 +286,15 @@ class ConcurrencyController:
                            f"{before.limit}: holding {stats.limit}")
             self._start_round(now)
         else:
+            self._missed()
             self._change(now, before.limit,
                          f"{stats.limit} lost throughput ({stats.rate:.0f}/s): back to "
                          f"{before.limit}")  # fmt: skip
+
+    def _missed(self) -> None:
+        """A growth or probe that did not pay: wait twice as long before the next (a short job
+        on a noisy machine still gets a second try within a second)."""
+        self._probe_after = min(self.settings.probe_every, self._probe_after * 2)
 
     def _rose(self, stats: RoundStats, before: RoundStats) -> bool:
         factor = 1 + self.settings.gain

@@ -52,6 +52,16 @@ def hold_window(ctl: ConcurrencyController, t: float, rate: float) -> float:
     return feed(ctl, t, rate, answers=8, spread=FAST.hold_seconds / 7 + 1e-3)
 
 
+def windows_until_a_probe(ctl: ConcurrencyController, t: float, rate: float,
+                          most: int = 20) -> tuple[int, float]:  # fmt: skip
+    """Hold windows at ``rate`` until the controller leaves the hold: how many, and the time."""
+    for held in range(1, most + 1):
+        t = hold_window(ctl, t, rate)
+        if ctl.phase is not Phase.HOLD:
+            return held, t
+    return most + 1, t
+
+
 def into_hold(ctl: ConcurrencyController, t: float) -> float:
     """First round at 8 (100/s), then 16 without gain: back at 8, holding."""
     t = feed(ctl, t, 100)
@@ -172,12 +182,9 @@ def test_row_cooldown_after_a_throttle_blocks_probing() -> None:
         ctl.completed(t + 0.08, 0, t, ctl.limit)  # 80 ms: 8 in flight at 100/s
     t += 0.08
     assert ctl.limit == 8
-    for _ in range(FAST.throttle_cooldown):
-        t = hold_window(ctl, t, 100)
-        assert ctl.limit == 8 and ctl.phase is Phase.HOLD
-    for _ in range(FAST.probe_every):
-        t = hold_window(ctl, t, 100)
-    assert ctl.limit == 10 and ctl.phase is Phase.PROBE  # probing only after the cooldown
+    held, t = windows_until_a_probe(ctl, t, 100)
+    assert held == FAST.throttle_cooldown + 1  # probing only after the cooldown
+    assert ctl.limit == 10 and ctl.phase is Phase.PROBE
 
 
 def test_row_hold_at_the_maximum_never_probes() -> None:
@@ -199,13 +206,17 @@ def test_row_latency_rise_at_a_steady_limit_probes() -> None:
     assert (ctl.limit, ctl.phase) == (10, Phase.PROBE) and "latency rose" in ctl.reason
 
 
-def test_row_hold_probes_every_probe_every_windows() -> None:
+def test_row_hold_probes_after_an_interval_that_doubles_after_each_miss() -> None:
     ctl, t = started()
-    t = into_hold(ctl, t)
-    for _ in range(FAST.probe_every):
-        assert ctl.phase is Phase.HOLD
-        t = hold_window(ctl, t, 100)
-    assert (ctl.limit, ctl.phase) == (10, Phase.PROBE) and "probing" in ctl.reason
+    t = into_hold(ctl, t)  # the growth to 16 missed: the next probe after 2 windows
+    intervals = []
+    for _ in range(3):
+        held, t = windows_until_a_probe(ctl, t, 100)
+        intervals.append(held)
+        assert (ctl.limit, ctl.phase) == (10, Phase.PROBE) and "probing" in ctl.reason
+        t = feed(ctl, t, 100)  # the probe did not pay: back to 8
+        assert (ctl.limit, ctl.phase) == (8, Phase.HOLD)
+    assert intervals == [2, 3, 3]  # 2, then 4 and 8 capped at probe_every
 
 
 def test_row_hold_with_requests_queueing_does_not_probe_higher() -> None:
@@ -222,8 +233,7 @@ def above_the_start(ctl: ConcurrencyController, t: float) -> float:
     t = feed(ctl, t, 140)
     t = feed(ctl, t, 140)
     assert (ctl.limit, ctl.phase) == (16, Phase.HOLD)
-    for _ in range(FAST.probe_every):
-        t = hold_window(ctl, t, 140)
+    t = windows_until_a_probe(ctl, t, 140)[1]
     assert (ctl.limit, ctl.phase) == (12, Phase.PROBE_BELOW) and "probing 12" in ctl.reason
     return t
 
@@ -244,8 +254,7 @@ def test_row_a_probe_below_that_loses_goes_back() -> None:
 
 def probing(ctl: ConcurrencyController, t: float) -> float:
     t = into_hold(ctl, t)
-    for _ in range(FAST.probe_every):
-        t = hold_window(ctl, t, 100)
+    t = windows_until_a_probe(ctl, t, 100)[1]
     assert (ctl.limit, ctl.phase) == (10, Phase.PROBE)
     return t
 
