@@ -20,6 +20,7 @@ read in ``config.chunk_size`` pieces in a worker thread and written through aioh
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -29,6 +30,7 @@ import select
 import ssl
 import sys
 import threading
+import time
 import urllib.request
 import weakref
 from collections.abc import Mapping
@@ -513,22 +515,29 @@ class ResumingTLSContext(ssl.SSLContext):
     server's certificate chain and signature; the key exchange is still fresh each time.
 
     Neither aiohttp nor the event loop passes a session when it wraps a new connection (both
-    call :meth:`wrap_bio` without one), so the context does: it keeps the last connection it
-    wrapped for each host (weakly) and offers the newest session taken from it, once that
-    connection has its ticket (TLS 1.3 sends it after the handshake, with the first answer). A
-    server that refuses the ticket answers with a full handshake, and that connection brings
-    the next session. Sessions are kept per host name, the name the certificate was checked
-    against, and never offered to another host.
+    call :meth:`wrap_bio` without one), so the context does: it keeps the last
+    ``RECENT_CONNECTIONS`` connections it wrapped for each host (weakly) and offers the newest
+    session taken from one of them that has its ticket (TLS 1.3 sends it after the handshake,
+    with the first answer). A server that refuses the ticket answers with a full handshake,
+    and that connection brings the next session. Sessions are kept per host name, the name the
+    certificate was checked against, and never offered to another host.
     """
 
-    # host name -> the newest session taken; host name -> the last connection wrapped
-    _sessions: dict[str, ssl.SSLSession]
-    _last: dict[str, weakref.ref[ssl.SSLObject]]
+    # a burst of new connections all start before any has its ticket: only these few are
+    # looked at for one, newest first, so that a burst of N costs N * this, not N * N
+    RECENT_CONNECTIONS = 8
+    # a session taken is offered for this long before a newer one is looked for (taking one
+    # copies it, peer certificate and all: too dear for every connection)
+    SESSION_REFRESH_SECONDS = 60.0
+
+    # host name -> the newest session taken and when; host name -> the last connections wrapped
+    _sessions: dict[str, tuple[ssl.SSLSession, float]]
+    _recent: dict[str, collections.deque[weakref.ref[ssl.SSLObject]]]
 
     def __new__(cls, protocol: int = ssl.PROTOCOL_TLS_CLIENT) -> ResumingTLSContext:
         context = super().__new__(cls, protocol)
         context._sessions = {}
-        context._last = {}
+        context._recent = {}
         return context
 
     def wrap_bio(  # type: ignore[override]
@@ -541,23 +550,36 @@ class ResumingTLSContext(ssl.SSLContext):
     ) -> ssl.SSLObject:
         if server_side or not server_hostname:
             return super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
+        recent = self._recent.get(server_hostname)
+        if recent is None:
+            recent = self._recent[server_hostname] = collections.deque(
+                maxlen=self.RECENT_CONNECTIONS
+            )
         if session is None:
-            session = self._session_for(server_hostname)
+            session = self._session_for(server_hostname, recent)
         connection = super().wrap_bio(incoming, outgoing, server_side, server_hostname, session)
-        self._last[server_hostname] = weakref.ref(connection)
+        recent.append(weakref.ref(connection))
         return connection
 
-    def _session_for(self, host: str) -> ssl.SSLSession | None:
-        last = self._last.get(host)
-        connection = last() if last is not None else None
-        if connection is not None:
+    def _session_for(
+        self, host: str, recent: collections.deque[weakref.ref[ssl.SSLObject]]
+    ) -> ssl.SSLSession | None:
+        kept = self._sessions.get(host)
+        now = time.monotonic()
+        if kept is not None and now - kept[1] < self.SESSION_REFRESH_SECONDS:
+            return kept[0]
+        for ref in reversed(recent):
+            connection = ref()
+            if connection is None:
+                continue
             try:
                 session = connection.session
             except ValueError:  # its handshake is not done yet
-                session = None
+                continue
             if session is not None and session.has_ticket:
-                self._sessions[host] = session
-        return self._sessions.get(host)
+                self._sessions[host] = (session, now)
+                return session
+        return kept[0] if kept is not None else None
 
 
 class Transport:
