@@ -374,7 +374,8 @@ class ClusterResult:
     failures: list[ObjectResult] = field(default_factory=list)
     failed_partitions: list[PartitionFailure] = field(default_factory=list)
     partitions: int = 0  # submitted
-    not_submitted: bool = False  # the client stopped submitting (a partition failed, Ctrl-C)
+    # the client stopped submitting before the input's end (a partition failed, Ctrl-C)
+    not_submitted: bool = False
 
 
 def run_partitions(
@@ -419,9 +420,13 @@ def run_partitions(
 
     completed = as_completed()
 
+    exhausted = False
+
     def submit_next() -> bool:
+        nonlocal exhausted
         partition = next(pending, None)
         if partition is None:
+            exhausted = True
             return False
         future = client.submit(run_partition, work, partition, stop_event,
                                key=f"{KEY_PREFIX}-{run}-{partition.index}", retries=retries,
@@ -443,8 +448,7 @@ def run_partitions(
                 future.release()  # the scheduler forgets it: the summary is merged
                 done += 1
                 if result.failed_partitions:  # the next ones would meet the same cause
-                    if not result.not_submitted:
-                        result.not_submitted = next(pending, None) is not None
+                    result.not_submitted = not exhausted
                 elif len(outstanding) < OUTSTANDING_PER_THREAD * threads:
                     submit_next()
                 if on_progress is not None:
@@ -457,7 +461,7 @@ def run_partitions(
             Event(stop_event, client=client).set()
         client.cancel(list(outstanding), force=True)
         merged.interrupted = True
-        result.not_submitted = result.not_submitted or next(pending, None) is not None
+        result.not_submitted = not exhausted
     finally:
         with contextlib.suppress(Exception):
             pending.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -281,13 +282,16 @@ def test_d_a_source_the_workers_cannot_read_exits_3_naming_worker_and_cause(
     cwd = tmp_path / "client-cwd"
     _make_tree(cwd / "data", 60)
     before = bulkput_server.stats.count("PutObject")
-    done = _put(_put_argv(cluster, bulkput_server, ["/proc/self/cwd/data"],
-                          f"s3://{bulkput_bucket}/d/"), tmp_path, bulkput_server)  # fmt: skip
+    # 12 partitions of 5: the first 8 (2 per worker thread) are submitted, then none after
+    # one failed (the others would meet the same cause)
+    argv = _put_argv(cluster, bulkput_server, ["/proc/self/cwd/data"], f"s3://{bulkput_bucket}/d/")
+    done = _put([*argv, "--partition-size", "5"], tmp_path, bulkput_server)
     assert done.returncode == 3, done.stderr
-    failed = [line for line in done.stderr.splitlines() if line.startswith("bulkput put: partition")]
-    assert len(failed) == 1, done.stderr  # 60 files: one partition
+    failed = [line for line in done.stderr.splitlines() if line.startswith("bulkput put: partition ")]
+    assert 1 <= len(failed) <= 2 * 2 * THREADS_PER_WORKER < 12, done.stderr
+    assert "no further partition was submitted after one could not run" in done.stderr
     line = failed[0]
-    assert line.startswith("bulkput put: partition 0 could not run: ")
+    assert re.match(r"bulkput put: partition \d+ could not run: partition \d+: ", line), line
     assert "cannot read source folder /proc/self/cwd/data" in line
     assert "No such file or directory" in line
     assert f"on worker {socket.gethostname()}" in line
