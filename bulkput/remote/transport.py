@@ -630,8 +630,13 @@ class Transport:
         if bundle is None:
             bundle, source = os.environ.get("AWS_CA_BUNDLE") or None, "AWS_CA_BUNDLE"
         # what ssl.create_default_context(cafile=bundle) makes (certificate and host name
-        # checked), as a ResumingTLSContext
+        # checked, the same verify flags and key log), as a ResumingTLSContext
         context = ResumingTLSContext()
+        if sys.version_info >= (3, 13):
+            context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN | ssl.VERIFY_X509_STRICT
+        keylog = os.environ.get("SSLKEYLOGFILE")
+        if keylog and not sys.flags.ignore_environment:
+            context.keylog_filename = keylog
         try:
             if bundle:
                 context.load_verify_locations(cafile=bundle)

@@ -894,3 +894,14 @@ def test_a_tls_session_is_never_offered_to_another_host(
     # its ticket); localhost's, the last, must not
     assert len(counted.resumed) == 3 and not counted.resumed[0], counted.resumed
     assert counted.resumed[-1] is False, counted.resumed
+
+
+def test_the_verifying_tls_context_checks_what_pythons_default_context_checks(
+    tmp_path: Path, tls_server_context: ssl.SSLContext
+) -> None:
+    ours = Transport(TransferConfig(ca_bundle=str(tmp_path / "cert.pem")))._ssl_context()
+    default = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    for setting in ("verify_mode", "check_hostname", "verify_flags", "minimum_version",
+                    "maximum_version", "options"):  # fmt: skip
+        assert getattr(ours, setting) == getattr(default, setting), setting
+    assert ours.cert_store_stats() == default.cert_store_stats()
