@@ -905,3 +905,51 @@ def test_the_verifying_tls_context_checks_what_pythons_default_context_checks(
                     "maximum_version", "options"):  # fmt: skip
         assert getattr(ours, setting) == getattr(default, setting), setting
     assert ours.cert_store_stats() == default.cert_store_stats()
+
+
+def test_an_error_answer_over_tls_leaves_its_connection_for_the_next_request(
+    tmp_path: Path, tls_server_context: ssl.SSLContext
+) -> None:
+    # a 503 SlowDown with its XML body, then a 404 without one: both read to their end, so the
+    # one connection serves the requests after them (no new handshake per error)
+    connections: list[int] = []
+    error_body = b"<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(len(connections))
+        served = 0
+        try:
+            while True:
+                await read_request(reader)
+                served += 1
+                if served == 1:
+                    writer.write(b"HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\n"
+                                 + f"Content-Length: {len(error_body)}\r\n\r\n".encode() + error_body)  # fmt: skip
+                elif served == 2:
+                    writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    writer.write(b'HTTP/1.1 200 OK\r\nETag: "e"\r\nContent-Length: 0\r\n\r\n')
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def job() -> list[int]:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=tls_server_context)
+        url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/b/k"
+        config = TransferConfig(concurrency=4, ca_bundle=str(tmp_path / "cert.pem"))
+        try:
+            async with Transport(config) as transport:
+                return [(await transport.send("PUT", url, {"content-length": "0"})).status
+                        for _ in range(5)]  # fmt: skip
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    statuses: list[int] = []
+
+    async def run() -> None:
+        statuses.extend(await job())
+
+    run_on("job's loop", run())
+    assert statuses == [503, 404, 200, 200, 200]
+    assert len(connections) == 1, f"{len(connections)} TLS handshakes for 5 requests in a row"
