@@ -46,7 +46,7 @@ objects/s or bytes/s, at least ``gain`` above the round before's; "queueing" mea
 | any | a throttle signal (not per round) | limit / 2 (>= minimum) | hold, cooldown windows | throttled |
 | any | below the limit before the last throttle (per completion) | +1 per ``limit`` completions | same | recovering |
 | grow | the first round, no queueing | limit x ``growth`` | grow | first round |
-| grow | rose, no queueing, limit < maximum | limit x ``growth`` (x ``growth``² when 3/4 of a doubling paid) (<= maximum) | grow | throughput rose |
+| grow | rose, no queueing, limit < maximum | limit x ``growth`` (<= maximum) | grow | throughput rose |
 | grow | first round or rose, queueing | same | hold | requests queue |
 | grow | rose, limit == maximum | same | hold | at the maximum |
 | grow | did not rise (latency grew with the requests in flight) | the previous limit | hold | no gain above it |
@@ -240,11 +240,8 @@ class ConcurrencyController:
         self._fallback = stats.limit
         self.phase = Phase.GROW
         self._probe_after = 1
-        growth = self.settings.growth
-        doubled = before is not None and stats.limit >= before.limit * growth
-        if doubled and before is not None and stats.rate >= before.rate * growth * 0.75:
-            growth *= growth  # 3/4 of the last step paid: the link is far from full
-        grown = min(self.settings.maximum, max(stats.limit + 1, round(stats.limit * growth)))
+        grown = min(self.settings.maximum,
+                    max(stats.limit + 1, round(stats.limit * self.settings.growth)))
         what = "throughput rose" if before is not None else "first round"
         self._change(now, grown, f"{what} at {stats.limit} ({stats.rate:.0f}/s, "
                                  f"{stats.latency * 1000:.0f} ms): trying {grown}")
