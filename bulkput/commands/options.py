@@ -141,7 +141,7 @@ def add_put_arguments(parser: argparse.ArgumentParser) -> None:
 def add_cluster_arguments(parser: argparse.ArgumentParser) -> None:
     cluster = parser.add_argument_group("Dask cluster (pip install 'bulkput[dask]')")
     cluster.add_argument("--dask", metavar="ADDRESS", help="run the job as partition tasks on this dask.distributed scheduler (tcp://HOST:PORT)")
-    cluster.add_argument("--partition-size", type=positive, default=None, metavar="N", help="with --dask: objects per partition task (default: about 8 partitions per worker thread, 50 to 2,000 objects each; 500 when the count is not known)")
+    cluster.add_argument("--partition-size", type=positive, default=None, metavar="N", help="with --dask: objects per partition task (default: about 4 partitions per worker thread, 1,000 to 2,000 objects each; 1,000 when the count is not known)")
     cluster.add_argument("--worker-credentials", action="store_true", help="with --dask: each worker finds its own credentials (environment, profile, instance role); the client needs none and sends none")
 
 

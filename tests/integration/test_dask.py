@@ -164,7 +164,7 @@ def _slow_store(factory: Callable[..., ServerHandle], bucket: str) -> ServerHand
                                                         seed=3, operations=("PutObject",)))  # fmt: skip
 
 
-def test_a_walk_of_2500_files_is_stored_once_in_many_partitions(
+def test_a_walk_of_2500_files_is_stored_once_in_partitions_of_1000(
     cluster: Cluster, bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
 ) -> None:
     contents = _make_tree(tmp_path / "data", 2500)
@@ -181,10 +181,10 @@ def test_a_walk_of_2500_files_is_stored_once_in_many_partitions(
             if k.startswith(f"{bulkput_bucket}/")}  # fmt: skip
     assert sum(puts.values()) == len(contents), "the store's PUT counter: each object once"
     assert set(puts.values()) == {1}
-    # the progress lines come from the client as partitions finish: more partitions than the
-    # 4 worker threads (a walk's count is not known ahead: 500 objects each)
+    # the progress lines come from the client as partitions finish (a walk's count is not
+    # known ahead: 1,000 objects each, so 3 partitions)
     last = [line for line in done.stderr.splitlines() if line.startswith("bulkput: partitions")][-1]
-    assert last.startswith("bulkput: partitions 5/5 done: stored 2,500,"), done.stderr
+    assert last.startswith("bulkput: partitions 3/3 done: stored 2,500,"), done.stderr
     assert "stored 2,500 objects" in done.stderr
     assert cluster.processing() == []
 

@@ -30,19 +30,19 @@ def test_size_given_is_used_as_it_is() -> None:
 
 
 def test_size_when_the_count_is_not_known() -> None:
-    assert RULE.items(given=None, total=None, threads=4) == 500
+    assert RULE.items(given=None, total=None, threads=4) == 1000
 
 
-def test_size_is_about_8_partitions_per_thread() -> None:
-    assert RULE.items(given=None, total=2500, threads=4) == 79  # 32 partitions
+def test_size_is_about_4_partitions_per_thread() -> None:
+    assert RULE.items(given=None, total=12_000, threads=2) == 1500  # 8 partitions
 
 
-def test_size_is_at_least_the_smallest() -> None:
-    assert RULE.items(given=None, total=300, threads=4) == 50
+def test_size_is_at_least_the_smallest_a_small_job_is_not_cut_into_tiny_partitions() -> None:
+    assert RULE.items(given=None, total=2000, threads=2) == 1000  # 2 partitions, not 16
 
 
-def test_size_is_at_most_the_largest() -> None:
-    assert RULE.items(given=None, total=10_000_000, threads=4) == 2000
+def test_size_is_at_most_the_largest_a_big_job_is_hundreds_of_partitions() -> None:
+    assert RULE.items(given=None, total=1_000_000, threads=8) == 2000  # 500 partitions
 
 
 def test_partitions_hold_absolute_paths_and_the_folders_the_client_sees(
