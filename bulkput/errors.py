@@ -22,6 +22,7 @@
     ├── MaxDeleteExceeded          sync --max-delete N would be exceeded (nothing deleted, exit 3)
     ├── JobAbortedError            the Python API's job stopped by a fatal error (carries it and the summary)
     ├── PartitionError             a Dask partition task could not run (cause, worker host and folder; retried)
+    ├── UnexpectedError            an exception no part of bulkput raises on purpose, met in a job (job stops, exit 3)
     └── RemoteError                the service or the network said no
         ├── AuthError              InvalidAccessKeyId, SignatureDoesNotMatch, AccessDenied (job aborts)
         ├── NotFoundError          NoSuchBucket (job aborts), NoSuchKey, NoSuchUpload
@@ -39,6 +40,8 @@ Secrets never reach these objects: they hold only what the server sent back.
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 
 from bulkput.redact import scrub
@@ -226,6 +229,44 @@ class PartitionError(BulkputError):
 
 def _partition_error(cause: str, host: str, cwd: str) -> PartitionError:
     return PartitionError(cause, host=host, cwd=cwd)
+
+
+class UnexpectedError(BulkputError):
+    """An exception that no part of bulkput raises on purpose (a bug, or a store, input or
+    subscriber that broke its contract) met in one part of a job. What that part left undone
+    cannot be known, so the job stops (exit 3) rather than report success: ``stage`` names the
+    part, the message the exception and where it was raised; the original is ``__cause__``
+    (its traceback is logged at debug level: ``--debug``)."""
+
+    fatal_for_job = True
+    exit_code = 3
+    stage: str
+
+    def __init__(self, stage: str, error: BaseException) -> None:
+        super().__init__(
+            f"unexpected {type(error).__name__} in {stage}{_raised_at(error)}: {error}"
+            " (a bug; --debug shows the traceback)"
+        )
+        self.stage = stage
+        self.__cause__ = error
+
+    @classmethod
+    def during(cls, stage: str, error: BaseException) -> UnexpectedError:
+        """``error`` met in ``stage``, its traceback logged at debug level."""
+        wrapped = cls(stage, error)
+        logging.getLogger("bulkput").debug("%s", wrapped.one_line(), exc_info=error)
+        return wrapped
+
+
+def _raised_at(error: BaseException) -> str:
+    """`` (at FILE:LINE)``: the innermost frame of ``error``'s traceback, '' without one."""
+    trace = error.__traceback__
+    if trace is None:
+        return ""
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    code = trace.tb_frame.f_code
+    return f" (at {os.path.basename(code.co_filename)}:{trace.tb_lineno} in {code.co_name})"
 
 
 class RemoteError(BulkputError):

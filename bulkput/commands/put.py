@@ -17,6 +17,7 @@ summary counts the objects not started; the same command again resumes them).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Callable
@@ -218,6 +219,18 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("bulkput put: interrupted\n")
         return 130
+    except Exception as error:  # a bug: one line and exit 3, never a silent 0
+        return report_unexpected("put", error)
+
+
+def report_unexpected(verb: str, error: Exception) -> int:
+    """An exception no part of the job handled: one line naming it (its traceback at debug
+    level, shown by ``--debug``), and the abort's exit status, 3."""
+    from bulkput.errors import UnexpectedError
+
+    wrapped = UnexpectedError.during(f"bulkput {verb}", error)
+    sys.stderr.write(f"bulkput {verb}: aborted: {wrapped.one_line()}\n")
+    return wrapped.exit_code
 
 
 def _run_on_dask(args: argparse.Namespace) -> int:
@@ -367,7 +380,7 @@ async def _upload(
     remove = runtime.on_stop(control.stop)
     try:
         if counter is not None:
-            counter.start()
+            counter.start(on_error=control.abort_from_thread(asyncio.get_running_loop()))
         summary = await run_job(spec, items, subscribers, control=control)
     finally:
         remove()

@@ -24,6 +24,7 @@ aborted (auth, missing bucket, unreachable endpoint, --max-delete exceeded), 130
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -94,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("bulkput sync: interrupted\n")
         return 130
+    except Exception as error:  # a bug: one line and exit 3, never a silent 0
+        from bulkput.commands.put import report_unexpected
+
+        return report_unexpected("sync", error)
 
 
 def spec_from_args(args: argparse.Namespace) -> JobSpec:
@@ -172,7 +177,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
         subscribers.append(report)
     try:
         if counter is not None:
-            counter.start()
+            counter.start(on_error=control.abort_from_thread(asyncio.get_running_loop()))
         async with Job(spec) as job:
 
             def engine_factory(*_: Any, subscribers: Sequence[Subscriber], **__: Any) -> Any:

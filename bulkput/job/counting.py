@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bulkput.errors import BulkputError
+from bulkput.errors import BulkputError, UnexpectedError
 from bulkput.items import UploadItem
 
 if TYPE_CHECKING:
@@ -60,6 +60,9 @@ class SourceCounter:
         self._count = SourceCount(known=entries is not None)
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        # An exception the read did not expect (a bug): kept, and told to ``on_error``.
+        self.error: UnexpectedError | None = None
+        self._on_error: Callable[[UnexpectedError], None] | None = None
 
     @classmethod
     def for_put(cls, spec: JobSpec, source: PutSource) -> SourceCounter:
@@ -88,7 +91,11 @@ class SourceCounter:
         """The figures so far (safe from any thread)."""
         return self._count
 
-    def start(self) -> SourceCounter:
+    def start(self, on_error: Callable[[UnexpectedError], None] | None = None) -> SourceCounter:
+        """Count in a daemon thread; ``on_error`` is called from that thread if the read
+        raises what no part of bulkput raises on purpose (the job should stop: the same read
+        feeds the upload)."""
+        self._on_error = on_error
         if self._entries is not None and self._thread is None:
             self._thread = threading.Thread(
                 target=self._run, name="bulkput-count", daemon=True
@@ -138,6 +145,10 @@ class SourceCounter:
                 complete = True
         except (BulkputError, OSError):
             pass  # the upload's own read reports what went wrong; the count stays partial
+        except Exception as error:  # a bug: told, never a thread's traceback
+            self.error = UnexpectedError.during("the counting pass", error)
+            if self._on_error is not None:
+                self._on_error(self.error)
         finally:
             if isinstance(entries, Generator):  # its file (a manifest) closed now
                 entries.close()

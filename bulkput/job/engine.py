@@ -77,6 +77,7 @@ from bulkput.errors import (
     ReadStopped,
     RemoteError,
     ServiceError,
+    UnexpectedError,
     ValidationError,
 )
 from bulkput.items import ObjectResult, Status, UploadItem
@@ -360,13 +361,24 @@ class Engine:
         # Stopped before it started: the pipeline starts and stops at once, so the input is
         # listed as not started like any stopped job's.
         stopped_before_start, self._stopping = self._stopping, False
+        aborted_before_start, self._aborted = self._aborted, None
         try:
-            self._producer = asyncio.create_task(self._produce(items, preparer_count))
+            # Each stage guarded: an exception it does not handle aborts the job (exit 3)
+            # instead of ending one task quietly and the job "successfully" without its work.
+            self._producer = asyncio.create_task(
+                self._guarded("reading the input", lambda: self._produce(items, preparer_count))
+            )
             self._preparers = [
-                asyncio.create_task(self._prepare_loop(sender_count)) for _ in range(preparer_count)
+                asyncio.create_task(self._guarded("preparing files", lambda: self._prepare_loop(sender_count)))
+                for _ in range(preparer_count)
             ]
-            self._senders = [asyncio.create_task(self._send_loop()) for _ in range(sender_count)]
-            if stopped_before_start:
+            self._senders = [
+                asyncio.create_task(self._guarded("sending objects", self._send_loop))
+                for _ in range(sender_count)
+            ]
+            if aborted_before_start is not None:
+                self._abort(aborted_before_start)
+            elif stopped_before_start:
                 self.stop()
             tasks = [self._producer, *self._preparers, *self._senders]
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -411,9 +423,23 @@ class Engine:
         self._grace_timer = loop.call_later(self.stop_grace, self._cancel_senders)
         self._listing_timer = loop.call_later(LIST_REST_SECONDS, self._cut_listing)
 
+    def abort(self, error: BulkputError) -> None:
+        """Stop the job at once because of ``error`` (a part of the job outside the engine
+        failed); before ``run``, the run starts aborted and sends nothing."""
+        self._abort(error)
+
     @property
     def aborted(self) -> BulkputError | None:
         return self._aborted
+
+    async def _guarded(self, stage: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Run one stage's task; an exception it let through aborts the job, named. (``work``
+        is called here: a task cancelled before it ran leaves no coroutine unawaited.)"""
+        try:
+            await work()
+        except Exception as error:  # any: the job must not end as if done
+            self._abort(error if isinstance(error, BulkputError) and error.fatal_for_job
+                        else UnexpectedError.during(stage, error))
 
     # --- stages ---------------------------------------------------------------------------
 
@@ -937,7 +963,15 @@ class Engine:
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # loop closing at the very end of a run
-                loop.call_soon_threadsafe(self._release_held)
+                loop.call_soon_threadsafe(self._release_committed)
+
+    def _release_committed(self) -> None:
+        """The loop's side of a commit: a subscriber that raises aborts the job (a callback's
+        exception would otherwise only be logged by the loop, the result lost)."""
+        try:
+            self._release_held()
+        except Exception as error:  # see _guarded
+            self._abort(UnexpectedError.during("reporting results", error))
 
     def _release_held(self, final: bool = False) -> None:
         held = self._held
@@ -1072,6 +1106,8 @@ class Engine:
         if self._aborted is not None:
             return False
         self._aborted = error
+        if self._producer is None:  # not running yet: run() starts aborted
+            return True
         log.debug("job aborted: %s", error.one_line())
         current = asyncio.current_task()
         for task in (self._producer, *self._preparers, *self._senders):

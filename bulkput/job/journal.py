@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bulkput.errors import JournalDamagedError, JournalError
+from bulkput.errors import JournalDamagedError, JournalError, UnexpectedError
 from bulkput.remote.store import PartInfo
 from bulkput.remote.target import Endpoint, Target
 
@@ -587,6 +587,14 @@ class Journal:
                     self._error = JournalError(
                         f"journal: write failed, job stopped: {exc}", path=str(self.path)
                     )
+                self._cond.notify_all()
+            return False
+        except Exception as exc:  # a dead writer would leave every flush waiting
+            unexpected = UnexpectedError.during("the journal's writer", exc)
+            with self._cond:
+                self._error = JournalError(
+                    f"journal: write failed, job stopped: {unexpected.message}", path=str(self.path)
+                )
                 self._cond.notify_all()
             return False
 

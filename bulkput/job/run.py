@@ -18,6 +18,7 @@ job opened). A :class:`JobControl` stops a running job cleanly and says why it s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import time
@@ -152,12 +153,29 @@ class JobControl:
     def __init__(self) -> None:
         self._engine: Engine | None = None
         self._stop_requested = False
+        self._abort_error: BulkputError | None = None
         self.journal_error: BulkputError | None = None  # closing the journal failed
 
     def stop(self) -> None:
         self._stop_requested = True
         if self._engine is not None:
             self._engine.stop()
+
+    def abort(self, error: BulkputError) -> None:
+        """Stop the job at once because a part of it outside the engine failed (exit 3);
+        before the engine starts, it starts aborted. Call it on the loop's thread."""
+        self._abort_error = self._abort_error or error
+        if self._engine is not None:
+            self._engine.abort(error)
+
+    def abort_from_thread(self, loop: asyncio.AbstractEventLoop) -> Callable[[BulkputError], None]:
+        """:meth:`abort` for another thread to call (the counting pass's): run on ``loop``."""
+
+        def abort(error: BulkputError) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the job is over
+                loop.call_soon_threadsafe(self.abort, error)
+
+        return abort
 
     @property
     def stopping(self) -> bool:
@@ -167,7 +185,7 @@ class JobControl:
     @property
     def aborted(self) -> BulkputError | None:
         """The job-fatal error that stopped the job (auth, missing bucket, journal...), if any."""
-        return self._engine.aborted if self._engine is not None else None
+        return self._engine.aborted if self._engine is not None else self._abort_error
 
     @property
     def limiter(self) -> AdaptiveLimiter | None:
@@ -183,7 +201,9 @@ class JobControl:
 
     def _attach(self, engine: Engine) -> None:
         self._engine = engine
-        if self._stop_requested:
+        if self._abort_error is not None:
+            engine.abort(self._abort_error)
+        elif self._stop_requested:
             engine.stop()
 
 

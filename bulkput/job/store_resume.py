@@ -42,7 +42,7 @@ from operator import attrgetter
 from typing import Any
 
 from bulkput.config import RetryPolicy
-from bulkput.errors import AuthError, BulkputError
+from bulkput.errors import AuthError, BulkputError, UnexpectedError
 from bulkput.items import StoredCopy, UploadItem
 from bulkput.job.shard import Shard
 from bulkput.job.summary import IN_STORE
@@ -382,6 +382,13 @@ async def check_listing(store: ObjectStore, prefix: str, retry: RetryPolicy | No
         await retrier.call(prefix, first)
     except AuthError as error:
         raise _refused(error, prefix) from None
+    except BulkputError:
+        raise
+    except Exception as error:  # a bug: the job stops (exit 3), named
+        raise UnexpectedError.during(LISTING_STAGE, error) from error
+
+
+LISTING_STAGE = "the listing for resume from the store"
 
 
 def _refused(error: AuthError, prefix: str) -> AuthError:
@@ -476,9 +483,14 @@ def _take(iterator: Iterator[UploadItem], count: int) -> list[UploadItem]:
 async def _listing(
     store: ObjectStore, prefix: str, start_after: str, retrier: Retrier
 ) -> AsyncIterator[ObjectInfo]:
-    async for chunk in listing_chunks(store, prefix, retrier, start_after=start_after):
-        for info in chunk:
-            yield info
+    try:
+        async for chunk in listing_chunks(store, prefix, retrier, start_after=start_after):
+            for info in chunk:
+                yield info
+    except BulkputError:
+        raise
+    except Exception as error:  # named: the listing, not the input it is joined with
+        raise UnexpectedError.during(LISTING_STAGE, error) from error
 
 
 async def _entries(

@@ -17,7 +17,7 @@ from itertools import islice
 from typing import IO, Any, TextIO
 
 from bulkput.config import TransferConfig
-from bulkput.errors import BulkputError, LocalInputError, MaxDeleteExceeded
+from bulkput.errors import BulkputError, LocalInputError, MaxDeleteExceeded, UnexpectedError
 from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.limited_store import LimitedStore
 from bulkput.job.shard import Shard
@@ -206,6 +206,9 @@ class SyncRun:
         except BulkputError as error:
             self._aborted = error
             return error
+        except Exception as error:  # a bug must not pass for "nothing to delete"
+            self._aborted = UnexpectedError.during("counting the deletes", error)
+            return self._aborted
         if count > limit:
             self._aborted = MaxDeleteExceeded(
                 f"refusing to delete more than --max-delete {limit} objects under "
@@ -219,7 +222,7 @@ class SyncRun:
         self._uploads: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
         self._resolve: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
         self._spool = spool
-        resolvers = [asyncio.create_task(self._resolve_loop()) for _ in range(concurrency)]
+        resolvers = [asyncio.create_task(self._resolve_guarded()) for _ in range(concurrency)]
         engine_task: asyncio.Task[JobSummary] | None = None
         if not self.options.dry_run:
             from bulkput.job.run import build_engine
@@ -284,6 +287,8 @@ class SyncRun:
         except BulkputError as error:
             # the listing failed after its retries, or an order check: no deletes, exit 3
             self._aborted = self._aborted or error
+        except Exception as error:  # a plan cut short must not end as complete
+            self._aborted = self._aborted or UnexpectedError.during("planning the sync", error)
 
     async def _handle(self, entry: PlanEntry) -> None:
         action = entry.action
@@ -310,6 +315,15 @@ class SyncRun:
                 self._spool.write(len(key_bytes).to_bytes(4, "big") + key_bytes)
         elif action is PlanAction.FAIL:
             self._emit_entry(entry, Status.FAILED)
+
+    async def _resolve_guarded(self) -> None:
+        """A resolver whose unexpected exception aborts the sync (its entry would be lost)."""
+        try:
+            await self._resolve_loop()
+        except Exception as error:  # see _plan_all
+            self._aborted = self._aborted or UnexpectedError.during("comparing files with the store", error)
+            if self._planner is not None:
+                self._planner.cancel()
 
     async def _resolve_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -421,7 +435,12 @@ class SyncRun:
         loop = asyncio.get_running_loop()
         iterator = walk_tree(self.source_dir, self._walk_options)
         while True:
-            batch = await loop.run_in_executor(self._pool, _take, iterator, WALK_BATCH)
+            try:
+                batch = await loop.run_in_executor(self._pool, _take, iterator, WALK_BATCH)
+            except BulkputError:
+                raise
+            except Exception as error:  # named: the walk, not the listing
+                raise UnexpectedError.during("the local walk", error) from error
             if not batch:
                 return
             for item in batch:
@@ -438,8 +457,10 @@ class SyncRun:
                         self.store, self.prefix, self._retrier, chunk_size=LISTING_READ_AHEAD // 2):
                     await queue.put(chunk)
                 await queue.put(_STOP)
-            except Exception as error:  # handed to the reader, who raises it in its place
+            except BulkputError as error:  # handed to the reader, who raises it in its place
                 await queue.put(error)
+            except Exception as error:  # named: the listing, not the walk
+                await queue.put(UnexpectedError.during("the destination listing", error))
 
         reader = asyncio.create_task(read_ahead())
         try:

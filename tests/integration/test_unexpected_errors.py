@@ -1,0 +1,141 @@
+"""An exception no part of bulkput raises on purpose, met by a job against ``bulkput serve``:
+the job ends aborted (exit 3, the Python API raises), with one line naming the part and the
+exception; never exit 0 with objects the store does not hold. The store is asked what it holds.
+
+The command-line test runs ``bulkput sync`` in a child process whose store client is patched
+(``python -c``: no sitecustomize) to raise a TypeError from its listing.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bulkput.api import JobSpec, StoreSettings, Uploader
+from bulkput.errors import JobAbortedError, UnexpectedError
+from bulkput.items import UploadItem
+from bulkput.job.run import run_job
+from bulkput.remote.client import HttpObjectStore
+from bulkput.remote.store import ObjectInfo
+from bulkput.server.testing import ServerHandle
+
+
+def make_items(root: Path, count: int, prefix: str) -> list[UploadItem]:
+    root.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        (root / f"f{n}").write_bytes(b"object %d\n" % n)
+    return [UploadItem(str(root / f"f{n}"), f"{prefix}/f{n}") for n in range(count)]
+
+
+def spec_for(server: ServerHandle, bucket: str, prefix: str, **fields: object) -> JobSpec:
+    store = StoreSettings(endpoint=server.endpoint_url, credentials=server.credentials[0])
+    return JobSpec(f"s3://{bucket}/{prefix}", store=store, **fields)  # type: ignore[arg-type]
+
+
+async def test_a_store_client_that_raises_makes_the_api_raise_job_aborted(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_put(self: HttpObjectStore, key: str, *args: object, **kwargs: object) -> None:
+        raise TypeError("client double broke")
+
+    monkeypatch.setattr(HttpObjectStore, "put_object", broken_put)
+    items = make_items(tmp_path / "src", 8, "api")
+    with pytest.raises(JobAbortedError) as raised:
+        async with Uploader(spec_for(bulkput_server, bulkput_bucket, "api")) as up:
+            async for _result in up.upload(items):
+                pass
+    cause = raised.value.cause
+    assert isinstance(cause, UnexpectedError) and isinstance(cause.__cause__, TypeError)
+    assert cause.one_line().startswith("unexpected TypeError in sending objects (at ")
+    assert up.summary is not None and up.summary.exit_code == 3 and up.summary.stored == 0
+    assert all(bulkput_server.stats.puts(item.key, bucket=bulkput_bucket) == 0 for item in items)
+
+
+async def test_a_resume_listing_that_raises_aborts_the_job_exit_3(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = make_items(tmp_path / "src", 6, "resume")
+    first = await run_job(spec_for(bulkput_server, bulkput_bucket, "resume"), items[:3])
+    assert first.exit_code == 0
+    real_list = HttpObjectStore.list_objects
+    calls: list[str] = []
+
+    async def listing_breaks(
+        self: HttpObjectStore, prefix: str, page_size: int = 1000, *, start_after: str | None = None
+    ) -> AsyncIterator[ObjectInfo]:
+        calls.append(prefix)
+        async for info in real_list(self, prefix, page_size, start_after=start_after):
+            yield info
+            if len(calls) > 1:  # the probe before the job answers; the slice's listing breaks
+                raise TypeError("listing double broke")
+
+    monkeypatch.setattr(HttpObjectStore, "list_objects", listing_breaks)
+    summary = await run_job(spec_for(bulkput_server, bulkput_bucket, "resume", resume_from_store=True), items)
+    assert summary.exit_code == 3
+    assert summary.aborted is not None
+    assert summary.aborted.startswith("unexpected TypeError in the listing for resume from the store")
+    assert len(calls) == 2
+    # nothing past the broken listing was claimed: the three new objects were never sent
+    assert all(bulkput_server.stats.puts(item.key, bucket=bulkput_bucket) == 0 for item in items[3:])
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from bulkput.cli import main
+    from bulkput.remote.client import HttpObjectStore
+
+    async def broken_listing(self, prefix, page_size=1000, *, start_after=None):
+        raise TypeError("listing double broke")
+        yield
+
+    HttpObjectStore.list_objects = broken_listing
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def test_sync_whose_listing_raises_exits_3_with_one_line_and_deletes_nothing(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
+) -> None:
+    env = {**os.environ, **bulkput_server.env("s3")}
+    dest = f"s3://{bulkput_bucket}/sync/"
+    source = tmp_path / "src"
+    make_items(source, 3, "unused")  # f0, f1, f2: new to the destination
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    for name in ("old0", "old1"):  # objects with no local file: --delete would remove them
+        (gone / name).write_bytes(name.encode())
+    first = subprocess.run(
+        [sys.executable, "-m", "bulkput", "put", str(gone / "old0"), str(gone / "old1"), dest,
+         "--endpoint", bulkput_server.endpoint_url, "--progress", "none"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    command = [
+        sys.executable, "-c", CHILD, "sync", str(source), dest,
+        "--endpoint", bulkput_server.endpoint_url, "--progress", "none", "--delete",
+    ]  # fmt: skip
+    deletes_before = bulkput_server.stats.count("DeleteObjects")
+
+    child = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+    assert child.returncode == 3, child.stderr
+    aborted = [line for line in child.stderr.splitlines() if line.startswith("aborted: ")]
+    assert len(aborted) == 1
+    assert aborted[0].startswith("aborted: unexpected TypeError in the destination listing (at ")
+    assert "listing double broke" in aborted[0]
+    assert "Traceback" not in child.stderr
+    assert bulkput_server.stats.count("DeleteObjects") == deletes_before
+    assert all(bulkput_server.stats.puts(f"sync/f{n}", bucket=bulkput_bucket) == 0 for n in range(3))
+
+    debug = subprocess.run([*command, "--debug"], env=env, capture_output=True, text=True, timeout=120)
+    assert debug.returncode == 3
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "TypeError: listing double broke" in debug.stderr
