@@ -2,7 +2,8 @@
 
 The application holds the :class:`~bulkput.server.app.BulkputServer` (for the admin
 endpoints); a request holds its parsed :class:`~bulkput.server.call.Call`, from the parsing
-middleware on.
+middleware on. Both under typed keys (``web.AppKey``, ``web.RequestKey``: aiohttp warns of
+string keys).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from bulkput.server.call import Call
 
 SERVER: web.AppKey[BulkputServer] = web.AppKey("bulkput_server")
-_CALL = "bulkput.call"
+_CALL: web.RequestKey[Call] = web.RequestKey("bulkput_call")
 
 
 def server_of(request: web.Request) -> BulkputServer:
@@ -28,11 +29,9 @@ def set_call(request: web.Request, call: Call) -> None:
 
 
 def call_or_none(request: web.Request) -> Call | None:
-    call: Call | None = request.get(_CALL)
-    return call
+    return request.get(_CALL)
 
 
 def call_of(request: web.Request) -> Call:
     """The call, for the middlewares after the parsing one."""
-    call: Call = request[_CALL]
-    return call
+    return request[_CALL]
