@@ -81,6 +81,7 @@ from bulkput.errors import (
     ValidationError,
 )
 from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.job.collector import SummaryCollector
 from bulkput.job.headers import HeaderBuilder
 from bulkput.job.journal_protocol import JobJournal
 from bulkput.job.limited_store import LimitedStore
@@ -93,7 +94,7 @@ from bulkput.job.multipart import (
 from bulkput.job.shard import Shard
 from bulkput.job.store_resume import already_stored
 from bulkput.job.subscriber import Subscriber
-from bulkput.job.summary import IN_STORE, JobSummary, SummaryCollector
+from bulkput.job.summary import IN_STORE, JobSummary
 from bulkput.local.digest import b64, md5_file
 from bulkput.local.names import refuse_unsafe_key
 from bulkput.local.read_placement import (

@@ -1,20 +1,18 @@
 """What a job did: :class:`JobSummary` (counts, bytes, why objects were skipped or failed, the
-exit code) and the :class:`SummaryCollector` the engine counts results into.
+exit code). The engine counts results into one with
+:class:`~bulkput.job.collector.SummaryCollector`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bulkput.errors import BulkputError
-from bulkput.items import ObjectResult, Status
+from bulkput.items import Status
 from bulkput.job.shard import ShardRun
-from bulkput.job.subscriber import Subscriber
 
 # --- the summary -----------------------------------------------------------------------------
 
@@ -196,57 +194,6 @@ class JobSummary:
             missing_shards=[int(n) for n in record.get("missing_shards") or []],
             duplicate_shards=[str(n) for n in record.get("duplicate_shards") or []],
             shard_run=ShardRun.from_json(record),
-        )
-
-
-class SummaryCollector(Subscriber):
-    """Builds the ``JobSummary`` from the events; ``summary()`` at the end adds how it ended."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._start = clock()
-        self._summary = JobSummary()
-        self.total_objects: int | None = None
-        self.total_bytes: int | None = None
-
-    def on_start(self, total_objects: int | None, total_bytes: int | None) -> None:
-        self._start = self._clock()
-        self.total_objects = total_objects
-        self.total_bytes = total_bytes
-
-    def on_result(self, result: ObjectResult) -> None:
-        self._summary.add_result(result.status, result.size, result.reason, result.error_code)
-
-    def on_retry(self, key: str, error: BulkputError) -> None:
-        self._summary.retries += 1
-
-    def summary(
-        self,
-        *,
-        aborted: BulkputError | str | None = None,
-        interrupted: bool = False,
-        unread_input: bool = False,
-    ) -> JobSummary:
-        """A snapshot of the counts, with how the job ended."""
-        current = self._summary
-        if isinstance(aborted, BulkputError):
-            aborted = aborted.one_line()
-        return JobSummary(
-            stored=current.stored,
-            skipped=current.skipped,
-            failed=current.failed,
-            deleted=current.deleted,
-            planned=current.planned,
-            not_started=current.not_started,
-            interrupted_objects=current.interrupted_objects,
-            unread_input=unread_input,
-            bytes_stored=current.bytes_stored,
-            retries=current.retries,
-            skip_reasons=Counter(current.skip_reasons),
-            failure_codes=Counter(current.failure_codes),
-            aborted=aborted,
-            interrupted=interrupted,
-            elapsed=max(0.0, self._clock() - self._start),
         )
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from bulkput.errors import CredentialsError
-from bulkput.remote.credentials import CredentialOrigin, Credentials, RefreshingCredentials
+from bulkput.remote.credential_values import CredentialOrigin, Credentials, RefreshingCredentials
 
 # botocore's ``method`` names, as a user would read them in "credentials from ..."
 _AWS_METHODS = {

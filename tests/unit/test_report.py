@@ -12,8 +12,9 @@ import pytest
 from bulkput.commands.progress import summary_lines
 from bulkput.errors import AuthError, UsageError
 from bulkput.items import ObjectResult
+from bulkput.job.collector import SummaryCollector
 from bulkput.job.report import ReportWriter, merge_reports
-from bulkput.job.summary import JobSummary, SummaryCollector
+from bulkput.job.summary import JobSummary
 from tests.unit.results_for_tests import FakeClock, failed, read_lines, skipped, stored
 
 # --- ReportWriter ----------------------------------------------------------------------------

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from bulkput.cli import main
 from bulkput.items import ObjectResult, Status
+from bulkput.job.collector import SummaryCollector
 from bulkput.job.report import ReportWriter
 from bulkput.job.shard import Shard, ShardRun
-from bulkput.job.summary import JobSummary, SummaryCollector
+from bulkput.job.summary import JobSummary
 
 _NEXT_SHARD: dict[str, int] = {}
 

@@ -9,7 +9,8 @@ import pytest
 
 from bulkput.errors import AuthError
 from bulkput.items import ObjectResult, Status
-from bulkput.job.summary import JobSummary, SummaryCollector
+from bulkput.job.collector import SummaryCollector
+from bulkput.job.summary import JobSummary
 from tests.unit.results_for_tests import FakeClock, failed, skipped, stored
 
 # --- JobSummary ------------------------------------------------------------------------------

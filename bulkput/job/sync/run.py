@@ -19,10 +19,11 @@ from typing import IO, Any, TextIO
 from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, LocalInputError, MaxDeleteExceeded, UnexpectedError
 from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.job.collector import SummaryCollector
 from bulkput.job.limited_store import LimitedStore
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
-from bulkput.job.summary import JobSummary, SummaryCollector
+from bulkput.job.summary import JobSummary
 from bulkput.job.sync.formats import MTIME_METADATA, format_mtime
 from bulkput.job.sync.join import merge_join
 from bulkput.job.sync.listing import listing_chunks
