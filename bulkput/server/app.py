@@ -14,13 +14,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from bulkput.server.auth import Authenticator, SignatureAuthenticator
 from bulkput.server.config import ServerConfig
-from bulkput.server.faults import FaultInjector
 from bulkput.server.middlewares import StorePipeline
 from bulkput.server.request_state import SERVER
-from bulkput.server.stats import Stats
-from bulkput.server.storage import DirStorage, MemoryStorage, Storage
+from bulkput.server.state import ServerState
 
 MAX_REQUEST_BODY = 1024**3  # aiohttp's cap for bodies it reads whole; ours stream
 
@@ -31,31 +28,10 @@ HANDLER_ARGS: dict[str, object] = {
 }
 
 
-class BulkputServer:
-    """The store's state: its settings, storage, counters, fault injector and signature check.
-
-    ``faults`` may be replaced while the store runs (a test ends a throttled phase that way):
-    every request reads it anew.
-    """
-
-    def __init__(
-        self,
-        config: ServerConfig,
-        *,
-        storage: Storage | None = None,
-        authenticator: Authenticator | None = None,
-    ) -> None:
-        self.config = config
-        if storage is None:
-            storage = DirStorage(config.directory) if config.directory else MemoryStorage()
-        self.storage: Storage = storage
-        self.stats = Stats(track_keys=config.track_keys)
-        self.faults = FaultInjector(config.faults)
-        self.authenticate: Authenticator = authenticator or SignatureAuthenticator(
-            config.credentials, config.region
-        )
-        for bucket in config.buckets:  # names checked by ServerConfig
-            self.storage.create_bucket(bucket)
+class BulkputServer(ServerState):
+    """The store (its state: :class:`~bulkput.server.state.ServerState`) as an aiohttp
+    application. The handlers and middlewares see the state alone, so they never import this
+    module, which imports them."""
 
     def make_app(self) -> web.Application:
         pipeline = StorePipeline(self)

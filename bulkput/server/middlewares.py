@@ -31,14 +31,15 @@ from bulkput.server import validation as checks
 from bulkput.server.admin import ADMIN_PREFIX, answer_admin
 from bulkput.server.answers import error_response, stamp
 from bulkput.server.body import drain
-from bulkput.server.call import Call, parse_call, unreadable_call
+from bulkput.server.call import Call
+from bulkput.server.reading import parse_call, unreadable_call
 from bulkput.server.request_state import call_of, call_or_none, set_call
 from bulkput.server.routing import METHOD_NOT_ALLOWED, NOT_IMPLEMENTED, refusal
 from bulkput.server.services import ServeError
 from bulkput.server.storage import NoSuchBucketError, NoSuchUploadError
 
 if TYPE_CHECKING:
-    from bulkput.server.app import BulkputServer
+    from bulkput.server.state import ServerState
 
 
 class ConnectionCut(Exception):
@@ -48,7 +49,7 @@ class ConnectionCut(Exception):
 class StorePipeline:
     """The middlewares of one server, in order (:attr:`middlewares`), and the route handler."""
 
-    def __init__(self, server: BulkputServer) -> None:
+    def __init__(self, server: ServerState) -> None:
         self.server = server
         self.middlewares: tuple[Middleware, ...] = (
             self.serve_admin,

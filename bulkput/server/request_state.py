@@ -1,6 +1,6 @@
 """What the store keeps on an aiohttp request between its middlewares, typed.
 
-The application holds the :class:`~bulkput.server.app.BulkputServer` (for the admin
+The application holds the :class:`~bulkput.server.state.ServerState` (for the admin
 endpoints); a request holds its parsed :class:`~bulkput.server.call.Call`, from the parsing
 middleware on. Both under typed keys (``web.AppKey``, ``web.RequestKey``: aiohttp warns of
 string keys).
@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from bulkput.server.app import BulkputServer
     from bulkput.server.call import Call
+    from bulkput.server.state import ServerState
 
-SERVER: web.AppKey[BulkputServer] = web.AppKey("bulkput_server")
+SERVER: web.AppKey[ServerState] = web.AppKey("bulkput_server")
 _CALL: web.RequestKey[Call] = web.RequestKey("bulkput_call")
 
 
-def server_of(request: web.Request) -> BulkputServer:
+def server_of(request: web.Request) -> ServerState:
     return request.app[SERVER]
 
 

@@ -33,54 +33,19 @@ bucket or object request naming a sub-resource the store does not implement (``?
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from bulkput.server.call import Route, Target
 from bulkput.server.handlers import bucket, multipart
 from bulkput.server.handlers import object as objects
 from bulkput.server.services import ServeError
 
 if TYPE_CHECKING:
-    from bulkput.server.app import BulkputServer
     from bulkput.server.call import Call
-
-Handler = Callable[["BulkputServer", "Call"], Awaitable[web.StreamResponse]]
-
-
-class Target(enum.Enum):
-    SERVICE = "service"  # no bucket: the account
-    BUCKET = "bucket"
-    OBJECT = "object"
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    target: Target
-    needs: tuple[str, ...]
-    operation: str
-    handler: Handler
-    # ``needs`` as (name, required value or None), split once: routing runs on every request
-    _needs: tuple[tuple[str, str | None], ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        split = tuple(
-            (name, value if has_value else None)
-            for name, has_value, value in (need.partition("=") for need in self.needs)
-        )
-        object.__setattr__(self, "_needs", split)
-
-    def matches(self, params: Mapping[str, str]) -> bool:
-        """True when the query has every name (and value) this row needs."""
-        for name, value in self._needs:
-            if name not in params or (value is not None and params[name] != value):
-                return False
-        return True
-
+    from bulkput.server.state import ServerState
 
 # Query names that select a sub-resource we do not implement (ACLs, CORS, ...): answered 501.
 UNSUPPORTED_SUBRESOURCES = frozenset(
@@ -107,7 +72,7 @@ def refusal(operation: str) -> ServeError:
     return ServeError(operation, _REFUSALS[operation])
 
 
-async def _refuse(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def _refuse(server: ServerState, call: Call) -> web.StreamResponse:
     raise refusal(call.operation)
 
 

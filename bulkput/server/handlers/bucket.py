@@ -18,20 +18,20 @@ from bulkput.server.services import ServeError
 from bulkput.server.storage import BucketNotEmptyError
 
 if TYPE_CHECKING:
-    from bulkput.server.app import BulkputServer
     from bulkput.server.call import Call
+    from bulkput.server.state import ServerState
 
 
-def _region(server: BulkputServer) -> str:
+def _region(server: ServerState) -> str:
     return server.config.region or "us-east-1"
 
 
-async def list_buckets(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def list_buckets(server: ServerState, call: Call) -> web.StreamResponse:
     body = call.service.list_buckets(server.storage.list_buckets(), _region(server))
     return web.Response(body=body, content_type=call.service.content_type.split(";")[0])
 
 
-async def create_bucket(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def create_bucket(server: ServerState, call: Call) -> web.StreamResponse:
     assert call.bucket is not None
     checks.check_bucket_name(call.bucket)
     await drain(call, server.config.body_timeout)
@@ -44,12 +44,12 @@ async def create_bucket(server: BulkputServer, call: Call) -> web.StreamResponse
     return web.Response(status=200, headers=headers)
 
 
-async def head_bucket(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def head_bucket(server: ServerState, call: Call) -> web.StreamResponse:
     require_bucket(server, call)
     return web.Response(headers={"x-amz-bucket-region": _region(server)})
 
 
-async def get_location(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def get_location(server: ServerState, call: Call) -> web.StreamResponse:
     require_bucket(server, call)
     region = _region(server)
     if call.service.name == "bos":
@@ -61,7 +61,7 @@ async def get_location(server: BulkputServer, call: Call) -> web.StreamResponse:
     return web.Response(body=body.encode(), content_type="application/xml")
 
 
-async def delete_bucket(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def delete_bucket(server: ServerState, call: Call) -> web.StreamResponse:
     assert call.bucket is not None
     try:
         server.storage.delete_bucket(call.bucket)
@@ -84,7 +84,7 @@ def decode_token(token: str) -> str:
         ) from None
 
 
-async def list_objects(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def list_objects(server: ServerState, call: Call) -> web.StreamResponse:
     bucket = require_bucket(server, call)
     params = call.params
     prefix = params.get("prefix", "")
@@ -101,7 +101,7 @@ async def list_objects(server: BulkputServer, call: Call) -> web.StreamResponse:
     return web.Response(body=body, headers={"content-type": call.service.content_type})
 
 
-async def list_objects_v2(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def list_objects_v2(server: ServerState, call: Call) -> web.StreamResponse:
     bucket = require_bucket(server, call)
     params = call.params
     prefix = params.get("prefix", "")

@@ -11,11 +11,11 @@ from bulkput.server.services import ServeError
 from bulkput.server.storage import NoSuchBucketError, ObjectMeta
 
 if TYPE_CHECKING:
-    from bulkput.server.app import BulkputServer
     from bulkput.server.call import Call
+    from bulkput.server.state import ServerState
 
 
-def require_bucket(server: BulkputServer, call: Call) -> str:
+def require_bucket(server: ServerState, call: Call) -> str:
     """The call's bucket, which must exist (NoSuchBucket otherwise)."""
     assert call.bucket is not None
     if not server.storage.bucket_exists(call.bucket):
@@ -37,7 +37,7 @@ def int_param(params: dict[str, str], names: tuple[str, ...], default: int, cap:
     return default
 
 
-async def fill_crc64(server: BulkputServer, bucket: str, meta: ObjectMeta) -> ObjectMeta:
+async def fill_crc64(server: ServerState, bucket: str, meta: ObjectMeta) -> ObjectMeta:
     """``meta`` with its CRC-64/ECMA (OSS answers it), computed once off the loop and kept."""
 
     def compute() -> int:

@@ -20,13 +20,13 @@ from bulkput.server.services import ServeError
 from bulkput.server.storage import NoSuchUploadError, PendingUpload, StoredPart
 
 if TYPE_CHECKING:
-    from bulkput.server.app import BulkputServer
     from bulkput.server.call import Call
+    from bulkput.server.state import ServerState
 
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
 
 
-def _pending_upload(server: BulkputServer, call: Call) -> PendingUpload:
+def _pending_upload(server: ServerState, call: Call) -> PendingUpload:
     """The upload named by ``uploadId``, which must be for this call's key."""
     bucket = require_bucket(server, call)
     upload = server.storage.get_upload(bucket, call.params.get("uploadId", ""))
@@ -35,7 +35,7 @@ def _pending_upload(server: BulkputServer, call: Call) -> PendingUpload:
     return upload
 
 
-async def initiate(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def initiate(server: ServerState, call: Call) -> web.StreamResponse:
     bucket = require_bucket(server, call)
     template = object_template(call)
     await drain(call, server.config.body_timeout)
@@ -45,7 +45,7 @@ async def initiate(server: BulkputServer, call: Call) -> web.StreamResponse:
     )
 
 
-async def upload_part(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def upload_part(server: ServerState, call: Call) -> web.StreamResponse:
     number = checks.parse_part_number(call.params.get("partNumber"))
     upload = _pending_upload(server, call)
     writer = server.storage.new_writer()
@@ -63,7 +63,7 @@ async def upload_part(server: BulkputServer, call: Call) -> web.StreamResponse:
     return web.Response(status=200, headers=call.service.part_headers(part))
 
 
-async def list_parts(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def list_parts(server: ServerState, call: Call) -> web.StreamResponse:
     upload = _pending_upload(server, call)
     params = call.params
     marker = int_param(params, ("part-number-marker", "partNumberMarker"), 0, 10_000)
@@ -76,7 +76,7 @@ async def list_parts(server: BulkputServer, call: Call) -> web.StreamResponse:
     return web.Response(body=body, headers={"content-type": call.service.content_type})
 
 
-async def list_uploads(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def list_uploads(server: ServerState, call: Call) -> web.StreamResponse:
     bucket = require_bucket(server, call)
     params = call.params
     prefix = params.get("prefix", "")
@@ -96,7 +96,7 @@ async def list_uploads(server: BulkputServer, call: Call) -> web.StreamResponse:
     return web.Response(body=body, headers={"content-type": call.service.content_type})
 
 
-async def abort(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def abort(server: ServerState, call: Call) -> web.StreamResponse:
     upload = _pending_upload(server, call)
     server.storage.abort_upload(upload)
     return web.Response(status=204)
@@ -128,7 +128,7 @@ def _chosen_parts(
     return chosen
 
 
-async def complete(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def complete(server: ServerState, call: Call) -> web.StreamResponse:
     upload = _pending_upload(server, call)
     sink = BytesSink()
     # The BOS SDK sends the whole object's x-bce-content-crc32 on complete: it describes the

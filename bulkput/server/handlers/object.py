@@ -17,8 +17,8 @@ from bulkput.server.services import ServeError
 from bulkput.server.storage import ObjectMeta
 
 if TYPE_CHECKING:
-    from bulkput.server.app import BulkputServer
     from bulkput.server.call import Call
+    from bulkput.server.state import ServerState
 
 MAX_DELETE_BODY = 2 * 1024 * 1024
 _CHECKSUM_ECHOES = ("x-amz-checksum-crc32", "x-amz-checksum-sha256", "x-amz-checksum-sha1")
@@ -51,7 +51,7 @@ def object_template(call: Call) -> ObjectMeta:
     )
 
 
-async def put_object(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def put_object(server: ServerState, call: Call) -> web.StreamResponse:
     bucket = require_bucket(server, call)
     template = object_template(call)
     writer = server.storage.new_writer()
@@ -76,7 +76,7 @@ async def put_object(server: BulkputServer, call: Call) -> web.StreamResponse:
     return web.Response(status=200, headers=headers)
 
 
-async def _stored_meta(server: BulkputServer, call: Call) -> tuple[str, ObjectMeta]:
+async def _stored_meta(server: ServerState, call: Call) -> tuple[str, ObjectMeta]:
     bucket = require_bucket(server, call)
     assert call.key is not None
     meta = server.storage.head_object(bucket, call.key)
@@ -95,14 +95,14 @@ def _answer_headers(call: Call, meta: ObjectMeta) -> dict[str, str]:
     return headers
 
 
-async def head_object(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def head_object(server: ServerState, call: Call) -> web.StreamResponse:
     _, meta = await _stored_meta(server, call)
     response = web.StreamResponse(status=200, headers=_answer_headers(call, meta))
     response.content_length = meta.size
     return response
 
 
-async def get_object(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def get_object(server: ServerState, call: Call) -> web.StreamResponse:
     bucket, meta = await _stored_meta(server, call)
     headers = _answer_headers(call, meta)
     span = checks.parse_range(call.headers.get("range"), meta.size)
@@ -123,14 +123,14 @@ async def get_object(server: BulkputServer, call: Call) -> web.StreamResponse:
     return response
 
 
-async def delete_object(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def delete_object(server: ServerState, call: Call) -> web.StreamResponse:
     bucket = require_bucket(server, call)
     assert call.key is not None
     server.storage.delete_object(bucket, call.key)
     return web.Response(status=204)
 
 
-async def delete_objects(server: BulkputServer, call: Call) -> web.StreamResponse:
+async def delete_objects(server: ServerState, call: Call) -> web.StreamResponse:
     bucket = require_bucket(server, call)
     sink = BytesSink()
     await read_body(
