@@ -205,6 +205,10 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
         display.close()  # whatever happened: the terminal put back
         if report is not None:
             report.close()
+    if counter is not None:
+        from bulkput.commands.put import counter_failed
+
+        counter_failed(counter, summary)
     sys.stdout.flush()
     if not args.quiet or summary.exit_code != 0:
         print_summary(summary, resume=SYNC_RESUMES)

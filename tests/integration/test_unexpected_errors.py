@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bulkput.api import JobSpec, StoreSettings, Uploader
+from bulkput.cli import main
 from bulkput.errors import JobAbortedError, UnexpectedError
 from bulkput.items import UploadItem
 from bulkput.job.run import run_job
@@ -139,3 +140,48 @@ def test_sync_whose_listing_raises_exits_3_with_one_line_and_deletes_nothing(
     assert debug.returncode == 3
     assert "Traceback (most recent call last)" in debug.stderr
     assert "TypeError: listing double broke" in debug.stderr
+
+
+@pytest.fixture
+def store_env(bulkput_server: ServerHandle, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in bulkput_server.env("s3").items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.mark.usefixtures("store_env")
+def test_an_exception_that_escapes_the_job_is_one_line_and_exit_3(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    async def broken_run_job(*_args: object, **_kwargs: object) -> None:
+        raise TypeError("assembly double broke")
+
+    monkeypatch.setattr("bulkput.job.run.run_job", broken_run_job)
+    (tmp_path / "a").write_bytes(b"a")
+    code = main(["put", str(tmp_path / "a"), f"s3://{bulkput_bucket}/escape/",
+                 "--endpoint", bulkput_server.endpoint_url, "--progress", "none"])  # fmt: skip
+    assert code == 3
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("bulkput put: aborted: unexpected TypeError in bulkput put (at ")
+    assert lines[0].endswith("in broken_run_job): assembly double broke (a bug; --debug shows the traceback)")
+
+
+@pytest.mark.usefixtures("store_env")
+def test_a_counting_pass_that_raises_ends_put_exit_3(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    def broken_size(_path: str) -> int:
+        raise TypeError("counter double broke")
+
+    monkeypatch.setattr("bulkput.job.counting._size_of", broken_size)  # a manifest line's stat
+    items = make_items(tmp_path / "src", 50, "count")
+    manifest = tmp_path / "files.txt"
+    manifest.write_text("".join(f"{item.path}\n" for item in items))
+    code = main(["put", "--manifest", str(manifest), f"s3://{bulkput_bucket}/count/",
+                 "--endpoint", bulkput_server.endpoint_url, "--progress", "text"])  # fmt: skip
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "aborted: unexpected TypeError in the counting pass (at " in err
+    assert "Traceback" not in err
