@@ -33,11 +33,10 @@ from bulkput.redact import ScrubbingFilter
 if TYPE_CHECKING:  # imported when a job runs, not for --help
     from bulkput.commands.progress import ProgressDisplay
     from bulkput.job.cluster import ClusterProgress
-    from bulkput.job.counting import SourceCount, SourceCounter
+    from bulkput.job.counting import SourceCount
     from bulkput.job.run import ConcurrencyState
     from bulkput.job.shard import ShardRun
     from bulkput.job.spec import JobSpec, PutSource
-    from bulkput.job.summary import JobSummary
 
 log = logging.getLogger("bulkput.put")
 
@@ -224,13 +223,6 @@ def run(args: argparse.Namespace) -> int:
         return report_unexpected("put", error)
 
 
-def counter_failed(counter: SourceCounter, summary: JobSummary) -> None:
-    """A counting pass that failed while the job ran aborts it (its abort may have come too
-    late to stop the job, which then ended before the message arrived)."""
-    if counter.error is not None and summary.aborted is None and not summary.interrupted:
-        summary.aborted = counter.error.one_line()
-
-
 def report_unexpected(verb: str, error: Exception) -> int:
     """An exception no part of the job handled: one line naming it (its traceback at debug
     level, shown by ``--debug``), and the abort's exit status, 3."""
@@ -365,7 +357,7 @@ async def _upload(
 ) -> int:
     from bulkput import runtime
     from bulkput.commands.progress import print_summary
-    from bulkput.job.counting import SourceCounter
+    from bulkput.job.counting import CountingPassFailure, SourceCounter
     from bulkput.job.run import JobControl, run_job
 
     control = JobControl()
@@ -377,7 +369,9 @@ async def _upload(
         args, lambda: control.aborted,
         totals=None if counter is None else counter.count, concurrency=control.concurrency,
     )  # fmt: skip
-    subscribers: list[Subscriber] = [display]
+    # first: a failed counting pass aborts the summary before the others see it
+    subscribers: list[Subscriber] = [] if counter is None else [CountingPassFailure(counter)]
+    subscribers.append(display)
     from bulkput.commands.object_lines import object_lines_for
 
     if (lines := object_lines_for(args, spec.target)) is not None:
@@ -397,8 +391,6 @@ async def _upload(
         display.close()  # whatever happened: the terminal put back
         if report is not None:
             report.close()
-    if counter is not None:
-        counter_failed(counter, summary)
     if control.journal_error is not None:
         sys.stderr.write(f"bulkput put: {control.journal_error.one_line()}\n")
     if not args.quiet or summary.exit_code != 0:

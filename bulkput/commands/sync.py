@@ -137,7 +137,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     from bulkput import runtime
     from bulkput.commands.progress import SYNC_RESUMES, print_summary
     from bulkput.commands.put import open_report, progress_subscriber
-    from bulkput.job.counting import SourceCounter
+    from bulkput.job.counting import CountingPassFailure, SourceCounter
     from bulkput.job.run import Job, JobControl
     from bulkput.job.sync.run import STRATEGIES, SyncOptions, SyncRun
 
@@ -166,8 +166,10 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
         args, aborted,
         totals=None if counter is None else counter.count, concurrency=control.concurrency,
     )  # fmt: skip
-    # the progress display prints each failure and each warning (a symlink skipped) once
-    subscribers: list[Subscriber] = [display]
+    # the progress display prints each failure and each warning (a symlink skipped) once;
+    # before it, a failed counting pass aborts the summary before the others see it
+    subscribers: list[Subscriber] = [] if counter is None else [CountingPassFailure(counter)]
+    subscribers.append(display)
     from bulkput.commands.object_lines import object_lines_for
 
     if (lines := object_lines_for(args, spec.target)) is not None:
@@ -205,10 +207,6 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
         display.close()  # whatever happened: the terminal put back
         if report is not None:
             report.close()
-    if counter is not None:
-        from bulkput.commands.put import counter_failed
-
-        counter_failed(counter, summary)
     sys.stdout.flush()
     if not args.quiet or summary.exit_code != 0:
         print_summary(summary, resume=SYNC_RESUMES)

@@ -25,10 +25,12 @@ from typing import TYPE_CHECKING
 
 from bulkput.errors import BulkputError, UnexpectedError
 from bulkput.items import UploadItem
+from bulkput.job.subscriber import Subscriber
 
 if TYPE_CHECKING:
     from bulkput.job.shard import Shard
     from bulkput.job.spec import JobSpec, PutSource
+    from bulkput.job.summary import JobSummary
     from bulkput.job.sync.run import SyncOptions
     from bulkput.local.walk import WalkOptions
 
@@ -153,6 +155,21 @@ class SourceCounter:
             if isinstance(entries, Generator):  # its file (a manifest) closed now
                 entries.close()
             self._count = SourceCount(objects, total, complete=complete)
+
+
+class CountingPassFailure(Subscriber):
+    """Ends the job aborted (exit 3) when its counting pass failed, even when the pass's abort
+    reached the loop after the last object (a short job). It acts in ``on_done``, before the
+    subscribers after it see the summary, so the report's summary line, the printed summary
+    and the exit code all say the same: put it first among the job's subscribers."""
+
+    def __init__(self, counter: SourceCounter) -> None:
+        self._counter = counter
+
+    def on_done(self, summary: JobSummary) -> None:
+        error = self._counter.error
+        if error is not None and summary.aborted is None and not summary.interrupted:
+            summary.aborted = error.one_line()
 
 
 def _walked_items(

@@ -8,12 +8,16 @@ The command-line test runs ``bulkput sync`` in a child process whose store clien
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +25,8 @@ from bulkput.api import JobSpec, StoreSettings, Uploader
 from bulkput.cli import main
 from bulkput.errors import JobAbortedError, UnexpectedError
 from bulkput.items import UploadItem
-from bulkput.job.run import run_job
+from bulkput.job.report import merge_reports
+from bulkput.job.run import JobControl, run_job
 from bulkput.remote.client import HttpObjectStore
 from bulkput.remote.store import ObjectInfo
 from bulkput.server.testing import ServerHandle
@@ -179,9 +184,57 @@ def test_a_counting_pass_that_raises_ends_put_exit_3(
     items = make_items(tmp_path / "src", 50, "count")
     manifest = tmp_path / "files.txt"
     manifest.write_text("".join(f"{item.path}\n" for item in items))
+    report = tmp_path / "report.jsonl"
     code = main(["put", "--manifest", str(manifest), f"s3://{bulkput_bucket}/count/",
-                 "--endpoint", bulkput_server.endpoint_url, "--progress", "text"])  # fmt: skip
+                 "--endpoint", bulkput_server.endpoint_url, "--progress", "text",
+                 "--report", str(report)])  # fmt: skip
     assert code == 3
     err = capsys.readouterr().err
     assert "aborted: unexpected TypeError in the counting pass (at " in err
     assert "Traceback" not in err
+    # the report's last summary line (what a reader and `report merge` take) says the same
+    summaries = [line["summary"] for line in map(json.loads, report.read_text().splitlines())
+                 if "summary" in line]  # fmt: skip
+    assert summaries[-1]["exit_code"] == code
+    assert summaries[-1]["aborted"].startswith("unexpected TypeError in the counting pass (at ")
+    assert merge_reports([report]).exit_code == code
+
+
+@pytest.mark.usefixtures("store_env")
+def test_a_counting_pass_abort_that_comes_after_the_last_object_is_in_the_report_too(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    counter_failed = threading.Event()
+
+    def broken_size(_path: str) -> int:
+        raise TypeError("counter double broke")
+
+    def abort_that_never_arrives(_self: JobControl, _loop: object) -> Callable[[object], None]:
+        return lambda _error: counter_failed.set()  # the job runs to its last object
+
+    real_put = HttpObjectStore.put_object
+
+    async def put_once_the_count_failed(self: HttpObjectStore, *args: Any, **kwargs: Any) -> Any:
+        await asyncio.to_thread(counter_failed.wait, 30)
+        return await real_put(self, *args, **kwargs)
+
+    monkeypatch.setattr("bulkput.job.counting._size_of", broken_size)
+    monkeypatch.setattr(JobControl, "abort_from_thread", abort_that_never_arrives)
+    monkeypatch.setattr(HttpObjectStore, "put_object", put_once_the_count_failed)
+    items = make_items(tmp_path / "src", 5, "late")
+    manifest = tmp_path / "files.txt"
+    manifest.write_text("".join(f"{item.path}\n" for item in items))
+    report = tmp_path / "report.jsonl"
+    code = main(["put", "--manifest", str(manifest), f"s3://{bulkput_bucket}/late/",
+                 "--endpoint", bulkput_server.endpoint_url, "--progress", "text",
+                 "--report", str(report)])  # fmt: skip
+    assert counter_failed.is_set()
+    assert all(bulkput_server.stats.puts(item.key, bucket=bulkput_bucket) == 1 for item in items)
+    assert code == 3
+    assert "aborted: unexpected TypeError in the counting pass (at " in capsys.readouterr().err
+    summaries = [line["summary"] for line in map(json.loads, report.read_text().splitlines())
+                 if "summary" in line]  # fmt: skip
+    assert summaries[-1]["stored"] == 5
+    assert summaries[-1]["exit_code"] == code
+    assert merge_reports([report]).exit_code == code
