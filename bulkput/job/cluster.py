@@ -26,8 +26,8 @@ same for a thousand objects or ten million.
 killed run could leave behind) and resumes from the store instead (``resume_from_store``):
 a partition run again, after its worker died or by a rerun of the whole job, skips the objects
 the store already holds, so only the objects in flight at the failure are sent twice. A task
-returns its summary as a small dict (counts, the first :data:`FAILURES_PER_PARTITION` failed
-objects with their reasons); the client merges them, and the report is written by the client.
+returns a :class:`PartitionOutcome` (its summary's counts, the first
+:data:`FAILURES_PER_PARTITION` failed objects with their reasons); the client merges them, and the report is written by the client.
 
 **Exit codes.** Objects that failed are in the returned summary (exit 1). A task that could
 not run at all (its source folder unreadable on the worker, the store unreachable, no
@@ -54,7 +54,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bulkput.errors import BulkputError, PartitionError
 from bulkput.items import ObjectResult, Status, UploadItem
@@ -222,16 +222,23 @@ class _Failures(Subscriber):
     """Keeps a partition's first failed objects for the client."""
 
     def __init__(self, limit: int) -> None:
-        self.kept: list[dict[str, Any]] = []
-        self.dropped = 0
+        self.kept: list[ObjectResult] = []
         self._limit = limit
 
     def on_result(self, result: ObjectResult) -> None:
-        if result.status is Status.FAILED:
-            if len(self.kept) < self._limit:
-                self.kept.append(result.to_json())
-            else:
-                self.dropped += 1
+        if result.status is Status.FAILED and len(self.kept) < self._limit:
+            self.kept.append(result)
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionOutcome:
+    """What a partition task returns to the client: the worker's host, the job's summary and
+    its first failed objects (the summary's counts cover them all)."""
+
+    partition: int
+    host: str
+    summary: JobSummary
+    failures: tuple[ObjectResult, ...]
 
 
 def _unreadable_folder(folders: Iterable[str]) -> str | None:
@@ -248,14 +255,15 @@ def _unreadable_folder(folders: Iterable[str]) -> str | None:
     return None
 
 
-def run_partition(spec: JobSpec, partition: Partition, stop_event: str | None = None) -> dict[str, Any]:
+def run_partition(
+    spec: JobSpec, partition: Partition, stop_event: str | None = None
+) -> PartitionOutcome:
     """The Dask task: ``run_job`` of the partition's items (resuming from the store: one
     listing of the slice its keys span), on a new event loop in the worker's thread. When the
     Dask event named ``stop_event`` is set (the client was interrupted), the job stops as
     Ctrl-C stops one: no new object, the requests in flight finish.
 
-    Returns ``{"partition", "host", "summary", "failures", "failures_dropped"}``; raises
-    :class:`PartitionError` (the cause, this host and working directory) when the partition
+    Returns its :class:`PartitionOutcome`; raises :class:`PartitionError` (the cause, this host and working directory) when the partition
     could not run, so that Dask's ``retries`` apply."""
     from bulkput import runtime
 
@@ -279,13 +287,7 @@ def run_partition(spec: JobSpec, partition: Partition, stop_event: str | None = 
     if summary.aborted is not None or summary.interrupted:
         cause = summary.aborted or "interrupted on the worker"
         raise PartitionError(f"partition {partition.index}: {cause}", host=host, cwd=cwd)
-    return {
-        "partition": partition.index,
-        "host": host,
-        "summary": summary.to_dict(),
-        "failures": failures.kept,
-        "failures_dropped": failures.dropped,
-    }
+    return PartitionOutcome(partition.index, host, summary, tuple(failures.kept))
 
 
 def _dask_event(name: str) -> DaskEvent | None:
@@ -488,29 +490,16 @@ def _merge(result: ClusterResult, future: Future, index: int) -> str | None:
             cause = scrub(f"partition {index}: {type(error).__name__}: {' '.join(str(error).split())}")
         result.failed_partitions.append(PartitionFailure(index, cause))
         return None
-    answer = future.result()
-    result.summary.merge(JobSummary.from_dict(answer["summary"]))
-    for record in answer["failures"]:
-        _keep_failure(result, _failed_object(record))
-    return str(answer["host"])
+    outcome: PartitionOutcome = future.result()
+    result.summary.merge(outcome.summary)
+    for failed in outcome.failures:
+        _keep_failure(result, failed)
+    return outcome.host
 
 
 def _keep_failure(result: ClusterResult, failed: ObjectResult) -> None:
     if len(result.failures) < FAILURES_KEPT:
         result.failures.append(failed)
-
-
-def _failed_object(record: dict[str, Any]) -> ObjectResult:
-    return ObjectResult(
-        key=str(record.get("key", "")),
-        path=record.get("path"),
-        status=Status.FAILED,
-        size=record.get("size"),
-        attempts=int(record.get("attempts", 0)),
-        error_code=record.get("error_code"),
-        message=record.get("message"),
-        request_id=record.get("request_id"),
-    )
 
 
 def _known_total(source: PutSource) -> int | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bulkput.errors import BulkputError, ManifestError, PartitionError
-from bulkput.items import UploadItem
+from bulkput.items import Status, UploadItem
 from bulkput.job.cluster import (
     PartitionSize,
     in_key_order,
@@ -113,12 +113,12 @@ def test_the_task_returns_counts_and_failed_objects_and_resumes_from_the_store(
     assert spec.resume_from_store and spec.remote
     assert spec.journal == JournalSettings() and spec.shard is None
     first = run_partition(spec, part)
-    assert first["partition"] == 0 and first["host"] == socket.gethostname()
-    assert (first["summary"]["stored"], first["summary"]["failed"]) == (2, 1)
-    assert [(f["key"], f["status"]) for f in first["failures"]] == [("p/missing", "failed")]
-    assert "missing" in first["failures"][0]["message"]
+    assert first.partition == 0 and first.host == socket.gethostname()
+    assert (first.summary.stored, first.summary.failed) == (2, 1)
+    assert [(f.key, f.status) for f in first.failures] == [("p/missing", Status.FAILED)]
+    assert "missing" in (first.failures[0].message or "")
     again = run_partition(spec, part)  # a partition run again sends nothing the store has
-    assert (again["summary"]["stored"], again["summary"]["skipped_in_store"]) == (0, 2)
+    assert (again.summary.stored, again.summary.skipped_in_store) == (0, 2)
     assert bulkput_server.stats.puts("p/a", bucket=bulkput_bucket) == 1
 
 
