@@ -10,9 +10,12 @@ registers its credentials when it is made and again when a chain renews them. Th
   on stderr, and the log handler of the command line (:class:`ScrubbingFilter`).
 
 Each secret is removed as it is and percent-encoded (a server may echo a query string). A
-secret shorter than 8 characters (only ever a test's) is removed only where it stands alone, so
-that ``sk`` does not eat the middle of ``disk``. No secret registered: :func:`scrub` returns its
-argument at the cost of one attribute test.
+secret shorter than 8 characters (only ever a test's: real keys and tokens are longer) is
+removed only where it is a whole value, between two separators (:data:`SEPARATORS`, the start
+or end of the text; a sentence's final ``.``, ``!`` or ``?`` too), so that ``sk`` does not eat
+the middle of ``disk`` nor ``x`` that of ``photos/x.jpg``, while ``secret=x``, ``"x"``,
+``<Token>x</Token>`` and ``token x.`` are masked. No secret registered: :func:`scrub` returns
+its argument at the cost of one attribute test.
 """
 
 from __future__ import annotations
@@ -23,7 +26,18 @@ from collections.abc import Iterable
 from urllib.parse import quote, quote_plus, urlsplit
 
 MASK = "******"
-SHORT = 8  # secrets shorter than this are matched as whole words only
+SHORT = 8  # secrets shorter than this are matched as whole values only
+# What ends a value in the texts bulkput shows: whitespace, quotes, key=value, lists, query
+# strings, XML and JSON, brackets. Not / . - _ + (inside object keys, paths, file names).
+SEPARATORS = r"""\s"'`=:,;&|<>()\[\]{}"""
+_BEFORE = rf"(?<![^{SEPARATORS}])"  # the start of the text or a separator
+_AFTER = rf"(?![^{SEPARATORS}])|(?=[.!?]+(?:[{SEPARATORS}]|$))"  # or a sentence's end
+
+
+def _alternative(secret: str) -> str:
+    if len(secret) >= SHORT:
+        return re.escape(secret)
+    return rf"{_BEFORE}{re.escape(secret)}(?:{_AFTER})"
 
 
 class Redactor:
@@ -45,10 +59,7 @@ class Redactor:
         self._secrets |= new
         # longest first, so that a token containing a shorter secret is removed whole
         ordered = sorted(self._secrets, key=len, reverse=True)
-        alternatives = [
-            re.escape(s) if len(s) >= SHORT else rf"(?<![A-Za-z0-9]){re.escape(s)}(?![A-Za-z0-9])"
-            for s in ordered
-        ]
+        alternatives = [_alternative(s) for s in ordered]
         self._pattern = re.compile("|".join(alternatives))
         self._bytes_pattern = re.compile("|".join(alternatives).encode("utf-8"))
 

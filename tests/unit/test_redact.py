@@ -39,6 +39,38 @@ def test_a_short_secret_is_removed_only_where_it_stands_alone() -> None:
     assert scrub("disk sk task sk.") == f"disk {MASK} task {MASK}."
 
 
+def test_a_one_character_secret_leaves_object_keys_alone() -> None:
+    register("x")  # --secret-key x
+    line = "photos/x.jpg failed: x-amz-meta-x too long (max 2 KiB); see photos/x and x.jpg"
+    assert scrub(line) == line
+    assert scrub_bytes(line.encode()) == line.encode()
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("secret=x", f"secret={MASK}"),
+        ('{"secret_key": "x"}', f'{{"secret_key": "{MASK}"}}'),
+        ("Credentials(secret_key='x')", f"Credentials(secret_key='{MASK}')"),
+        ("<Token>x</Token>", f"<Token>{MASK}</Token>"),
+        ("?X-Amz-Security-Token=x&X-Amz-Date=1", f"?X-Amz-Security-Token={MASK}&X-Amz-Date=1"),
+        ("the secret is x.", f"the secret is {MASK}."),
+        ("x", MASK),
+        ("photos/x.jpg: secret x", f"photos/x.jpg: secret {MASK}"),
+    ],
+)
+def test_a_one_character_secret_is_masked_as_a_whole_value(text: str, clean: str) -> None:
+    register("x")
+    assert scrub(text) == clean
+    assert scrub_bytes(text.encode()) == clean.encode()
+
+
+def test_a_long_secret_is_masked_anywhere_even_inside_a_key() -> None:
+    register("SECRETKEY0123456789")
+    text = "photos/SECRETKEY0123456789.jpg aSECRETKEY0123456789b"
+    assert scrub(text) == f"photos/{MASK}.jpg a{MASK}b"
+
+
 def test_error_lines_are_scrubbed() -> None:
     register(TOKEN)
     error = ServiceError(f"bad token {TOKEN}", code="InvalidArgument", status=400, key="k")
