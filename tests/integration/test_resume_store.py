@@ -30,6 +30,7 @@ from bulkput.api import open_destination
 from bulkput.remote.store import ObjectHeaders
 from bulkput.server.faults import FaultConfig
 from bulkput.server.testing import ServerHandle
+from tests.integration.store_contents import bucket_objects
 
 BUCKET = "resume-store"
 FILES = 12
@@ -75,18 +76,7 @@ def journal_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def stored(server: ServerHandle) -> dict[str, bytes]:
     """Every object of the bucket, read back: key -> bytes."""
-
-    async def read() -> dict[str, bytes]:
-        _t, store = await open_destination(
-            f"s3://{BUCKET}/", endpoint=server.endpoint_url, env=server.env("s3")
-        )
-        try:
-            keys = [info.key async for info in store.list_objects("")]
-            return {key: await store.get_object(key) for key in keys}
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
+    return bucket_objects(server, BUCKET)
 
 
 def expected(tree: Path, names: Sequence[str] | None = None) -> dict[str, bytes]:

@@ -27,6 +27,7 @@ from bulkput.job.shard import Shard
 from bulkput.remote.store import ObjectHeaders
 from bulkput.server.testing import ServerHandle
 from tests.fixtures.misbehaving import Request, ScriptedServer, error_answer, put_ok
+from tests.integration.store_contents import bucket_objects
 
 BUCKET = "store-resume"
 SHARD = "0/2"
@@ -54,18 +55,7 @@ def summary_of(report: Path) -> dict[str, object]:
 
 def objects(server: ServerHandle) -> dict[str, bytes]:
     """Every object of the bucket, read back: key -> bytes."""
-
-    async def read() -> dict[str, bytes]:
-        _t, store = await open_destination(
-            f"s3://{BUCKET}/", endpoint=server.endpoint_url, env=server.env("s3")
-        )
-        try:
-            keys = [info.key async for info in store.list_objects("")]
-            return {key: await store.get_object(key) for key in keys}
-        finally:
-            await store.close()
-
-    return asyncio.run(read())
+    return bucket_objects(server, BUCKET)
 
 
 def meddle(server: ServerHandle, delete: list[str], overwrite: dict[str, bytes]) -> None:
