@@ -263,8 +263,9 @@ def run_partition(
     Dask event named ``stop_event`` is set (the client was interrupted), the job stops as
     Ctrl-C stops one: no new object, the requests in flight finish.
 
-    Returns its :class:`PartitionOutcome`; raises :class:`PartitionError` (the cause, this host and working directory) when the partition
-    could not run, so that Dask's ``retries`` apply."""
+    Returns its :class:`PartitionOutcome`; raises :class:`PartitionError` (the cause, this
+    host and working directory) when the partition could not run, so that Dask's ``retries``
+    apply."""
     from bulkput import runtime
 
     host, cwd = socket.gethostname(), os.getcwd()

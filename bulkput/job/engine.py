@@ -518,7 +518,7 @@ class Engine:
                 await pending.put(batch)
         return []
 
-    def _report_held(self, batch: list[UploadItem], unread: Sequence[Any]) -> None:
+    def _report_held(self, batch: list[UploadItem], unread: Sequence[object]) -> None:
         """The producer was cancelled (an abort, or a stop's listing out of time): the items it
         read but did not hand on are reported, so the report stays whole."""
         if self._stopping and self._aborted is None:
@@ -528,7 +528,7 @@ class Engine:
             if self.shard is None or self.shard.owns(item.key):
                 self._emit(self._unsent(item))
 
-    def _list_not_started(self, entry: Any) -> None:
+    def _list_not_started(self, entry: object) -> None:
         """An entry read after the stop: a ``not_started`` line for an item this shard owns
         (no file is opened), the usual result for an error entry."""
         if isinstance(entry, UploadItem):
