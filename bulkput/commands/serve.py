@@ -172,12 +172,16 @@ def port(text: str) -> int:
     return value
 
 
-def fraction(text: str) -> float:
-    """An argparse ``type=``: a fraction, 0 to 1."""
+def _number(text: str) -> float:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def fraction(text: str) -> float:
+    """An argparse ``type=``: a fraction, 0 to 1."""
+    value = _number(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{text!r}: a fraction is 0 to 1 (0.1: one in ten)")
     return value
@@ -185,10 +189,7 @@ def fraction(text: str) -> float:
 
 def rate(text: str) -> float:
     """An argparse ``type=``: requests a second, above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 requests a second")
     return value
