@@ -362,6 +362,14 @@ class AuthError(RemoteError):
         )  # fmt: skip
         return f"credentials from {used.origin} (key id {used.key_id}) {verdict}: {super()._detail()}"
 
+    def reworded(self, message: str) -> AuthError:
+        """The same refusal (code, status, request id, bucket, the credentials used) with
+        ``message`` saying what was refused and what to do."""
+        refused = AuthError(message, code=self.code, status=self.status,
+                            request_id=self.request_id, bucket=self.bucket)  # fmt: skip
+        refused.credentials = self.credentials
+        return refused
+
 
 class NotFoundError(RemoteError):
     pass

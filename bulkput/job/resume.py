@@ -150,16 +150,10 @@ async def verify_resume(
                 journal.forget_stored(forget)
                 forget = []
     except AuthError as error:
-        refused = AuthError(
+        raise error.reworded(
             f"listing {prefix or '/'!r} to check the journal before resuming was refused"
-            f" ({error.code}): run with --no-verify-resume to trust the journal without listing",
-            code=error.code,
-            status=error.status,
-            request_id=error.request_id,
-            bucket=error.bucket,
-        )
-        refused.credentials = error.credentials
-        raise refused from None
+            f" ({error.code}): run with --no-verify-resume to trust the journal without listing"
+        ) from None
     finally:
         await joined_keys.aclose()
     if forget:

@@ -392,13 +392,9 @@ LISTING_STAGE = "the listing for resume from the store"
 
 
 def _refused(error: AuthError, prefix: str) -> AuthError:
-    return AuthError(
+    return error.reworded(
         f"listing {prefix or '/'!r} to skip what the store already holds was refused"
-        f" ({error.code}): run with --no-resume-from-store to upload without listing",
-        code=error.code,
-        status=error.status,
-        request_id=error.request_id,
-        bucket=error.bucket,
+        f" ({error.code}): run with --no-resume-from-store to upload without listing"
     )
 
 

@@ -220,6 +220,9 @@ def test_a_store_that_refuses_listings_exits_3_with_the_way_out(tmp_path: Path) 
     assert refused.returncode == 3, refused.stderr
     lines = [line for line in refused.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "refused" in lines[0] and "--no-resume-from-store" in lines[0], lines
+    # the line names the credentials the store refused, as every other refusal does
+    assert "credentials from environment variables" in lines[0], lines
+    assert "(key id AK...) were refused access" in lines[0], lines
     assert puts_when_refused == []
     assert way_out.returncode == 0, way_out.stderr
     assert len(puts) == 3
