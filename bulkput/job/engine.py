@@ -54,8 +54,6 @@ Then the journal is flushed and ``summary.interrupted`` set (exit 130).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hashlib
 import logging
@@ -92,7 +90,7 @@ from bulkput.job.multipart import (
     upload_file,
 )
 from bulkput.job.shard import Shard
-from bulkput.job.store_resume import already_stored
+from bulkput.job.store_resume import already_stored, trusted_md5_hex
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.summary import IN_STORE, JobSummary
 from bulkput.local.digest import b64, md5_file
@@ -758,28 +756,30 @@ class Engine:
                     item, size, mtime_ns, None, None, None, headers, True, file_id
                 )
             trusted = item.md5
-            if trusted is not None and already_stored(item, size, _b64_to_hex(trusted)):
-                return _in_store(item, size, _b64_to_hex(trusted))  # the manifest's MD5: not read
+            trusted_hex = trusted_md5_hex(item)
+            if trusted_hex is not None and already_stored(item, size, trusted_hex):
+                return _in_store(item, size, trusted_hex)  # the manifest's MD5: not read
             if size <= config.body_in_memory_limit:
                 if inline_limit is not None and size > inline_limit:
                     return _LEAVE_TO_A_THREAD
                 data, size, mtime_ns = _read_stable(fd, item, size, mtime_ns)
                 if trusted is None:
                     digest = hashlib.md5(data)
-                    if item.stored is not None and already_stored(item, size, digest.hexdigest()):
-                        return _in_store(item, size, digest.hexdigest())
+                    md5_hex = digest.hexdigest()
+                    if already_stored(item, size, md5_hex):
+                        return _in_store(item, size, md5_hex)
                     return _Prepared(
                         item,
                         size,
                         mtime_ns,
                         data,
                         b64(digest.digest()),
-                        digest.hexdigest(),
+                        md5_hex,
                         headers,
                         file_id=file_id,
                     )
                 return _Prepared(
-                    item, size, mtime_ns, data, trusted, _b64_to_hex(trusted), headers,
+                    item, size, mtime_ns, data, trusted, trusted_hex, headers,
                     file_id=file_id,
                 )
         finally:
@@ -790,7 +790,7 @@ class Engine:
             return _Prepared(item, size, mtime_ns, None, None, None, headers, file_id=file_id)
         body = FileRange(item.path, 0, size)
         return _Prepared(
-            item, size, mtime_ns, body, trusted, _b64_to_hex(trusted), headers, file_id=file_id
+            item, size, mtime_ns, body, trusted, trusted_hex, headers, file_id=file_id
         )
 
     def _journal_skips(
@@ -1191,8 +1191,3 @@ def _local_error(item: UploadItem, exc: OSError, read_from: str | None = None) -
     )
 
 
-def _b64_to_hex(value: str) -> str | None:
-    try:
-        return base64.b64decode(value, validate=True).hex()
-    except (binascii.Error, ValueError):
-        return None
