@@ -19,7 +19,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from bulkput.server.testing import ServerHandle  # noqa: E402
-from tests.fixtures.local_process import run_program  # noqa: E402
+from tests.fixtures.dask_cluster import dask_scheduler, dask_worker  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -49,41 +49,22 @@ class RealCluster:
     worker_dirs: list[Path]
 
 
-def _scheduler_address(scheduler_file: Path) -> str | None:
-    """The address the scheduler writes once it listens (the file may be seen half written)."""
-    try:
-        return str(json.loads(scheduler_file.read_text())["address"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 @pytest.fixture(scope="module")
 def real_cluster(
     bulkput_server: ServerHandle, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RealCluster]:
     """Workers with the store's credentials in their environment; the client gets none."""
     root = tmp_path_factory.mktemp("cluster")
-    scheduler_file = root / "scheduler.json"
-    scheduler = [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                 "--no-dashboard", "--scheduler-file", str(scheduler_file)]  # fmt: skip
     with contextlib.ExitStack() as stack:
-        stack.enter_context(run_program(
-            "dask-scheduler", scheduler, ready=lambda: _scheduler_address(scheduler_file) is not None,
-            env=_clean_env(root), cwd=str(root),
-        ))  # fmt: skip
-        address = _scheduler_address(scheduler_file)
-        assert address is not None
+        address = stack.enter_context(dask_scheduler(root, _clean_env(root)))
         worker_dirs = []
         for n in range(2):
             home = root / f"worker-{n}"
             (home / "cwd").mkdir(parents=True)
             worker_dirs.append(home / "cwd")
             env = _clean_env(home, XDG_CACHE_HOME=str(home / "cache"), **bulkput_server.env("s3"))
-            worker = [sys.executable, "-m", "dask", "worker", address, "--nthreads", "1",
-                      "--host", "127.0.0.1", "--no-dashboard", "--local-directory",
-                      str(home / "dask")]  # fmt: skip
-            stack.enter_context(run_program(f"dask-worker-{n}", worker, ready=lambda: True,
-                                            env=env, cwd=str(home / "cwd")))  # fmt: skip
+            stack.enter_context(dask_worker(f"worker-{n}", address, cwd=home / "cwd", env=env,
+                                            nthreads=1, local_dir=home / "dask"))  # fmt: skip
         with distributed.Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield RealCluster(address, worker_dirs)

@@ -25,7 +25,7 @@ distributed = pytest.importorskip("distributed")
 
 from bulkput.server.faults import FaultConfig  # noqa: E402
 from bulkput.server.testing import ServerHandle  # noqa: E402
-from tests.fixtures.local_process import run_program  # noqa: E402
+from tests.fixtures.dask_cluster import dask_scheduler, dask_worker  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 THREADS_PER_WORKER = 2
@@ -58,25 +58,11 @@ def _env(home: Path) -> dict[str, str]:
     return env
 
 
-def _address(scheduler_file: Path) -> str | None:
-    """The scheduler's address once its file is written whole (it may be seen half written)."""
-    try:
-        return str(json.loads(scheduler_file.read_text())["address"])
-    except (OSError, ValueError, KeyError):
-        return None
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     root = tmp_path_factory.mktemp("cluster")
-    scheduler_file = root / "scheduler.json"
     (root / "scheduler-home").mkdir()
-    scheduler = [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                 "--no-dashboard", "--scheduler-file", str(scheduler_file)]  # fmt: skip
-    with run_program("dask-scheduler", scheduler, ready=lambda: _address(scheduler_file) is not None,
-                     env=_env(root / "scheduler-home"), cwd=str(root)):  # fmt: skip
-        address = _address(scheduler_file)
-        assert address is not None
+    with dask_scheduler(root, _env(root / "scheduler-home")) as address:
         dirs = []
         with contextlib.ExitStack() as stack:
             for n in range(2):
@@ -84,12 +70,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 home.mkdir()
                 cwd.mkdir()
                 dirs.append(cwd)
-                worker = [sys.executable, "-m", "dask", "worker", address,
-                          "--nthreads", str(THREADS_PER_WORKER), "--host",
-                          "127.0.0.1", "--no-dashboard", "--name", f"worker-{n}",
-                          "--local-directory", str(cwd / "dask")]  # fmt: skip
-                stack.enter_context(run_program(f"dask-worker-{n}", worker, ready=lambda: True,
-                                                env=_env(home), cwd=str(cwd)))  # fmt: skip
+                stack.enter_context(dask_worker(f"worker-{n}", address, cwd=cwd, env=_env(home),
+                                                nthreads=THREADS_PER_WORKER,
+                                                local_dir=cwd / "dask"))  # fmt: skip
             with distributed.Client(address, timeout=30) as client:
                 client.wait_for_workers(2, timeout=60)
                 yield Cluster(client.scheduler.address, client, dirs, root)
