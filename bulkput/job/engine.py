@@ -90,7 +90,7 @@ from bulkput.job.multipart import (
     upload_file,
 )
 from bulkput.job.shard import Shard
-from bulkput.job.store_resume import already_stored, trusted_md5_hex
+from bulkput.job.store_resume import already_stored, head_confirms, trusted_md5_hex
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.summary import IN_STORE, JobSummary
 from bulkput.local.digest import b64, md5_file
@@ -104,7 +104,6 @@ from bulkput.local.read_placement import (
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import (
     MAX_SINGLE_PUT,
-    MD5_METADATA,
     Body,
     FileRange,
     ObjectHeaders,
@@ -1057,11 +1056,7 @@ class Engine:
         md5_hex = prepared.md5_hex
         if info is None:
             return self._interrupted(prepared, "a HEAD after the stop did not find it")
-        confirmed = md5_hex is not None and info.size == prepared.size and (
-            (info.etag_is_md5 and (info.etag or "").lower() == md5_hex)
-            or info.metadata.get(MD5_METADATA) == md5_hex
-        )
-        if not confirmed:
+        if not head_confirms(info, prepared.size, md5_hex):
             return self._interrupted(
                 prepared, "the store holds an object at this key that HEAD cannot confirm is this file"
             )

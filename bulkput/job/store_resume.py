@@ -147,6 +147,14 @@ def already_stored(item: UploadItem, size: int, md5_hex: str | None) -> bool:
     return decide(listed, size, md5_hex).action is Action.SKIP
 
 
+def head_confirms(info: ObjectInfo, size: int, md5_hex: str | None) -> bool:
+    """A HEAD's answer holds exactly this file: the same size and MD5 (the ETag where the
+    answer says it is the MD5, else the ``md5`` metadata), by :func:`decide`."""
+    if md5_hex is None:
+        return False
+    return decide(ListedObject.from_head(info), size, md5_hex).action is Action.SKIP
+
+
 def trusted_md5_hex(item: UploadItem) -> str | None:
     """The manifest's own MD5 of the item (base64 Content-MD5) as hex, when it gives one."""
     if item.md5 is None:
