@@ -126,6 +126,24 @@ class RunningServer:
         self.stop()
 
 
+def s3_client(server: RunningServer) -> Any:
+    """A boto3 S3 client for the server (every store the harness runs speaks S3)."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        verify=str(server.ca_file) if server.ca_file else None,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3},
+                      request_checksum_calculation="when_required",
+                      response_checksum_validation="when_required"),
+    )
+
+
 def process_cpu_seconds(pid: int) -> float:
     """utime + stime + cutime + cstime of ``pid`` from /proc, in seconds (0 if it is gone)."""
     try:
@@ -226,8 +244,6 @@ def make_certificate(workdir: Path) -> tuple[Path, Path]:
 
 
 def _create_bucket(server: RunningServer) -> None:
-    from benchmarks.verify import s3_client
-
     s3_client(server).create_bucket(Bucket=server.bucket)
 
 

@@ -14,31 +14,11 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from benchmarks.datasets import Dataset, ListingDigest
+from benchmarks.servers import RunningServer, s3_client
 from bulkput.local.digest import md5_file
-
-if TYPE_CHECKING:
-    from benchmarks.servers import RunningServer
-
-
-def s3_client(server: RunningServer) -> Any:
-    """A boto3 S3 client for the server (every store the harness runs speaks S3)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=server.endpoint,
-        aws_access_key_id=server.access_key,
-        aws_secret_access_key=server.secret_key,
-        region_name=server.region,
-        verify=str(server.ca_file) if server.ca_file else None,
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3},
-                      request_checksum_calculation="when_required",
-                      response_checksum_validation="when_required"),
-    )
 
 
 @dataclass(frozen=True)

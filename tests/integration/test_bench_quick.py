@@ -67,8 +67,8 @@ def test_quick_benchmark_verifies_every_run_and_writes_its_outputs(tmp_path: Pat
 def test_verification_fails_a_missing_or_altered_object(tmp_path: Path) -> None:
     """What makes a run FAILED: the listing must hold every object, byte count and MD5."""
     from benchmarks.datasets import BUCKET, DatasetSpec, generate_dataset
-    from benchmarks.servers import BULKPUT_S3, RunningServer
-    from benchmarks.verify import s3_client, verify_listing
+    from benchmarks.servers import BULKPUT_S3, RunningServer, s3_client
+    from benchmarks.verify import verify_listing
     from bulkput.server.testing import serve_in_thread
 
     dataset = generate_dataset(DatasetSpec("v", 12, 2048, files_per_dir=5, nested=True),
