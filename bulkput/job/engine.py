@@ -64,7 +64,6 @@ import time
 from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from itertools import islice
 from typing import Any, TypeVar
 
 from bulkput.config import TransferConfig
@@ -79,6 +78,7 @@ from bulkput.errors import (
     ValidationError,
 )
 from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.job.batches import next_batch, take
 from bulkput.job.collector import SummaryCollector
 from bulkput.job.headers import HeaderBuilder
 from bulkput.job.journal_protocol import JobJournal
@@ -464,16 +464,15 @@ class Engine:
     async def _produce_from(
         self, iterator: Iterator[Any], pending: asyncio.Queue[Any], pull: ThreadPoolExecutor | None
     ) -> None:
-        loop = asyncio.get_running_loop()
         chunk: list[Any] = []
         batch: list[UploadItem] = []
         index = 0
         try:
             while True:
                 if pull is None:
-                    chunk = list(islice(iterator, BATCH_SIZE * 8))
+                    chunk = take(iterator, BATCH_SIZE * 8)
                 else:
-                    chunk = await loop.run_in_executor(pull, _take, iterator, BATCH_SIZE * 8)
+                    chunk = await next_batch(iterator, BATCH_SIZE * 8, pull)
                 if not chunk:
                     return
                 for index, entry in enumerate(chunk, 1):  # noqa: B007 (read on cancel)
@@ -1136,10 +1135,6 @@ class Engine:
             await loop.run_in_executor(None, journal.flush)
         except BulkputError as error:
             self._abort(error)
-
-
-def _take(iterator: Iterator[Any], count: int) -> list[Any]:
-    return list(islice(iterator, count))
 
 
 def _read_stable(fd: int, item: UploadItem, size: int, mtime_ns: int) -> tuple[bytes, int, int]:

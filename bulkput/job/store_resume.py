@@ -44,6 +44,7 @@ from typing import Any
 from bulkput.config import RetryPolicy
 from bulkput.errors import AuthError, BulkputError, UnexpectedError
 from bulkput.items import StoredCopy, UploadItem
+from bulkput.job.batches import next_batch
 from bulkput.job.shard import Shard
 from bulkput.job.summary import IN_STORE
 from bulkput.job.sync.formats import etag_md5, metadata_md5
@@ -462,11 +463,10 @@ class _Groups:
         self.done = False
 
     async def __aiter__(self) -> AsyncIterator[list[UploadItem]]:
-        loop = asyncio.get_running_loop()
         merged = self.sorter.merged()
         group: list[UploadItem] = []
         while True:
-            page = await loop.run_in_executor(None, _take, merged, PAGE)
+            page = await next_batch(merged, PAGE)
             if not page:
                 break
             for item in page:
@@ -478,10 +478,6 @@ class _Groups:
             yield group
         # only now: a listed key before the last group's is not "past the largest"
         self.done = True
-
-
-def _take(iterator: Iterator[UploadItem], count: int) -> list[UploadItem]:
-    return list(itertools.islice(iterator, count))
 
 
 async def _listing(
@@ -506,10 +502,9 @@ async def _entries(
         async for entry in items:
             yield entry
         return
-    loop = asyncio.get_running_loop()
     iterator: Iterator[Any] = iter(items)
     while True:
-        page = await loop.run_in_executor(None, _take, iterator, PAGE)
+        page = await next_batch(iterator, PAGE)
         if not page:
             return
         for entry in page:

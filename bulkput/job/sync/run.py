@@ -10,15 +10,15 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import IO, Any, TextIO
 
 from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, LocalInputError, MaxDeleteExceeded, UnexpectedError
 from bulkput.items import ObjectResult, Status, UploadItem
+from bulkput.job.batches import next_batch
 from bulkput.job.collector import SummaryCollector
 from bulkput.job.limited_store import LimitedStore
 from bulkput.job.shard import Shard
@@ -433,11 +433,10 @@ class SyncRun:
 
     async def _local_items(self) -> AsyncIterator[WalkItem]:
         """The walk, run in a worker thread a batch at a time, so disk waits never block the loop."""
-        loop = asyncio.get_running_loop()
         iterator = walk_tree(self.source_dir, self._walk_options)
         while True:
             try:
-                batch = await loop.run_in_executor(self._pool, _take, iterator, WALK_BATCH)
+                batch = await next_batch(iterator, WALK_BATCH, self._pool)
             except BulkputError:
                 raise
             except Exception as error:  # named: the walk, not the listing
@@ -538,10 +537,6 @@ _STOP = object()
 DELETE_BATCH = 1000
 WALK_BATCH = 512
 LISTING_READ_AHEAD = 2000
-
-
-def _take(iterator: Iterator[Any], count: int) -> list[Any]:
-    return list(islice(iterator, count))
 
 
 async def sync_dir(
