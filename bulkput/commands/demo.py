@@ -102,7 +102,7 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
     import asyncio
 
     from bulkput import runtime
-    from bulkput.commands.progress import ProgressDisplay, print_summary
+    from bulkput.commands.progress import ProgressDisplay, print_summary, report_stdout
     from bulkput.job.counting import SourceCounter
     from bulkput.job.report import ReportWriter
     from bulkput.job.run import Job, JobControl
@@ -126,7 +126,9 @@ async def _demo(root: Path, dialects: list[str], report: str | None) -> int:
             display = ProgressDisplay(sys.stderr, interval=2.0, totals=counter.count,
                                       concurrency=control.concurrency)  # fmt: skip
             subscribers: list[Subscriber] = [display]
-            writer = ReportWriter(report) if report and dialect == dialects[-1] else None
+            writer = None
+            if report and dialect == dialects[-1]:
+                writer = ReportWriter(report, stdout=report_stdout(display) if report == "-" else None)
             if writer is not None:
                 subscribers.append(writer)
             stored = _Stored()

@@ -10,11 +10,12 @@ import asyncio
 import functools
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TextIO
 
 from bulkput.errors import BulkputError, RemoteError
 from bulkput.items import ObjectResult, Status
@@ -517,12 +518,18 @@ class ProgressDisplay(Subscriber):
         self._print_line(failure_line(result))
 
     def _print_line(self, text: str) -> None:
-        live = self._live
-        if live is not None:  # above the bar
-            live.console.print(text, markup=False, highlight=False, soft_wrap=True)
-        else:
+        if not self.print_above(text):
             self.stream.write(text + "\n")
             self.stream.flush()
+
+    def print_above(self, text: str) -> bool:
+        """Print ``text`` (one line or several) above the live bar, as it is: no markup, no
+        wrapping but the terminal's own; False, and nothing printed, when no bar is up."""
+        live = self._live
+        if live is None:
+            return False
+        live.console.print(text, markup=False, emoji=False, highlight=False, soft_wrap=True)
+        return True
 
     def _start_live(self) -> None:
         from rich.console import Console
@@ -532,14 +539,14 @@ class ProgressDisplay(Subscriber):
 
         console = Console(file=self.stream, force_terminal=True)
         # Whatever else writes to stderr while the bar is up (a SIGINT notice, -v lines) goes
-        # above it, not through it; so does stdout when it is a terminal too (-v and --dry-run
-        # object lines), not when it is a pipe or a file.
+        # above it, not through it; so does stdout when it is the same terminal (-v and
+        # --dry-run object lines), not when it is a pipe, a file or another terminal.
         is_stderr = self.stream is sys.stderr
         live = Live(
             _LiveView(self),
             console=console,
             refresh_per_second=_LIVE_REFRESH_PER_SECOND,
-            redirect_stdout=is_stderr and sys.stdout.isatty(),
+            redirect_stdout=is_stderr and same_terminal(sys.stdout, self.stream),
             redirect_stderr=is_stderr,
         )
         live.start()
@@ -576,6 +583,49 @@ class ProgressDisplay(Subscriber):
         lines.add_row(grid)
         lines.add_row(Text(self.rates_text(count), no_wrap=True, overflow="ellipsis"))
         return lines
+
+
+def same_terminal(first: TextIO, second: TextIO) -> bool:
+    """Both streams are the one terminal (a pipe, a file, a stream with no file descriptor or
+    two terminals apart: False)."""
+    try:
+        return first.isatty() and second.isatty() and os.path.samestat(
+            os.fstat(first.fileno()), os.fstat(second.fileno())
+        )
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return False
+
+
+class LinesAboveTheBar:
+    """Standard output's bytes for ``--report -`` when standard output is the terminal of the
+    live bar (``display``): held until the writer flushes, then printed above the bar in one
+    piece (the bar erased first and drawn again below them), as the ``-v`` lines are, instead
+    of written through the bar's last frame; written straight to ``out`` while no bar is up.
+    The writer flushes about once a second, so the bar is not redrawn once per line."""
+
+    def __init__(self, display: ProgressDisplay, out: BinaryIO) -> None:
+        self.display = display
+        self.out = out
+        self._held: list[bytes] = []
+
+    def write(self, data: bytes, /) -> int:
+        self._held.append(data)
+        return len(data)
+
+    def flush(self) -> None:
+        data, self._held = b"".join(self._held), []
+        if data.endswith(b"\n") and self.display.print_above(data[:-1].decode("utf-8", "replace")):
+            return
+        self.out.write(data)
+        self.out.flush()
+
+
+def report_stdout(display: Subscriber) -> LinesAboveTheBar | None:
+    """Where ``--report -`` writes with ``display`` shown: above its bar when standard output
+    is the bar's terminal; None (standard output as it is) otherwise."""
+    if isinstance(display, ProgressDisplay) and same_terminal(sys.stdout, display.stream):
+        return LinesAboveTheBar(display, sys.stdout.buffer)
+    return None
 
 
 class _LiveView:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # imported when a job runs, not for --help
     from bulkput.commands.progress import ProgressDisplay
     from bulkput.job.cluster import ClusterProgress
     from bulkput.job.counting import SourceCount
+    from bulkput.job.report import ReportWriter
     from bulkput.job.run import ConcurrencyState
     from bulkput.job.shard import ShardRun
     from bulkput.job.spec import JobSpec, PutSource
@@ -192,12 +193,17 @@ def progress_subscriber(
     )
 
 
-def open_report(path: str, shard_run: ShardRun | None = None) -> Any:
-    """The ``--report`` writer; a file that cannot be created is a usage error."""
+def open_report(
+    path: str, shard_run: ShardRun | None = None, display: Subscriber | None = None
+) -> ReportWriter:
+    """The ``--report`` writer; a file that cannot be created is a usage error. ``-`` on the
+    terminal of ``display``'s live bar prints above the bar."""
+    from bulkput.commands.progress import report_stdout
     from bulkput.job.report import ReportWriter
 
+    stdout = report_stdout(display) if display is not None and path == "-" else None
     try:
-        return ReportWriter(path, shard_run=shard_run)
+        return ReportWriter(path, shard_run=shard_run, stdout=stdout)
     except OSError as exc:
         raise UsageError(f"--report {path}: {exc.strerror or exc}") from None
 
@@ -376,7 +382,7 @@ async def _upload(
 
     if (lines := object_lines_for(args, spec.target)) is not None:
         subscribers.append(lines)
-    report = open_report(args.report, run) if args.report else None
+    report = open_report(args.report, run, display) if args.report else None
     if report is not None:
         subscribers.append(report)
     remove = runtime.on_stop(control.stop)

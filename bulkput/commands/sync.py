@@ -174,7 +174,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
 
     if (lines := object_lines_for(args, spec.target)) is not None:
         subscribers.append(lines)
-    report = open_report(args.report) if args.report else None
+    report = open_report(args.report, display=display) if args.report else None
     if report is not None:
         subscribers.append(report)
     try:

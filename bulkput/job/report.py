@@ -13,7 +13,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from bulkput.errors import UsageError
 from bulkput.items import ObjectResult
@@ -33,6 +33,15 @@ def _json_line(record: dict[str, Any]) -> bytes:
         return scrub(json.dumps(record, separators=(",", ":"))).encode("ascii") + b"\n"
 
 
+class ReportStream(Protocol):
+    """Where a report's bytes go: a file, standard output's buffer, or a live display that
+    prints them above its bar (``bulkput.commands.progress.LinesAboveTheBar``)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+    def flush(self) -> None: ...
+
+
 class ReportWriter(Subscriber):
     """``--report FILE`` (``-``: standard output): one JSON line per object (``ObjectResult.to_json()``), then one
     ``{"summary": {...}}`` line. Lines are buffered, and flushed at least every
@@ -42,7 +51,9 @@ class ReportWriter(Subscriber):
 
     ``shard_run`` (a ``--shard K/N`` job): the first line is ``{"shard_run": {job, shard,
     shards, attempt}}`` and the summary carries the same fields, which ``bulkput report merge``
-    needs to check that every shard reported once."""
+    needs to check that every shard reported once.
+
+    ``stdout``: where ``-`` writes (``sys.stdout.buffer`` when None); it is flushed, not closed."""
 
     def __init__(
         self,
@@ -52,16 +63,17 @@ class ReportWriter(Subscriber):
         flush_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         shard_run: ShardRun | None = None,
+        stdout: ReportStream | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.shard_run = shard_run
         # "-" is standard output (the human summary goes to stderr); it is flushed, not closed
-        self._to_stdout = self.path == "-"
-        if self._to_stdout:
+        self._owned: IO[bytes] | None = None
+        if self.path == "-":
             sys.stdout.flush()  # text written before the first JSON line stays before it
-            self._file: IO[bytes] | None = sys.stdout.buffer
+            self._file: ReportStream | None = stdout if stdout is not None else sys.stdout.buffer
         else:
-            self._file = open(self.path, "ab" if append else "wb")  # noqa: SIM115
+            self._file = self._owned = open(self.path, "ab" if append else "wb")  # noqa: SIM115
         self._interval = flush_interval
         self._clock = clock
         self._last_flush = clock()
@@ -92,9 +104,9 @@ class ReportWriter(Subscriber):
             self._timer = None
         if self._file is not None:
             self.flush()
-            if not self._to_stdout:
-                self._file.close()
-            self._file = None
+            if self._owned is not None:
+                self._owned.close()
+            self._file = self._owned = None
 
     def __enter__(self) -> ReportWriter:
         return self

@@ -266,3 +266,27 @@ def test_retries_are_shown_with_their_last_cause_and_no_secret(
     assert last["code"] == "SlowDown" and last["status"] == 503
     assert last["key"].startswith("p/f00")
     assert store.secret_key not in done.stderr
+
+
+@pytest.mark.slow
+def test_report_to_the_same_terminal_goes_above_the_bar(
+    slow_store: ServerHandle, tmp_path: Path
+) -> None:
+    """``--report -`` with standard output on the terminal of the bar: each JSON line stands on
+    a line of its own above the bar, whole, and none is torn by a redraw."""
+    source = make_files(tmp_path / "src", 80)  # 2 s: the report is flushed while the bar is up
+    terminal = Terminal(command(slow_store, source, "--report", "-", "--concurrency", "4"),
+                        environment(slow_store, tmp_path), stdout=True)  # fmt: skip
+    assert terminal.finish() == 0
+    output = terminal.output
+    starts = [m.start() for m in re.finditer(r'\{"key":"p/f\d+\.bin"', output)]
+    assert len(starts) == 80, screen_text(output)[-2000:]
+    assert starts[0] < output.rfind(SHOW_CURSOR), "no report line came while the bar was up"
+    for start in starts:  # at the start of a line (the bar erased first), not after its text
+        before = _ESCAPES.sub("", output[:start])
+        assert before.endswith(("\n", "\r")) or not before, repr(output[start - 80:start + 40])
+    records = [json.loads(line) for line in screen_text(output).split("\n")
+               if line.startswith(('{"key"', '{"summary"'))]
+    assert sum(1 for record in records if record.get("status") == "stored") == 80, records
+    assert records[-1]["summary"]["stored"] == 80
+    assert stored_keys(slow_store) == 80

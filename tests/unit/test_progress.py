@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import pty
 from collections import Counter
 
 import pytest
 
 from bulkput.commands.progress import (
+    LinesAboveTheBar,
     ProgressDisplay,
     failure_line,
     human_duration,
     plural,
     print_summary,
+    same_terminal,
     summary_lines,
 )
 from bulkput.errors import ThrottledError, TransportError
@@ -284,3 +288,33 @@ def test_sync_and_report_merge_say_what_their_own_rerun_does_after_an_interrupt(
         " send them (sync skips what the store holds already)")  # fmt: skip
     assert summary_lines(summary, resume=MERGE_RESUMES)[-1].endswith(
         "; run the interrupted shards' commands again to resume them")
+
+
+# --- standard output on the bar's terminal ----------------------------------------------------
+
+
+def test_same_terminal_only_for_one_terminal_twice() -> None:
+    master, slave = pty.openpty()
+    other_master, other_slave = pty.openpty()
+    read_end, write_end = os.pipe()
+    with open(slave, "w", closefd=False) as one, open(os.dup(slave), "w") as again, \
+            open(other_slave, "w", closefd=False) as other, open(write_end, "w") as pipe:
+        assert same_terminal(one, again)
+        assert not same_terminal(one, other)  # two terminals apart
+        assert not same_terminal(pipe, one)
+        assert not same_terminal(io.StringIO(), one)  # no file descriptor
+    for fd in (master, slave, other_master, other_slave, read_end):
+        os.close(fd)
+
+
+def test_report_bytes_go_straight_to_stdout_while_no_bar_is_up() -> None:
+    display = ProgressDisplay(io.StringIO(), mode="text")  # no live bar
+    out = io.BytesIO()
+    lines = LinesAboveTheBar(display, out)
+    lines.write(b'{"key":"a"}\n')
+    lines.write(b'{"key":"b"}\n')
+    assert out.getvalue() == b""  # held until the writer flushes
+    lines.flush()
+    assert out.getvalue() == b'{"key":"a"}\n{"key":"b"}\n'
+    lines.flush()
+    assert out.getvalue() == b'{"key":"a"}\n{"key":"b"}\n'
