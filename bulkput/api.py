@@ -38,11 +38,13 @@ import os
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, JobAbortedError
 from bulkput.items import ObjectResult, UploadItem
 from bulkput.job.run import Job, JobControl
+from bulkput.job.shard import Shard
 from bulkput.job.spec import JobSpec, JournalSettings, StoreSettings, explicit_credentials
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.summary import JobSummary
@@ -51,6 +53,12 @@ from bulkput.remote.encryption import CustomerKey
 from bulkput.remote.store import ObjectStore
 from bulkput.remote.target import Target
 
+if TYPE_CHECKING:
+    from bulkput.job.journal_protocol import JobJournal
+    from bulkput.job.sync.strategies import Strategy
+    from bulkput.local.filters import Filter
+    from bulkput.remote.store import ObjectHeaders
+
 __all__ = [
     "JobSpec",
     "JournalSettings",
@@ -58,6 +66,7 @@ __all__ = [
     "TransferConfig",
     "Uploader",
     "open_destination",
+    "sync_dir",
     "to_item",
 ]
 
@@ -208,3 +217,55 @@ class Uploader:
 
             return converted()
         return (to_item(entry, target) for entry in items)
+
+
+async def sync_dir(
+    source_dir: str | os.PathLike[str],
+    dest: str,
+    *,
+    strategy: Strategy | str = "size+mtime",
+    delete: bool = False,
+    max_delete: int | None = None,
+    dry_run: bool = False,
+    filter: Filter | None = None,
+    follow_symlinks: bool = False,
+    normalize: bool = True,
+    shard: Shard | str | None = None,
+    config: TransferConfig | None = None,
+    subscribers: Sequence[Subscriber] = (),
+    journal: JobJournal | None = None,
+    defaults: ObjectHeaders | None = None,
+    plan_out: TextIO | None = None,
+    store: ObjectStore | None = None,
+    **store_options: Any,
+) -> JobSummary:
+    """Sync ``source_dir`` to ``dest`` (``s3://bucket/prefix``, ``oss://...``, ``bos://...``).
+
+    ``store_options`` are :func:`open_destination`'s (``endpoint``, ``region``,
+    ``credentials``, ``access_key`` ...); pass ``store`` to use an open store instead (not
+    closed here). Returns the :class:`~bulkput.job.summary.JobSummary`; ``summary.exit_code`` is the
+    command line's exit code. ``plan_out`` receives one line per planned action (the
+    ``--dry-run`` listing).
+    """
+    from bulkput.job.sync.run import SyncOptions, SyncRun
+    from bulkput.job.sync.strategies import STRATEGIES
+
+    config = config or TransferConfig()
+    chosen = STRATEGIES[strategy]() if isinstance(strategy, str) else strategy
+    options = SyncOptions(
+        strategy=chosen, delete=delete, max_delete=max_delete, dry_run=dry_run, filter=filter,
+        follow_symlinks=follow_symlinks, normalize=normalize,
+        shard=Shard.parse(shard) if isinstance(shard, str) else shard,
+    )
+    owned = store is None
+    if store is None:
+        target, store = await open_destination(dest, config=config, **store_options)
+    else:
+        target = Target.parse(dest)
+    try:
+        run = SyncRun(store, source_dir, target.prefix, options, config=config,
+                      subscribers=subscribers, journal=journal, defaults=defaults, plan_out=plan_out)
+        return await run.run()
+    finally:
+        if owned:
+            await store.close()

@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from bulkput.commands.parsing import examples
@@ -139,7 +139,8 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     from bulkput.commands.put import open_report, progress_subscriber
     from bulkput.job.counting import CountingPassFailure, SourceCounter
     from bulkput.job.run import Job, JobControl
-    from bulkput.job.sync.run import STRATEGIES, SyncOptions, SyncRun
+    from bulkput.job.sync.run import SyncOptions, SyncRun
+    from bulkput.job.sync.strategies import STRATEGIES
 
     options = SyncOptions(
         strategy=STRATEGIES[strategy_name(args)](),
@@ -182,9 +183,6 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
             counter.start(on_error=control.abort_from_thread(asyncio.get_running_loop()))
         async with Job(spec) as job:
 
-            def engine_factory(*_: Any, subscribers: Sequence[Subscriber], **__: Any) -> Any:
-                return job.engine(subscribers, control)
-
             sync_run = SyncRun(
                 job.store,
                 args.source,
@@ -193,7 +191,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
                 config=spec.transfer,
                 subscribers=subscribers,
                 defaults=spec.defaults,
-                engine_factory=engine_factory,
+                engine_factory=functools.partial(job.engine, control=control),
             )
             run_ref.append(sync_run)
             remove = runtime.on_stop(sync_run.stop)

@@ -6,12 +6,11 @@ import itertools
 import os
 from pathlib import Path
 
-from bulkput.api import open_destination
+from bulkput.api import open_destination, sync_dir
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.items import ObjectResult, Status
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.summary import JobSummary
-from bulkput.job.sync.run import sync_dir
 from bulkput.remote.store import ObjectInfo
 from tests.fixtures.rclone import RcloneServer
 

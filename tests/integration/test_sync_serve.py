@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from bulkput.api import open_destination
+from bulkput.api import open_destination, sync_dir
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.items import ObjectResult, Status
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.summary import JobSummary
-from bulkput.job.sync.run import sync_dir
 from bulkput.local.filters import Filter
 from bulkput.server.testing import ServerHandle
 

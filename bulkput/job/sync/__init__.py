@@ -9,7 +9,7 @@ module             what it holds
 ``join``           merge-joins in constant memory: :func:`~bulkput.job.sync.join.join_listing`
                    (any key-sorted stream against a listing) and sync's walk-vs-listing join
 ``plan``           one joined pair -> one plan entry (upload, skip, delete, fail, resolve)
-``run``            :class:`~bulkput.job.sync.run.SyncRun` and :func:`~bulkput.job.sync.run.sync_dir`
+``run``            :class:`~bulkput.job.sync.run.SyncRun` (:func:`bulkput.api.sync_dir` for scripts)
 =================  ==========================================================================
 
 This package file imports nothing, so importing the join (from the engine or the journal)

@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, LocalInputError, MaxDeleteExceeded, UnexpectedError
@@ -28,13 +28,21 @@ from bulkput.job.sync.formats import MTIME_METADATA, format_mtime
 from bulkput.job.sync.join import merge_join
 from bulkput.job.sync.listing import listing_chunks
 from bulkput.job.sync.plan import PlanAction, PlanEntry, PlanRules, decide_entry, plan_pair
-from bulkput.job.sync.strategies import STRATEGIES, Action, Reason, SizeAndMtime, Strategy
+from bulkput.job.sync.strategies import Action, Reason, SizeAndMtime, Strategy
 from bulkput.local.digest import md5_file
 from bulkput.local.filters import Filter
 from bulkput.local.names import printable
 from bulkput.local.walk import WalkItem, WalkOptions, walk_tree
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectHeaders, ObjectInfo, ObjectStore
+
+if TYPE_CHECKING:
+    from bulkput.job.engine import Engine
+    from bulkput.job.journal_protocol import JobJournal
+
+# The engine of a sync's uploads, made for the subscribers it reports to (the sync's own
+# forwarders): the command's is its Job's (Job.engine), else build_engine on the sync's store.
+EngineFactory = Callable[[Sequence[Subscriber]], "Engine"]
 
 
 @dataclass(frozen=True)
@@ -95,10 +103,10 @@ class SyncRun:
         *,
         config: TransferConfig | None = None,
         subscribers: Sequence[Subscriber] = (),
-        journal: Any = None,
+        journal: JobJournal | None = None,
         defaults: ObjectHeaders | None = None,
         plan_out: TextIO | None = None,
-        engine_factory: Callable[..., Any] | None = None,
+        engine_factory: EngineFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
@@ -130,7 +138,7 @@ class SyncRun:
         self._retrier = Retrier(self.config.retry, clock=clock, sleep=sleep, rng=rng, on_retry=self._retried)
         self._aborted: BulkputError | None = None
         self._stopping = False
-        self._engine: Any = None
+        self._engine: Engine | None = None
         self._planner: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self.deletes_planned = 0
@@ -218,6 +226,13 @@ class SyncRun:
             return self._aborted
         return None
 
+    def _own_engine(self, subscribers: Sequence[Subscriber]) -> Engine:
+        """The uploads' engine when no factory was given: on this sync's store and settings."""
+        from bulkput.job.run import build_engine
+
+        return build_engine(self.store, self.config, journal=self.journal, subscribers=subscribers,
+                            defaults=self.defaults, clock=self._clock, sleep=self._sleep, rng=self._rng)
+
     async def _main_pass(self, spool: IO[bytes]) -> JobSummary | None:
         concurrency = self.config.request_slots
         self._uploads: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
@@ -226,13 +241,8 @@ class SyncRun:
         resolvers = [asyncio.create_task(self._resolve_guarded()) for _ in range(concurrency)]
         engine_task: asyncio.Task[JobSummary] | None = None
         if not self.options.dry_run:
-            from bulkput.job.run import build_engine
-
-            factory = self._engine_factory or build_engine
-            self._engine = factory(
-                self.store, self.config, journal=self.journal,
-                subscribers=[_Forward(s) for s in self.subscribers],
-                defaults=self.defaults, clock=self._clock, sleep=self._sleep, rng=self._rng)
+            factory = self._engine_factory or self._own_engine
+            self._engine = factory([_Forward(s) for s in self.subscribers])
             engine_task = asyncio.create_task(self._engine.run(self._feed()))
         self._planner = asyncio.create_task(self._plan_all())
         try:
@@ -537,56 +547,3 @@ _STOP = object()
 DELETE_BATCH = 1000
 WALK_BATCH = 512
 LISTING_READ_AHEAD = 2000
-
-
-async def sync_dir(
-    source_dir: str | os.PathLike[str],
-    dest: str,
-    *,
-    strategy: Strategy | str = "size+mtime",
-    delete: bool = False,
-    max_delete: int | None = None,
-    dry_run: bool = False,
-    filter: Filter | None = None,
-    follow_symlinks: bool = False,
-    normalize: bool = True,
-    shard: Shard | str | None = None,
-    config: TransferConfig | None = None,
-    subscribers: Sequence[Any] = (),
-    journal: Any = None,
-    defaults: ObjectHeaders | None = None,
-    plan_out: TextIO | None = None,
-    store: ObjectStore | None = None,
-    **store_options: Any,
-) -> JobSummary:
-    """Sync ``source_dir`` to ``dest`` (``s3://bucket/prefix``, ``oss://...``, ``bos://...``).
-
-    ``store_options`` are :func:`bulkput.api.open_destination`'s (``endpoint``, ``region``,
-    ``credentials``, ``access_key`` ...); pass ``store`` to use an open store instead (not
-    closed here). Returns the :class:`~bulkput.job.summary.JobSummary`; ``summary.exit_code`` is the
-    command line's exit code. ``plan_out`` receives one line per planned action (the
-    ``--dry-run`` listing).
-    """
-    from bulkput.remote.target import Target
-
-    config = config or TransferConfig()
-    chosen = STRATEGIES[strategy]() if isinstance(strategy, str) else strategy
-    options = SyncOptions(
-        strategy=chosen, delete=delete, max_delete=max_delete, dry_run=dry_run, filter=filter,
-        follow_symlinks=follow_symlinks, normalize=normalize,
-        shard=Shard.parse(shard) if isinstance(shard, str) else shard,
-    )
-    owned = store is None
-    if store is None:
-        from bulkput.api import open_destination
-
-        target, store = await open_destination(dest, config=config, **store_options)
-    else:
-        target = Target.parse(dest)
-    try:
-        run = SyncRun(store, source_dir, target.prefix, options, config=config,
-                      subscribers=subscribers, journal=journal, defaults=defaults, plan_out=plan_out)
-        return await run.run()
-    finally:
-        if owned:
-            await store.close()
