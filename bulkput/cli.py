@@ -45,6 +45,7 @@ def build_parsers(
         ),
     )
     parser.add_argument("--version", action="version", version=f"bulkput {__version__}")
+    parser.set_defaults(intermixed_positionals=None)  # a verb's own default names its list
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         if only is not None and name != only:
@@ -66,13 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(arguments)
     # A verb may take positionals on both sides of its options (``put SRC --opt X DEST``): it
     # names the list they join with ``set_defaults(intermixed_positionals="paths")``.
-    joined = getattr(args, "intermixed_positionals", None)
+    joined: str | None = args.intermixed_positionals
     if extra and joined and not any(arg.startswith("-") and arg != "-" for arg in extra):
-        getattr(args, joined).extend(extra)
+        vars(args)[joined].extend(extra)
     elif extra:
         # the verb's parser, so the line names bulkput VERB and its --help
         verbs.get(verb or "", parser).error(f"unrecognized arguments: {' '.join(extra)}")
-    if not getattr(args, "command", None):
+    if args.command is None:
         parser.print_help()
         return 2
     args.argv = arguments  # the verb's own words, for commands that re-run parts of themselves

@@ -189,8 +189,3 @@ async def _verify(store: Any, stored: list[tuple[str, str]]) -> list[str]:
     await asyncio.gather(*(check(key, path) for key, path in stored))
     return bad
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from bulkput.cli import main
-
-    sys.exit(main(["demo", *sys.argv[1:]]))

@@ -74,7 +74,7 @@ def _when(stamp: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    command = getattr(args, "journal_command", None)
+    command = args.journal_command
     if command not in ("list", "prune"):
         sys.stderr.write("usage: bulkput journal list|prune [--state-dir DIR]\n")
         return 2

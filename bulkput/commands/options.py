@@ -153,11 +153,17 @@ def add_sync_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="DIR", help="the local directory")
     parser.add_argument("dest", metavar="DEST", help="s3://bucket/prefix, oss://... or bos://...")
     compare = parser.add_argument_group("comparison (default: size and modification time)")
+    # each flag stores its strategy's name (a key of bulkput.job.sync.strategies.STRATEGIES)
     chosen = compare.add_mutually_exclusive_group()
-    chosen.add_argument("--size-only", action="store_true", help="compare sizes only")
-    chosen.add_argument("--checksum", action="store_true", help="compare MD5s (hashes files of equal size)")
-    chosen.add_argument("--update", action="store_true", help="upload only files newer than their object")
-    chosen.add_argument("--ignore-existing", action="store_true", help="never replace an existing object")
+    chosen.add_argument("--size-only", action="store_const", dest="strategy", const="size-only",
+                        help="compare sizes only")
+    chosen.add_argument("--checksum", action="store_const", dest="strategy", const="checksum",
+                        help="compare MD5s (hashes files of equal size)")
+    chosen.add_argument("--update", action="store_const", dest="strategy", const="update",
+                        help="upload only files newer than their object")
+    chosen.add_argument("--ignore-existing", action="store_const", dest="strategy",
+                        const="ignore-existing", help="never replace an existing object")
+    parser.set_defaults(strategy="size+mtime")
     deletion = parser.add_argument_group("deletion")
     deletion.add_argument("--delete", action="store_true", help="delete objects under the prefix with no local file")
     deletion.add_argument("--max-delete", type=count, metavar="N",
@@ -350,7 +356,7 @@ class _RuleAction(argparse.Action):
         values: object,
         option_string: str | None = None,
     ) -> None:
-        rules = list(getattr(namespace, "filter_rules", None) or [])
+        rules = list(namespace.filter_rules or [])  # the dest's default (None) is set first
         rules.append((self.const, values))
         namespace.filter_rules = rules
 

@@ -54,7 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "report_command", None) != "merge":
+    if args.report_command != "merge":
         sys.stderr.write("usage: bulkput report merge FILE... [--json]\n")
         return 2
     try:

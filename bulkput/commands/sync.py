@@ -48,14 +48,6 @@ EXAMPLES = examples(
     "bulkput sync ./logs s3://logs/ --exclude '*' --include '*.log' --endpoint http://127.0.0.1:9000",
 )
 
-_STRATEGY_FLAGS = {
-    "size_only": "size-only",
-    "checksum": "checksum",
-    "update": "update",
-    "ignore_existing": "ignore-existing",
-}
-
-
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "sync",
@@ -69,13 +61,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_sync_arguments(parser)
     parser.set_defaults(run=run)
     return parser
-
-
-def strategy_name(args: argparse.Namespace) -> str:
-    for flag, name in _STRATEGY_FLAGS.items():
-        if getattr(args, flag, False):
-            return name
-    return "size+mtime"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,7 +128,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     from bulkput.job.sync.strategies import STRATEGIES
 
     options = SyncOptions(
-        strategy=STRATEGIES[strategy_name(args)](),
+        strategy=STRATEGIES[args.strategy](),
         delete=args.delete,
         max_delete=args.max_delete,
         dry_run=spec.dry_run,

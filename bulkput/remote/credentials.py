@@ -204,10 +204,20 @@ def _read_ini(
         parser.read_string(text, source=shown)
     except configparser.Error as exc:
         # the parser's message can quote a line of the file (a secret): give only where
-        line = getattr(exc, "lineno", None)
+        line = _error_line(exc)
         where = f" at line {line}" if line else ""
         raise CredentialsError(f"cannot parse {shown}{where}: not an INI file") from None
     return parser
+
+
+def _error_line(error: configparser.Error) -> int | None:
+    """The line number a parse error names (a line before any section header, or the first
+    line that is not ``name = value``); None for the others."""
+    if isinstance(error, configparser.MissingSectionHeaderError):
+        return error.lineno
+    if isinstance(error, configparser.ParsingError) and error.errors:
+        return error.errors[0][0]
+    return None
 
 
 def warn_if_readable_by_others(path: Path, shown: str | None = None) -> bool:

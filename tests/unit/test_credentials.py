@@ -263,7 +263,15 @@ def test_unparsable_file_does_not_echo_its_contents(tmp_path: Path) -> None:
     write(tmp_path / ".aws" / "credentials", f"aws_secret_access_key = {SECRET}\n")
     with pytest.raises(CredentialsError) as info:
         resolve_credentials("s3", env={}, home=tmp_path)
-    assert "cannot parse ~/.aws/credentials" in str(info.value)
+    assert "cannot parse ~/.aws/credentials at line 1" in str(info.value)
+    assert SECRET not in str(info.value)
+
+
+def test_a_line_that_is_not_name_value_is_named_by_number_not_quoted(tmp_path: Path) -> None:
+    write(tmp_path / ".aws" / "credentials", f"[default]\naws_access_key_id = AKIDEXAMPLE\n{SECRET}\n")
+    with pytest.raises(CredentialsError) as info:
+        resolve_credentials("s3", env={}, home=tmp_path)
+    assert str(info.value).startswith("cannot parse ~/.aws/credentials at line 3: not an INI file")
     assert SECRET not in str(info.value)
 
 

@@ -141,3 +141,21 @@ def test_resume_from_store_is_on_with_shard_unless_turned_off(argv, expected, tm
     args = build_parser("put").parse_args(["put", *argv, str(tmp_path), "s3://photos/p/"])
     spec, _source = spec_from_args(args)
     assert spec.resume_from_store is expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "strategy"),
+    [
+        ([], "size+mtime"),
+        (["--size-only"], "size-only"),
+        (["--checksum"], "checksum"),
+        (["--update"], "update"),
+        (["--ignore-existing"], "ignore-existing"),
+    ],
+)
+def test_each_sync_comparison_flag_picks_its_strategy(flags: list[str], strategy: str) -> None:
+    from bulkput.job.sync.strategies import STRATEGIES
+
+    args = build_parser("sync").parse_args(["sync", "dir", "s3://b/p", *flags])
+    assert args.strategy == strategy
+    assert STRATEGIES[args.strategy]().name == strategy
