@@ -17,25 +17,17 @@ summary counts the objects not started; the same command again resumes them).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from bulkput.commands import options
 from bulkput.commands.parsing import examples
 from bulkput.errors import BulkputError, UsageError
-from bulkput.items import ObjectResult, Status
-from bulkput.job.subscriber import Subscriber
 from bulkput.redact import ScrubbingFilter
 
 if TYPE_CHECKING:  # imported when a job runs, not for --help
-    from bulkput.commands.progress import ProgressDisplay
     from bulkput.job.cluster import ClusterProgress
-    from bulkput.job.counting import SourceCount
-    from bulkput.job.report import ReportWriter
-    from bulkput.job.run import ConcurrencyState
     from bulkput.job.shard import ShardRun
     from bulkput.job.spec import JobSpec, PutSource
 
@@ -60,12 +52,6 @@ EXAMPLES = examples(
     "# see what would be sent; send nothing",
     "bulkput put ./holiday oss://my-bucket/2026/ --region cn-hangzhou --dry-run",
 )
-
-# Results that stand for "not sent because the job aborted": counted and reported, but not
-# printed one line each (the one abort message says why). An interrupt's objects are
-# not_started or interrupted, never failed: the summary counts them.
-_STOPPED_CODES = frozenset(("JobAborted",))
-
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
@@ -136,78 +122,6 @@ def setup_logging(args: argparse.Namespace) -> None:
         logger.addHandler(handler)
 
 
-class _FailurePrinter(Subscriber):
-    """``--quiet`` / ``--progress none``: no progress, but one line per failed object."""
-
-    def __init__(self, aborted: Callable[[], BulkputError | None], limit: int = 200) -> None:
-        self.aborted = aborted
-        self.limit = limit
-        self.shown = 0
-
-    def on_result(self, result: ObjectResult) -> None:
-        from bulkput.commands.progress import failure_line, is_warning
-
-        if (
-            result.status is Status.FAILED and not explained_by_stop(result, self.aborted())
-        ) or is_warning(result):
-            self.shown += 1
-            if self.shown <= self.limit:
-                sys.stderr.write(failure_line(result) + "\n")
-            elif self.shown == self.limit + 1:
-                sys.stderr.write("error: more objects failed or were skipped with a warning; the --report file lists them all\n")
-
-    def close(self) -> None:
-        """Nothing to put back (no display)."""
-
-
-def explained_by_stop(result: ObjectResult, aborted: BulkputError | None) -> bool:
-    """True for the results the one abort or interrupt message already explains (objects only
-    stopped by it, and the object that met the fatal error): the report has them all."""
-    if result.error_code in _STOPPED_CODES:
-        return True
-    return aborted is not None and result.error_code == aborted.code
-
-
-def progress_subscriber(
-    args: argparse.Namespace,
-    aborted: Callable[[], BulkputError | None],
-    *,
-    totals: Callable[[], SourceCount] | None = None,
-    concurrency: Callable[[], ConcurrencyState | None] | None = None,
-) -> ProgressDisplay | _FailurePrinter:
-    """What ``--progress`` and ``--quiet`` ask for (``put`` and ``sync``); ``aborted()`` is the
-    error that stopped the job, if any; ``totals`` the job's count (``put``), ``concurrency``
-    its requests in flight. Close it on every exit path (it puts the terminal back)."""
-    from bulkput.commands.progress import PROGRESS_MODES, ProgressDisplay
-
-    mode = "none" if args.quiet else args.progress
-    if mode == "none":
-        return _FailurePrinter(aborted)
-    return ProgressDisplay(
-        sys.stderr,
-        mode=PROGRESS_MODES[mode],
-        interval=args.progress_interval,
-        explained=lambda result: explained_by_stop(result, aborted()),
-        totals=totals,
-        concurrency=concurrency,
-    )
-
-
-def open_report(
-    path: str, shard_run: ShardRun | None = None, display: Subscriber | None = None
-) -> ReportWriter:
-    """The ``--report`` writer; a file that cannot be created is a usage error. ``-`` on the
-    terminal of ``display``'s live bar prints above the bar."""
-    from bulkput.commands.progress import report_stdout
-    from bulkput.job.report import ReportWriter
-
-    stdout = report_stdout(display) if display is not None and path == "-" else None
-    try:
-        return ReportWriter(path, shard_run=shard_run, stdout=stdout)
-    except OSError as exc:
-        raise UsageError(f"--report {path}: {exc.strerror or exc}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     setup_logging(args)
     try:
@@ -244,6 +158,7 @@ def _run_on_dask(args: argparse.Namespace) -> int:
     the client reads the input, merges what the partitions return, prints and reports."""
     from dataclasses import replace
 
+    from bulkput.commands.job_output import open_report
     from bulkput.commands.progress import failure_line, print_summary
     from bulkput.errors import CredentialsError
     from bulkput.job import cluster
@@ -362,8 +277,9 @@ async def _upload(
     source: PutSource | None = None,
 ) -> int:
     from bulkput import runtime
+    from bulkput.commands.job_output import JobOutput
     from bulkput.commands.progress import print_summary
-    from bulkput.job.counting import CountingPassFailure, SourceCounter
+    from bulkput.job.counting import SourceCounter
     from bulkput.job.run import JobControl, run_job
 
     control = JobControl()
@@ -371,32 +287,15 @@ async def _upload(
     counter = None
     if source is not None and not args.quiet and args.progress != "none":
         counter = SourceCounter.for_put(spec, source)
-    display = progress_subscriber(
-        args, lambda: control.aborted,
-        totals=None if counter is None else counter.count, concurrency=control.concurrency,
-    )  # fmt: skip
-    # first: a failed counting pass aborts the summary before the others see it
-    subscribers: list[Subscriber] = [] if counter is None else [CountingPassFailure(counter)]
-    subscribers.append(display)
-    from bulkput.commands.object_lines import object_lines_for
-
-    if (lines := object_lines_for(args, spec.target)) is not None:
-        subscribers.append(lines)
-    report = open_report(args.report, run, display) if args.report else None
-    if report is not None:
-        subscribers.append(report)
+    output = JobOutput(args, spec.target, control, lambda: control.aborted, counter=counter,
+                       shard_run=run)  # fmt: skip
     remove = runtime.on_stop(control.stop)
     try:
-        if counter is not None:
-            counter.start(on_error=control.abort_from_thread(asyncio.get_running_loop()))
-        summary = await run_job(spec, items, subscribers, control=control)
+        output.start()
+        summary = await run_job(spec, items, output.subscribers, control=control)
     finally:
         remove()
-        if counter is not None:
-            counter.stop()
-        display.close()  # whatever happened: the terminal put back
-        if report is not None:
-            report.close()
+        output.close()
     if control.journal_error is not None:
         sys.stderr.write(f"bulkput put: {control.journal_error.one_line()}\n")
     if not args.quiet or summary.exit_code != 0:

@@ -24,14 +24,12 @@ aborted (auth, missing bucket, unreachable endpoint, --max-delete exceeded), 130
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import sys
 from typing import TYPE_CHECKING, Any
 
 from bulkput.commands.parsing import examples
 from bulkput.errors import BulkputError, UsageError
-from bulkput.job.subscriber import Subscriber
 
 if TYPE_CHECKING:
     from bulkput.job.spec import JobSpec
@@ -120,9 +118,9 @@ def _run(args: argparse.Namespace) -> int:
 
 async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     from bulkput import runtime
+    from bulkput.commands.job_output import JobOutput
     from bulkput.commands.progress import SYNC_RESUMES, print_summary
-    from bulkput.commands.put import open_report, progress_subscriber
-    from bulkput.job.counting import CountingPassFailure, SourceCounter
+    from bulkput.job.counting import SourceCounter
     from bulkput.job.run import Job, JobControl
     from bulkput.job.sync.run import SyncOptions, SyncRun
     from bulkput.job.sync.strategies import STRATEGIES
@@ -148,33 +146,18 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     counter = None
     if not args.quiet and args.progress != "none":
         counter = SourceCounter.for_sync(args.source, spec.target.prefix, options)
-    display = progress_subscriber(
-        args, aborted,
-        totals=None if counter is None else counter.count, concurrency=control.concurrency,
-    )  # fmt: skip
-    # the progress display prints each failure and each warning (a symlink skipped) once;
-    # before it, a failed counting pass aborts the summary before the others see it
-    subscribers: list[Subscriber] = [] if counter is None else [CountingPassFailure(counter)]
-    subscribers.append(display)
-    from bulkput.commands.object_lines import object_lines_for
-
-    if (lines := object_lines_for(args, spec.target)) is not None:
-        subscribers.append(lines)
-    report = open_report(args.report, display=display) if args.report else None
-    if report is not None:
-        subscribers.append(report)
+    # the progress display prints each failure and each warning (a symlink skipped) once
+    output = JobOutput(args, spec.target, control, aborted, counter=counter)
     try:
-        if counter is not None:
-            counter.start(on_error=control.abort_from_thread(asyncio.get_running_loop()))
+        output.start()
         async with Job(spec) as job:
-
             sync_run = SyncRun(
                 job.store,
                 args.source,
                 spec.target.prefix,
                 options,
                 config=spec.transfer,
-                subscribers=subscribers,
+                subscribers=output.subscribers,
                 defaults=spec.defaults,
                 engine_factory=functools.partial(job.engine, control=control),
             )
@@ -185,11 +168,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
             finally:
                 remove()
     finally:
-        if counter is not None:
-            counter.stop()
-        display.close()  # whatever happened: the terminal put back
-        if report is not None:
-            report.close()
+        output.close()
     sys.stdout.flush()
     if not args.quiet or summary.exit_code != 0:
         print_summary(summary, resume=SYNC_RESUMES)
