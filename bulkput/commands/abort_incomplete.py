@@ -13,14 +13,17 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bulkput.commands.parsing import examples
 from bulkput.errors import BulkputError, RemoteError, ServiceError, UsageError
 from bulkput.remote.store import ObjectStore, UploadInfo
+
+if TYPE_CHECKING:
+    from bulkput.config import RetryPolicy
 
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -99,7 +102,7 @@ async def abort_incomplete(
             tell("would-abort", upload)
             continue
 
-        def abort_one(upload: UploadInfo = upload) -> Any:
+        def abort_one(upload: UploadInfo = upload) -> Awaitable[None]:
             return store.abort_multipart_upload(upload.key, upload.upload_id)
 
         try:
@@ -138,7 +141,7 @@ def _still_listed(upload: UploadInfo, answer: str) -> ServiceError:
     )
 
 
-def _retry_policy() -> Any:
+def _retry_policy() -> RetryPolicy:
     from bulkput.config import RetryPolicy
 
     return RetryPolicy(max_attempts=5, max_elapsed=60.0)

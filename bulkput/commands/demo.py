@@ -14,13 +14,17 @@ import random
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bulkput.commands.options import count
 from bulkput.commands.parsing import examples
 from bulkput.config import MiB, TransferConfig
+from bulkput.items import ObjectResult, Status
 from bulkput.job.subscriber import Subscriber
 from bulkput.suggest import unknown_value
+
+if TYPE_CHECKING:
+    from bulkput.remote.store import ObjectStore
 
 DIALECTS = ("s3", "bos", "oss")
 _WORDS = ("alpha", "beta", "gamma", "delta", "photos", "logs", "data", "notes", "2024", "café")
@@ -164,14 +168,12 @@ class _Stored(Subscriber):
     def __init__(self) -> None:
         self.objects: list[tuple[str, str]] = []
 
-    def on_result(self, result: Any) -> None:
-        from bulkput.items import Status
-
+    def on_result(self, result: ObjectResult) -> None:
         if result.status is Status.STORED and result.path:
             self.objects.append((result.key, result.path))
 
 
-async def _verify(store: Any, stored: list[tuple[str, str]]) -> list[str]:
+async def _verify(store: ObjectStore, stored: list[tuple[str, str]]) -> list[str]:
     """Keys whose stored bytes differ from the file (read back with bounded concurrency)."""
     import asyncio
 

@@ -26,6 +26,7 @@ from bulkput.local.names import printable
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
+    from rich.live import Live
 
     from bulkput.job.run import ConcurrencyState
 
@@ -256,7 +257,7 @@ class ProgressDisplay(Subscriber):
         self.last_retry: LastRetry | None = None
         self.finished = False
         self._errors_shown = 0
-        self._live: Any = None  # rich.live.Live on a terminal
+        self._live: Live | None = None  # on a terminal
         self._timer: asyncio.TimerHandle | None = None
         self._undo: list[Callable[[], object]] = []  # what putting the terminal back takes
 

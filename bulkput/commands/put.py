@@ -28,6 +28,7 @@ from bulkput.redact import ScrubbingFilter
 
 if TYPE_CHECKING:  # imported when a job runs, not for --help
     from bulkput.job.cluster import ClusterProgress
+    from bulkput.job.run import Items
     from bulkput.job.shard import ShardRun
     from bulkput.job.spec import JobSpec, PutSource
 
@@ -272,7 +273,7 @@ def shard_run(args: argparse.Namespace, spec: JobSpec, source: PutSource) -> Sha
 async def _upload(
     args: argparse.Namespace,
     spec: JobSpec,
-    items: Any,
+    items: Items,
     run: ShardRun | None = None,
     source: PutSource | None = None,
 ) -> int:
