@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING
 from bulkput.config import RetryPolicy
 from bulkput.errors import AuthError, JournalError
 from bulkput.job.journal import Journal, StoredRecord, StoreIdentity
+from bulkput.job.listing.join import join_listing
+from bulkput.job.listing.pages import listing_chunks
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.summary import JobSummary
-from bulkput.job.sync.join import join_listing
-from bulkput.job.sync.listing import listing_chunks
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectInfo, ObjectStore
 from bulkput.remote.target import Target
@@ -114,7 +114,7 @@ async def verify_resume(
     page_size: int = 1000,
 ) -> ResumeCheck:
     """Merge-join the journal's stored rows with one listing of ``prefix``
-    (:func:`~bulkput.job.sync.join.join_listing`, each listing chunk under the retry policy);
+    (:func:`~bulkput.job.listing.join.join_listing`, each listing chunk under the retry policy);
     forget the rows the store does not confirm (committed before this returns). A job's rows
     are all under its prefix, so listed objects with no row are simply passed over.
 

@@ -5,7 +5,7 @@ from. Before its first upload it asks the store instead, once: its items (only t
 sorted by key on disk (:class:`KeySorter`: sorted runs of bounded size in temporary files, then
 ``heapq.merge``), and one listing of the slice of the destination they span (from just before
 the smallest key, under the keys' common prefix, stopped past the largest) is merge-joined with
-them (:func:`~bulkput.job.sync.join.join_listing`, both sides in UTF-8 byte order of keys).
+them (:func:`~bulkput.job.listing.join.join_listing`, both sides in UTF-8 byte order of keys).
 Memory holds one run while sorting, then one page of each side.
 
 For each item, :func:`decide` (the truth table below) says what the listing settles:
@@ -45,11 +45,11 @@ from bulkput.config import RetryPolicy
 from bulkput.errors import AuthError, BulkputError, UnexpectedError
 from bulkput.items import StoredCopy, UploadItem
 from bulkput.job.batches import next_batch
+from bulkput.job.listing.formats import etag_md5, metadata_md5
+from bulkput.job.listing.join import join_listing
+from bulkput.job.listing.pages import listing_chunks
 from bulkput.job.shard import Shard
 from bulkput.job.summary import IN_STORE
-from bulkput.job.sync.formats import etag_md5, metadata_md5
-from bulkput.job.sync.join import join_listing
-from bulkput.job.sync.listing import listing_chunks
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectInfo, ObjectStore
 

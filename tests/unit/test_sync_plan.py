@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from bulkput.errors import BulkputError, LocalInputError, SkippedPath, SymlinkLoopError
+from bulkput.job.listing.formats import format_mtime
+from bulkput.job.listing.join import Pair
 from bulkput.job.shard import Shard
-from bulkput.job.sync.formats import format_mtime
-from bulkput.job.sync.join import Pair
 from bulkput.job.sync.plan import PlanAction, PlanRules, decide_entry, plan_pair
 from bulkput.job.sync.strategies import Reason, SizeAndMtime, SizeOnly
 from bulkput.local.filters import Filter

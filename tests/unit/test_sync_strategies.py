@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from bulkput.job.sync.formats import format_mtime
+from bulkput.job.listing.formats import format_mtime
 from bulkput.job.sync.strategies import (
     Action,
     Checksum,

@@ -3,15 +3,12 @@
 =================  ==========================================================================
 module             what it holds
 =================  ==========================================================================
-``formats``        rclone's ``mtime`` metadata, ``Last-Modified`` dates, the MD5 in an ETag
 ``strategies``     pure per-key decisions (size+mtime, size-only, checksum, update,
                    ignore-existing), each docstring its truth table
-``join``           merge-joins in constant memory: :func:`~bulkput.job.sync.join.join_listing`
-                   (any key-sorted stream against a listing) and sync's walk-vs-listing join
 ``plan``           one joined pair -> one plan entry (upload, skip, delete, fail, resolve)
 ``run``            :class:`~bulkput.job.sync.run.SyncRun` (:func:`bulkput.api.sync_dir` for scripts)
 =================  ==========================================================================
 
-This package file imports nothing, so importing the join (from the engine or the journal)
-does not pull in the whole sync run.
+The listing it is planned against, the walk-vs-listing join and the formats of ``mtime`` and
+MD5 are in :mod:`bulkput.job.listing`, which resume and resume from the store share.
 """

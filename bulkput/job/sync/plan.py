@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from bulkput.errors import BulkputError, SkippedPath, ValidationError
+from bulkput.job.listing.join import Pair, guard_prefix
 from bulkput.job.shard import Shard
-from bulkput.job.sync.join import Pair, guard_prefix
 from bulkput.job.sync.strategies import Action, Decision, LocalFile, Reason, RemoteFile, Strategy
 from bulkput.local.filters import Filter
 from bulkput.local.names import refuse_unsafe_key

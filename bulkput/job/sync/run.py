@@ -21,12 +21,12 @@ from bulkput.items import ObjectResult, Status, UploadItem
 from bulkput.job.batches import next_batch
 from bulkput.job.collector import SummaryCollector
 from bulkput.job.limited_store import LimitedStore
+from bulkput.job.listing.formats import MTIME_METADATA, format_mtime
+from bulkput.job.listing.join import merge_join
+from bulkput.job.listing.pages import listing_chunks
 from bulkput.job.shard import Shard
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.summary import JobSummary
-from bulkput.job.sync.formats import MTIME_METADATA, format_mtime
-from bulkput.job.sync.join import merge_join
-from bulkput.job.sync.listing import listing_chunks
 from bulkput.job.sync.plan import PlanAction, PlanEntry, PlanRules, decide_entry, plan_pair
 from bulkput.job.sync.strategies import Action, Reason, SizeAndMtime, Strategy
 from bulkput.local.digest import md5_file

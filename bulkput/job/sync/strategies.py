@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from bulkput.job.sync.formats import (
+from bulkput.job.listing.formats import (
     MTIME_METADATA,
     NS_PER_MS,
     NS_PER_SECOND,

@@ -1,4 +1,4 @@
-"""listing_chunks (bulkput/job/sync/listing.py): one listing, each chunk under the retry policy."""
+"""listing_chunks (bulkput/job/listing/pages.py): one listing, each chunk under the retry policy."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from bulkput.config import RetryPolicy
 from bulkput.errors import BulkputError, ConnectError, EndpointUnreachable, ServiceError
-from bulkput.job.sync.listing import listing_chunks
+from bulkput.job.listing.pages import listing_chunks
 from bulkput.remote.retry import Retrier
 from bulkput.remote.store import ObjectInfo
 

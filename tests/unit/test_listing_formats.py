@@ -1,4 +1,4 @@
-"""Time and checksum formats sync reads and writes (bulkput/job/sync/formats.py)."""
+"""Time and checksum formats sync reads and writes (bulkput/job/listing/formats.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from bulkput.job.sync.formats import (
+from bulkput.job.listing.formats import (
     etag_md5,
     format_mtime,
     metadata_md5,

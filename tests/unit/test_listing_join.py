@@ -1,4 +1,4 @@
-"""The merge-joins (bulkput/job/sync/join.py): the general join_listing and sync's merge_join."""
+"""The merge-joins (bulkput/job/listing/join.py): the general join_listing and sync's merge_join."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from bulkput.errors import (
     SkippedPath,
     UnreadableDirectoryError,
 )
-from bulkput.job.sync.join import Joined, join_listing, merge_join
+from bulkput.job.listing.join import Joined, join_listing, merge_join
 from bulkput.local.walk import SkippedFolder, WalkEntry
 from bulkput.remote.store import ObjectInfo
 
