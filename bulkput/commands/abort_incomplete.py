@@ -200,8 +200,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:
         return asyncio.run(_run(args, out))
     except BulkputError as error:
+        from bulkput.job.summary import fatal_exit_code
+
         print(f"bulkput abort-incomplete: {error.one_line()}", file=sys.stderr)
-        return error.exit_code if error.exit_code != 1 else 3
+        return fatal_exit_code(error)
     except KeyboardInterrupt:
         return 130
 

@@ -23,8 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from bulkput.commands import options
 from bulkput.commands.parsing import examples
-from bulkput.errors import BulkputError, UsageError
-from bulkput.redact import ScrubbingFilter
+from bulkput.errors import UsageError
 
 if TYPE_CHECKING:  # imported when a job runs, not for --help
     from bulkput.job.cluster import ClusterProgress
@@ -108,50 +107,10 @@ def spec_from_args(args: argparse.Namespace) -> tuple[JobSpec, PutSource]:
     return spec, source
 
 
-def setup_logging(args: argparse.Namespace) -> None:
-    level = logging.WARNING
-    if args.verbose == 1:
-        level = logging.INFO
-    if args.verbose >= 2 or args.debug:
-        level = logging.DEBUG
-    logger = logging.getLogger("bulkput")
-    logger.setLevel(level)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.addFilter(ScrubbingFilter())  # no secret in a log line, whoever wrote it
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-
-
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args)
-    try:
-        if args.dask:
-            return _run_on_dask(args)
-        return _run(args)
-    except UsageError as error:
-        sys.stderr.write(f"bulkput put: {error.one_line()}\n")
-        return 2
-    except BulkputError as error:  # job-fatal before the first upload (journal, ...)
-        from bulkput.job.summary import fatal_exit_code
+    from bulkput.commands.verb import run_verb
 
-        sys.stderr.write(f"bulkput put: aborted: {error.one_line()}\n")
-        return fatal_exit_code(error)
-    except KeyboardInterrupt:
-        sys.stderr.write("bulkput put: interrupted\n")
-        return 130
-    except Exception as error:  # a bug: one line and exit 3, never a silent 0
-        return report_unexpected("put", error)
-
-
-def report_unexpected(verb: str, error: Exception) -> int:
-    """An exception no part of the job handled: one line naming it (its traceback at debug
-    level, shown by ``--debug``), and the abort's exit status, 3."""
-    from bulkput.errors import UnexpectedError
-
-    wrapped = UnexpectedError.during(f"bulkput {verb}", error)
-    sys.stderr.write(f"bulkput {verb}: aborted: {wrapped.one_line()}\n")
-    return wrapped.exit_code
+    return run_verb("put", args, _run_on_dask if args.dask else _run)
 
 
 def _run_on_dask(args: argparse.Namespace) -> int:

@@ -62,26 +62,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bulkput.commands.put import setup_logging
+    from bulkput.commands.verb import run_verb
 
-    setup_logging(args)
-    try:
-        return _run(args)
-    except UsageError as error:
-        sys.stderr.write(f"bulkput sync: {error.one_line()}\n")
-        return 2
-    except BulkputError as error:  # job-fatal before anything was planned
-        from bulkput.job.summary import fatal_exit_code
-
-        sys.stderr.write(f"bulkput sync: aborted: {error.one_line()}\n")
-        return fatal_exit_code(error)
-    except KeyboardInterrupt:
-        sys.stderr.write("bulkput sync: interrupted\n")
-        return 130
-    except Exception as error:  # a bug: one line and exit 3, never a silent 0
-        from bulkput.commands.put import report_unexpected
-
-        return report_unexpected("sync", error)
+    return run_verb("sync", args, _run)
 
 
 def spec_from_args(args: argparse.Namespace) -> JobSpec:

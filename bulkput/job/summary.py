@@ -60,8 +60,17 @@ class JobSummary:
 
     @property
     def exit_code(self) -> int:
-        """130 interrupted, 3 aborted (or a shard that never finished), 1 some object failed,
-        else 0 (every object stored or skipped by rule)."""
+        """The command line's exit status; the first row that holds decides:
+
+        ===========================================================  ====
+        the job                                                      exit
+        ===========================================================  ====
+        interrupted (SIGINT, SIGTERM, ``Uploader.stop``)             130
+        aborted, or a merged shard's report partial/missing/doubled  3
+        some object failed                                           1
+        anything else (every object stored or skipped by rule)       0
+        ===========================================================  ====
+        """
         if self.interrupted:
             return 130
         if self.aborted is not None or self.partial_reports or self.missing_shards or self.duplicate_shards:

@@ -80,7 +80,7 @@ def test_error_lines_are_scrubbed() -> None:
 def test_the_command_lines_log_handler_scrubs_every_record(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from bulkput.commands.put import setup_logging
+    from bulkput.commands.verb import setup_logging
 
     logger = logging.getLogger("bulkput")
     saved = list(logger.handlers)

@@ -28,6 +28,9 @@ from tests.unit.results_for_tests import FakeClock, failed, skipped, stored
         (JobSummary(stored=3, interrupted=True), 130),
         (JobSummary(stored=3, not_started=5, interrupted_objects=1, interrupted=True), 130),
         (JobSummary(stored=3, partial_reports=["shard-2.jsonl"]), 3),
+        (JobSummary(stored=3, missing_shards=[1]), 3),
+        (JobSummary(stored=3, duplicate_shards=["shard 1 attempt 0 (a.jsonl, b.jsonl)"]), 3),
+        (JobSummary(stored=3, failed=1, missing_shards=[1], interrupted=True), 130),
     ],
 )
 def test_exit_code(summary, code):
