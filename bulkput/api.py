@@ -38,7 +38,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bulkput.config import TransferConfig
 from bulkput.errors import BulkputError, JobAbortedError
@@ -50,14 +50,12 @@ from bulkput.job.subscriber import Subscriber
 from bulkput.job.summary import JobSummary
 from bulkput.remote.credentials import CredentialSource
 from bulkput.remote.encryption import CustomerKey
-from bulkput.remote.store import ObjectStore
+from bulkput.remote.store import ObjectHeaders, ObjectStore
 from bulkput.remote.target import Target
 
 if TYPE_CHECKING:
-    from bulkput.job.journal_protocol import JobJournal
     from bulkput.job.sync.strategies import Strategy
     from bulkput.local.filters import Filter
-    from bulkput.remote.store import ObjectHeaders
 
 __all__ = [
     "JobSpec",
@@ -97,7 +95,28 @@ async def open_destination(
     from bulkput.job.run import open_destination as open_store_of
 
     target = Target.parse(dest)
-    settings = StoreSettings(
+    settings = _store_settings(endpoint, region, addressing, signature_version, credentials,
+                               access_key, secret_key, session_token, profile, customer_key,
+                               request_payer)  # fmt: skip
+    return target, open_store_of(target, settings, config or TransferConfig(), env)
+
+
+def _store_settings(
+    endpoint: str | None,
+    region: str | None,
+    addressing: str,
+    signature_version: str,
+    credentials: CredentialSource | None,
+    access_key: str | None,
+    secret_key: str | None,
+    session_token: str | None,
+    profile: str | None,
+    customer_key: CustomerKey | None,
+    request_payer: bool,
+) -> StoreSettings:
+    """The store keywords of :func:`open_destination` and :func:`sync_dir`, as settings (keys
+    given loose or as ``credentials``)."""
+    return StoreSettings(
         endpoint=endpoint,
         region=region,
         addressing=addressing,  # type: ignore[arg-type]
@@ -107,7 +126,6 @@ async def open_destination(
         customer_key=customer_key,
         request_payer=request_payer,
     )
-    return target, open_store_of(target, settings, config or TransferConfig(), env)
 
 
 def to_item(entry: ItemLike, target: Target) -> UploadItem | BulkputError:
@@ -233,39 +251,48 @@ async def sync_dir(
     shard: Shard | str | None = None,
     config: TransferConfig | None = None,
     subscribers: Sequence[Subscriber] = (),
-    journal: JobJournal | None = None,
     defaults: ObjectHeaders | None = None,
     plan_out: TextIO | None = None,
-    store: ObjectStore | None = None,
-    **store_options: Any,
+    control: JobControl | None = None,
+    endpoint: str | None = None,
+    region: str | None = None,
+    addressing: str = "auto",
+    signature_version: str = "v4",
+    credentials: CredentialSource | None = None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+    profile: str | None = None,
+    env: Mapping[str, str] | None = None,
+    customer_key: CustomerKey | None = None,
+    request_payer: bool = False,
 ) -> JobSummary:
-    """Sync ``source_dir`` to ``dest`` (``s3://bucket/prefix``, ``oss://...``, ``bos://...``).
-
-    ``store_options`` are :func:`open_destination`'s (``endpoint``, ``region``,
-    ``credentials``, ``access_key`` ...); pass ``store`` to use an open store instead (not
-    closed here). Returns the :class:`~bulkput.job.summary.JobSummary`; ``summary.exit_code`` is the
-    command line's exit code. ``plan_out`` receives one line per planned action (the
-    ``--dry-run`` listing).
+    """Sync ``source_dir`` to ``dest`` (``s3://bucket/prefix``, ``oss://...``, ``bos://...``),
+    as ``bulkput sync`` does: every option value checked before any request, then
+    :meth:`bulkput.job.run.Job.sync`. The store keywords are :func:`open_destination`'s.
+    Returns the :class:`~bulkput.job.summary.JobSummary`; ``summary.exit_code`` is the command
+    line's exit code. ``plan_out`` receives one line per planned action (the ``--dry-run``
+    listing); ``control.stop()`` stops it as SIGINT does.
     """
-    from bulkput.job.sync.run import SyncOptions, SyncRun
+    from bulkput.job.sync.run import SyncOptions
     from bulkput.job.sync.strategies import STRATEGIES
 
-    config = config or TransferConfig()
-    chosen = STRATEGIES[strategy]() if isinstance(strategy, str) else strategy
+    chosen_shard = Shard.parse(shard) if isinstance(shard, str) else shard
+    spec = JobSpec(
+        dest,
+        store=_store_settings(endpoint, region, addressing, signature_version, credentials,
+                              access_key, secret_key, session_token, profile, customer_key,
+                              request_payer),
+        transfer=config or TransferConfig(),
+        shard=chosen_shard,
+        defaults=defaults or ObjectHeaders(),
+        filters=filter,
+        dry_run=dry_run,
+    )  # fmt: skip
     options = SyncOptions(
-        strategy=chosen, delete=delete, max_delete=max_delete, dry_run=dry_run, filter=filter,
-        follow_symlinks=follow_symlinks, normalize=normalize,
-        shard=Shard.parse(shard) if isinstance(shard, str) else shard,
-    )
-    owned = store is None
-    if store is None:
-        target, store = await open_destination(dest, config=config, **store_options)
-    else:
-        target = Target.parse(dest)
-    try:
-        run = SyncRun(store, source_dir, target.prefix, options, config=config,
-                      subscribers=subscribers, journal=journal, defaults=defaults, plan_out=plan_out)
-        return await run.run()
-    finally:
-        if owned:
-            await store.close()
+        strategy=STRATEGIES[strategy]() if isinstance(strategy, str) else strategy,
+        delete=delete, max_delete=max_delete, dry_run=dry_run, filter=filter,
+        follow_symlinks=follow_symlinks, normalize=normalize, shard=chosen_shard,
+    )  # fmt: skip
+    async with Job(spec, env=env) as job:
+        return await job.sync(source_dir, options, subscribers, control, plan_out=plan_out)

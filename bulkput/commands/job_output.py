@@ -36,7 +36,7 @@ class JobOutput:
     progress display (each failure and warning printed once), the object lines, the report.
 
     ``counter``: the job's input read a second time for the totals (None: no totals shown);
-    ``aborted()``: the error that stopped the job, if any. :meth:`start` once the event loop
+    ``control.aborted``: the error that stopped the job, if any. :meth:`start` once the event loop
     runs, :meth:`close` on every exit path (the terminal put back, the report closed)."""
 
     def __init__(
@@ -44,7 +44,6 @@ class JobOutput:
         args: argparse.Namespace,
         target: Target,
         control: JobControl,
-        aborted: Callable[[], BulkputError | None],
         *,
         counter: SourceCounter | None = None,
         shard_run: ShardRun | None = None,
@@ -55,7 +54,7 @@ class JobOutput:
         self.control = control
         self.counter = counter
         self.display = progress_subscriber(
-            args, aborted,
+            args, lambda: control.aborted,
             totals=None if counter is None else counter.count, concurrency=control.concurrency,
         )  # fmt: skip
         subscribers: list[Subscriber] = [] if counter is None else [CountingPassFailure(counter)]

@@ -247,8 +247,7 @@ async def _upload(
     counter = None
     if source is not None and not args.quiet and args.progress != "none":
         counter = SourceCounter.for_put(spec, source)
-    output = JobOutput(args, spec.target, control, lambda: control.aborted, counter=counter,
-                       shard_run=run)  # fmt: skip
+    output = JobOutput(args, spec.target, control, counter=counter, shard_run=run)
     remove = runtime.on_stop(control.stop)
     try:
         output.start()

@@ -24,12 +24,11 @@ aborted (auth, missing bucket, unreachable endpoint, --max-delete exceeded), 130
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from typing import TYPE_CHECKING, Any
 
 from bulkput.commands.parsing import examples
-from bulkput.errors import BulkputError, UsageError
+from bulkput.errors import UsageError
 
 if TYPE_CHECKING:
     from bulkput.job.spec import JobSpec
@@ -105,7 +104,7 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
     from bulkput.commands.progress import SYNC_RESUMES, print_summary
     from bulkput.job.counting import SourceCounter
     from bulkput.job.run import Job, JobControl
-    from bulkput.job.sync.run import SyncOptions, SyncRun
+    from bulkput.job.sync.run import SyncOptions
     from bulkput.job.sync.strategies import STRATEGIES
 
     options = SyncOptions(
@@ -120,37 +119,19 @@ async def _sync(args: argparse.Namespace, spec: JobSpec) -> int:
         temp_dir=args.temp_dir,
     )
     control = JobControl()
-    run_ref: list[SyncRun] = []
-
-    def aborted() -> BulkputError | None:  # the plan's own aborts as well as the engine's
-        return run_ref[0].aborted if run_ref else None
-
     # the totals: the same walk a second time, ahead of the sync, in a thread
     counter = None
     if not args.quiet and args.progress != "none":
         counter = SourceCounter.for_sync(args.source, spec.target.prefix, options)
     # the progress display prints each failure and each warning (a symlink skipped) once
-    output = JobOutput(args, spec.target, control, aborted, counter=counter)
+    output = JobOutput(args, spec.target, control, counter=counter)
+    remove = runtime.on_stop(control.stop)
     try:
         output.start()
         async with Job(spec) as job:
-            sync_run = SyncRun(
-                job.store,
-                args.source,
-                spec.target.prefix,
-                options,
-                config=spec.transfer,
-                subscribers=output.subscribers,
-                defaults=spec.defaults,
-                engine_factory=functools.partial(job.engine, control=control),
-            )
-            run_ref.append(sync_run)
-            remove = runtime.on_stop(sync_run.stop)
-            try:
-                summary = await sync_run.run()
-            finally:
-                remove()
+            summary = await job.sync(args.source, options, output.subscribers, control)
     finally:
+        remove()
         output.close()
     sys.stdout.flush()
     if not args.quiet or summary.exit_code != 0:

@@ -4,27 +4,28 @@
 
     summary = await run_job(spec, items, [ProgressDisplay(...), ReportWriter(...)])
 
-Every entry point goes through here (``bulkput put`` and ``sync``, :class:`bulkput.api.Uploader`,
-``bulkput demo``, the Dask shards, the benchmarks), so there is one place that resolves the
+Every entry point goes through here (``bulkput put`` and ``sync``, :class:`bulkput.api.Uploader`
+and :func:`bulkput.api.sync_dir`, ``bulkput demo``, the Dask shards, the benchmarks), so there is one place that resolves the
 endpoint and credentials and opens the store, one way to open the journal (with the job's
 identity recorded in it), one construction of the :class:`~bulkput.job.engine.Engine`, and one
 order of closing: the journal (its last batch committed), then the store.
 
 :class:`Job` is the same assembly held open across several runs (the API's ``Uploader`` sends
-batch after batch through one connection pool and journal; sync plans against the store the
-job opened). A :class:`JobControl` stops a running job cleanly and says why it stopped.
+batch after batch through one connection pool and journal; :meth:`Job.sync` plans against the
+store the job opened). A :class:`JobControl` stops a running job cleanly and says why it stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import random
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from bulkput.errors import BulkputError, UsageError
 from bulkput.items import UploadItem
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from bulkput.job.limited_store import LimitedStore
     from bulkput.job.shard import Shard
     from bulkput.job.summary import JobSummary
+    from bulkput.job.sync.run import SyncOptions, SyncRun
     from bulkput.remote.retry import AdaptiveLimiter
     from bulkput.remote.store import ObjectHeaders, ObjectStore
     from bulkput.remote.target import Endpoint
@@ -144,21 +146,26 @@ class ConcurrencyState:
 
 
 class JobControl:
-    """Stops a job and tells how it ended; give one to :func:`run_job` or :meth:`Job.run`.
+    """Stops a job and tells how it ended; give one to :func:`run_job`, :meth:`Job.run` or
+    :meth:`Job.sync`.
 
     ``stop()`` may come before the engine starts (the job then sends nothing and ends
-    interrupted) or while it runs (no new objects, requests in flight finish, exit 130).
+    interrupted) or while it runs (no new objects, requests in flight finish, exit 130); a
+    sync also plans nothing more and deletes nothing.
     """
 
     def __init__(self) -> None:
         self._engine: Engine | None = None
+        self._sync: SyncRun | None = None
         self._stop_requested = False
         self._abort_error: BulkputError | None = None
         self.journal_error: BulkputError | None = None  # closing the journal failed
 
     def stop(self) -> None:
         self._stop_requested = True
-        if self._engine is not None:
+        if self._sync is not None:
+            self._sync.stop()  # its engine's too
+        elif self._engine is not None:
             self._engine.stop()
 
     def abort(self, error: BulkputError) -> None:
@@ -184,7 +191,10 @@ class JobControl:
 
     @property
     def aborted(self) -> BulkputError | None:
-        """The job-fatal error that stopped the job (auth, missing bucket, journal...), if any."""
+        """The job-fatal error that stopped the job (auth, missing bucket, journal, a sync's
+        ``--max-delete`` or refused listing...), if any."""
+        if self._sync is not None and (cause := self._sync.aborted) is not None:
+            return cause
         return self._engine.aborted if self._engine is not None else self._abort_error
 
     @property
@@ -205,6 +215,11 @@ class JobControl:
             engine.abort(self._abort_error)
         elif self._stop_requested:
             engine.stop()
+
+    def _attach_sync(self, run: SyncRun) -> None:
+        self._sync = run
+        if self._stop_requested:
+            run.stop()
 
 
 class Job:
@@ -322,6 +337,39 @@ class Job:
                 retry=spec.transfer.retry,
             )
         summary = await self.engine(subscribers, control).run(items)
+        self._summaries.append(summary)
+        return summary
+
+    async def sync(
+        self,
+        source_dir: str | os.PathLike[str],
+        options: SyncOptions,
+        subscribers: Sequence[Subscriber] = (),
+        control: JobControl | None = None,
+        *,
+        plan_out: TextIO | None = None,
+    ) -> JobSummary:
+        """Sync ``source_dir`` to the spec's prefix through this job's store
+        (:class:`~bulkput.job.sync.run.SyncRun`: planned against one listing, its uploads through
+        :meth:`engine` with ``control`` attached, its deletes last). ``plan_out`` receives one
+        line per planned action (the ``--dry-run`` listing)."""
+        from bulkput.job.sync.run import SyncRun
+
+        spec = self.spec
+        run = SyncRun(
+            self.store,
+            source_dir,
+            spec.target.prefix,
+            options,
+            config=spec.transfer,
+            subscribers=subscribers,
+            defaults=spec.defaults,
+            plan_out=plan_out,
+            engine_factory=functools.partial(self.engine, control=control),
+        )
+        if control is not None:
+            control._attach_sync(run)
+        summary = await run.run()
         self._summaries.append(summary)
         return summary
 

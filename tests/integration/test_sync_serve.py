@@ -285,3 +285,54 @@ async def test_checksum_compares_multipart_objects_by_their_md5_metadata(
     summary = await sync_dir(tmp_path, dest, strategy="checksum", **options)  # type: ignore[arg-type]
     assert summary.stored == 1
     assert (await stored(bulkput_server, dest))["big.bin"] == bytes(changed)
+
+
+async def test_sync_dir_checks_option_values_before_any_request(
+    tmp_path: Path, bulkput_server: ServerHandle, bulkput_bucket: str
+) -> None:
+    """As ``bulkput sync`` does: a value the store would refuse stops the job before the listing."""
+    from bulkput.errors import UsageError
+    from bulkput.remote.store import ObjectHeaders
+
+    make_tree(tmp_path, TREE)
+    requests_before = bulkput_server.stats.total
+    with pytest.raises(UsageError, match="--acl"):
+        await sync(bulkput_server, tmp_path, f"s3://{bulkput_bucket}/checked",
+                   defaults=ObjectHeaders(acl="everyone-may-write"))  # fmt: skip
+    assert bulkput_server.stats.total == requests_before
+
+
+async def test_sync_dir_stopped_before_it_starts_sends_nothing(
+    tmp_path: Path, bulkput_server: ServerHandle, bulkput_bucket: str
+) -> None:
+    from bulkput.job.run import JobControl
+
+    make_tree(tmp_path, TREE)
+    control = JobControl()
+    control.stop()  # as a SIGINT while the store was being opened
+    summary, _ = await sync(bulkput_server, tmp_path, f"s3://{bulkput_bucket}/stopped", control=control)
+    assert summary.exit_code == 130 and summary.stored == 0
+    assert puts_under(bulkput_server, bulkput_bucket, "stopped/") == {}
+
+
+async def test_sync_dir_control_names_the_syncs_own_abort(
+    tmp_path: Path, bulkput_server: ServerHandle, bulkput_bucket: str
+) -> None:
+    """--max-delete refused: the control says why the job stopped (the progress display's and
+    the failure lines' ``aborted()``), and nothing was deleted."""
+    from bulkput.errors import MaxDeleteExceeded
+    from bulkput.job.run import JobControl
+
+    make_tree(tmp_path, TREE)
+    dest = f"s3://{bulkput_bucket}/capped"
+    assert (await sync(bulkput_server, tmp_path, dest))[0].exit_code == 0
+    for key in ("a.txt", "a/b.txt"):
+        (tmp_path / key).unlink()
+    deletes_before = bulkput_server.stats.count("DeleteObjects") + bulkput_server.stats.count("DeleteObject")
+    control = JobControl()
+    summary, _ = await sync(bulkput_server, tmp_path, dest, delete=True, max_delete=1, control=control)
+    assert summary.exit_code == 3
+    assert isinstance(control.aborted, MaxDeleteExceeded)
+    deletes = bulkput_server.stats.count("DeleteObjects") + bulkput_server.stats.count("DeleteObject")
+    assert deletes == deletes_before
+    assert await stored(bulkput_server, dest) == TREE  # the two files gone locally are still stored

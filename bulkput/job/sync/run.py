@@ -38,10 +38,9 @@ from bulkput.remote.store import ObjectHeaders, ObjectInfo, ObjectStore
 
 if TYPE_CHECKING:
     from bulkput.job.engine import Engine
-    from bulkput.job.journal_protocol import JobJournal
 
 # The engine of a sync's uploads, made for the subscribers it reports to (the sync's own
-# forwarders): the command's is its Job's (Job.engine), else build_engine on the sync's store.
+# forwarders): a Job's sync passes its Job.engine; else build_engine on the sync's store.
 EngineFactory = Callable[[Sequence[Subscriber]], "Engine"]
 
 
@@ -103,7 +102,6 @@ class SyncRun:
         *,
         config: TransferConfig | None = None,
         subscribers: Sequence[Subscriber] = (),
-        journal: JobJournal | None = None,
         defaults: ObjectHeaders | None = None,
         plan_out: TextIO | None = None,
         engine_factory: EngineFactory | None = None,
@@ -119,7 +117,6 @@ class SyncRun:
         self.prefix = sync_prefix(prefix)
         self.options = options or SyncOptions()
         self.subscribers = tuple(subscribers)
-        self.journal = journal
         self.defaults = defaults
         self.plan_out = plan_out
         self._engine_factory = engine_factory
@@ -230,8 +227,8 @@ class SyncRun:
         """The uploads' engine when no factory was given: on this sync's store and settings."""
         from bulkput.job.run import build_engine
 
-        return build_engine(self.store, self.config, journal=self.journal, subscribers=subscribers,
-                            defaults=self.defaults, clock=self._clock, sleep=self._sleep, rng=self._rng)
+        return build_engine(self.store, self.config, subscribers=subscribers, defaults=self.defaults,
+                            clock=self._clock, sleep=self._sleep, rng=self._rng)
 
     async def _main_pass(self, spool: IO[bytes]) -> JobSummary | None:
         concurrency = self.config.request_slots
