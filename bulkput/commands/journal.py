@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from bulkput.commands.options import days
 from bulkput.commands.parsing import examples
 from bulkput.job.journal import KEEP_COMPLETED_SECONDS, default_state_dir, list_journals, prune
 
@@ -24,16 +25,6 @@ EXAMPLES = examples(
     "bulkput journal list --json --state-dir /var/cache/bulkput",
     "bulkput journal prune --older-than 7",
 )
-
-
-def _days(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of days") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: cannot be negative")
-    return value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -60,7 +51,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         else:
             verb.add_argument(
                 "--older-than",
-                type=_days,
+                type=days,
                 metavar="DAYS",
                 default=KEEP_COMPLETED_SECONDS / 86400,
                 help="remove completed journals last written more than DAYS days ago (default 30)",

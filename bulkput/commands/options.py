@@ -42,37 +42,45 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 64M, 8MiB, 5MB, 5000)") from None
 
 
-def positive(text: str) -> int:
-    """An argparse ``type=``: a whole number, at least 1."""
+def _whole_number(text: str, minimum: int, bound: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be {bound}")
     return value
+
+
+def positive(text: str) -> int:
+    """An argparse ``type=``: a whole number, at least 1."""
+    return _whole_number(text, 1, "at least 1")
 
 
 def count(text: str) -> int:
     """An argparse ``type=``: a whole number, 0 or more."""
+    return _whole_number(text, 0, "0 or more")
+
+
+def _finite_amount(text: str, unit: str) -> float:
+    """A number of ``unit``, 0 or more (not NaN, not infinite)."""
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more {unit}")
     return value
 
 
 def seconds(text: str) -> float:
     """An argparse ``type=``: a number of seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more seconds")
-    return value
+    return _finite_amount(text, "seconds")
+
+
+def days(text: str) -> float:
+    """An argparse ``type=``: a number of days, 0 or more."""
+    return _finite_amount(text, "days")
 
 
 def positive_seconds(text: str) -> float:

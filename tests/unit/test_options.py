@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
@@ -159,3 +160,16 @@ def test_each_sync_comparison_flag_picks_its_strategy(flags: list[str], strategy
     args = build_parser("sync").parse_args(["sync", "dir", "s3://b/p", *flags])
     assert args.strategy == strategy
     assert STRATEGIES[args.strategy]().name == strategy
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "x"])
+def test_journal_prune_refuses_an_age_that_is_no_number_of_days(
+    value: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["journal", "prune", "--older-than", value, "--state-dir", str(tmp_path / "state")])
+    assert stopped.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"bulkput journal prune: argument --older-than: '{value}'")
+    assert "days" in line
+    assert not (tmp_path / "state").exists()  # nothing was looked at
