@@ -52,11 +52,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bulkput.errors import JournalDamagedError, JournalError, UnexpectedError
 from bulkput.remote.store import PartInfo
 from bulkput.remote.target import Endpoint, Target
+
+if TYPE_CHECKING:
+    from bulkput.job.shard import Shard
 
 SCHEMA_VERSION = "2"
 DEFAULT_FLUSH_INTERVAL = 0.5
@@ -130,7 +133,7 @@ class StoreIdentity:
         )
 
 
-def job_id(store: StoreIdentity, source_description: str, shard: object | None = None) -> str:
+def job_id(store: StoreIdentity, source_description: str, shard: Shard | str | None = None) -> str:
     """A stable name for a job: the same store, source and shard give the same id.
 
     Every field of ``store`` counts: the same command with another ``--endpoint``, region,
@@ -158,11 +161,10 @@ def open_job_journal(
     store: StoreIdentity,
     source_description: str,
     *,
-    shard: object | None = None,
+    shard: Shard | str | None = None,
     state_dir: str | os.PathLike[str] | None = None,
     restart: bool = False,
     enabled: bool = True,
-    **options: Any,
 ) -> Journal | None:
     """The journal of one job (None with ``enabled=False``, i.e. ``--no-journal``).
 
@@ -178,7 +180,7 @@ def open_job_journal(
         "source": source_description,
         "shard": str(shard or "0/1"),
     }
-    return Journal.open(state_dir, job, restart=restart, meta=meta, **options)
+    return Journal.open(state_dir, job, restart=restart, meta=meta)
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +365,9 @@ class Journal:
         *,
         restart: bool = False,
         meta: Mapping[str, str] | None = None,
-        **options: Any,
+        flush_interval: float = DEFAULT_FLUSH_INTERVAL,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        write_fault: Callable[[], None] | None = None,
     ) -> Journal:
         """Open (creating) the journal of job ``job`` in ``state_dir`` (default
         :func:`default_state_dir`). ``restart`` forgets what an earlier run recorded.
@@ -386,7 +390,8 @@ class Journal:
             prune(directory, keep=path)
         if restart:
             cls.forget(path)
-        return cls(path, meta=meta, **options)
+        return cls(path, meta=meta, flush_interval=flush_interval, batch_size=batch_size,
+                   write_fault=write_fault)
 
     @staticmethod
     def forget(path: Path) -> None:
