@@ -84,21 +84,20 @@ class FailurePrinter(Subscriber):
     """``--quiet`` / ``--progress none``: no progress, but one line per failed object."""
 
     def __init__(self, aborted: Callable[[], BulkputError | None], limit: int = 200) -> None:
+        from bulkput.commands.progress import FailureLines
+
         self.aborted = aborted
-        self.limit = limit
-        self.shown = 0
+        self.lines = FailureLines(limit)
 
     def on_result(self, result: ObjectResult) -> None:
-        from bulkput.commands.progress import failure_line, is_warning
+        from bulkput.commands.progress import is_warning
 
         if (
             result.status is Status.FAILED and not explained_by_stop(result, self.aborted())
         ) or is_warning(result):
-            self.shown += 1
-            if self.shown <= self.limit:
-                sys.stderr.write(failure_line(result) + "\n")
-            elif self.shown == self.limit + 1:
-                sys.stderr.write("error: more objects failed or were skipped with a warning; the --report file lists them all\n")
+            line = self.lines.line_for(result)
+            if line is not None:
+                sys.stderr.write(line + "\n")
 
     def close(self) -> None:
         """Nothing to put back (no display)."""

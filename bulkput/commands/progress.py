@@ -151,6 +151,23 @@ def failure_line(result: ObjectResult) -> str:
     return f"{'warning' if result.status is Status.SKIPPED else 'error'}: {message}"
 
 
+class FailureLines:
+    """The ``error:`` / ``warning:`` line of each failed object or warning, up to ``limit``;
+    then one line saying the report has the rest; then none (the report lists them all)."""
+
+    MORE = "error: more objects failed or were skipped with a warning; the --report file lists them all"
+
+    def __init__(self, limit: int = 200) -> None:
+        self.limit = limit
+        self.shown = 0
+
+    def line_for(self, result: ObjectResult) -> str | None:
+        self.shown += 1
+        if self.shown <= self.limit:
+            return failure_line(result)
+        return self.MORE if self.shown == self.limit + 1 else None
+
+
 def is_warning(result: ObjectResult) -> bool:
     """A skipped object that carries a message is a warning the user should see (skips by a
     sync rule or the journal carry none)."""
@@ -256,7 +273,7 @@ class ProgressDisplay(Subscriber):
         self.retries = 0
         self.last_retry: LastRetry | None = None
         self.finished = False
-        self._errors_shown = 0
+        self._failure_lines = FailureLines(max_error_lines)
         self._live: Live | None = None  # on a terminal
         self._timer: asyncio.TimerHandle | None = None
         self._undo: list[Callable[[], object]] = []  # what putting the terminal back takes
@@ -511,12 +528,9 @@ class ProgressDisplay(Subscriber):
     def _show_failure(self, result: ObjectResult) -> None:
         if self.quiet or (self.explained is not None and self.explained(result)):
             return
-        self._errors_shown += 1
-        if self._errors_shown > self.max_error_lines:
-            if self._errors_shown == self.max_error_lines + 1:
-                self._print_line("error: more objects failed or were skipped with a warning; the --report file lists them all")
-            return
-        self._print_line(failure_line(result))
+        line = self._failure_lines.line_for(result)
+        if line is not None:
+            self._print_line(line)
 
     def _print_line(self, text: str) -> None:
         if not self.print_above(text):

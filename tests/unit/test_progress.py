@@ -318,3 +318,15 @@ def test_report_bytes_go_straight_to_stdout_while_no_bar_is_up() -> None:
     assert out.getvalue() == b'{"key":"a"}\n{"key":"b"}\n'
     lines.flush()
     assert out.getvalue() == b'{"key":"a"}\n{"key":"b"}\n'
+
+
+def test_quiet_caps_error_lines_as_the_display_does(capsys: pytest.CaptureFixture[str]) -> None:
+    """--quiet / --progress none: no progress, the same failure lines and the same cap."""
+    from bulkput.commands.job_output import FailurePrinter
+
+    printer = FailurePrinter(lambda: None, limit=3)
+    for n in range(10):
+        printer.on_result(failed(f"k{n}"))
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:3] == [f"error: k{n}: NoSuchFile: it went wrong" for n in range(3)]
+    assert lines[3:] == ["error: more objects failed or were skipped with a warning; the --report file lists them all"]
