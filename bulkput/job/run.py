@@ -362,10 +362,9 @@ class Job:
             spec.target.prefix,
             options,
             config=spec.transfer,
-            subscribers=subscribers,
-            defaults=spec.defaults,
-            plan_out=plan_out,
             engine_factory=functools.partial(self.engine, control=control),
+            subscribers=subscribers,
+            plan_out=plan_out,
         )
         if control is not None:
             control._attach_sync(run)

@@ -9,10 +9,13 @@ import os
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from bulkput.config import RetryPolicy, TransferConfig
 from bulkput.errors import AuthError, ConnectError, ServiceError
 from bulkput.items import ObjectResult, Status
+from bulkput.job.engine import Engine
+from bulkput.job.run import build_engine
 from bulkput.job.subscriber import Subscriber
 from bulkput.job.sync.run import SyncOptions, SyncRun
 from bulkput.job.sync.strategies import Checksum
@@ -22,6 +25,7 @@ from bulkput.remote.store import (
     FileRange,
     ObjectHeaders,
     ObjectInfo,
+    ObjectStore,
     PutResult,
 )
 
@@ -100,11 +104,24 @@ FAST = TransferConfig(concurrency=4, max_open_files=4,
                       retry=RetryPolicy(max_attempts=3, base_delay=0.0, throttle_base_delay=0.0))
 
 
+def sync_run(store: ObjectStore, root: Path, prefix: str, options: SyncOptions, *,
+             config: TransferConfig, **extra: Any) -> SyncRun:
+    """A SyncRun whose uploads go through build_engine on the run's own (limited) store, as
+    Job.sync's go through Job.engine on the job's."""
+    made: list[SyncRun] = []
+
+    def engine(subscribers: Sequence[Subscriber]) -> Engine:
+        return build_engine(made[0].store, config, subscribers=subscribers)
+
+    made.append(SyncRun(store, root, prefix, options, config=config, engine_factory=engine, **extra))
+    return made[0]
+
+
 async def run_sync(store: MemoryStore, root: Path, prefix: str = "dst", **options) -> tuple:  # type: ignore[no-untyped-def]
     results = Results()
     plan = io.StringIO()
-    run = SyncRun(store, root, prefix, SyncOptions(**options), config=FAST, subscribers=[results],
-                  plan_out=plan if options.get("dry_run") else None)
+    run = sync_run(store, root, prefix, SyncOptions(**options), config=FAST, subscribers=[results],
+                   plan_out=plan if options.get("dry_run") else None)
     summary = await run.run()
     assert results.done is summary
     return summary, results, plan.getvalue()
@@ -240,7 +257,7 @@ async def test_interrupt_stops_cleanly_deletes_nothing_exit_130(tmp_path: Path) 
         return await real_put(key, body, content_md5=content_md5, headers=headers)
 
     store.put_object = slow_put  # type: ignore[method-assign]
-    run = SyncRun(store, tmp_path, "dst", SyncOptions(delete=True), config=FAST)
+    run = sync_run(store, tmp_path, "dst", SyncOptions(delete=True), config=FAST)
     holder.append(run)
     summary = await run.run()
     assert summary.exit_code == 130 and summary.interrupted
@@ -278,7 +295,7 @@ async def test_a_store_unreachable_while_listing_aborts_after_the_connect_attemp
     store.list_objects = unreachable  # type: ignore[method-assign]
     policy = TransferConfig(concurrency=4, max_open_files=4, retry=RetryPolicy(
         max_attempts=6, base_delay=0.0, throttle_base_delay=0.0, connect_attempts=2))
-    summary = await SyncRun(store, tmp_path, "dst", SyncOptions(delete=True), config=policy).run()
+    summary = await sync_run(store, tmp_path, "dst", SyncOptions(delete=True), config=policy).run()
     assert summary.exit_code == 3 and "unreachable" in (summary.aborted or "")
     assert listings == ["dst/", "dst/"]
     assert "dst/orphan" in store.objects and store.delete_requests == []
@@ -313,7 +330,7 @@ async def test_heads_listing_and_deletes_share_the_job_limit_with_uploads(tmp_pa
     store.delete_objects = counted(store.delete_objects)  # type: ignore[method-assign]
     config = TransferConfig(concurrency=2, max_open_files=4,
                             retry=RetryPolicy(max_attempts=3, base_delay=0.0, throttle_base_delay=0.0))
-    summary = await SyncRun(store, tmp_path, "dst", SyncOptions(delete=True), config=config).run()
+    summary = await sync_run(store, tmp_path, "dst", SyncOptions(delete=True), config=config).run()
     assert (summary.exit_code, summary.stored, summary.deleted) == (0, 80, 40)
     assert len(store.heads) == 40
     assert peak <= 2

@@ -34,13 +34,13 @@ from bulkput.local.filters import Filter
 from bulkput.local.names import printable
 from bulkput.local.walk import WalkItem, WalkOptions, walk_tree
 from bulkput.remote.retry import Retrier
-from bulkput.remote.store import ObjectHeaders, ObjectInfo, ObjectStore
+from bulkput.remote.store import ObjectInfo, ObjectStore
 
 if TYPE_CHECKING:
     from bulkput.job.engine import Engine
 
 # The engine of a sync's uploads, made for the subscribers it reports to (the sync's own
-# forwarders): a Job's sync passes its Job.engine; else build_engine on the sync's store.
+# forwarders), on the sync's store: Job.sync passes its Job.engine.
 EngineFactory = Callable[[Sequence[Subscriber]], "Engine"]
 
 
@@ -87,8 +87,9 @@ class SyncRun:
 
     Pipeline: a thread walks the tree (batches handed to the loop); the loop merge-joins it
     with the paginated listing and plans each key; entries that need a HEAD or a local MD5 go
-    to ``resolvers`` tasks; uploads feed the :class:`~bulkput.job.engine.Engine` through a bounded
-    queue; deletes are spooled to a temporary file and sent, 1000 keys a request, after the
+    to ``resolvers`` tasks; uploads feed the :class:`~bulkput.job.engine.Engine` that
+    ``engine_factory`` makes on this store (:meth:`bulkput.job.run.Job.sync` passes its
+    ``Job.engine``) through a bounded queue; deletes are spooled to a temporary file and sent, 1000 keys a request, after the
     uploads finished (and only when the job was not aborted or interrupted). Memory holds the
     queues, not the tree or the listing.
     """
@@ -101,10 +102,9 @@ class SyncRun:
         options: SyncOptions | None = None,
         *,
         config: TransferConfig | None = None,
+        engine_factory: EngineFactory,
         subscribers: Sequence[Subscriber] = (),
-        defaults: ObjectHeaders | None = None,
         plan_out: TextIO | None = None,
-        engine_factory: EngineFactory | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
@@ -117,10 +117,8 @@ class SyncRun:
         self.prefix = sync_prefix(prefix)
         self.options = options or SyncOptions()
         self.subscribers = tuple(subscribers)
-        self.defaults = defaults
         self.plan_out = plan_out
         self._engine_factory = engine_factory
-        self._clock, self._sleep, self._rng = clock, sleep, rng
         self.rules = PlanRules(
             strategy=self.options.strategy,
             prefix=self.prefix,
@@ -223,13 +221,6 @@ class SyncRun:
             return self._aborted
         return None
 
-    def _own_engine(self, subscribers: Sequence[Subscriber]) -> Engine:
-        """The uploads' engine when no factory was given: on this sync's store and settings."""
-        from bulkput.job.run import build_engine
-
-        return build_engine(self.store, self.config, subscribers=subscribers, defaults=self.defaults,
-                            clock=self._clock, sleep=self._sleep, rng=self._rng)
-
     async def _main_pass(self, spool: IO[bytes]) -> JobSummary | None:
         concurrency = self.config.request_slots
         self._uploads: asyncio.Queue[Any] = asyncio.Queue(maxsize=concurrency * 2)
@@ -238,8 +229,7 @@ class SyncRun:
         resolvers = [asyncio.create_task(self._resolve_guarded()) for _ in range(concurrency)]
         engine_task: asyncio.Task[JobSummary] | None = None
         if not self.options.dry_run:
-            factory = self._engine_factory or self._own_engine
-            self._engine = factory([_Forward(s) for s in self.subscribers])
+            self._engine = self._engine_factory([_Forward(s) for s in self.subscribers])
             engine_task = asyncio.create_task(self._engine.run(self._feed()))
         self._planner = asyncio.create_task(self._plan_all())
         try:
