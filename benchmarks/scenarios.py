@@ -342,18 +342,20 @@ SCENARIOS: dict[str, Scenario] = {
              Lane("bulkput", extra_args=("--dask", "{dask}"), label=_DASK, subject=True,
                   cluster_workers=2),
              Lane("bulkput", label=_PLAIN_FIXED, subject=False, dataset="manifest-10"),
-             # 2 partitions of 5: both fresh workers import bulkput in the fixed cost, as
-             # both do in the 2,000-object job (else one's imports count as per-object cost)
+             # 2 partitions of 5: a task's round trip on each worker in the fixed cost, as
+             # in the 2,000-object job (else one's first-task cost counts as per-object cost)
              Lane("bulkput", extra_args=("--dask", "{dask}", "--partition-size", "5"),
                   label=_DASK_FIXED, subject=True, cluster_workers=2, dataset="manifest-10")),
             action="manifest",
             pairs=((_DASK, _PLAIN), (_DASK_FIXED, _PLAIN_FIXED)),
             description="The same manifest job run by one process and as partition tasks on a "
                         "local Dask cluster (a dask scheduler and 2 single-threaded worker "
-                        "processes, started before the clock starts), each on 2,000 objects "
-                        "and on 10: the 10-object job's wall time is the fixed cost (start, "
-                        "imports, connecting, a task's round trip on each fresh worker: 2 "
-                        "partitions of 5), what the 2,000-object job takes past it is the "
+                        "processes started with --preload bulkput.cluster, as "
+                        "docs/scale-out.md says, before the clock starts), each on 2,000 "
+                        "objects and on 10: the 10-object job's wall time is the fixed cost "
+                        "(the client's start and imports, connecting, a task's round trip on "
+                        "each worker: 2 partitions of 5), what the 2,000-object job takes past "
+                        "it is the "
                         "per-object cost. The cluster's CPU is "
                         "counted as client CPU. This machine has 2 cores, so the Dask path "
                         "can only show its overhead here.",

@@ -316,7 +316,9 @@ class DaskCluster:
 
 
 def start_dask_cluster(workers: int, workdir: Path, env: dict[str, str]) -> DaskCluster:
-    """Start a scheduler and ``workers`` single-threaded worker processes; wait for them."""
+    """Start a scheduler and ``workers`` single-threaded worker processes; wait for them.
+    The workers start as docs/scale-out.md says to start them, with ``--preload
+    bulkput.cluster`` (bulkput imported at the worker's start, not in the first job)."""
     dask = find_tool("dask")
     if dask is None:
         raise RuntimeError("dask is not installed (pip install 'bulkput[dask]')")
@@ -334,8 +336,8 @@ def start_dask_cluster(workers: int, workdir: Path, env: dict[str, str]) -> Dask
             _wait_listening("127.0.0.1", port, cluster.processes[0], "dask scheduler")
             cluster.processes.append(subprocess.Popen(
                 [dask, "worker", address, "--nworkers", str(workers), "--nthreads", "1",
-                 "--host", "127.0.0.1", "--no-dashboard", "--local-directory",
-                 str(workdir / "dask-worker")],
+                 "--host", "127.0.0.1", "--no-dashboard", "--preload", "bulkput.cluster",
+                 "--local-directory", str(workdir / "dask-worker")],
                 env=env, cwd=workdir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True))
         from distributed import Client

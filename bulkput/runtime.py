@@ -97,7 +97,7 @@ def _handle(signum: int, main: asyncio.Task[Any]) -> None:
         main.cancel()
 
 
-def _quiet_connection_failures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+def quiet_connection_failures(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     """Drop asyncio's "Future exception was never retrieved" traceback for a connection that
     failed (a refused certificate, a reset): when many connections open at once and the first
     failure stops the job (which reports it in one line), uvloop leaves the others' handshake
@@ -116,7 +116,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
     global _signals_seen
     _signals_seen = 0
     loop = new_event_loop()
-    loop.set_exception_handler(_quiet_connection_failures)
+    loop.set_exception_handler(quiet_connection_failures)
     installed: list[int] = []
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])

@@ -10,7 +10,8 @@
        │                                                             │
        └── as_completed: merge each returned summary ◀── run_partition(spec, partition):
            in memory, print progress, submit the next         run_job of its items, on the
-                                                              worker's own event loop
+                                                              worker process's one loop and
+                                                              open store (worker_runtime)
 
 **A partition is its lines, shipped with the task**, not a byte range of the manifest: keys
 are made once, on the client, by the one reader (a manifest's absolute paths are keys relative
@@ -65,6 +66,8 @@ from bulkput.job.summary import JobSummary
 if TYPE_CHECKING:
     from distributed import Client, Future
     from distributed import Event as DaskEvent
+
+    from bulkput.job.limited_store import LimitedStore
 
 # A task returns at most this many failed objects (the counts cover them all).
 FAILURES_PER_PARTITION = 100
@@ -259,14 +262,16 @@ def run_partition(
     spec: JobSpec, partition: Partition, stop_event: str | None = None
 ) -> PartitionOutcome:
     """The Dask task: ``run_job`` of the partition's items (resuming from the store: one
-    listing of the slice its keys span), on a new event loop in the worker's thread. When the
-    Dask event named ``stop_event`` is set (the client was interrupted), the job stops as
-    Ctrl-C stops one: no new object, the requests in flight finish.
+    listing of the slice its keys span), on the process's loop and with its open store for the
+    job's settings (:mod:`bulkput.job.worker_runtime`: the partitions a worker runs reuse one
+    connection pool and concurrency limit). When the Dask event named ``stop_event`` is set
+    (the client was interrupted), the job stops as Ctrl-C stops one: no new object, the
+    requests in flight finish.
 
     Returns its :class:`PartitionOutcome`; raises :class:`PartitionError` (the cause, this
     host and working directory) when the partition could not run, so that Dask's ``retries``
     apply."""
-    from bulkput import runtime
+    from bulkput.job.worker_runtime import worker_runtime
 
     host, cwd = socket.gethostname(), os.getcwd()
     unreadable = _unreadable_folder(partition.folders)
@@ -281,7 +286,9 @@ def run_partition(
     items = list(partition.items)
     watched = _dask_event(stop_event) if stop_event is not None else None
     try:
-        summary = runtime.run_async(_run_until_stopped(spec, items, failures, watched))
+        summary = worker_runtime().run(
+            spec, lambda store: _run_until_stopped(spec, items, failures, watched, store)
+        )
     except BulkputError as error:  # before the first upload: credentials, endpoint...
         raise PartitionError(f"partition {partition.index}: {error.one_line()}", host=host,
                              cwd=cwd) from None  # fmt: skip
@@ -303,7 +310,11 @@ def _dask_event(name: str) -> DaskEvent | None:
 
 
 async def _run_until_stopped(
-    spec: JobSpec, items: list[UploadItem], failures: _Failures, stop_event: DaskEvent | None
+    spec: JobSpec,
+    items: list[UploadItem],
+    failures: _Failures,
+    stop_event: DaskEvent | None,
+    store: LimitedStore | None,
 ) -> JobSummary:
     import asyncio
 
@@ -322,7 +333,7 @@ async def _run_until_stopped(
         threading.Thread(target=_wait_for_stop, args=(stop_event, stop, finished), daemon=True,
                          name=f"{stop_event.name}-watch").start()  # fmt: skip
     try:
-        return await run_job(spec, items, [failures], control=control)
+        return await run_job(spec, items, [failures], control=control, store=store)
     finally:
         finished.set()
 

@@ -109,6 +109,18 @@ def open_destination(
     )
 
 
+def open_job_store(spec: JobSpec, env: Mapping[str, str] | None = None) -> LimitedStore:
+    """The store of ``spec``'s destination under the job's limits (its concurrency limit and
+    open-file slots), every option value checked first; the caller closes it. Call it on the
+    event loop the job runs on (the store's connections belong to it)."""
+    from bulkput.job.checks import check_spec
+    from bulkput.job.limited_store import LimitedStore
+
+    endpoint = check_spec(spec, env)  # every option value, before any request
+    opened = open_destination(spec.target, spec.store, spec.transfer, env, endpoint=endpoint)
+    return LimitedStore.for_config(opened, spec.transfer)
+
+
 def open_journal(spec: JobSpec, store: ObjectStore) -> Journal | None:
     """The job's journal, or None (no journal asked for, or a dry run, which records nothing).
     Its name covers the store (dialect, endpoint, bucket, prefix, access key id), the source
@@ -234,9 +246,18 @@ class Job:
     ``os.environ`` where the endpoint and credentials are looked up.
     """
 
-    def __init__(self, spec: JobSpec, *, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        spec: JobSpec,
+        *,
+        env: Mapping[str, str] | None = None,
+        store: LimitedStore | None = None,
+    ) -> None:
         self.spec = spec
         self._env = env
+        # A store open already for this spec (open_job_store's, kept by a Dask worker for
+        # every partition it runs): the job uses it and leaves it open.
+        self._given_store = store
         self._store: LimitedStore | None = None
         self.journal: Journal | None = None
         self._notes: Subscriber | None = None  # the journal's lines in the summary
@@ -256,15 +277,9 @@ class Job:
         return self._store
 
     async def __aenter__(self) -> Job:
-        from bulkput.job.checks import check_spec
-        from bulkput.job.limited_store import LimitedStore
-
         spec = self.spec
-        endpoint = check_spec(spec, self._env)  # every option value, before any request
-        opened = open_destination(
-            spec.target, spec.store, spec.transfer, self._env, endpoint=endpoint
-        )
-        self._store = LimitedStore.for_config(opened, spec.transfer)
+        self._store = self._given_store or open_job_store(spec, self._env)
+        opened = self._store.store
         from bulkput.remote.client import HttpObjectStore
 
         if isinstance(opened, HttpObjectStore):
@@ -312,7 +327,7 @@ class Job:
             control.journal_error = error
         finally:
             store, self._store = self._store, None
-            if store is not None:
+            if store is not None and store is not self._given_store:
                 await store.close()
 
     async def run(
@@ -450,14 +465,16 @@ async def run_job(
     *,
     control: JobControl | None = None,
     env: Mapping[str, str] | None = None,
+    store: LimitedStore | None = None,
 ) -> JobSummary:
     """Open the store and the journal of ``spec``, upload ``items``, close both; the summary.
+    ``store``: one :func:`open_job_store` opened for this spec, used and left open.
 
     Errors that stop the job before any upload (a bad endpoint or option, no credentials, an
     unwritable journal) raise :class:`~bulkput.errors.BulkputError`; everything after is in
     the summary (``aborted``, ``interrupted``, per-object results to ``subscribers``).
     """
-    job = Job(spec, env=env)
+    job = Job(spec, env=env, store=store)
     await job.__aenter__()
     try:
         return await job.run(items, subscribers, control)

@@ -82,18 +82,20 @@ class StorePipeline:
         self, request: web.Request, handler: NextHandler
     ) -> web.StreamResponse:
         stats = self.server.stats
+        transport = request.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
         try:
             response = await handler(request)
         except ConnectionCut:
             # the transport is already aborted: this answer goes nowhere, by design
-            stats.request(request.method, _operation(request), 0)
+            stats.request(request.method, _operation(request), 0, peer)
             return web.Response(status=500)
         except ConnectionResetError:  # aiohttp's ClientConnectionResetError is one too
             # The client went away mid-request (killed, timed out): nothing to answer, and
             # nothing worth a traceback; the partial body was already discarded.
-            stats.request(request.method, _operation(request), 0)
+            stats.request(request.method, _operation(request), 0, peer)
             return web.Response(status=499)
-        stats.request(request.method, _operation(request), response.status)
+        stats.request(request.method, _operation(request), response.status, peer)
         return response
 
     @web.middleware

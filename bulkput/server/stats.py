@@ -2,7 +2,8 @@
 
 Counted per request: (method, operation), answer status, injected faults; per key: successful
 object PUTs (``PutObject`` and ``CompleteMultipartUpload``) and every part upload attempt that
-was stored. Read them in-process from ``ServerHandle.stats`` or over HTTP from
+was stored; and the client connections that sent requests (told apart by the client's address
+and port), so a test can see whether a client reused its connections. Read them in-process from ``ServerHandle.stats`` or over HTTP from
 ``GET /_bulkput/stats``; clear them with ``POST /_bulkput/reset-stats``.
 """
 
@@ -24,6 +25,7 @@ class StatsSnapshot:
     puts_by_key: dict[str, int] = field(default_factory=dict)  # bucket/key -> stored PUTs
     parts_by_key: dict[str, dict[int, int]] = field(default_factory=dict)  # bucket/key -> part -> n
     total: int = 0
+    connections: int = 0  # client connections (address and port) that sent a request
 
     def count(self, operation: str, method: str | None = None) -> int:
         if method is None:
@@ -49,6 +51,7 @@ class StatsSnapshot:
     def to_json(self) -> dict[str, object]:
         return {
             "total": self.total,
+            "connections": self.connections,
             "requests": self.requests,
             "operations": self.operations,
             "statuses": self.statuses,
@@ -76,10 +79,14 @@ class Stats:
         self._puts: Counter[str] = Counter()
         self._parts: dict[str, Counter[int]] = {}
         self._total = 0
+        self._peers: set[object] = set()
 
-    def request(self, method: str, operation: str, status: int) -> None:
+    def request(self, method: str, operation: str, status: int, peer: object = None) -> None:
+        """One answered request; ``peer``: the client's (address, port), one per connection."""
         with self._lock:
             self._total += 1
+            if peer is not None:
+                self._peers.add(peer)
             self._requests[f"{method} {operation}"] += 1
             self._operations[operation] += 1
             self._statuses[str(status)] += 1
@@ -112,4 +119,5 @@ class Stats:
                 puts_by_key=dict(self._puts),
                 parts_by_key={k: dict(v) for k, v in self._parts.items()},
                 total=self._total,
+                connections=len(self._peers),
             )

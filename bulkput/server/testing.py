@@ -86,7 +86,7 @@ class ServerHandle:
             requests=data["requests"], operations=data["operations"], statuses=data["statuses"],
             faults=data["faults"], puts_by_key=data["puts_by_key"],
             parts_by_key={k: {int(n): c for n, c in v.items()} for k, v in data["parts_by_key"].items()},
-            total=data["total"],
+            total=data["total"], connections=data["connections"],
         )  # fmt: skip
 
     def reset_stats(self) -> None:

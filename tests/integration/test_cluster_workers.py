@@ -1,6 +1,7 @@
 """``bulkput put --dask`` against a real cluster whose workers are not the client: a
-``dask scheduler`` and two ``dask worker`` processes, each worker with its own HOME and
-working directory, and credentials only where the test puts them."""
+``dask scheduler`` and two ``dask worker`` processes started as docs/scale-out.md says
+(``--preload bulkput.cluster``), each worker with its own HOME and working directory, and
+credentials only where the test puts them."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def real_cluster(
             worker_dirs.append(home / "cwd")
             env = _clean_env(home, XDG_CACHE_HOME=str(home / "cache"), **bulkput_server.env("s3"))
             stack.enter_context(dask_worker(f"worker-{n}", address, cwd=home / "cwd", env=env,
-                                            nthreads=1, local_dir=home / "dask"))  # fmt: skip
+                                            nthreads=1, local_dir=home / "dask",
+                                            preload="bulkput.cluster"))  # fmt: skip
         with distributed.Client(address, timeout=30) as client:
             client.wait_for_workers(2, timeout=60)
         yield RealCluster(address, worker_dirs)
@@ -148,6 +150,27 @@ def test_relative_manifest_and_relative_lines_reach_workers_with_other_directori
     ], env)  # fmt: skip
     assert done.returncode == 0, done.stderr
     _stored(bulkput_server, bulkput_bucket, contents, "r/")  # keys as written in the lines
+
+
+def test_the_partitions_a_worker_runs_reuse_its_connections(
+    real_cluster: RealCluster, bulkput_server: ServerHandle, bulkput_bucket: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    contents = _tree(tmp_path, 600)
+    (tmp_path / "m.txt").write_text("".join(f"{key}\n" for key in contents))
+    env = _clean_env(tmp_path / "client-home", **bulkput_server.env("s3"))
+    bulkput_server.reset_stats()
+    concurrency = 4  # pinned: a worker's store has at most this many connections
+    done = _put(tmp_path, [
+        "--manifest", "m.txt", f"s3://{bulkput_bucket}/c/", "--endpoint",
+        bulkput_server.endpoint_url, "--dask", real_cluster.address, "--partition-size", "50",
+        "--concurrency", str(concurrency), "--quiet",
+    ], env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # 12 partitions on 2 workers: each worker's pool serves all its partitions (one pool per
+    # partition would be 12 pools, at least 12 connections)
+    assert 2 <= bulkput_server.stats.connections <= 2 * concurrency
+    _stored(bulkput_server, bulkput_bucket, contents, "c/")  # (its reads connect too)
 
 
 def test_a_worker_that_cannot_read_a_file_names_its_host_and_directory(
