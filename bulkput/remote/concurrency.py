@@ -3,9 +3,10 @@
 On a link with a round-trip time, throughput is ``in flight / latency`` (Little's law) until
 the client's CPU, the link or the store is the limit: 64 requests at 40 ms can never pass
 1,600 objects/s. Nobody knows the right number for their link, so the controller finds it, as
-TCP's slow start finds a window: it starts at a modest limit and doubles it once per *round*
-(about a round trip) while throughput keeps rising and requests wait on the link rather than
-on each other, goes back to the last limit that paid when it stops rising, halves on
+TCP's slow start finds a window: it starts at a modest limit and multiplies it once per
+*round* (about a round trip) while throughput keeps rising and requests wait on the link
+rather than on each other (by ``fast_growth`` while they barely wait on each other, by
+``growth`` while they wait a little), goes back to the last limit that paid when it stops rising, halves on
 throttling, and now and then probes below (a limit above the start may be more than the link
 needs) and above (or when latency rises at a steady limit) in case the link changed.
 
@@ -14,9 +15,16 @@ A round is judged without the biases of a window of answers:
 - only answers to requests *sent since the round began* count, and only those sent while the
   limit was nearly full (``full``): a request sent while 128 were in flight tells how 128 fare,
   the answers of the round's first latency belong to the old limit;
-- its throughput is ``mean in flight at sending / mean latency`` (Little's law), not answers
-  counted per window: answers come in waves on a long link (a round trip's requests sent
-  together, answered together), and a window catches more or fewer waves;
+- a round begun by *raising* the limit (the first round, from 0 at the start; a growth; a
+  probe above) also counts its burst, the requests sent at once to fill the new limit (the
+  requests in flight at their sending rise from the old limit to the new one), and closes only
+  once one of its requests was sent with the limit full: so its decision comes about one round
+  trip (and the burst's sending) after the raise, not two. Its burst was all in flight at once
+  soon after, so its number in flight is the limit;
+- its throughput is ``in flight / mean latency`` (Little's law; in flight: the mean at
+  sending, or the limit for a raised round), not answers counted per window: answers come in
+  waves on a long link (a round trip's requests sent together, answered together), and a
+  window catches more or fewer waves;
 - its *queueing* is the share of the mean latency beyond the fastest answer's. On a long link
   every request waits the round trip and the fastest is near the mean; when the client's CPU
   (loopback) or the store is what limits, requests wait on each other, the fastest is far
@@ -32,22 +40,28 @@ requests in flight when it was sent, itself included), ``throttled(now)`` per th
 A round (growing or probing) closes when ``round_seconds`` have passed and at least
 ``round_completions`` and half the limit of its requests have been answered; a hold window
 when ``hold_seconds`` and ``hold_latencies`` latencies have passed with ``round_completions``
-such answers. The first round begins with the first answer, on connections already open:
-connecting is not the link's throughput.
+such answers. The first round is the opening wave, the requests sent at the start: when it
+shows queueing (connections opened one after another, the client's start-up), it does not
+count and a first round on open connections follows (connecting is not the link's
+throughput), so a fast link holds at the start as before.
 
 Truth table (one decision per closed round or hold window; "rose" means the throughput, in
 objects/s or bytes/s, at least ``gain`` above the round before's; "queueing" means above
-``queueing``):
+``queueing``; "barely queueing" means under ``low_queueing``):
 
 | state | condition | new limit | next state | reason |
 |---|---|---|---|---|
 | any | round or window not closed yet | same | same | - |
-| any | answers before the first, to requests sent before the round, or while under ``full`` x limit | same | same | (not counted) |
+| any | answers to requests sent before the round, or (a round not begun by a raise) while under ``full`` x limit | same | same | (not counted) |
+| any | a raised round none of whose answered requests was sent with the limit full (its burst is still being answered) | same | same | (not closed) |
 | any | a throttle signal (not per round) | limit / 2 (>= minimum) | hold, cooldown windows | throttled |
 | any | below the limit before the last throttle (per completion) | +1 per ``limit`` completions | same | recovering |
-| grow | the first round, no queueing | limit x ``growth`` | grow | first round |
-| grow | rose, no queueing, limit < maximum | limit x ``growth`` (<= maximum) | grow | throughput rose |
-| grow | first round or rose, queueing | same | hold | requests queue |
+| grow | the opening wave (the first round), queueing | same | grow (a first round on open connections) | (not counted) |
+| grow | the first round, barely queueing | limit x ``fast_growth`` (<= maximum) | grow | first round |
+| grow | the first round, queueing a little (not above ``queueing``) | limit x ``growth`` (<= maximum) | grow | first round |
+| grow | rose, barely queueing, limit < maximum | limit x ``fast_growth`` (<= maximum) | grow | throughput rose |
+| grow | rose, queueing a little, limit < maximum | limit x ``growth`` (<= maximum) | grow | throughput rose |
+| grow | first round on open connections or rose, queueing | same | hold | requests queue |
 | grow | rose, limit == maximum | same | hold | at the maximum |
 | grow | did not rise (latency grew with the requests in flight) | the previous limit | hold | no gain above it |
 | hold | still recovering, or in cooldown (after a throttle) | same | hold | - |
@@ -82,6 +96,10 @@ class ConcurrencySettings:
     hold_latencies: float = 4.0
     gain: float = 0.10
     growth: float = 2.0
+    # while requests barely queue (under ``low_queueing``): on a 150 ms link, 64 -> 512 one
+    # round trip after the start instead of three rounds of doubling (see docs/dev/design.md)
+    fast_growth: float = 8.0
+    low_queueing: float = 0.25
     latency_rise: float = 0.5
     full: float = 0.9
     queueing: float = 0.5
@@ -141,6 +159,8 @@ class ConcurrencyController:
     _full: int
     _needed: int
     _round_length: float
+    _raised: bool  # begun by raising the limit: its burst counts (see completed)
+    _most_in_flight: int
 
     def __init__(self, settings: ConcurrencySettings, now: float) -> None:
         self.settings = settings
@@ -155,12 +175,12 @@ class ConcurrencyController:
         self._cooldown = 0
         self._hold_latency = math.inf
         self._latency = 0.0  # the last closed round's or window's mean latency
-        self._waiting_for_first = True
+        self._opening = True  # the first round: the requests sent at the start
         self._recover_to = 0
         self._successes = 0
         self._below_next = True  # the next probe of a hold above the start goes below
         self._probe_after = 1  # hold windows before the next probe (see _missed)
-        self._start_round(now)
+        self._start_round(now, raised=True)
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -171,20 +191,21 @@ class ConcurrencyController:
             if self._successes >= self.limit:
                 self._successes = 0
                 self._set(now, self.limit + 1, "recovering after throttling")
-        if self._waiting_for_first:  # the first round starts with the first answer, on
-            self._waiting_for_first = False  # connections already open
-            self._start_round(now)
-            return
-        if started is None or started < self._round_start or in_flight < self._full:
-            return  # untimed, sent under the limit before the change, or while it was not full
+        if started is None or started < self._round_start:
+            return  # untimed, or sent before the change (under the old limit)
+        if in_flight < self._full and not self._raised:
+            return  # sent while the limit was not full: the job, not the limit, was slow
         self._answers += 1
         self._bytes += nbytes
         self._in_flight_sum += in_flight
+        if in_flight > self._most_in_flight:
+            self._most_in_flight = in_flight
         latency = now - started
         self._latency_sum += latency
         if latency < self._fastest:
             self._fastest = latency
-        if self._answers >= self._needed and now - self._round_start >= self._round_length:
+        if (self._answers >= self._needed and now - self._round_start >= self._round_length
+                and self._most_in_flight >= self._full):  # fmt: skip
             self._close_round(now)
 
     def throttled(self, now: float) -> None:
@@ -203,11 +224,19 @@ class ConcurrencyController:
 
     def _close_round(self, now: float) -> None:
         answers = self._answers
-        stats = RoundStats(self.limit, answers, self._in_flight_sum / answers,
-                           self._latency_sum / answers, self._bytes / answers,
-                           self._fastest)  # fmt: skip
+        # a raised round's burst was sent as fast as the job could, all of it in flight at
+        # once soon after: the limit is its number in flight, not the count at each sending
+        in_flight = self.limit if self._raised else self._in_flight_sum / answers
+        stats = RoundStats(self.limit, answers, in_flight, self._latency_sum / answers,
+                           self._bytes / answers, self._fastest)  # fmt: skip
         self._latency = stats.latency
+        opening, self._opening = self._opening, False
         self._start_round(now)
+        if opening and stats.queueing > self.settings.queueing:
+            # connecting, or the client's start-up: a first round on open connections judges
+            self.reason = (f"the opening wave queued (mean {stats.latency * 1000:.0f} ms, "
+                           f"fastest {stats.fastest * 1000:.0f} ms): a first round follows")
+            return
         if self.phase is Phase.HOLD:
             self._decide_hold(now, stats)
         elif self.phase is Phase.PROBE_BELOW:
@@ -240,8 +269,9 @@ class ConcurrencyController:
         self._fallback = stats.limit
         self.phase = Phase.GROW
         self._probe_after = 1
-        grown = min(self.settings.maximum,
-                    max(stats.limit + 1, round(stats.limit * self.settings.growth)))
+        fast = stats.queueing < self.settings.low_queueing
+        factor = self.settings.fast_growth if fast else self.settings.growth
+        grown = min(self.settings.maximum, max(stats.limit + 1, round(stats.limit * factor)))
         what = "throughput rose" if before is not None else "first round"
         self._change(now, grown, f"{what} at {stats.limit} ({stats.rate:.0f}/s, "
                                  f"{stats.latency * 1000:.0f} ms): trying {grown}")
@@ -307,10 +337,12 @@ class ConcurrencyController:
         self._held = 0
         self._hold_latency = math.inf
 
-    def _start_round(self, now: float) -> None:
+    def _start_round(self, now: float, raised: bool = False) -> None:
         """Count from here the answers to requests sent from here."""
         s = self.settings
         self._round_start = now
+        self._raised = raised
+        self._most_in_flight = 0
         self._answers = 0
         self._bytes = 0
         self._in_flight_sum = 0
@@ -326,8 +358,9 @@ class ConcurrencyController:
 
     def _change(self, now: float, limit: int, reason: str) -> None:
         """A decision: the new limit, and a new round to judge it by."""
+        raised = limit > self.limit
         self._set(now, limit, reason)
-        self._start_round(now)
+        self._start_round(now, raised)
 
     def _set(self, now: float, limit: int, reason: str) -> None:
         self.reason = reason

@@ -42,7 +42,7 @@ def limits_seen(log: str) -> list[int]:
 def test_the_limit_grows_on_a_slow_link_and_everything_is_stored(
     slow_link: ServerHandle, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # at 200 ms, 64 in flight pass 320 objects/s: doubling pays even on a loaded machine
+    # at 200 ms, 64 in flight pass 320 objects/s: growing pays even on a loaded machine
     make_files(tmp_path / "src", 1500)
     with caplog.at_level(logging.INFO, logger="bulkput.remote.retry"):
         code = main(["put", str(tmp_path / "src"), "s3://far/a/", "--endpoint",
@@ -50,7 +50,7 @@ def test_the_limit_grows_on_a_slow_link_and_everything_is_stored(
     assert code == 0
     assert sum(1 for key in slow_link.stats.puts_by_key if key.startswith("far/a/")) == 1500
     assert max(limits_seen(caplog.text), default=64) > 64, caplog.text[-2000:]
-    assert "throughput rose" in caplog.text
+    assert "first round at 64" in caplog.text  # why it grew: the opening wave's throughput
 
 
 def test_concurrency_pins_the_limit(

@@ -19,15 +19,18 @@ FAST = ConcurrencySettings(initial=8, maximum=64, round_seconds=0.0, round_compl
 
 
 def started(settings: ConcurrencySettings = FAST) -> tuple[ConcurrencyController, float]:
-    """A controller past its first answer (the first round starts there); the time."""
-    ctl = ConcurrencyController(settings, now=0.0)
-    ctl.completed(0.01, 0, 0.0, ctl.limit)
-    return ctl, 0.01
+    """A controller at the job's start (its first round: the requests sent from there); the
+    time."""
+    return ConcurrencyController(settings, now=0.0), 0.0
+
+
+# a little queueing, as on a busy client: growth by ``growth``, not ``fast_growth``
+SOME = 0.3
 
 
 def feed(ctl: ConcurrencyController, t: float, rate: float, *, answers: int = 0,
          in_flight: int | None = None, nbytes: int = 0, spread: float = 0.0,
-         queueing: float = 0.0) -> float:  # fmt: skip
+         queueing: float = SOME) -> float:  # fmt: skip
     """Answers to requests sent from ``t`` on, ``in_flight`` (default: the limit) in flight,
     at ``rate`` requests/s by Little's law (mean latency = in flight / rate); ``spread``
     seconds between sendings (default 1/rate); the fastest answer ``queueing`` below the mean
@@ -94,12 +97,47 @@ def test_row_answers_to_requests_sent_before_a_change_do_not_count() -> None:
     assert ctl.limit == 16 and ctl.phase is Phase.GROW
 
 
-def test_row_the_first_answer_only_opens_the_first_round() -> None:
-    ctl = ConcurrencyController(FAST, now=0.0)
-    # the opening wave: sent before the first answer, on connections being opened
-    for k in range(20):
-        ctl.completed(0.5 + k * 0.01, 0, 0.0, 8)
-    assert ctl.limit == 8 and len(ctl.changes) == 1
+def opening_wave(ctl: ConcurrencyController, latencies: list[float]) -> float:
+    """The requests sent at the start, one after another as fast as the job makes them (the
+    requests in flight at each sending rise 1, 2, ... up to the limit), answered after
+    ``latencies``; the time of the last answer."""
+    answered = sorted((0.001 * k + latency, 0.001 * k, k + 1)
+                      for k, latency in enumerate(latencies))  # fmt: skip
+    for at, sent, in_flight in answered:
+        ctl.completed(at, 0, sent, in_flight)
+    return answered[-1][0] + 1e-6
+
+
+def test_row_the_opening_wave_is_the_first_round() -> None:
+    ctl, _ = started(ConcurrencySettings(initial=8, maximum=512, round_seconds=0.0,
+                                         round_completions=4))  # fmt: skip
+    # 8 sent at the start, all answered a round trip (500 ms) later: the link, no queueing
+    t = opening_wave(ctl, [0.5 + 0.002 * k for k in range(8)])
+    assert ctl.limit == 8 * 8 and "first round at 8" in ctl.reason
+    assert ctl.changes[-1][0] == pytest.approx(t, abs=0.01)  # one round trip after the start
+
+
+def test_row_an_opening_wave_that_queues_is_not_counted() -> None:
+    ctl, _ = started()
+    # opened connections one after another: the first answer 100 ms, the others 500 ms
+    t = opening_wave(ctl, [0.1] + [0.5] * 7)
+    assert (ctl.limit, ctl.phase, len(ctl.changes)) == (8, Phase.GROW, 1)
+    feed(ctl, t, 100)  # the first round on open connections decides
+    assert ctl.limit == 16 and "first round" in ctl.reason
+
+
+def test_row_a_raised_round_counts_its_burst_once_the_limit_filled() -> None:
+    ctl, t = started()
+    t = feed(ctl, t, 100)  # 8 -> 16: 8 more sent at once (9, 10, ... 16 in flight)
+    assert ctl.limit == 16
+    mean = 16 / 140  # 16 in flight at 140/s: 40% more than 8 gave
+    fastest = mean * (1 - SOME)
+    latencies = [fastest] + [(8 * mean - fastest) / 7] * 7
+    for k in range(7):  # the burst but its last request: the limit not yet seen full
+        ctl.completed(t + 0.001 * k + latencies[k], 0, t + 0.001 * k, 9 + k)
+    assert ctl.limit == 16
+    ctl.completed(t + 0.007 + latencies[7], 0, t + 0.007, 16)
+    assert ctl.limit == 32 and "throughput rose at 16 (140/s" in ctl.reason
 
 
 def test_row_throttle_halves_and_holds_with_a_cooldown() -> None:
@@ -141,6 +179,15 @@ def test_row_grow_while_throughput_rises() -> None:
     assert ctl.limit == 32 and "throughput rose" in ctl.reason
 
 
+def test_row_requests_that_barely_queue_grow_by_fast_growth() -> None:
+    ctl, t = started(ConcurrencySettings(initial=8, maximum=4096, round_seconds=0.0,
+                                         round_completions=4))  # fmt: skip
+    t = feed(ctl, t, 100, queueing=0.1)  # a long link: every request waits the round trip
+    assert ctl.limit == 64 and "first round" in ctl.reason
+    feed(ctl, t, 700, queueing=0.1)  # 64 gave 7x: still the link
+    assert ctl.limit == 512 and "throughput rose" in ctl.reason
+
+
 def test_row_growth_is_one_doubling_a_round_even_when_it_paid_in_full() -> None:
     ctl, t = started(ConcurrencySettings(initial=8, maximum=512, round_seconds=0.0,
                                          round_completions=4))  # fmt: skip
@@ -151,6 +198,8 @@ def test_row_growth_is_one_doubling_a_round_even_when_it_paid_in_full() -> None:
 
 def test_row_requests_queueing_on_each_other_hold_the_limit() -> None:
     ctl, t = started()
+    t = feed(ctl, t, 100, queueing=0.8)  # the opening wave queued: not counted
+    assert (ctl.limit, ctl.phase) == (8, Phase.GROW)
     feed(ctl, t, 100, queueing=0.8)  # the fastest took a fifth of the mean: a CPU, not a link
     assert (ctl.limit, ctl.phase) == (8, Phase.HOLD) and "queue" in ctl.reason
 
@@ -368,7 +417,8 @@ def test_trace_40ms_link_grows_to_the_maximum_within_a_short_job() -> None:
     # 2,000 files 40 ms away: the whole job is a third of a second of network time
     trace = play(0.040, 10_000, 2000)
     assert trace.controller.limit == 512
-    assert trace.seconds < pinned(0.040, 10_000, 2000, 512) + 4 * 0.040  # 4 round trips
+    # the first decision a round trip after the start, a leap while requests barely queue
+    assert trace.seconds < pinned(0.040, 10_000, 2000, 512) + 1.5 * 0.040
     assert trace.seconds < pinned(0.040, 10_000, 2000, 64) / 3
 
 
@@ -382,7 +432,7 @@ def test_trace_40ms_link_with_a_slow_client_holds_below_the_maximum() -> None:
 def test_trace_200ms_link_uses_the_maximum() -> None:
     trace = play(0.200, 10_000, 20_000)
     assert trace.controller.limit == 512
-    assert trace.seconds < pinned(0.200, 10_000, 20_000, 512) + 5 * 0.200  # 5 round trips
+    assert trace.seconds < pinned(0.200, 10_000, 20_000, 512) + 1.5 * 0.200
 
 
 def test_trace_latency_jump_raises_the_limit() -> None:
