@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
 def closest(value: str, known: Iterable[str], n: int = 3) -> list[str]:
     """The known values nearest ``value`` (case ignored), best first; none when nothing is
     close (difflib's ratio below 0.6)."""
+    import difflib  # here: only a value that is wrong pays for importing it
+
     spelled = {name.lower(): name for name in known}
     found = difflib.get_close_matches(value.lower(), list(spelled), n=n, cutoff=0.6)
     return [spelled[name] for name in found]
