@@ -316,14 +316,19 @@ class Engine:
         *,
         total_objects: int | None = None,
         total_bytes: int | None = None,
+        most_objects: int | None = None,
     ) -> JobSummary:
-        """Upload ``items``; the totals, when known, go to subscribers' ``on_start``."""
+        """Upload ``items``; the totals, when known, go to subscribers' ``on_start``.
+        ``most_objects``: no more items than this come (fewer senders are started: one object
+        needs one, its parts go in parallel inside it)."""
         if self._started:
             raise RuntimeError("an Engine runs once")
         self._started = True
         config = self.config
         preparer_count = max(1, min(config.max_open_files, config.readers))
         sender_count = self.limiter.maximum  # each waits for a slot of the limiter
+        if most_objects is not None:
+            sender_count = max(1, min(sender_count, most_objects))
         self._pending = asyncio.Queue(maxsize=preparer_count * 2)
         self._ready = asyncio.Queue(maxsize=sender_count)  # room for a stop mark per sender
         # Prepared bodies waiting for a sender: a few keep the senders fed, and each may hold a

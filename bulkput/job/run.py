@@ -23,7 +23,7 @@ import functools
 import os
 import random
 import time
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -340,6 +340,9 @@ class Job:
         ``resume_from_store``, what the store already holds is skipped
         (:func:`bulkput.job.store_resume.skip_stored`)."""
         spec = self.spec
+        # a list's length bounds the senders the engine starts (a partition of 5 objects
+        # needs 5, not the concurrency ceiling's 512)
+        most_objects = len(items) if isinstance(items, Sized) else None
         if self._resumes_from_store:
             from bulkput.job.store_resume import check_listing, skip_stored
 
@@ -351,7 +354,7 @@ class Job:
                 etag_is_md5=self._etag_is_md5,
                 retry=spec.transfer.retry,
             )
-        summary = await self.engine(subscribers, control).run(items)
+        summary = await self.engine(subscribers, control).run(items, most_objects=most_objects)
         self._summaries.append(summary)
         return summary
 

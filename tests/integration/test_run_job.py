@@ -6,6 +6,7 @@ import pickle
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -160,3 +161,28 @@ async def test_a_remote_task_names_its_host_and_directory_when_a_file_cannot_be_
     seen = Results()
     await run_job(spec_for(bulkput_server, bulkput_bucket), items[2:], [seen])
     assert seen.results[0].message == "run/x.txt: cannot read gone/x.txt: no such file"
+
+
+
+async def test_a_job_of_a_few_listed_objects_starts_a_few_senders_not_the_ceilings(
+    bulkput_server: ServerHandle, bulkput_bucket: str, tmp_path: Path
+) -> None:
+    import asyncio
+
+    items = make_tree(tmp_path / "data", 3)
+    loop = asyncio.get_running_loop()
+    created = 0
+
+    def counting(loop: asyncio.AbstractEventLoop, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        nonlocal created
+        created += 1
+        return asyncio.Task(coro, loop=loop, **options)
+
+    loop.set_task_factory(counting)
+    try:
+        summary = await run_job(spec_for(bulkput_server, bulkput_bucket), items)
+    finally:
+        loop.set_task_factory(None)
+    assert summary.stored == 3
+    # one sender per object at most (was one per slot of the 512 the limit may grow to)
+    assert 0 < created < 32
