@@ -96,3 +96,30 @@ def test_per_object_overhead_is_measured_past_each_lanes_fixed_cost() -> None:
     assert summary["lanes"]["dask-10"]["files_per_s"]["median"] == (10 / 1.5 + 10 / 1.0) / 2
     document["runs"] = [r for r in runs if r["lane"] != "dask-10"]  # no fixed cost measured
     assert summarize(document)["targets"][0]["verdict"] == "missed (runs failed)"
+
+
+def _cpu_beside_document(bulkput_cpu: float, peer_cpu: float,
+                         machine: dict[str, Any] | None) -> dict[str, Any]:
+    # 4 MB per run: 1 s of CPU is 250 s/GB
+    target = {"text": "cpu beside peer", "kind": "cpu_beside", "value": 1.25,
+              "metric": "cpu_s_per_gb", "subject": "bulkput", "peers": ["peer"]}
+    runs = [_run("bulkput", 1.0, cpu=bulkput_cpu), _run("peer", 1.0, cpu=peer_cpu)]
+    document = _document(runs, [target])
+    if machine is not None:
+        document["machine"] = machine
+    return document
+
+
+def test_cpu_beside_a_peer_allows_the_factor_times_the_peers_cpu_plus_the_md5_of_the_run() -> None:
+    # peer 0.4 s = 100 s/GB; limit 1.25 x 100 + 50 (MD5) = 175 s/GB = 0.7 s
+    met = summarize(_cpu_beside_document(0.7, 0.4, {"md5_s_per_gb": 50.0}))["targets"][0]
+    assert met["verdict"] == "met"
+    assert met["measured"] == "175.00 against 1.25 x 100.00 (peer) + 50.00 (MD5) = 175.00"
+    missed = summarize(_cpu_beside_document(0.72, 0.4, {"md5_s_per_gb": 50.0}))["targets"][0]
+    assert missed["verdict"] == "missed"
+
+
+def test_cpu_beside_a_peer_is_not_measured_without_the_runs_md5_figure() -> None:
+    old_results = summarize(_cpu_beside_document(0.1, 0.4, {"cores": 2}))["targets"][0]
+    assert old_results["verdict"] == "not measured"
+
