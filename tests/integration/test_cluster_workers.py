@@ -173,6 +173,26 @@ def test_the_partitions_a_worker_runs_reuse_its_connections(
     _stored(bulkput_server, bulkput_bucket, contents, "c/")  # (its reads connect too)
 
 
+def test_the_client_of_a_dask_job_imports_no_http_client(
+    real_cluster: RealCluster, bulkput_server: ServerHandle, bulkput_bucket: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    contents = _tree(tmp_path, 10)
+    (tmp_path / "m.txt").write_text("".join(f"{key}\n" for key in contents))
+    env = _clean_env(tmp_path / "client-home", **bulkput_server.env("s3"))
+    argv = ["put", "--manifest", "m.txt", f"s3://{bulkput_bucket}/i/", "--endpoint",
+            bulkput_server.endpoint_url, "--dask", real_cluster.address, "--quiet"]  # fmt: skip
+    probe = ("import atexit, runpy, sys\n"
+             "atexit.register(lambda: print('aiohttp' in sys.modules))\n"
+             f"sys.argv = ['bulkput', *{argv!r}]\n"
+             "runpy.run_module('bulkput', run_name='__main__')\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]  # every request is a worker's
+    _stored(bulkput_server, bulkput_bucket, contents, "i/")
+
+
 def test_a_worker_that_cannot_read_a_file_names_its_host_and_directory(
     real_cluster: RealCluster, bulkput_server: ServerHandle, bulkput_bucket: str,
     tmp_path: Path,
