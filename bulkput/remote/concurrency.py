@@ -61,7 +61,7 @@ objects/s or bytes/s, at least ``gain`` above the round before's; "queueing" mea
 | grow | the first round, queueing a little (not above ``queueing``) | limit x ``growth`` (<= maximum) | grow | first round |
 | grow | rose, barely queueing, limit < maximum | limit x ``fast_growth`` (<= maximum) | grow | throughput rose |
 | grow | rose, queueing a little, limit < maximum | limit x ``growth`` (<= maximum) | grow | throughput rose |
-| grow | first round on open connections or rose, queueing | same | hold | requests queue |
+| grow | first round on open connections or rose, queueing | what the throughput needs in flight: rate x fastest latency (>= the limit before the growth, <= the limit) | hold | requests queue |
 | grow | rose, limit == maximum | same | hold | at the maximum |
 | grow | did not rise (latency grew with the requests in flight) | the previous limit | hold | no gain above it |
 | hold | still recovering, or in cooldown (after a throttle) | same | hold | - |
@@ -255,10 +255,17 @@ class ConcurrencyController:
                          f"holding {self._fallback}")  # fmt: skip
             return
         if stats.queueing > self.settings.queueing:
+            # what this throughput needs in flight on the link (Little's law with the link's
+            # part of the latency, the fastest answer's): the rest of the limit only queues
             self._enter_hold()
-            self.reason = (f"requests queue at {stats.limit} (mean {stats.latency * 1000:.0f} ms, "
-                           f"fastest {stats.fastest * 1000:.0f} ms): holding")
-            self._start_round(now)
+            needed = min(stats.limit, max(self._fallback, math.ceil(stats.rate * stats.fastest)))
+            what = (f"requests queue at {stats.limit} (mean {stats.latency * 1000:.0f} ms, "
+                    f"fastest {stats.fastest * 1000:.0f} ms)")
+            if needed < stats.limit:
+                self._change(now, needed, f"{what}: {needed} keep the link busy, holding {needed}")
+            else:
+                self.reason = f"{what}: holding"
+                self._start_round(now)
             return
         if stats.limit >= self.settings.maximum:
             self._enter_hold()

@@ -204,11 +204,21 @@ def test_row_requests_queueing_on_each_other_hold_the_limit() -> None:
     assert (ctl.limit, ctl.phase) == (8, Phase.HOLD) and "queue" in ctl.reason
 
 
-def test_row_a_gain_with_requests_queueing_holds_there() -> None:
+def test_row_a_gain_with_requests_queueing_holds_what_the_link_needs() -> None:
+    ctl, t = started(ConcurrencySettings(initial=8, maximum=512, round_seconds=0.0,
+                                         round_completions=4))  # fmt: skip
+    t = feed(ctl, t, 100, queueing=0.1)  # 8 -> 64
+    # 64 paid (400/s), but the fastest took 0.3 of the mean (160 ms): 400/s x 48 ms = 19.2
+    # requests keep the link busy, the other 45 only wait on the client
+    feed(ctl, t, 400, queueing=0.7)
+    assert (ctl.limit, ctl.phase) == (20, Phase.HOLD) and "20 keep the link busy" in ctl.reason
+
+
+def test_row_a_gain_with_requests_queueing_holds_at_least_the_limit_before() -> None:
     ctl, t = started()
     t = feed(ctl, t, 100)
-    feed(ctl, t, 150, queueing=0.8)  # 16 paid, but requests now wait on each other
-    assert (ctl.limit, ctl.phase) == (16, Phase.HOLD)
+    feed(ctl, t, 150, queueing=0.8)  # 16 paid, but requests now wait on each other: 16 x 0.2
+    assert (ctl.limit, ctl.phase) == (8, Phase.HOLD)  # is less than the 8 that paid before
 
 
 def test_row_at_the_maximum_hold() -> None:
