@@ -72,7 +72,9 @@ class LimitedStore:
         number up to ``config.max_concurrency`` when it is None; ``config.max_open_files``
         streamed bodies."""
         ceiling, controller = controller_for(
-            config.concurrency, config.max_concurrency, config.initial_concurrency, clock()
+            config.concurrency, config.max_concurrency, config.initial_concurrency, clock(),
+            # built on the job's event loop (see open_job_store): this thread's CPU clock
+            cpu=time.thread_time,
         )
         return cls(
             store,

@@ -37,6 +37,15 @@ requests in flight when it was sent, itself included), ``throttled(now)`` per th
 ``reason`` (why it last changed or held); ``changes`` keeps the last ``history`` changes as
 ``(time, limit, reason)``.
 
+The client's CPU: with a ``cpu`` clock (the CPU seconds of the thread that runs the event loop,
+``time.thread_time`` there; read once at each round's start and close), a round also knows
+the loop's CPU seconds per answer, ``c`` (all answers in the round's time, the old limit's
+too, and half of a raised round's burst: sent, not yet answered), and its busy share, CPU over wall. One thread serves at most ``1 / c`` answers a
+second, so by Little's law more than ``fastest / c`` in flight cannot raise throughput: a
+growth goes at most to ``ceil(cpu_margin x fastest / c)`` (and at least the limit + 1), and a
+round whose loop was busy ``cpu_busy`` of its time or more does not grow at all. Over TLS the
+opening wave's handshakes are in ``c``: the first leap stops well below the maximum.
+
 A round (growing or probing) closes when ``round_seconds`` have passed and at least
 ``round_completions`` and half the limit of its requests have been answered; a hold window
 when ``hold_seconds`` and ``hold_latencies`` latencies have passed with ``round_completions``
@@ -62,6 +71,8 @@ objects/s or bytes/s, at least ``gain`` above the round before's; "queueing" mea
 | grow | rose, barely queueing, limit < maximum | limit x ``fast_growth`` (<= maximum) | grow | throughput rose |
 | grow | rose, queueing a little, limit < maximum | limit x ``growth`` (<= maximum) | grow | throughput rose |
 | grow | first round on open connections or rose, queueing | what the throughput needs in flight: rate x fastest latency (>= the limit before the growth, <= the limit) | hold | requests queue |
+| grow | first round or rose, the loop thread busy >= ``cpu_busy`` of the round (a ``cpu`` clock) | same | hold | client CPU busy |
+| grow | first round or rose, growth above ``cpu_margin`` x fastest / CPU per answer | that ceiling (>= limit + 1) | grow | as the growth, capped |
 | grow | rose, limit == maximum | same | hold | at the maximum |
 | grow | did not rise (latency grew with the requests in flight) | the previous limit | hold | no gain above it |
 | hold | still recovering, or in cooldown (after a throttle) | same | hold | - |
@@ -78,6 +89,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -103,6 +115,10 @@ class ConcurrencySettings:
     latency_rise: float = 0.5
     full: float = 0.9
     queueing: float = 0.5
+    # the client-CPU ceiling on growth (with a ``cpu`` clock): in flight at most
+    # cpu_margin x fastest latency / the loop's CPU per answer; no growth at cpu_busy
+    cpu_margin: float = 1.5
+    cpu_busy: float = 0.9
     probe_every: int = 8
     throttle_cooldown: int = 4
     history: int = 1000
@@ -129,6 +145,8 @@ class RoundStats:
     latency: float  # mean seconds per request
     mean_bytes: float
     fastest: float = 0.0  # the shortest latency: the link's part, without queueing
+    cpu_per_answer: float = 0.0  # the loop thread's CPU seconds per answer (0: not known)
+    cpu_busy: float = 0.0  # the loop thread's CPU seconds over the round's wall seconds
 
     @property
     def rate(self) -> float:
@@ -161,9 +179,14 @@ class ConcurrencyController:
     _round_length: float
     _raised: bool  # begun by raising the limit: its burst counts (see completed)
     _most_in_flight: int
+    _round_cpu: float
+    _all_answers: int  # every answer in the round's time, for the CPU per answer
+    _burst: int  # requests a raise sent at once: the new limit less the old
 
-    def __init__(self, settings: ConcurrencySettings, now: float) -> None:
+    def __init__(self, settings: ConcurrencySettings, now: float,
+                 cpu: Callable[[], float] | None = None) -> None:  # fmt: skip
         self.settings = settings
+        self._cpu = cpu
         self.limit = settings.initial
         self.phase = Phase.GROW
         self.reason = f"start at {settings.initial}"
@@ -181,6 +204,7 @@ class ConcurrencyController:
         self._below_next = True  # the next probe of a hold above the start goes below
         self._probe_after = 1  # hold windows before the next probe (see _missed)
         self._start_round(now, raised=True)
+        self._burst = self.limit
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -191,6 +215,7 @@ class ConcurrencyController:
             if self._successes >= self.limit:
                 self._successes = 0
                 self._set(now, self.limit + 1, "recovering after throttling")
+        self._all_answers += 1
         if started is None or started < self._round_start:
             return  # untimed, or sent before the change (under the old limit)
         if in_flight < self._full and not self._raised:
@@ -227,8 +252,16 @@ class ConcurrencyController:
         # a raised round's burst was sent as fast as the job could, all of it in flight at
         # once soon after: the limit is its number in flight, not the count at each sending
         in_flight = self.limit if self._raised else self._in_flight_sum / answers
+        cpu_per_answer = busy = 0.0
+        if self._cpu is not None:
+            spent = max(0.0, self._cpu() - self._round_cpu)
+            # a raised round's burst was sent (half a request's work) but not all answered
+            cpu_per_answer = spent / max(1, self._all_answers + self._burst / 2)
+            wall = now - self._round_start
+            busy = spent / wall if wall > 0 else 0.0
         stats = RoundStats(self.limit, answers, in_flight, self._latency_sum / answers,
-                           self._bytes / answers, self._fastest)  # fmt: skip
+                           self._bytes / answers, self._fastest, cpu_per_answer,
+                           busy)  # fmt: skip
         self._latency = stats.latency
         opening, self._opening = self._opening, False
         self._start_round(now)
@@ -272,6 +305,14 @@ class ConcurrencyController:
             self.reason = f"at the maximum ({self.settings.maximum})"
             self._start_round(now)
             return
+        what = "throughput rose" if before is not None else "first round"
+        if stats.cpu_busy >= self.settings.cpu_busy:
+            # the loop thread had no time to spare: more in flight would only wait for it
+            self._enter_hold()
+            self.reason = (f"{what} at {stats.limit} ({stats.rate:.0f}/s), client CPU busy "
+                           f"{stats.cpu_busy:.0%} of the round: holding")
+            self._start_round(now)
+            return
         self._before = stats
         self._fallback = stats.limit
         self.phase = Phase.GROW
@@ -279,9 +320,16 @@ class ConcurrencyController:
         fast = stats.queueing < self.settings.low_queueing
         factor = self.settings.fast_growth if fast else self.settings.growth
         grown = min(self.settings.maximum, max(stats.limit + 1, round(stats.limit * factor)))
-        what = "throughput rose" if before is not None else "first round"
+        capped = ""
+        if stats.cpu_per_answer > 0:
+            # Little's law with the loop's rate, 1 / c: more in flight cannot answer faster
+            ceiling = math.ceil(self.settings.cpu_margin * stats.fastest / stats.cpu_per_answer)
+            if ceiling < grown:
+                grown = max(stats.limit + 1, ceiling)
+                capped = (f" (client CPU {stats.cpu_per_answer * 1000:.2f} ms an answer "
+                          f"caps it)")
         self._change(now, grown, f"{what} at {stats.limit} ({stats.rate:.0f}/s, "
-                                 f"{stats.latency * 1000:.0f} ms): trying {grown}")
+                                 f"{stats.latency * 1000:.0f} ms): trying {grown}{capped}")
 
     def _decide_hold(self, now: float, stats: RoundStats) -> None:
         if self._recover_to > self.limit:
@@ -349,7 +397,10 @@ class ConcurrencyController:
         s = self.settings
         self._round_start = now
         self._raised = raised
+        self._burst = 0
         self._most_in_flight = 0
+        self._round_cpu = self._cpu() if self._cpu is not None else 0.0
+        self._all_answers = 0
         self._answers = 0
         self._bytes = 0
         self._in_flight_sum = 0
@@ -366,8 +417,10 @@ class ConcurrencyController:
     def _change(self, now: float, limit: int, reason: str) -> None:
         """A decision: the new limit, and a new round to judge it by."""
         raised = limit > self.limit
+        before = self.limit
         self._set(now, limit, reason)
         self._start_round(now, raised)
+        self._burst = max(0, limit - before)
 
     def _set(self, now: float, limit: int, reason: str) -> None:
         self.reason = reason
@@ -397,13 +450,15 @@ def open_file_ceiling(reserve: int = 64) -> int:
     return max(1, (soft - reserve) // 2)
 
 
-def controller_for(concurrency: int | None, maximum: int, initial: int, now: float
+def controller_for(concurrency: int | None, maximum: int, initial: int, now: float,
+                   cpu: Callable[[], float] | None = None,
                    ) -> tuple[int, ConcurrencyController | None]:  # fmt: skip
     """The ceiling of requests in flight and the controller (None when ``concurrency`` pins
-    the number) for a job's settings, within the open-file budget."""
+    the number) for a job's settings, within the open-file budget; ``cpu``: the event loop
+    thread's CPU clock (see the module docstring)."""
     ceiling = min(concurrency if concurrency is not None else maximum, open_file_ceiling())
     ceiling = max(1, ceiling)
     if concurrency is not None:
         return ceiling, None
     settings = ConcurrencySettings(initial=max(1, min(initial, ceiling)), maximum=ceiling)
-    return ceiling, ConcurrencyController(settings, now)
+    return ceiling, ConcurrencyController(settings, now, cpu)

@@ -188,6 +188,51 @@ def test_row_requests_that_barely_queue_grow_by_fast_growth() -> None:
     assert ctl.limit == 512 and "throughput rose" in ctl.reason
 
 
+class CpuClock:
+    """The event loop thread's CPU clock, set by the test: the controller reads it at a
+    round's start and close."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+
+def with_cpu(margin: float = 1.5) -> tuple[ConcurrencyController, CpuClock]:
+    cpu = CpuClock()
+    settings = ConcurrencySettings(initial=8, maximum=512, round_seconds=0.0,
+                                   round_completions=4, cpu_margin=margin)  # fmt: skip
+    return ConcurrencyController(settings, now=0.0, cpu=cpu), cpu
+
+
+# feed(ctl, 0, 100, queueing=0.1) at 8: the opening round closes at its 4th answer, 0.111 s,
+# the fastest 72 ms; a leap x8 to 64 without a CPU clock. Its CPU went to 4 answers and half
+# of the 8 sent at the start (sent, not answered yet): 8 answers' worth
+
+
+def test_row_a_growth_stops_at_what_the_client_cpu_can_answer() -> None:
+    ctl, cpu = with_cpu()
+    cpu.seconds = 0.04  # 5 ms of the loop's CPU an answer, busy 36% of the round
+    feed(ctl, 0.0, 100, queueing=0.1)
+    # 1.5 x 72 ms / 5 ms = 21.6: more in flight could not be answered faster
+    assert ctl.limit == 22 and "client CPU 5.00 ms an answer caps it" in ctl.reason
+
+
+def test_row_the_cpu_ceiling_still_grows_by_one() -> None:
+    ctl, cpu = with_cpu(margin=0.5)
+    cpu.seconds = 0.09  # 11.25 ms an answer (a ceiling of 4), busy 81%: not saturated
+    feed(ctl, 0.0, 100, queueing=0.1)
+    assert (ctl.limit, ctl.phase) == (9, Phase.GROW)
+
+
+def test_row_a_busy_client_cpu_holds() -> None:
+    ctl, cpu = with_cpu()
+    cpu.seconds = 0.105  # busy 95% of the round
+    feed(ctl, 0.0, 100, queueing=0.1)
+    assert (ctl.limit, ctl.phase) == (8, Phase.HOLD) and "client CPU busy" in ctl.reason
+
+
 def test_row_growth_is_one_doubling_a_round_even_when_it_paid_in_full() -> None:
     ctl, t = started(ConcurrencySettings(initial=8, maximum=512, round_seconds=0.0,
                                          round_completions=4))  # fmt: skip
@@ -367,16 +412,19 @@ class Trace:
 
 def play(round_trip: float | Latency, capacity: float, files: int, *,
          settings: ConcurrencySettings | None = None,
-         throttle_above: float | None = None) -> Trace:  # fmt: skip
+         throttle_above: float | None = None, cpu: bool = False) -> Trace:  # fmt: skip
     """``files`` requests through the controller's limit: each waits for a server of
     ``capacity`` requests/s (the client's CPU or the store; the waiting ones served in random
     order, as tasks share an event loop), then ``round_trip``. With ``throttle_above``, the
     store refuses requests beyond that many a second (over 0.1 s); refused requests are sent
     again, and only a refusal of a request sent since the last one counts (as the limiter's
-    epochs do)."""
+    epochs do). With ``cpu``, the controller reads the server's busy seconds as the client's
+    CPU clock (the capacity is the loop thread's)."""
+    busy_seconds = [0.0]
     rtt = round_trip if callable(round_trip) else (lambda _t, r=round_trip: r)
     rng = random.Random(7)
-    ctl = ConcurrencyController(settings or ConcurrencySettings(), now=0.0)
+    ctl = ConcurrencyController(settings or ConcurrencySettings(), now=0.0,
+                                cpu=(lambda: busy_seconds[0]) if cpu else None)  # fmt: skip
     t, in_flight, todo, busy = 0.0, 0, files, False
     waiting: list[tuple[float, int]] = []  # (sent, in flight at sending)
     events: list[tuple[float, int, float, int]] = []  # (when, 0 served / 1 answered, sent, n)
@@ -390,6 +438,7 @@ def play(round_trip: float | Latency, capacity: float, files: int, *,
         if not busy and waiting:
             sent, held = waiting.pop(rng.randrange(len(waiting)))
             heapq.heappush(events, (t + 1 / capacity, 0, sent, held))
+            busy_seconds[0] += 1 / capacity
             busy = True
         if not events:
             return Trace(ctl, t, throttles)
@@ -430,6 +479,15 @@ def test_trace_40ms_link_grows_to_the_maximum_within_a_short_job() -> None:
     # the first decision a round trip after the start, a leap while requests barely queue
     assert trace.seconds < pinned(0.040, 10_000, 2000, 512) + 1.5 * 0.040
     assert trace.seconds < pinned(0.040, 10_000, 2000, 64) / 3
+
+
+def test_trace_40ms_link_stops_growing_at_what_the_client_cpu_answers() -> None:
+    # 0.25 ms of the loop's CPU an answer: 4,000/s at most, which 160 in flight on a 40 ms
+    # link already ask; the leap from 64 stops near 1.5 x 160, not at 512
+    trace = play(0.040, 4000, 5000, cpu=True)
+    assert max(limit for _, limit, _ in trace.controller.changes) <= 250
+    assert "an answer caps it" in trace.controller.changes[1][2]
+    assert trace.seconds < pinned(0.040, 4000, 5000, 512) * 1.05
 
 
 def test_trace_40ms_link_with_a_slow_client_holds_below_the_maximum() -> None:
