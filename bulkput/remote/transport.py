@@ -91,15 +91,10 @@ PAGE_ANSWER_LIMIT = 8 * 1024 * 1024
 # ConnectError means no connection was made, so the server cannot have seen the request: the
 # retry loop counts those toward EndpointUnreachable. Everything else may have reached it.
 
-_DNS_ERROR: type[BaseException] = getattr(
-    aiohttp, "ClientConnectorDNSError", aiohttp.ClientConnectorError
-)
-_CONNECT_TIMEOUT: type[BaseException] = getattr(
-    aiohttp, "ConnectionTimeoutError", aiohttp.ServerTimeoutError
-)
-_READ_TIMEOUT: type[BaseException] = getattr(
-    aiohttp, "SocketTimeoutError", aiohttp.ServerTimeoutError
-)
+# (aiohttp >= 3.14, the pinned floor, has the DNS, connect-timeout and read-timeout classes)
+_DNS_ERROR = aiohttp.ClientConnectorDNSError
+_CONNECT_TIMEOUT = aiohttp.ConnectionTimeoutError
+_READ_TIMEOUT = aiohttp.SocketTimeoutError
 
 ERROR_TABLE: tuple[tuple[type[BaseException], type[TransportError], str], ...] = (
     (_DNS_ERROR, ConnectError, "cannot resolve the endpoint's host name"),
@@ -144,7 +139,9 @@ def _connector_detail(exc: aiohttp.ClientConnectorError) -> str:
         cause = exc.certificate_error
         return getattr(cause, "verify_message", None) or str(cause) or type(cause).__name__
     cause = exc.os_error
-    reason = getattr(cause, "reason", None)  # ssl.SSLError's, when OpenSSL gave one
+    # an ssl.SSLError has .reason (and a certificate error .verify_message) only when OpenSSL
+    # raised it, so both are read with a default
+    reason = getattr(cause, "reason", None)
     if isinstance(cause, ssl.SSLError) and isinstance(reason, str) and reason:
         return reason.replace("_", " ").lower()
     return cause.strerror or str(cause) or type(cause).__name__
